@@ -658,8 +658,12 @@ func (x *Config) GetPki() *PKI {
 }
 
 type System struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	HostName      string                 `protobuf:"bytes,1,opt,name=host_name,json=hostName,proto3" json:"host_name,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	HostName string                 `protobuf:"bytes,1,opt,name=host_name,json=hostName,proto3" json:"host_name,omitempty"`
+	// system processes NAME traceoptions: a sitesec extension for the daemons
+	// Junos has no traceoptions statement for (cfgd, fwdd). kmd reads
+	// services ipsec-vpn traceoptions and pkid security pki traceoptions.
+	Processes     []*ProcessTraceoptions `protobuf:"bytes,2,rep,name=processes,proto3" json:"processes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -701,6 +705,65 @@ func (x *System) GetHostName() string {
 	return ""
 }
 
+func (x *System) GetProcesses() []*ProcessTraceoptions {
+	if x != nil {
+		return x.Processes
+	}
+	return nil
+}
+
+type ProcessTraceoptions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Traceoptions  *Traceoptions          `protobuf:"bytes,2,opt,name=traceoptions,proto3" json:"traceoptions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProcessTraceoptions) Reset() {
+	*x = ProcessTraceoptions{}
+	mi := &file_sitesec_v1_config_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessTraceoptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessTraceoptions) ProtoMessage() {}
+
+func (x *ProcessTraceoptions) ProtoReflect() protoreflect.Message {
+	mi := &file_sitesec_v1_config_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessTraceoptions.ProtoReflect.Descriptor instead.
+func (*ProcessTraceoptions) Descriptor() ([]byte, []int) {
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ProcessTraceoptions) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ProcessTraceoptions) GetTraceoptions() *Traceoptions {
+	if x != nil {
+		return x.Traceoptions
+	}
+	return nil
+}
+
 type Interface struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// ge-0/0/0, xe-1/0/0, lo0, ms-1/2/0, sp-1/2/0.
@@ -714,7 +777,7 @@ type Interface struct {
 
 func (x *Interface) Reset() {
 	*x = Interface{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[4]
+	mi := &file_sitesec_v1_config_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -726,7 +789,7 @@ func (x *Interface) String() string {
 func (*Interface) ProtoMessage() {}
 
 func (x *Interface) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[4]
+	mi := &file_sitesec_v1_config_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -739,7 +802,7 @@ func (x *Interface) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Interface.ProtoReflect.Descriptor instead.
 func (*Interface) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{4}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Interface) GetName() string {
@@ -787,7 +850,7 @@ type Unit struct {
 
 func (x *Unit) Reset() {
 	*x = Unit{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[5]
+	mi := &file_sitesec_v1_config_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -799,7 +862,7 @@ func (x *Unit) String() string {
 func (*Unit) ProtoMessage() {}
 
 func (x *Unit) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[5]
+	mi := &file_sitesec_v1_config_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -812,7 +875,7 @@ func (x *Unit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unit.ProtoReflect.Descriptor instead.
 func (*Unit) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{5}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Unit) GetNumber() uint32 {
@@ -882,7 +945,7 @@ type DialOptions struct {
 
 func (x *DialOptions) Reset() {
 	*x = DialOptions{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[6]
+	mi := &file_sitesec_v1_config_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +957,7 @@ func (x *DialOptions) String() string {
 func (*DialOptions) ProtoMessage() {}
 
 func (x *DialOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[6]
+	mi := &file_sitesec_v1_config_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +970,7 @@ func (x *DialOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DialOptions.ProtoReflect.Descriptor instead.
 func (*DialOptions) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{6}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DialOptions) GetIpsecInterfaceId() string {
@@ -940,7 +1003,7 @@ type RoutingOptions struct {
 
 func (x *RoutingOptions) Reset() {
 	*x = RoutingOptions{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[7]
+	mi := &file_sitesec_v1_config_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -952,7 +1015,7 @@ func (x *RoutingOptions) String() string {
 func (*RoutingOptions) ProtoMessage() {}
 
 func (x *RoutingOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[7]
+	mi := &file_sitesec_v1_config_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -965,7 +1028,7 @@ func (x *RoutingOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoutingOptions.ProtoReflect.Descriptor instead.
 func (*RoutingOptions) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{7}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RoutingOptions) GetStaticRoutes() []*StaticRoute {
@@ -990,7 +1053,7 @@ type StaticRoute struct {
 
 func (x *StaticRoute) Reset() {
 	*x = StaticRoute{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[8]
+	mi := &file_sitesec_v1_config_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1002,7 +1065,7 @@ func (x *StaticRoute) String() string {
 func (*StaticRoute) ProtoMessage() {}
 
 func (x *StaticRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[8]
+	mi := &file_sitesec_v1_config_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1015,7 +1078,7 @@ func (x *StaticRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StaticRoute.ProtoReflect.Descriptor instead.
 func (*StaticRoute) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{8}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StaticRoute) GetPrefix() string {
@@ -1070,7 +1133,7 @@ type RoutingInstance struct {
 
 func (x *RoutingInstance) Reset() {
 	*x = RoutingInstance{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[9]
+	mi := &file_sitesec_v1_config_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1082,7 +1145,7 @@ func (x *RoutingInstance) String() string {
 func (*RoutingInstance) ProtoMessage() {}
 
 func (x *RoutingInstance) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[9]
+	mi := &file_sitesec_v1_config_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1095,7 +1158,7 @@ func (x *RoutingInstance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoutingInstance.ProtoReflect.Descriptor instead.
 func (*RoutingInstance) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{9}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RoutingInstance) GetName() string {
@@ -1172,7 +1235,7 @@ type ServiceSet struct {
 
 func (x *ServiceSet) Reset() {
 	*x = ServiceSet{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[10]
+	mi := &file_sitesec_v1_config_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1184,7 +1247,7 @@ func (x *ServiceSet) String() string {
 func (*ServiceSet) ProtoMessage() {}
 
 func (x *ServiceSet) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[10]
+	mi := &file_sitesec_v1_config_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1197,7 +1260,7 @@ func (x *ServiceSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSet.ProtoReflect.Descriptor instead.
 func (*ServiceSet) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{10}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ServiceSet) GetName() string {
@@ -1285,7 +1348,7 @@ type InterfaceService struct {
 
 func (x *InterfaceService) Reset() {
 	*x = InterfaceService{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[11]
+	mi := &file_sitesec_v1_config_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1297,7 +1360,7 @@ func (x *InterfaceService) String() string {
 func (*InterfaceService) ProtoMessage() {}
 
 func (x *InterfaceService) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[11]
+	mi := &file_sitesec_v1_config_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1310,7 +1373,7 @@ func (x *InterfaceService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InterfaceService.ProtoReflect.Descriptor instead.
 func (*InterfaceService) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{11}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *InterfaceService) GetServiceInterface() string {
@@ -1331,7 +1394,7 @@ type NextHopService struct {
 
 func (x *NextHopService) Reset() {
 	*x = NextHopService{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[12]
+	mi := &file_sitesec_v1_config_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1343,7 +1406,7 @@ func (x *NextHopService) String() string {
 func (*NextHopService) ProtoMessage() {}
 
 func (x *NextHopService) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[12]
+	mi := &file_sitesec_v1_config_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1356,7 +1419,7 @@ func (x *NextHopService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NextHopService.ProtoReflect.Descriptor instead.
 func (*NextHopService) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{12}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *NextHopService) GetInsideServiceInterface() string {
@@ -1389,7 +1452,7 @@ type ServiceSetOptions struct {
 
 func (x *ServiceSetOptions) Reset() {
 	*x = ServiceSetOptions{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[13]
+	mi := &file_sitesec_v1_config_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1401,7 +1464,7 @@ func (x *ServiceSetOptions) String() string {
 func (*ServiceSetOptions) ProtoMessage() {}
 
 func (x *ServiceSetOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[13]
+	mi := &file_sitesec_v1_config_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +1477,7 @@ func (x *ServiceSetOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSetOptions.ProtoReflect.Descriptor instead.
 func (*ServiceSetOptions) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{13}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ServiceSetOptions) GetHeaderIntegrityCheckEnableAll() bool {
@@ -1445,7 +1508,7 @@ type IPsecVPNOptions struct {
 
 func (x *IPsecVPNOptions) Reset() {
 	*x = IPsecVPNOptions{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[14]
+	mi := &file_sitesec_v1_config_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1457,7 +1520,7 @@ func (x *IPsecVPNOptions) String() string {
 func (*IPsecVPNOptions) ProtoMessage() {}
 
 func (x *IPsecVPNOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[14]
+	mi := &file_sitesec_v1_config_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1470,7 +1533,7 @@ func (x *IPsecVPNOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IPsecVPNOptions.ProtoReflect.Descriptor instead.
 func (*IPsecVPNOptions) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{14}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *IPsecVPNOptions) GetLocalGateway() *LocalGateway {
@@ -1571,7 +1634,7 @@ type LocalGateway struct {
 
 func (x *LocalGateway) Reset() {
 	*x = LocalGateway{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[15]
+	mi := &file_sitesec_v1_config_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1583,7 +1646,7 @@ func (x *LocalGateway) String() string {
 func (*LocalGateway) ProtoMessage() {}
 
 func (x *LocalGateway) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[15]
+	mi := &file_sitesec_v1_config_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1596,7 +1659,7 @@ func (x *LocalGateway) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalGateway.ProtoReflect.Descriptor instead.
 func (*LocalGateway) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{15}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LocalGateway) GetAddress() string {
@@ -1636,7 +1699,7 @@ type UDPEncapsulate struct {
 
 func (x *UDPEncapsulate) Reset() {
 	*x = UDPEncapsulate{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[16]
+	mi := &file_sitesec_v1_config_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +1711,7 @@ func (x *UDPEncapsulate) String() string {
 func (*UDPEncapsulate) ProtoMessage() {}
 
 func (x *UDPEncapsulate) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[16]
+	mi := &file_sitesec_v1_config_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +1724,7 @@ func (x *UDPEncapsulate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDPEncapsulate.ProtoReflect.Descriptor instead.
 func (*UDPEncapsulate) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{16}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UDPEncapsulate) GetDestPort() uint32 {
@@ -1689,7 +1752,7 @@ type IPsecVPN struct {
 
 func (x *IPsecVPN) Reset() {
 	*x = IPsecVPN{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[17]
+	mi := &file_sitesec_v1_config_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1701,7 +1764,7 @@ func (x *IPsecVPN) String() string {
 func (*IPsecVPN) ProtoMessage() {}
 
 func (x *IPsecVPN) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[17]
+	mi := &file_sitesec_v1_config_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1714,7 +1777,7 @@ func (x *IPsecVPN) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IPsecVPN.ProtoReflect.Descriptor instead.
 func (*IPsecVPN) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{17}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *IPsecVPN) GetRules() []*Rule {
@@ -1798,7 +1861,7 @@ type Rule struct {
 
 func (x *Rule) Reset() {
 	*x = Rule{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[18]
+	mi := &file_sitesec_v1_config_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1810,7 +1873,7 @@ func (x *Rule) String() string {
 func (*Rule) ProtoMessage() {}
 
 func (x *Rule) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[18]
+	mi := &file_sitesec_v1_config_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1823,7 +1886,7 @@ func (x *Rule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rule.ProtoReflect.Descriptor instead.
 func (*Rule) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{18}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Rule) GetName() string {
@@ -1857,7 +1920,7 @@ type RuleSet struct {
 
 func (x *RuleSet) Reset() {
 	*x = RuleSet{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[19]
+	mi := &file_sitesec_v1_config_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1869,7 +1932,7 @@ func (x *RuleSet) String() string {
 func (*RuleSet) ProtoMessage() {}
 
 func (x *RuleSet) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[19]
+	mi := &file_sitesec_v1_config_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1882,7 +1945,7 @@ func (x *RuleSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RuleSet.ProtoReflect.Descriptor instead.
 func (*RuleSet) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{19}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RuleSet) GetName() string {
@@ -1910,7 +1973,7 @@ type Term struct {
 
 func (x *Term) Reset() {
 	*x = Term{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[20]
+	mi := &file_sitesec_v1_config_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1922,7 +1985,7 @@ func (x *Term) String() string {
 func (*Term) ProtoMessage() {}
 
 func (x *Term) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[20]
+	mi := &file_sitesec_v1_config_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1935,7 +1998,7 @@ func (x *Term) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Term.ProtoReflect.Descriptor instead.
 func (*Term) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{20}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Term) GetName() string {
@@ -1970,7 +2033,7 @@ type TermFrom struct {
 
 func (x *TermFrom) Reset() {
 	*x = TermFrom{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[21]
+	mi := &file_sitesec_v1_config_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1982,7 +2045,7 @@ func (x *TermFrom) String() string {
 func (*TermFrom) ProtoMessage() {}
 
 func (x *TermFrom) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[21]
+	mi := &file_sitesec_v1_config_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1995,7 +2058,7 @@ func (x *TermFrom) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TermFrom.ProtoReflect.Descriptor instead.
 func (*TermFrom) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{21}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TermFrom) GetSourceAddress() []string {
@@ -2045,7 +2108,7 @@ type TermThen struct {
 
 func (x *TermThen) Reset() {
 	*x = TermThen{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[22]
+	mi := &file_sitesec_v1_config_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2057,7 +2120,7 @@ func (x *TermThen) String() string {
 func (*TermThen) ProtoMessage() {}
 
 func (x *TermThen) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[22]
+	mi := &file_sitesec_v1_config_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2070,7 +2133,7 @@ func (x *TermThen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TermThen.ProtoReflect.Descriptor instead.
 func (*TermThen) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{22}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TermThen) GetRemoteGateway() string {
@@ -2216,7 +2279,7 @@ type DynamicSA struct {
 
 func (x *DynamicSA) Reset() {
 	*x = DynamicSA{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[23]
+	mi := &file_sitesec_v1_config_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2228,7 +2291,7 @@ func (x *DynamicSA) String() string {
 func (*DynamicSA) ProtoMessage() {}
 
 func (x *DynamicSA) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[23]
+	mi := &file_sitesec_v1_config_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2241,7 +2304,7 @@ func (x *DynamicSA) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DynamicSA.ProtoReflect.Descriptor instead.
 func (*DynamicSA) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{23}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DynamicSA) GetIkePolicy() string {
@@ -2275,7 +2338,7 @@ type DeadPeerDetection struct {
 
 func (x *DeadPeerDetection) Reset() {
 	*x = DeadPeerDetection{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[24]
+	mi := &file_sitesec_v1_config_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2287,7 +2350,7 @@ func (x *DeadPeerDetection) String() string {
 func (*DeadPeerDetection) ProtoMessage() {}
 
 func (x *DeadPeerDetection) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[24]
+	mi := &file_sitesec_v1_config_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2300,7 +2363,7 @@ func (x *DeadPeerDetection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadPeerDetection.ProtoReflect.Descriptor instead.
 func (*DeadPeerDetection) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{24}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeadPeerDetection) GetInterval() uint32 {
@@ -2326,7 +2389,7 @@ type ManualSA struct {
 
 func (x *ManualSA) Reset() {
 	*x = ManualSA{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[25]
+	mi := &file_sitesec_v1_config_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2338,7 +2401,7 @@ func (x *ManualSA) String() string {
 func (*ManualSA) ProtoMessage() {}
 
 func (x *ManualSA) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[25]
+	mi := &file_sitesec_v1_config_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2351,7 +2414,7 @@ func (x *ManualSA) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManualSA.ProtoReflect.Descriptor instead.
 func (*ManualSA) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{25}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ManualSA) GetDirections() []*ManualSADirection {
@@ -2379,7 +2442,7 @@ type ManualSADirection struct {
 
 func (x *ManualSADirection) Reset() {
 	*x = ManualSADirection{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[26]
+	mi := &file_sitesec_v1_config_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2391,7 +2454,7 @@ func (x *ManualSADirection) String() string {
 func (*ManualSADirection) ProtoMessage() {}
 
 func (x *ManualSADirection) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[26]
+	mi := &file_sitesec_v1_config_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2404,7 +2467,7 @@ func (x *ManualSADirection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManualSADirection.ProtoReflect.Descriptor instead.
 func (*ManualSADirection) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{26}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ManualSADirection) GetDirection() ManualDirection {
@@ -2476,7 +2539,7 @@ type Key struct {
 
 func (x *Key) Reset() {
 	*x = Key{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[27]
+	mi := &file_sitesec_v1_config_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2488,7 +2551,7 @@ func (x *Key) String() string {
 func (*Key) ProtoMessage() {}
 
 func (x *Key) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[27]
+	mi := &file_sitesec_v1_config_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2501,7 +2564,7 @@ func (x *Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Key.ProtoReflect.Descriptor instead.
 func (*Key) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{27}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Key) GetValue() []byte {
@@ -2528,7 +2591,7 @@ type IKE struct {
 
 func (x *IKE) Reset() {
 	*x = IKE{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[28]
+	mi := &file_sitesec_v1_config_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2540,7 +2603,7 @@ func (x *IKE) String() string {
 func (*IKE) ProtoMessage() {}
 
 func (x *IKE) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[28]
+	mi := &file_sitesec_v1_config_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2553,7 +2616,7 @@ func (x *IKE) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IKE.ProtoReflect.Descriptor instead.
 func (*IKE) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{28}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *IKE) GetProposals() []*IKEProposal {
@@ -2591,7 +2654,7 @@ type IKEProposal struct {
 
 func (x *IKEProposal) Reset() {
 	*x = IKEProposal{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[29]
+	mi := &file_sitesec_v1_config_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2603,7 +2666,7 @@ func (x *IKEProposal) String() string {
 func (*IKEProposal) ProtoMessage() {}
 
 func (x *IKEProposal) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[29]
+	mi := &file_sitesec_v1_config_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2616,7 +2679,7 @@ func (x *IKEProposal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IKEProposal.ProtoReflect.Descriptor instead.
 func (*IKEProposal) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{29}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *IKEProposal) GetName() string {
@@ -2684,7 +2747,7 @@ type IKEIdentity struct {
 
 func (x *IKEIdentity) Reset() {
 	*x = IKEIdentity{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[30]
+	mi := &file_sitesec_v1_config_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2696,7 +2759,7 @@ func (x *IKEIdentity) String() string {
 func (*IKEIdentity) ProtoMessage() {}
 
 func (x *IKEIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[30]
+	mi := &file_sitesec_v1_config_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2709,7 +2772,7 @@ func (x *IKEIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IKEIdentity.ProtoReflect.Descriptor instead.
 func (*IKEIdentity) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{30}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *IKEIdentity) GetKind() isIKEIdentity_Kind {
@@ -2810,7 +2873,7 @@ type DistinguishedName struct {
 
 func (x *DistinguishedName) Reset() {
 	*x = DistinguishedName{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[31]
+	mi := &file_sitesec_v1_config_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2822,7 +2885,7 @@ func (x *DistinguishedName) String() string {
 func (*DistinguishedName) ProtoMessage() {}
 
 func (x *DistinguishedName) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[31]
+	mi := &file_sitesec_v1_config_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2835,7 +2898,7 @@ func (x *DistinguishedName) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DistinguishedName.ProtoReflect.Descriptor instead.
 func (*DistinguishedName) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{31}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DistinguishedName) GetName() string {
@@ -2873,7 +2936,7 @@ type RemoteIdentity struct {
 
 func (x *RemoteIdentity) Reset() {
 	*x = RemoteIdentity{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[32]
+	mi := &file_sitesec_v1_config_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2885,7 +2948,7 @@ func (x *RemoteIdentity) String() string {
 func (*RemoteIdentity) ProtoMessage() {}
 
 func (x *RemoteIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[32]
+	mi := &file_sitesec_v1_config_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2898,7 +2961,7 @@ func (x *RemoteIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoteIdentity.ProtoReflect.Descriptor instead.
 func (*RemoteIdentity) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{32}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RemoteIdentity) GetAnyRemoteId() bool {
@@ -2967,7 +3030,7 @@ type IKEPolicy struct {
 
 func (x *IKEPolicy) Reset() {
 	*x = IKEPolicy{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[33]
+	mi := &file_sitesec_v1_config_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2979,7 +3042,7 @@ func (x *IKEPolicy) String() string {
 func (*IKEPolicy) ProtoMessage() {}
 
 func (x *IKEPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[33]
+	mi := &file_sitesec_v1_config_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2992,7 +3055,7 @@ func (x *IKEPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IKEPolicy.ProtoReflect.Descriptor instead.
 func (*IKEPolicy) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{33}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *IKEPolicy) GetName() string {
@@ -3096,7 +3159,7 @@ type IPsec struct {
 
 func (x *IPsec) Reset() {
 	*x = IPsec{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[34]
+	mi := &file_sitesec_v1_config_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3108,7 +3171,7 @@ func (x *IPsec) String() string {
 func (*IPsec) ProtoMessage() {}
 
 func (x *IPsec) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[34]
+	mi := &file_sitesec_v1_config_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3121,7 +3184,7 @@ func (x *IPsec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IPsec.ProtoReflect.Descriptor instead.
 func (*IPsec) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{34}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *IPsec) GetProposals() []*IPsecProposal {
@@ -3157,7 +3220,7 @@ type IPsecProposal struct {
 
 func (x *IPsecProposal) Reset() {
 	*x = IPsecProposal{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[35]
+	mi := &file_sitesec_v1_config_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3169,7 +3232,7 @@ func (x *IPsecProposal) String() string {
 func (*IPsecProposal) ProtoMessage() {}
 
 func (x *IPsecProposal) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[35]
+	mi := &file_sitesec_v1_config_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3182,7 +3245,7 @@ func (x *IPsecProposal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IPsecProposal.ProtoReflect.Descriptor instead.
 func (*IPsecProposal) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{35}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *IPsecProposal) GetName() string {
@@ -3248,7 +3311,7 @@ type IPsecPolicy struct {
 
 func (x *IPsecPolicy) Reset() {
 	*x = IPsecPolicy{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[36]
+	mi := &file_sitesec_v1_config_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3260,7 +3323,7 @@ func (x *IPsecPolicy) String() string {
 func (*IPsecPolicy) ProtoMessage() {}
 
 func (x *IPsecPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[36]
+	mi := &file_sitesec_v1_config_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3273,7 +3336,7 @@ func (x *IPsecPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IPsecPolicy.ProtoReflect.Descriptor instead.
 func (*IPsecPolicy) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{36}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *IPsecPolicy) GetName() string {
@@ -3322,7 +3385,7 @@ type AccessProfile struct {
 
 func (x *AccessProfile) Reset() {
 	*x = AccessProfile{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[37]
+	mi := &file_sitesec_v1_config_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3334,7 +3397,7 @@ func (x *AccessProfile) String() string {
 func (*AccessProfile) ProtoMessage() {}
 
 func (x *AccessProfile) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[37]
+	mi := &file_sitesec_v1_config_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3347,7 +3410,7 @@ func (x *AccessProfile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccessProfile.ProtoReflect.Descriptor instead.
 func (*AccessProfile) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{37}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AccessProfile) GetName() string {
@@ -3374,7 +3437,7 @@ type ProxyPair struct {
 
 func (x *ProxyPair) Reset() {
 	*x = ProxyPair{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[38]
+	mi := &file_sitesec_v1_config_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3386,7 +3449,7 @@ func (x *ProxyPair) String() string {
 func (*ProxyPair) ProtoMessage() {}
 
 func (x *ProxyPair) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[38]
+	mi := &file_sitesec_v1_config_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3399,7 +3462,7 @@ func (x *ProxyPair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProxyPair.ProtoReflect.Descriptor instead.
 func (*ProxyPair) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{38}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ProxyPair) GetLocal() string {
@@ -3433,7 +3496,7 @@ type AccessClientIKE struct {
 
 func (x *AccessClientIKE) Reset() {
 	*x = AccessClientIKE{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[39]
+	mi := &file_sitesec_v1_config_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3445,7 +3508,7 @@ func (x *AccessClientIKE) String() string {
 func (*AccessClientIKE) ProtoMessage() {}
 
 func (x *AccessClientIKE) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[39]
+	mi := &file_sitesec_v1_config_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3458,7 +3521,7 @@ func (x *AccessClientIKE) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccessClientIKE.ProtoReflect.Descriptor instead.
 func (*AccessClientIKE) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{39}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AccessClientIKE) GetAllowedProxyPairs() []*ProxyPair {
@@ -3536,7 +3599,7 @@ type PKI struct {
 
 func (x *PKI) Reset() {
 	*x = PKI{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[40]
+	mi := &file_sitesec_v1_config_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3548,7 +3611,7 @@ func (x *PKI) String() string {
 func (*PKI) ProtoMessage() {}
 
 func (x *PKI) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[40]
+	mi := &file_sitesec_v1_config_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3561,7 +3624,7 @@ func (x *PKI) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PKI.ProtoReflect.Descriptor instead.
 func (*PKI) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{40}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *PKI) GetCaProfiles() []*CAProfile {
@@ -3614,7 +3677,7 @@ type CAProfile struct {
 
 func (x *CAProfile) Reset() {
 	*x = CAProfile{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[41]
+	mi := &file_sitesec_v1_config_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3626,7 +3689,7 @@ func (x *CAProfile) String() string {
 func (*CAProfile) ProtoMessage() {}
 
 func (x *CAProfile) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[41]
+	mi := &file_sitesec_v1_config_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3639,7 +3702,7 @@ func (x *CAProfile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CAProfile.ProtoReflect.Descriptor instead.
 func (*CAProfile) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{41}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CAProfile) GetName() string {
@@ -3750,7 +3813,7 @@ type TrustedCAGroup struct {
 
 func (x *TrustedCAGroup) Reset() {
 	*x = TrustedCAGroup{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[42]
+	mi := &file_sitesec_v1_config_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3762,7 +3825,7 @@ func (x *TrustedCAGroup) String() string {
 func (*TrustedCAGroup) ProtoMessage() {}
 
 func (x *TrustedCAGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[42]
+	mi := &file_sitesec_v1_config_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3775,7 +3838,7 @@ func (x *TrustedCAGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrustedCAGroup.ProtoReflect.Descriptor instead.
 func (*TrustedCAGroup) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{42}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *TrustedCAGroup) GetName() string {
@@ -3809,7 +3872,7 @@ type AutoReEnrollment struct {
 
 func (x *AutoReEnrollment) Reset() {
 	*x = AutoReEnrollment{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[43]
+	mi := &file_sitesec_v1_config_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3821,7 +3884,7 @@ func (x *AutoReEnrollment) String() string {
 func (*AutoReEnrollment) ProtoMessage() {}
 
 func (x *AutoReEnrollment) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[43]
+	mi := &file_sitesec_v1_config_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3834,7 +3897,7 @@ func (x *AutoReEnrollment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AutoReEnrollment.ProtoReflect.Descriptor instead.
 func (*AutoReEnrollment) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{43}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AutoReEnrollment) GetProtocol() string {
@@ -3914,7 +3977,7 @@ type Traceoptions struct {
 
 func (x *Traceoptions) Reset() {
 	*x = Traceoptions{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[44]
+	mi := &file_sitesec_v1_config_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3926,7 +3989,7 @@ func (x *Traceoptions) String() string {
 func (*Traceoptions) ProtoMessage() {}
 
 func (x *Traceoptions) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[44]
+	mi := &file_sitesec_v1_config_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3939,7 +4002,7 @@ func (x *Traceoptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Traceoptions.ProtoReflect.Descriptor instead.
 func (*Traceoptions) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{44}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Traceoptions) GetFile() string {
@@ -4034,9 +4097,13 @@ const file_sitesec_v1_config_proto_rawDesc = "" +
 	"\fservice_sets\x18\x05 \x03(\v2\x16.sitesec.v1.ServiceSetR\vserviceSets\x121\n" +
 	"\tipsec_vpn\x18\x06 \x01(\v2\x14.sitesec.v1.IPsecVPNR\bipsecVpn\x12B\n" +
 	"\x0faccess_profiles\x18\a \x03(\v2\x19.sitesec.v1.AccessProfileR\x0eaccessProfiles\x12!\n" +
-	"\x03pki\x18\b \x01(\v2\x0f.sitesec.v1.PKIR\x03pki\"%\n" +
+	"\x03pki\x18\b \x01(\v2\x0f.sitesec.v1.PKIR\x03pki\"d\n" +
 	"\x06System\x12\x1b\n" +
-	"\thost_name\x18\x01 \x01(\tR\bhostName\"\x83\x01\n" +
+	"\thost_name\x18\x01 \x01(\tR\bhostName\x12=\n" +
+	"\tprocesses\x18\x02 \x03(\v2\x1f.sitesec.v1.ProcessTraceoptionsR\tprocesses\"g\n" +
+	"\x13ProcessTraceoptions\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12<\n" +
+	"\ftraceoptions\x18\x02 \x01(\v2\x18.sitesec.v1.TraceoptionsR\ftraceoptions\"\x83\x01\n" +
 	"\tInterface\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x18\n" +
@@ -4389,7 +4456,7 @@ func file_sitesec_v1_config_proto_rawDescGZIP() []byte {
 }
 
 var file_sitesec_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_sitesec_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_sitesec_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_sitesec_v1_config_proto_goTypes = []any{
 	(ServiceDomain)(0),            // 0: sitesec.v1.ServiceDomain
 	(DFBit)(0),                    // 1: sitesec.v1.DFBit
@@ -4402,115 +4469,118 @@ var file_sitesec_v1_config_proto_goTypes = []any{
 	(*ApplyAck)(nil),              // 8: sitesec.v1.ApplyAck
 	(*Config)(nil),                // 9: sitesec.v1.Config
 	(*System)(nil),                // 10: sitesec.v1.System
-	(*Interface)(nil),             // 11: sitesec.v1.Interface
-	(*Unit)(nil),                  // 12: sitesec.v1.Unit
-	(*DialOptions)(nil),           // 13: sitesec.v1.DialOptions
-	(*RoutingOptions)(nil),        // 14: sitesec.v1.RoutingOptions
-	(*StaticRoute)(nil),           // 15: sitesec.v1.StaticRoute
-	(*RoutingInstance)(nil),       // 16: sitesec.v1.RoutingInstance
-	(*ServiceSet)(nil),            // 17: sitesec.v1.ServiceSet
-	(*InterfaceService)(nil),      // 18: sitesec.v1.InterfaceService
-	(*NextHopService)(nil),        // 19: sitesec.v1.NextHopService
-	(*ServiceSetOptions)(nil),     // 20: sitesec.v1.ServiceSetOptions
-	(*IPsecVPNOptions)(nil),       // 21: sitesec.v1.IPsecVPNOptions
-	(*LocalGateway)(nil),          // 22: sitesec.v1.LocalGateway
-	(*UDPEncapsulate)(nil),        // 23: sitesec.v1.UDPEncapsulate
-	(*IPsecVPN)(nil),              // 24: sitesec.v1.IPsecVPN
-	(*Rule)(nil),                  // 25: sitesec.v1.Rule
-	(*RuleSet)(nil),               // 26: sitesec.v1.RuleSet
-	(*Term)(nil),                  // 27: sitesec.v1.Term
-	(*TermFrom)(nil),              // 28: sitesec.v1.TermFrom
-	(*TermThen)(nil),              // 29: sitesec.v1.TermThen
-	(*DynamicSA)(nil),             // 30: sitesec.v1.DynamicSA
-	(*DeadPeerDetection)(nil),     // 31: sitesec.v1.DeadPeerDetection
-	(*ManualSA)(nil),              // 32: sitesec.v1.ManualSA
-	(*ManualSADirection)(nil),     // 33: sitesec.v1.ManualSADirection
-	(*Key)(nil),                   // 34: sitesec.v1.Key
-	(*IKE)(nil),                   // 35: sitesec.v1.IKE
-	(*IKEProposal)(nil),           // 36: sitesec.v1.IKEProposal
-	(*IKEIdentity)(nil),           // 37: sitesec.v1.IKEIdentity
-	(*DistinguishedName)(nil),     // 38: sitesec.v1.DistinguishedName
-	(*RemoteIdentity)(nil),        // 39: sitesec.v1.RemoteIdentity
-	(*IKEPolicy)(nil),             // 40: sitesec.v1.IKEPolicy
-	(*IPsec)(nil),                 // 41: sitesec.v1.IPsec
-	(*IPsecProposal)(nil),         // 42: sitesec.v1.IPsecProposal
-	(*IPsecPolicy)(nil),           // 43: sitesec.v1.IPsecPolicy
-	(*AccessProfile)(nil),         // 44: sitesec.v1.AccessProfile
-	(*ProxyPair)(nil),             // 45: sitesec.v1.ProxyPair
-	(*AccessClientIKE)(nil),       // 46: sitesec.v1.AccessClientIKE
-	(*PKI)(nil),                   // 47: sitesec.v1.PKI
-	(*CAProfile)(nil),             // 48: sitesec.v1.CAProfile
-	(*TrustedCAGroup)(nil),        // 49: sitesec.v1.TrustedCAGroup
-	(*AutoReEnrollment)(nil),      // 50: sitesec.v1.AutoReEnrollment
-	(*Traceoptions)(nil),          // 51: sitesec.v1.Traceoptions
-	(*timestamppb.Timestamp)(nil), // 52: google.protobuf.Timestamp
+	(*ProcessTraceoptions)(nil),   // 11: sitesec.v1.ProcessTraceoptions
+	(*Interface)(nil),             // 12: sitesec.v1.Interface
+	(*Unit)(nil),                  // 13: sitesec.v1.Unit
+	(*DialOptions)(nil),           // 14: sitesec.v1.DialOptions
+	(*RoutingOptions)(nil),        // 15: sitesec.v1.RoutingOptions
+	(*StaticRoute)(nil),           // 16: sitesec.v1.StaticRoute
+	(*RoutingInstance)(nil),       // 17: sitesec.v1.RoutingInstance
+	(*ServiceSet)(nil),            // 18: sitesec.v1.ServiceSet
+	(*InterfaceService)(nil),      // 19: sitesec.v1.InterfaceService
+	(*NextHopService)(nil),        // 20: sitesec.v1.NextHopService
+	(*ServiceSetOptions)(nil),     // 21: sitesec.v1.ServiceSetOptions
+	(*IPsecVPNOptions)(nil),       // 22: sitesec.v1.IPsecVPNOptions
+	(*LocalGateway)(nil),          // 23: sitesec.v1.LocalGateway
+	(*UDPEncapsulate)(nil),        // 24: sitesec.v1.UDPEncapsulate
+	(*IPsecVPN)(nil),              // 25: sitesec.v1.IPsecVPN
+	(*Rule)(nil),                  // 26: sitesec.v1.Rule
+	(*RuleSet)(nil),               // 27: sitesec.v1.RuleSet
+	(*Term)(nil),                  // 28: sitesec.v1.Term
+	(*TermFrom)(nil),              // 29: sitesec.v1.TermFrom
+	(*TermThen)(nil),              // 30: sitesec.v1.TermThen
+	(*DynamicSA)(nil),             // 31: sitesec.v1.DynamicSA
+	(*DeadPeerDetection)(nil),     // 32: sitesec.v1.DeadPeerDetection
+	(*ManualSA)(nil),              // 33: sitesec.v1.ManualSA
+	(*ManualSADirection)(nil),     // 34: sitesec.v1.ManualSADirection
+	(*Key)(nil),                   // 35: sitesec.v1.Key
+	(*IKE)(nil),                   // 36: sitesec.v1.IKE
+	(*IKEProposal)(nil),           // 37: sitesec.v1.IKEProposal
+	(*IKEIdentity)(nil),           // 38: sitesec.v1.IKEIdentity
+	(*DistinguishedName)(nil),     // 39: sitesec.v1.DistinguishedName
+	(*RemoteIdentity)(nil),        // 40: sitesec.v1.RemoteIdentity
+	(*IKEPolicy)(nil),             // 41: sitesec.v1.IKEPolicy
+	(*IPsec)(nil),                 // 42: sitesec.v1.IPsec
+	(*IPsecProposal)(nil),         // 43: sitesec.v1.IPsecProposal
+	(*IPsecPolicy)(nil),           // 44: sitesec.v1.IPsecPolicy
+	(*AccessProfile)(nil),         // 45: sitesec.v1.AccessProfile
+	(*ProxyPair)(nil),             // 46: sitesec.v1.ProxyPair
+	(*AccessClientIKE)(nil),       // 47: sitesec.v1.AccessClientIKE
+	(*PKI)(nil),                   // 48: sitesec.v1.PKI
+	(*CAProfile)(nil),             // 49: sitesec.v1.CAProfile
+	(*TrustedCAGroup)(nil),        // 50: sitesec.v1.TrustedCAGroup
+	(*AutoReEnrollment)(nil),      // 51: sitesec.v1.AutoReEnrollment
+	(*Traceoptions)(nil),          // 52: sitesec.v1.Traceoptions
+	(*timestamppb.Timestamp)(nil), // 53: google.protobuf.Timestamp
 }
 var file_sitesec_v1_config_proto_depIdxs = []int32{
-	52, // 0: sitesec.v1.ConfigSnapshot.committed_at:type_name -> google.protobuf.Timestamp
+	53, // 0: sitesec.v1.ConfigSnapshot.committed_at:type_name -> google.protobuf.Timestamp
 	9,  // 1: sitesec.v1.ConfigSnapshot.config:type_name -> sitesec.v1.Config
 	10, // 2: sitesec.v1.Config.system:type_name -> sitesec.v1.System
-	11, // 3: sitesec.v1.Config.interfaces:type_name -> sitesec.v1.Interface
-	14, // 4: sitesec.v1.Config.routing_options:type_name -> sitesec.v1.RoutingOptions
-	16, // 5: sitesec.v1.Config.routing_instances:type_name -> sitesec.v1.RoutingInstance
-	17, // 6: sitesec.v1.Config.service_sets:type_name -> sitesec.v1.ServiceSet
-	24, // 7: sitesec.v1.Config.ipsec_vpn:type_name -> sitesec.v1.IPsecVPN
-	44, // 8: sitesec.v1.Config.access_profiles:type_name -> sitesec.v1.AccessProfile
-	47, // 9: sitesec.v1.Config.pki:type_name -> sitesec.v1.PKI
-	12, // 10: sitesec.v1.Interface.units:type_name -> sitesec.v1.Unit
-	0,  // 11: sitesec.v1.Unit.service_domain:type_name -> sitesec.v1.ServiceDomain
-	13, // 12: sitesec.v1.Unit.dial_options:type_name -> sitesec.v1.DialOptions
-	15, // 13: sitesec.v1.RoutingOptions.static_routes:type_name -> sitesec.v1.StaticRoute
-	14, // 14: sitesec.v1.RoutingInstance.routing_options:type_name -> sitesec.v1.RoutingOptions
-	18, // 15: sitesec.v1.ServiceSet.interface_service:type_name -> sitesec.v1.InterfaceService
-	19, // 16: sitesec.v1.ServiceSet.next_hop_service:type_name -> sitesec.v1.NextHopService
-	21, // 17: sitesec.v1.ServiceSet.ipsec_vpn_options:type_name -> sitesec.v1.IPsecVPNOptions
-	20, // 18: sitesec.v1.ServiceSet.service_set_options:type_name -> sitesec.v1.ServiceSetOptions
-	22, // 19: sitesec.v1.IPsecVPNOptions.local_gateway:type_name -> sitesec.v1.LocalGateway
-	1,  // 20: sitesec.v1.IPsecVPNOptions.dont_fragment:type_name -> sitesec.v1.DFBit
-	23, // 21: sitesec.v1.IPsecVPNOptions.udp_encapsulate:type_name -> sitesec.v1.UDPEncapsulate
-	25, // 22: sitesec.v1.IPsecVPN.rules:type_name -> sitesec.v1.Rule
-	26, // 23: sitesec.v1.IPsecVPN.rule_sets:type_name -> sitesec.v1.RuleSet
-	35, // 24: sitesec.v1.IPsecVPN.ike:type_name -> sitesec.v1.IKE
-	41, // 25: sitesec.v1.IPsecVPN.ipsec:type_name -> sitesec.v1.IPsec
-	2,  // 26: sitesec.v1.IPsecVPN.establish_tunnels:type_name -> sitesec.v1.EstablishTunnels
-	51, // 27: sitesec.v1.IPsecVPN.traceoptions:type_name -> sitesec.v1.Traceoptions
-	3,  // 28: sitesec.v1.Rule.match_direction:type_name -> sitesec.v1.MatchDirection
-	27, // 29: sitesec.v1.Rule.terms:type_name -> sitesec.v1.Term
-	28, // 30: sitesec.v1.Term.from:type_name -> sitesec.v1.TermFrom
-	29, // 31: sitesec.v1.Term.then:type_name -> sitesec.v1.TermThen
-	30, // 32: sitesec.v1.TermThen.dynamic:type_name -> sitesec.v1.DynamicSA
-	32, // 33: sitesec.v1.TermThen.manual:type_name -> sitesec.v1.ManualSA
-	1,  // 34: sitesec.v1.TermThen.dont_fragment:type_name -> sitesec.v1.DFBit
-	31, // 35: sitesec.v1.TermThen.dead_peer_detection:type_name -> sitesec.v1.DeadPeerDetection
-	33, // 36: sitesec.v1.ManualSA.directions:type_name -> sitesec.v1.ManualSADirection
-	4,  // 37: sitesec.v1.ManualSADirection.direction:type_name -> sitesec.v1.ManualDirection
-	5,  // 38: sitesec.v1.ManualSADirection.protocol:type_name -> sitesec.v1.IPsecProtocol
-	34, // 39: sitesec.v1.ManualSADirection.authentication_key:type_name -> sitesec.v1.Key
-	34, // 40: sitesec.v1.ManualSADirection.encryption_key:type_name -> sitesec.v1.Key
-	36, // 41: sitesec.v1.IKE.proposals:type_name -> sitesec.v1.IKEProposal
-	40, // 42: sitesec.v1.IKE.policies:type_name -> sitesec.v1.IKEPolicy
-	38, // 43: sitesec.v1.IKEIdentity.distinguished_name:type_name -> sitesec.v1.DistinguishedName
-	38, // 44: sitesec.v1.RemoteIdentity.distinguished_name:type_name -> sitesec.v1.DistinguishedName
-	37, // 45: sitesec.v1.IKEPolicy.local_id:type_name -> sitesec.v1.IKEIdentity
-	39, // 46: sitesec.v1.IKEPolicy.remote_id:type_name -> sitesec.v1.RemoteIdentity
-	34, // 47: sitesec.v1.IKEPolicy.pre_shared_key:type_name -> sitesec.v1.Key
-	42, // 48: sitesec.v1.IPsec.proposals:type_name -> sitesec.v1.IPsecProposal
-	43, // 49: sitesec.v1.IPsec.policies:type_name -> sitesec.v1.IPsecPolicy
-	5,  // 50: sitesec.v1.IPsecProposal.protocol:type_name -> sitesec.v1.IPsecProtocol
-	46, // 51: sitesec.v1.AccessProfile.client_ike:type_name -> sitesec.v1.AccessClientIKE
-	45, // 52: sitesec.v1.AccessClientIKE.allowed_proxy_pairs:type_name -> sitesec.v1.ProxyPair
-	34, // 53: sitesec.v1.AccessClientIKE.pre_shared_key:type_name -> sitesec.v1.Key
-	31, // 54: sitesec.v1.AccessClientIKE.dead_peer_detection:type_name -> sitesec.v1.DeadPeerDetection
-	48, // 55: sitesec.v1.PKI.ca_profiles:type_name -> sitesec.v1.CAProfile
-	49, // 56: sitesec.v1.PKI.trusted_ca_groups:type_name -> sitesec.v1.TrustedCAGroup
-	50, // 57: sitesec.v1.PKI.auto_re_enrollment:type_name -> sitesec.v1.AutoReEnrollment
-	51, // 58: sitesec.v1.PKI.traceoptions:type_name -> sitesec.v1.Traceoptions
-	6,  // 59: sitesec.v1.CAProfile.revocation_check:type_name -> sitesec.v1.RevocationCheck
-	60, // [60:60] is the sub-list for method output_type
-	60, // [60:60] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	12, // 3: sitesec.v1.Config.interfaces:type_name -> sitesec.v1.Interface
+	15, // 4: sitesec.v1.Config.routing_options:type_name -> sitesec.v1.RoutingOptions
+	17, // 5: sitesec.v1.Config.routing_instances:type_name -> sitesec.v1.RoutingInstance
+	18, // 6: sitesec.v1.Config.service_sets:type_name -> sitesec.v1.ServiceSet
+	25, // 7: sitesec.v1.Config.ipsec_vpn:type_name -> sitesec.v1.IPsecVPN
+	45, // 8: sitesec.v1.Config.access_profiles:type_name -> sitesec.v1.AccessProfile
+	48, // 9: sitesec.v1.Config.pki:type_name -> sitesec.v1.PKI
+	11, // 10: sitesec.v1.System.processes:type_name -> sitesec.v1.ProcessTraceoptions
+	52, // 11: sitesec.v1.ProcessTraceoptions.traceoptions:type_name -> sitesec.v1.Traceoptions
+	13, // 12: sitesec.v1.Interface.units:type_name -> sitesec.v1.Unit
+	0,  // 13: sitesec.v1.Unit.service_domain:type_name -> sitesec.v1.ServiceDomain
+	14, // 14: sitesec.v1.Unit.dial_options:type_name -> sitesec.v1.DialOptions
+	16, // 15: sitesec.v1.RoutingOptions.static_routes:type_name -> sitesec.v1.StaticRoute
+	15, // 16: sitesec.v1.RoutingInstance.routing_options:type_name -> sitesec.v1.RoutingOptions
+	19, // 17: sitesec.v1.ServiceSet.interface_service:type_name -> sitesec.v1.InterfaceService
+	20, // 18: sitesec.v1.ServiceSet.next_hop_service:type_name -> sitesec.v1.NextHopService
+	22, // 19: sitesec.v1.ServiceSet.ipsec_vpn_options:type_name -> sitesec.v1.IPsecVPNOptions
+	21, // 20: sitesec.v1.ServiceSet.service_set_options:type_name -> sitesec.v1.ServiceSetOptions
+	23, // 21: sitesec.v1.IPsecVPNOptions.local_gateway:type_name -> sitesec.v1.LocalGateway
+	1,  // 22: sitesec.v1.IPsecVPNOptions.dont_fragment:type_name -> sitesec.v1.DFBit
+	24, // 23: sitesec.v1.IPsecVPNOptions.udp_encapsulate:type_name -> sitesec.v1.UDPEncapsulate
+	26, // 24: sitesec.v1.IPsecVPN.rules:type_name -> sitesec.v1.Rule
+	27, // 25: sitesec.v1.IPsecVPN.rule_sets:type_name -> sitesec.v1.RuleSet
+	36, // 26: sitesec.v1.IPsecVPN.ike:type_name -> sitesec.v1.IKE
+	42, // 27: sitesec.v1.IPsecVPN.ipsec:type_name -> sitesec.v1.IPsec
+	2,  // 28: sitesec.v1.IPsecVPN.establish_tunnels:type_name -> sitesec.v1.EstablishTunnels
+	52, // 29: sitesec.v1.IPsecVPN.traceoptions:type_name -> sitesec.v1.Traceoptions
+	3,  // 30: sitesec.v1.Rule.match_direction:type_name -> sitesec.v1.MatchDirection
+	28, // 31: sitesec.v1.Rule.terms:type_name -> sitesec.v1.Term
+	29, // 32: sitesec.v1.Term.from:type_name -> sitesec.v1.TermFrom
+	30, // 33: sitesec.v1.Term.then:type_name -> sitesec.v1.TermThen
+	31, // 34: sitesec.v1.TermThen.dynamic:type_name -> sitesec.v1.DynamicSA
+	33, // 35: sitesec.v1.TermThen.manual:type_name -> sitesec.v1.ManualSA
+	1,  // 36: sitesec.v1.TermThen.dont_fragment:type_name -> sitesec.v1.DFBit
+	32, // 37: sitesec.v1.TermThen.dead_peer_detection:type_name -> sitesec.v1.DeadPeerDetection
+	34, // 38: sitesec.v1.ManualSA.directions:type_name -> sitesec.v1.ManualSADirection
+	4,  // 39: sitesec.v1.ManualSADirection.direction:type_name -> sitesec.v1.ManualDirection
+	5,  // 40: sitesec.v1.ManualSADirection.protocol:type_name -> sitesec.v1.IPsecProtocol
+	35, // 41: sitesec.v1.ManualSADirection.authentication_key:type_name -> sitesec.v1.Key
+	35, // 42: sitesec.v1.ManualSADirection.encryption_key:type_name -> sitesec.v1.Key
+	37, // 43: sitesec.v1.IKE.proposals:type_name -> sitesec.v1.IKEProposal
+	41, // 44: sitesec.v1.IKE.policies:type_name -> sitesec.v1.IKEPolicy
+	39, // 45: sitesec.v1.IKEIdentity.distinguished_name:type_name -> sitesec.v1.DistinguishedName
+	39, // 46: sitesec.v1.RemoteIdentity.distinguished_name:type_name -> sitesec.v1.DistinguishedName
+	38, // 47: sitesec.v1.IKEPolicy.local_id:type_name -> sitesec.v1.IKEIdentity
+	40, // 48: sitesec.v1.IKEPolicy.remote_id:type_name -> sitesec.v1.RemoteIdentity
+	35, // 49: sitesec.v1.IKEPolicy.pre_shared_key:type_name -> sitesec.v1.Key
+	43, // 50: sitesec.v1.IPsec.proposals:type_name -> sitesec.v1.IPsecProposal
+	44, // 51: sitesec.v1.IPsec.policies:type_name -> sitesec.v1.IPsecPolicy
+	5,  // 52: sitesec.v1.IPsecProposal.protocol:type_name -> sitesec.v1.IPsecProtocol
+	47, // 53: sitesec.v1.AccessProfile.client_ike:type_name -> sitesec.v1.AccessClientIKE
+	46, // 54: sitesec.v1.AccessClientIKE.allowed_proxy_pairs:type_name -> sitesec.v1.ProxyPair
+	35, // 55: sitesec.v1.AccessClientIKE.pre_shared_key:type_name -> sitesec.v1.Key
+	32, // 56: sitesec.v1.AccessClientIKE.dead_peer_detection:type_name -> sitesec.v1.DeadPeerDetection
+	49, // 57: sitesec.v1.PKI.ca_profiles:type_name -> sitesec.v1.CAProfile
+	50, // 58: sitesec.v1.PKI.trusted_ca_groups:type_name -> sitesec.v1.TrustedCAGroup
+	51, // 59: sitesec.v1.PKI.auto_re_enrollment:type_name -> sitesec.v1.AutoReEnrollment
+	52, // 60: sitesec.v1.PKI.traceoptions:type_name -> sitesec.v1.Traceoptions
+	6,  // 61: sitesec.v1.CAProfile.revocation_check:type_name -> sitesec.v1.RevocationCheck
+	62, // [62:62] is the sub-list for method output_type
+	62, // [62:62] is the sub-list for method input_type
+	62, // [62:62] is the sub-list for extension type_name
+	62, // [62:62] is the sub-list for extension extendee
+	0,  // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_sitesec_v1_config_proto_init() }
@@ -4519,41 +4589,41 @@ func file_sitesec_v1_config_proto_init() {
 		return
 	}
 	file_sitesec_v1_options_proto_init()
-	file_sitesec_v1_config_proto_msgTypes[5].OneofWrappers = []any{}
-	file_sitesec_v1_config_proto_msgTypes[8].OneofWrappers = []any{}
-	file_sitesec_v1_config_proto_msgTypes[10].OneofWrappers = []any{
+	file_sitesec_v1_config_proto_msgTypes[6].OneofWrappers = []any{}
+	file_sitesec_v1_config_proto_msgTypes[9].OneofWrappers = []any{}
+	file_sitesec_v1_config_proto_msgTypes[11].OneofWrappers = []any{
 		(*ServiceSet_InterfaceService)(nil),
 		(*ServiceSet_NextHopService)(nil),
 	}
-	file_sitesec_v1_config_proto_msgTypes[14].OneofWrappers = []any{}
-	file_sitesec_v1_config_proto_msgTypes[22].OneofWrappers = []any{
+	file_sitesec_v1_config_proto_msgTypes[15].OneofWrappers = []any{}
+	file_sitesec_v1_config_proto_msgTypes[23].OneofWrappers = []any{
 		(*TermThen_Dynamic)(nil),
 		(*TermThen_Manual)(nil),
 	}
-	file_sitesec_v1_config_proto_msgTypes[23].OneofWrappers = []any{}
 	file_sitesec_v1_config_proto_msgTypes[24].OneofWrappers = []any{}
-	file_sitesec_v1_config_proto_msgTypes[26].OneofWrappers = []any{}
-	file_sitesec_v1_config_proto_msgTypes[29].OneofWrappers = []any{}
-	file_sitesec_v1_config_proto_msgTypes[30].OneofWrappers = []any{
+	file_sitesec_v1_config_proto_msgTypes[25].OneofWrappers = []any{}
+	file_sitesec_v1_config_proto_msgTypes[27].OneofWrappers = []any{}
+	file_sitesec_v1_config_proto_msgTypes[30].OneofWrappers = []any{}
+	file_sitesec_v1_config_proto_msgTypes[31].OneofWrappers = []any{
 		(*IKEIdentity_Ipv4Addr)(nil),
 		(*IKEIdentity_Ipv6Addr)(nil),
 		(*IKEIdentity_Fqdn)(nil),
 		(*IKEIdentity_KeyId)(nil),
 		(*IKEIdentity_DistinguishedName)(nil),
 	}
-	file_sitesec_v1_config_proto_msgTypes[33].OneofWrappers = []any{}
-	file_sitesec_v1_config_proto_msgTypes[35].OneofWrappers = []any{}
-	file_sitesec_v1_config_proto_msgTypes[39].OneofWrappers = []any{}
-	file_sitesec_v1_config_proto_msgTypes[41].OneofWrappers = []any{}
-	file_sitesec_v1_config_proto_msgTypes[43].OneofWrappers = []any{}
+	file_sitesec_v1_config_proto_msgTypes[34].OneofWrappers = []any{}
+	file_sitesec_v1_config_proto_msgTypes[36].OneofWrappers = []any{}
+	file_sitesec_v1_config_proto_msgTypes[40].OneofWrappers = []any{}
+	file_sitesec_v1_config_proto_msgTypes[42].OneofWrappers = []any{}
 	file_sitesec_v1_config_proto_msgTypes[44].OneofWrappers = []any{}
+	file_sitesec_v1_config_proto_msgTypes[45].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sitesec_v1_config_proto_rawDesc), len(file_sitesec_v1_config_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   45,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
