@@ -36,7 +36,10 @@ type OpRequest struct {
 	// Some request commands carry a secret (challenge-password).
 	SecretArgument string `protobuf:"bytes,3,opt,name=secret_argument,json=secretArgument,proto3" json:"secret_argument,omitempty"`
 	// Set when the operator answered a confirmation question ("yes").
-	Confirmed     bool `protobuf:"varint,4,opt,name=confirmed,proto3" json:"confirmed,omitempty"`
+	Confirmed bool `protobuf:"varint,4,opt,name=confirmed,proto3" json:"confirmed,omitempty"`
+	// The `| display` modifier the operator asked for ("json", "set"), for
+	// daemons whose output depends on it (show configuration | display set).
+	Display       string `protobuf:"bytes,5,opt,name=display,proto3" json:"display,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -99,6 +102,16 @@ func (x *OpRequest) GetConfirmed() bool {
 	return false
 }
 
+func (x *OpRequest) GetDisplay() string {
+	if x != nil {
+		return x.Display
+	}
+	return ""
+}
+
+// OpReply is rendered by cli: with `| display json` it prints the body as
+// JSON; otherwise it prints `lines` when the daemon rendered its own
+// Junos-style text, or renders the body itself.
 type OpReply struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty when the command succeeded. Rendered as "error: <error>".
@@ -916,12 +929,13 @@ var File_sitesec_v1_op_proto protoreflect.FileDescriptor
 const file_sitesec_v1_op_proto_rawDesc = "" +
 	"\n" +
 	"\x13sitesec/v1/op.proto\x12\n" +
-	"sitesec.v1\x1a\x17sitesec/v1/config.proto\x1a\x17sitesec/v1/health.proto\x1a\x1bsitesec/v1/ipsec_show.proto\x1a\x18sitesec/v1/options.proto\x1a\x19sitesec/v1/pki_show.proto\"\x82\x01\n" +
+	"sitesec.v1\x1a\x17sitesec/v1/config.proto\x1a\x17sitesec/v1/health.proto\x1a\x1bsitesec/v1/ipsec_show.proto\x1a\x18sitesec/v1/options.proto\x1a\x19sitesec/v1/pki_show.proto\"\x9c\x01\n" +
 	"\tOpRequest\x12\x14\n" +
 	"\x05words\x18\x01 \x03(\tR\x05words\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12-\n" +
 	"\x0fsecret_argument\x18\x03 \x01(\tB\x04\x90\x82\x19\x01R\x0esecretArgument\x12\x1c\n" +
-	"\tconfirmed\x18\x04 \x01(\bR\tconfirmed\"\x97\a\n" +
+	"\tconfirmed\x18\x04 \x01(\bR\tconfirmed\x12\x18\n" +
+	"\adisplay\x18\x05 \x01(\tR\adisplay\"\x97\a\n" +
 	"\aOpReply\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12\x14\n" +
 	"\x05lines\x18\x02 \x03(\tR\x05lines\x12)\n" +
