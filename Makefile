@@ -9,7 +9,7 @@ export CGO_ENABLED := 0
 # (protobuf-compiler 3.21.12) and protoc-gen-go v1.36.12.
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: all build test unit lint proto proto-tools run images e2e bench fuzz clean
+.PHONY: all build deps test unit lint proto proto-tools run images e2e bench fuzz clean
 
 all: build
 
@@ -23,11 +23,15 @@ build:
 	$(GO) build -trimpath -o $(BIN)/fwdd ./fwdd/cmd/fwdd
 
 # The whole suite: lint, unit tests of every module, and the cross-daemon
-# tests in tests/ against the binaries just built. Tests that need root,
+# tests in tests/ against the binaries just built. `deps` installs what
+# the tests need (Debian packages, pinned Go tools). Tests that need root,
 # namespaces, Docker or Debian packages skip with their reason when those
 # are missing; CI (.ci/run) provides them all.
-test: build lint
-	SITESEC_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 40m $(PKGS)
+test: deps build lint
+	PATH=$(CURDIR)/.cache/bin:$$PATH SITESEC_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 40m $(PKGS)
+
+deps:
+	scripts/deps.sh
 
 unit:
 	$(GO) test -count=1 $(PKGS)
