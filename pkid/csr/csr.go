@@ -1,0 +1,124 @@
+// Package csr builds PKCS#10 certificate requests (RFC 2986) for `request
+// security pki generate-certificate-request` and for SCEP enrollment, and
+// parses the subject DN the operator types.
+package csr
+
+import (
+	"crypto"
+	"crypto/sha1"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/smallstep/scep/x509util"
+)
+
+// Request is what the operator asks for.
+type Request struct {
+	Subject     string   // "CN=vpn1,O=Example,C=US"
+	DomainNames []string // subjectAltName dNSName
+	IPAddresses []net.IP // subjectAltName iPAddress
+	Emails      []string // subjectAltName rfc822Name
+	// Digest is sha-1, sha-256 (the default) or sha-384.
+	Digest string
+	// ChallengePassword goes into the PKCS#9 challengePassword attribute
+	// (RFC 2985 section 5.4.1), as SCEP needs (RFC 8894 section 2.2).
+	ChallengePassword string
+}
+
+// SignatureAlgorithm picks the x509 algorithm for a key and digest name.
+func SignatureAlgorithm(pub crypto.PublicKey, digest string) (x509.SignatureAlgorithm, error) {
+	rsaKey := strings.HasPrefix(fmt.Sprintf("%T", pub), "*rsa.")
+	switch digest {
+	case "sha-1", "sha1":
+		if rsaKey {
+			return x509.SHA1WithRSA, nil
+		}
+		return x509.ECDSAWithSHA1, nil
+	case "", "sha-256", "sha256":
+		if rsaKey {
+			return x509.SHA256WithRSA, nil
+		}
+		return x509.ECDSAWithSHA256, nil
+	case "sha-384", "sha384":
+		if rsaKey {
+			return x509.SHA384WithRSA, nil
+		}
+		return x509.ECDSAWithSHA384, nil
+	}
+	return 0, fmt.Errorf("csr: digest %q not supported (sha-1, sha-256, sha-384)", digest)
+}
+
+// Create signs a PKCS#10 request for r with key and returns its DER.
+func Create(rand io.Reader, key crypto.Signer, r Request) ([]byte, error) {
+	rdns, err := ParseDN(r.Subject)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := asn1.Marshal(rdns)
+	if err != nil {
+		return nil, fmt.Errorf("csr: marshal subject: %w", err)
+	}
+	alg, err := SignatureAlgorithm(key.Public(), r.Digest)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range r.DomainNames {
+		if d == "" || strings.ContainsAny(d, " /,") {
+			return nil, fmt.Errorf("csr: bad domain-name %q", d)
+		}
+	}
+	for _, e := range r.Emails {
+		if !strings.Contains(e, "@") {
+			return nil, fmt.Errorf("csr: bad email %q", e)
+		}
+	}
+	tmpl := &x509.CertificateRequest{
+		RawSubject:         raw,
+		SignatureAlgorithm: alg,
+		DNSNames:           r.DomainNames,
+		IPAddresses:        r.IPAddresses,
+		EmailAddresses:     r.Emails,
+	}
+	var der []byte
+	if r.ChallengePassword != "" {
+		der, err = x509util.CreateCertificateRequest(rand, &x509util.CertificateRequest{
+			CertificateRequest: *tmpl, ChallengePassword: r.ChallengePassword}, key)
+	} else {
+		der, err = x509.CreateCertificateRequest(rand, tmpl, key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("csr: sign: %w", err)
+	}
+	return der, nil
+}
+
+// PEM encodes a request DER as "CERTIFICATE REQUEST".
+func PEM(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+}
+
+// Fingerprint is the SHA-1 of der as colon-separated hex, as Junos shows
+// fingerprints.
+func Fingerprint(der []byte) string {
+	sum := sha1.Sum(der)
+	return Colon(sum[:])
+}
+
+// Colon renders b as lower-case hex pairs joined by ':'.
+func Colon(b []byte) string {
+	h := hex.EncodeToString(b)
+	var sb strings.Builder
+	for i := 0; i < len(h); i += 2 {
+		if i > 0 {
+			sb.WriteByte(':')
+		}
+		sb.WriteString(h[i : i+2])
+	}
+	return sb.String()
+}
