@@ -7,6 +7,8 @@ require (
 	github.com/sitesec/sitesec/services v0.0.0
 )
 
+require golang.org/x/crypto v0.59.0 // indirect
+
 replace (
 	github.com/sitesec/sitesec/proto => ../proto
 	github.com/sitesec/sitesec/services => ../services
