@@ -1,0 +1,324 @@
+// Package cli is the operator's shell: Junos operational and configuration
+// mode over the bus. Operational commands go as pb.OpRequest to the daemon
+// that owns the data (route.go); configuration mode goes to cfgd as
+// pb.ConfigEditRequest. Output modifiers after '|' run here (pipe.go).
+//
+// Commands come from -c, from standard input (scripts: one command a
+// line, configuration mode included), or from a terminal. The exit status
+// is 1 when any command failed.
+package cli
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sitesec/sitesec/proto/pb"
+	"github.com/sitesec/sitesec/proto/subject"
+	"github.com/sitesec/sitesec/services/bus"
+	"github.com/sitesec/sitesec/services/busfile"
+)
+
+// Shell is one cli session.
+type Shell struct {
+	Conn *bus.Conn
+	Out  io.Writer
+	// Timeout bounds each request; a daemon that is down answers "no
+	// responders" at once, one that hangs takes this long.
+	Timeout time.Duration
+
+	session    string
+	user       string
+	configMode bool
+	editPath   string
+	failed     bool
+}
+
+// NewShell returns a shell on conn.
+func NewShell(conn *bus.Conn, out io.Writer) *Shell {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	u := os.Getenv("USER")
+	if u == "" {
+		u = "root"
+	}
+	return &Shell{Conn: conn, Out: out, Timeout: 5 * time.Second, session: "cli-" + hex.EncodeToString(b), user: u}
+}
+
+// Failed reports whether any command of the session failed.
+func (s *Shell) Failed() bool { return s.failed }
+
+// Main is the cli command. It returns the process exit status.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("cli", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	root := fs.String("root", "", "router root `directory` (finds its bus)")
+	busURL := fs.String("bus", "", "NATS `URL` of the router's bus")
+	name := fs.String("name", "", "router `name` on the bus (default r0)")
+	busRoot := fs.String("bus-root", "", "first token of every bus subject (default sitesec)")
+	cmd := fs.String("c", "", "run one `command` and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fmt.Fprintln(stderr, "usage: cli (--root DIR | --bus URL) [-c COMMAND]")
+			fs.PrintDefaults()
+			return 0
+		}
+		fmt.Fprintf(stderr, "cli: %v\n", err)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "cli: unexpected argument %q (quote the command: -c '...')\n", fs.Arg(0))
+		return 2
+	}
+	conn, err := dial(*root, *busURL, *name, *busRoot)
+	if err != nil {
+		fmt.Fprintf(stderr, "cli: %v\n", err)
+		return 1
+	}
+	defer conn.Close()
+	sh := NewShell(conn, stdout)
+	ctx := context.Background()
+	if *cmd != "" {
+		sh.Run(ctx, *cmd)
+	} else {
+		interactive := isTerminal(stdin)
+		sc := bufio.NewScanner(stdin)
+		sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
+		for {
+			if interactive {
+				fmt.Fprint(stdout, sh.prompt())
+			}
+			if !sc.Scan() {
+				break
+			}
+			line := strings.TrimSpace(sc.Text())
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			if !interactive && !sh.configMode && (line == "exit" || line == "quit") {
+				break
+			}
+			if interactive && !sh.configMode && (line == "exit" || line == "quit") {
+				break
+			}
+			sh.Run(ctx, line)
+		}
+	}
+	if sh.Failed() {
+		return 1
+	}
+	return 0
+}
+
+func (s *Shell) prompt() string {
+	host, _ := os.Hostname()
+	if s.configMode {
+		p := "[edit]"
+		if s.editPath != "" {
+			p = s.editPath
+		}
+		return fmt.Sprintf("\n%s\n%s@%s# ", p, s.user, host)
+	}
+	return fmt.Sprintf("%s@%s> ", s.user, host)
+}
+
+// dial connects as the cli user of the router at root, or to busURL.
+func dial(root, busURL, name, busRoot string) (*bus.Conn, error) {
+	o := bus.Options{URL: busURL, Name: "cli", ConnectTimeout: 2 * time.Second}
+	if busURL == "" {
+		if root == "" {
+			return nil, errors.New("give --root DIR (a router started with sitesecd --root DIR) or --bus URL")
+		}
+		in, err := busfile.Read(root)
+		if err != nil {
+			return nil, err
+		}
+		o.URL = in.URL
+		if pw := in.Passwords[subject.CLI]; pw != "" {
+			o.User, o.Password = subject.CLI, pw
+		}
+		if name == "" {
+			name = in.Router
+		}
+		if busRoot == "" {
+			busRoot = in.SubjectRoot
+		}
+	}
+	space, err := subject.New(busRoot, name)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	return bus.Connect(ctx, space, o)
+}
+
+// Run executes one command line and prints its output.
+func (s *Shell) Run(ctx context.Context, line string) {
+	words, pipe, err := splitPipes(line)
+	if err != nil {
+		s.fail(err.Error())
+		return
+	}
+	if len(words) == 0 {
+		return
+	}
+	if s.configMode {
+		s.configCommand(ctx, words, pipe)
+		return
+	}
+	switch {
+	case words[0] == "configure":
+		s.configMode = true
+		s.editPath = ""
+		fmt.Fprintln(s.Out, "Entering configuration mode")
+		return
+	case words[0] == "show" && len(words) == 1:
+		s.fail("syntax error, expecting <command>.")
+		return
+	}
+	s.op(ctx, words, pipe)
+}
+
+// op sends an operational command to its daemon and prints the reply.
+func (s *Shell) op(ctx context.Context, words []string, pipe *pipeline) {
+	daemon, ok := route(words)
+	if !ok {
+		s.fail(fmt.Sprintf("syntax error: %s", strings.Join(words, " ")))
+		return
+	}
+	req := &pb.OpRequest{Words: words, User: s.user, Display: pipe.display}
+	rep, err := s.request(ctx, daemon, req)
+	if err != nil && daemon == subject.Sitesecd && isNoResponders(err) && strings.Join(words, " ") == "show system processes" {
+		// No launcher (docker compose): ask each daemon for itself.
+		rep, err = s.collectProcesses(ctx), nil
+	}
+	if err != nil {
+		s.fail(err.Error())
+		return
+	}
+	if rep.ConfirmQuestion != "" {
+		// Scripts cannot answer; the daemon explains what to add.
+		fmt.Fprintln(s.Out, rep.ConfirmQuestion)
+	}
+	s.print(rep, pipe)
+	if rep.Error != "" {
+		s.fail(rep.Error)
+	}
+}
+
+func (s *Shell) request(ctx context.Context, daemon string, req *pb.OpRequest) (*pb.OpReply, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout(req))
+	defer cancel()
+	var rep pb.OpReply
+	if err := s.Conn.Request(ctx, daemon, subject.VerbOp, req, &rep); err != nil {
+		return nil, err
+	}
+	return &rep, nil
+}
+
+// timeout is longer for commands that wait on something slow (a restart,
+// an enrollment).
+func (s *Shell) timeout(req *pb.OpRequest) time.Duration {
+	if len(req.Words) > 0 && (req.Words[0] == "restart" || req.Words[0] == "request") {
+		return 30 * time.Second
+	}
+	return s.Timeout
+}
+
+func isNoResponders(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "answers on")
+}
+
+// collectProcesses builds `show system processes` from the daemons' own
+// status replies when no launcher runs.
+func (s *Shell) collectProcesses(ctx context.Context) *pb.OpReply {
+	pl := &pb.ProcessList{Router: s.Conn.Space.Router, Bus: "external", BusServerVersion: s.Conn.ServerVersion()}
+	for _, d := range subject.Daemons {
+		var st pb.ProcessStatus
+		c, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := s.Conn.Request(c, d, subject.VerbStatus, &pb.StatusRequest{}, &st)
+		cancel()
+		if err != nil {
+			st = pb.ProcessStatus{Name: d, State: pb.DaemonState_DAEMON_STATE_STOPPED, BusStatus: "not answering"}
+		}
+		pl.Processes = append(pl.Processes, &st)
+	}
+	return &pb.OpReply{Body: &pb.OpReply_Processes{Processes: pl}}
+}
+
+func (s *Shell) print(rep *pb.OpReply, pipe *pipeline) {
+	var lines []string
+	if pipe.display == "json" {
+		lines = strings.Split(renderJSON(rep), "\n")
+	} else {
+		lines = renderText(rep)
+	}
+	for _, l := range pipe.apply(lines) {
+		fmt.Fprintln(s.Out, l)
+	}
+}
+
+// configCommand runs one configuration-mode command in cfgd.
+func (s *Shell) configCommand(ctx context.Context, words []string, pipe *pipeline) {
+	switch {
+	case words[0] == "run":
+		s.op(ctx, words[1:], pipe)
+		return
+	case (words[0] == "exit" || words[0] == "quit") && (len(words) == 1 && s.editPath == "" || len(words) == 2 && words[1] == "configuration-mode"):
+		s.configMode = false
+		s.editPath = ""
+		fmt.Fprintln(s.Out, "Exiting configuration mode")
+		return
+	}
+	req := &pb.ConfigEditRequest{Session: s.session, Words: words, User: s.user}
+	if pipe.display != "" {
+		req.Words = append(req.Words, "|", "display", pipe.display)
+	}
+	c, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	var rep pb.ConfigEditReply
+	if err := s.Conn.Request(c, subject.Cfgd, subject.VerbConfig, req, &rep); err != nil {
+		s.fail(err.Error())
+		return
+	}
+	s.editPath = rep.EditPath
+	var lines []string
+	lines = append(lines, renderConfigErrors(rep.Errors)...)
+	lines = append(lines, rep.Lines...)
+	if rep.Reply != nil {
+		lines = append(lines, renderText(rep.Reply)...)
+	}
+	for _, l := range pipe.apply(lines) {
+		fmt.Fprintln(s.Out, l)
+	}
+	if len(rep.Errors) > 0 || (rep.Reply != nil && rep.Reply.Error != "") {
+		s.failed = true
+		if rep.Reply != nil && rep.Reply.Error != "" {
+			fmt.Fprintln(s.Out, "error: "+rep.Reply.Error)
+		}
+	}
+}
+
+func (s *Shell) fail(msg string) {
+	s.failed = true
+	fmt.Fprintln(s.Out, "error: "+msg)
+}
+
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

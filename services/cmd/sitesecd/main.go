@@ -1,0 +1,66 @@
+// Command sitesecd runs one sitesec router: the embedded NATS server and
+// the cfgd, pkid, fwdd and kmd daemons, each its own process.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/sitesec/sitesec/proto/subject"
+	"github.com/sitesec/sitesec/services/launcher"
+)
+
+func main() {
+	var o launcher.Options
+	fs := flag.NewFlagSet("sitesecd", flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	fs.StringVar(&o.Root, "root", "", "router root `directory` (traces in DIR/var/log, state in DIR/var/db); required")
+	fs.StringVar(&o.Config, "config", "", "configuration `file` (curly-brace or set lines) committed at start")
+	fs.StringVar(&o.BusURL, "bus", "", "external NATS server `URL` (default: run the embedded server)")
+	fs.StringVar(&o.Listen, "listen", "127.0.0.1:0", "embedded server `address` (port 0: any free port)")
+	fs.StringVar(&o.SubjectRoot, "bus-root", subject.DefaultRoot, "first token of every bus subject")
+	fs.StringVar(&o.Router, "name", subject.DefaultRouter, "router `name` on the bus")
+	fs.StringVar(&o.BinDir, "bin", "", "`directory` holding cfgd, kmd, pkid and fwdd (default: sitesecd's own)")
+	fs.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: sitesecd --root DIR [--config FILE] [--bus nats://HOST:PORT]")
+		fs.PrintDefaults()
+	}
+	fs.SetOutput(new(discard))
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stderr)
+			fs.Usage()
+			os.Exit(0)
+		}
+		fmt.Fprintf(os.Stderr, "sitesecd: %v\n", err)
+		os.Exit(2)
+	}
+	if fs.NArg() > 0 || o.Root == "" {
+		fmt.Fprintln(os.Stderr, "sitesecd: usage: sitesecd --root DIR [--config FILE] [--bus nats://HOST:PORT]")
+		os.Exit(2)
+	}
+	if o.BinDir == "" {
+		self, err := os.Executable()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "sitesecd: %v\n", err)
+			os.Exit(1)
+		}
+		o.BinDir = filepath.Dir(self)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := launcher.Run(ctx, o); err != nil {
+		fmt.Fprintf(os.Stderr, "sitesecd: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+type discard struct{}
+
+func (discard) Write(b []byte) (int, error) { return len(b), nil }

@@ -1,0 +1,441 @@
+// Package launcher is sitesecd, the analogue of Junos init: it starts the
+// embedded NATS server (unless the router uses an external bus), starts
+// cfgd, pkid, fwdd and kmd as separate OS processes, restarts any that
+// exits (with backoff), and serves `restart <daemon>` and `show system
+// processes` on the bus.
+//
+// One launcher is one router. It holds an exclusive lock on
+// <root>/var/run/sitesecd.lock, so a second launcher on the same root
+// fails at once without touching the running one.
+package launcher
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sitesec/sitesec/proto/pb"
+	"github.com/sitesec/sitesec/proto/subject"
+	"github.com/sitesec/sitesec/services/broker"
+	"github.com/sitesec/sitesec/services/bus"
+	"github.com/sitesec/sitesec/services/busfile"
+	"github.com/sitesec/sitesec/services/daemon"
+	"github.com/sitesec/sitesec/services/trace"
+)
+
+const heartbeatEvery = 2 * time.Second
+
+// Options configure one router.
+type Options struct {
+	Root string
+	// BinDir holds the daemon binaries (cfgd, kmd, pkid, fwdd).
+	BinDir string
+	// BusURL is an external NATS server; empty runs the embedded one.
+	BusURL string
+	// Listen is the embedded server's address, "127.0.0.1:0" by default
+	// (a free port, written to the bus file).
+	Listen      string
+	SubjectRoot string
+	Router      string
+	// Config is a configuration file committed at start.
+	Config string
+	// Daemons to run; default subject.Daemons.
+	Daemons []string
+	// Out receives the daemons' standard output and error.
+	Out io.Writer
+}
+
+// Launcher is a running router.
+type Launcher struct {
+	o     Options
+	space subject.Space
+	tr    *trace.Tracer
+	srv   *broker.Server
+	conn  *bus.Conn
+	lock  *os.File
+	procs map[string]*process
+	order []string
+	busID string
+
+	reportMu sync.Mutex
+}
+
+// Run starts the router and blocks until ctx ends; then it stops every
+// daemon and the bus.
+func Run(ctx context.Context, o Options) error {
+	l, err := start(ctx, o)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	l.shutdown()
+	return nil
+}
+
+func start(ctx context.Context, o Options) (l *Launcher, err error) {
+	if o.Root == "" {
+		return nil, errors.New("--root is required")
+	}
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:0"
+	}
+	if len(o.Daemons) == 0 {
+		o.Daemons = subject.Daemons
+	}
+	if o.Out == nil {
+		o.Out = os.Stderr
+	}
+	root, err := filepath.Abs(o.Root)
+	if err != nil {
+		return nil, err
+	}
+	o.Root = root
+	space, err := subject.New(o.SubjectRoot, o.Router)
+	if err != nil {
+		return nil, err
+	}
+	// Everything that can be checked without side effects first: a bad
+	// start must not disturb a router that already runs on this root.
+	for _, d := range o.Daemons {
+		if err := executable(filepath.Join(o.BinDir, d)); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(root, "var", "run"), 0o755); err != nil {
+		return nil, fmt.Errorf("cannot use root %s: %v", root, errors.Unwrap(err))
+	}
+	lock, err := lockRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	l = &Launcher{o: o, space: space, lock: lock, procs: map[string]*process{}}
+	defer func() {
+		if err != nil {
+			l.shutdown()
+		}
+	}()
+	if l.tr, err = trace.New(root, subject.Sitesecd, trace.KMDFlags); err != nil {
+		return nil, err
+	}
+	l.tr.Lifecycle().Int("pid", os.Getpid()).Str("root", root).Msg("starting")
+
+	passwords := map[string]string{}
+	for _, d := range append([]string{subject.Sitesecd, subject.CLI}, o.Daemons...) {
+		passwords[d] = randomPassword()
+	}
+	busURL := o.BusURL
+	bo := bus.Options{Name: subject.Sitesecd}
+	if busURL == "" {
+		if l.srv, err = l.startBroker(passwords); err != nil {
+			return nil, err
+		}
+		busURL = l.srv.ClientURL()
+		bo.InProcess = l.srv.InProcess()
+		bo.User, bo.Password = subject.Sitesecd, passwords[subject.Sitesecd]
+		l.busID = "embedded"
+	} else {
+		bo.URL = busURL
+		passwords = nil
+		l.busID = busURL
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if l.conn, err = bus.Connect(cctx, space, bo); err != nil {
+		return nil, err
+	}
+	if err := busfile.Write(root, &busfile.Info{URL: busURL, SubjectRoot: space.Root, Router: space.Router, Passwords: passwords, PID: os.Getpid()}); err != nil {
+		return nil, fmt.Errorf("write %s: %v", busfile.Path(root), err)
+	}
+	if err := l.serve(); err != nil {
+		return nil, err
+	}
+
+	for _, d := range o.Daemons {
+		env := append(os.Environ(),
+			daemon.EnvBus+"="+busURL,
+			daemon.EnvRouter+"="+space.Router,
+			"SITESEC_SUPERVISOR=sitesecd",
+		)
+		if passwords != nil {
+			env = append(env, daemon.EnvUser+"="+d, daemon.EnvPassword+"="+passwords[d])
+		}
+		p := &process{
+			name: d, path: filepath.Join(o.BinDir, d), l: l, env: env,
+			args:       []string{"--root", root, "--bus-root", space.Root},
+			out:        &prefixWriter{prefix: d + ": ", w: o.Out},
+			restartNow: make(chan struct{}, 1),
+			done:       make(chan struct{}),
+		}
+		if err := p.start(); err != nil {
+			return nil, fmt.Errorf("start %s: %v", d, err)
+		}
+		l.procs[d] = p
+		l.order = append(l.order, d)
+		go p.run(ctx)
+	}
+	if o.Config != "" {
+		if err := l.loadConfig(ctx, o.Config); err != nil {
+			return nil, err
+		}
+	}
+	l.tr.Lifecycle().Str("bus", busURL).Strs("daemons", l.order).Msg("running")
+	return l, nil
+}
+
+func (l *Launcher) startBroker(passwords map[string]string) (*broker.Server, error) {
+	host, port := splitListen(l.o.Listen)
+	var users []broker.User
+	for name, pw := range passwords {
+		allow, deny := broker.Permissions(l.space, name)
+		users = append(users, broker.User{Name: name, Password: pw, PublishAllow: allow, PublishDeny: deny})
+	}
+	return broker.Start(broker.Options{
+		StoreDir:   filepath.Join(l.o.Root, "var", "db", "nats"),
+		Host:       host,
+		Port:       port,
+		Users:      users,
+		ServerName: l.space.Root + "-" + l.space.Router,
+	})
+}
+
+// serve registers the launcher's bus handlers and follows the daemons'
+// heartbeats.
+func (l *Launcher) serve() error {
+	handlers := map[string]func(context.Context, proto.Message) (proto.Message, error){
+		subject.VerbRestart: func(ctx context.Context, m proto.Message) (proto.Message, error) {
+			return l.restart(ctx, m.(*pb.RestartRequest))
+		},
+		subject.VerbProcesses: func(context.Context, proto.Message) (proto.Message, error) {
+			return l.processes(), nil
+		},
+		subject.VerbOp: func(ctx context.Context, m proto.Message) (proto.Message, error) {
+			return l.op(ctx, m.(*pb.OpRequest)), nil
+		},
+		subject.VerbStatus: func(context.Context, proto.Message) (proto.Message, error) {
+			return l.selfStatus(), nil
+		},
+	}
+	for verb, h := range handlers {
+		if _, err := l.conn.Handle(subject.Sitesecd, verb, h); err != nil {
+			return fmt.Errorf("serve %s: %v", verb, err)
+		}
+	}
+	for _, d := range l.o.Daemons {
+		if _, err := l.conn.Subscribe(d, subject.VerbHealth, func(m proto.Message) {
+			h := m.(*pb.Health)
+			if p := l.procs[h.GetDaemon()]; p != nil {
+				p.sawHealth(h)
+			}
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var started = time.Now()
+
+func (l *Launcher) selfStatus() *pb.ProcessStatus {
+	return &pb.ProcessStatus{
+		Name: subject.Sitesecd, Pid: int32(os.Getpid()), State: pb.DaemonState_DAEMON_STATE_RUNNING,
+		UptimeSeconds: uint64(time.Since(started).Seconds()), BusStatus: "connected", Supervisor: "-",
+	}
+}
+
+func (l *Launcher) processes() *pb.ProcessList {
+	pl := &pb.ProcessList{Router: l.space.Router, Bus: l.busID, BusServerVersion: l.conn.ServerVersion()}
+	pl.Processes = append(pl.Processes, l.selfStatus())
+	if l.srv != nil {
+		pl.Processes = append(pl.Processes, &pb.ProcessStatus{
+			Name: "nats", Pid: int32(os.Getpid()), State: pb.DaemonState_DAEMON_STATE_RUNNING,
+			UptimeSeconds: uint64(time.Since(started).Seconds()), BusStatus: "embedded", Supervisor: subject.Sitesecd,
+		})
+	}
+	for _, d := range l.order {
+		pl.Processes = append(pl.Processes, l.procs[d].status())
+	}
+	return pl
+}
+
+func (l *Launcher) restart(ctx context.Context, r *pb.RestartRequest) (*pb.RestartReply, error) {
+	p := l.procs[r.GetDaemon()]
+	if p == nil {
+		return nil, fmt.Errorf("restart: no such daemon %q (one of %s)", r.GetDaemon(), strings.Join(l.order, ", "))
+	}
+	ctx, cancel := context.WithTimeout(ctx, stopTimeout+2*time.Second)
+	defer cancel()
+	l.tr.Lifecycle().Str("daemon", p.name).Bool("immediately", r.GetImmediately()).Msg("restart requested")
+	old, n, err := p.restart(ctx, r.GetImmediately())
+	if err != nil {
+		return nil, err
+	}
+	return &pb.RestartReply{Daemon: p.name, OldPid: int32(old), NewPid: int32(n)}, nil
+}
+
+// op answers the operational commands the launcher owns.
+func (l *Launcher) op(ctx context.Context, r *pb.OpRequest) *pb.OpReply {
+	w := r.GetWords()
+	switch {
+	case len(w) == 3 && w[0] == "show" && w[1] == "system" && w[2] == "processes":
+		return &pb.OpReply{Body: &pb.OpReply_Processes{Processes: l.processes()}}
+	case len(w) >= 2 && w[0] == "restart":
+		req := &pb.RestartRequest{Daemon: w[1]}
+		for _, x := range w[2:] {
+			switch x {
+			case "immediately":
+				req.Immediately = true
+			case "gracefully":
+			default:
+				return &pb.OpReply{Error: fmt.Sprintf("syntax error, expecting gracefully or immediately: %s", x)}
+			}
+		}
+		rep, err := l.restart(ctx, req)
+		if err != nil {
+			return &pb.OpReply{Error: err.Error()}
+		}
+		return &pb.OpReply{Lines: []string{fmt.Sprintf("%s started, pid %d", rep.Daemon, rep.NewPid)}}
+	}
+	return &pb.OpReply{Error: "syntax error: " + strings.Join(w, " ")}
+}
+
+// loadConfig commits the --config file through cfgd once cfgd answers.
+func (l *Launcher) loadConfig(ctx context.Context, file string) error {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return fmt.Errorf("--config: %v", err)
+	}
+	session := "sitesecd-" + randomPassword()[:8]
+	deadline := time.Now().Add(10 * time.Second)
+	steps := [][]string{{"load", "override", abs}, {"commit"}}
+	for _, words := range steps {
+		for {
+			var rep pb.ConfigEditReply
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := l.conn.Request(rctx, subject.Cfgd, subject.VerbConfig,
+				&pb.ConfigEditRequest{Session: session, Words: words, User: "sitesecd"}, &rep)
+			cancel()
+			if err == nil {
+				if len(rep.Errors) > 0 {
+					var msgs []string
+					for _, e := range rep.Errors {
+						msgs = append(msgs, fmt.Sprintf("%s:%d: %s %s", e.File, e.Line, e.Path, e.Message))
+					}
+					return fmt.Errorf("--config %s: %s", file, strings.Join(msgs, "; "))
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("--config: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// shutdown stops the daemons in reverse start order, then the bus.
+func (l *Launcher) shutdown() {
+	for i := len(l.order) - 1; i >= 0; i-- {
+		l.procs[l.order[i]].stop()
+	}
+	if l.conn != nil {
+		l.conn.Close()
+	}
+	if l.srv != nil {
+		l.srv.Shutdown()
+	}
+	busfile.Remove(l.o.Root)
+	if l.tr != nil {
+		l.tr.Lifecycle().Msg("stopped")
+		l.tr.Close()
+	}
+	if l.lock != nil {
+		l.lock.Close()
+	}
+}
+
+// report tells the operator about a daemon the launcher gave up on.
+func (l *Launcher) report(msg string) {
+	l.reportMu.Lock()
+	defer l.reportMu.Unlock()
+	fmt.Fprintf(l.o.Out, "sitesecd: %s\n", msg)
+	l.tr.Event(trace.FlagGeneral, trace.Error).Msg(msg)
+}
+
+func (l *Launcher) trace(what, name string, pid int, reason string) {
+	e := l.tr.Lifecycle().Str("daemon", name).Int("pid", pid)
+	if reason != "" {
+		e = e.Str("reason", reason)
+	}
+	e.Msg(what)
+}
+
+// lockRoot takes the root's launcher lock, or says who holds it.
+func lockRoot(root string) (*os.File, error) {
+	p := filepath.Join(root, "var", "run", "sitesecd.lock")
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("cannot use root %s: %v", root, errors.Unwrap(err))
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(p)
+		f.Close()
+		return nil, fmt.Errorf("another sitesecd (pid %s) is already running on root %s", strings.TrimSpace(string(b)), root)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(fmt.Sprintf("%d\n", os.Getpid())), 0)
+	return f, nil
+}
+
+func randomPassword() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func splitListen(s string) (string, int) {
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return s, 0
+	}
+	var port int
+	fmt.Sscanf(s[i+1:], "%d", &port)
+	return s[:i], port
+}
+
+// prefixWriter writes each line of a daemon's output with its name.
+type prefixWriter struct {
+	mu     sync.Mutex
+	prefix string
+	w      io.Writer
+	buf    []byte
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buf = append(p.buf, b...)
+	for {
+		i := strings.IndexByte(string(p.buf), '\n')
+		if i < 0 {
+			break
+		}
+		fmt.Fprintf(p.w, "%s%s\n", p.prefix, p.buf[:i])
+		p.buf = p.buf[i+1:]
+	}
+	return len(b), nil
+}
