@@ -1,0 +1,137 @@
+package conf
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/sitesec/sitesec/cfgd/schema"
+)
+
+// Merge adds src's statements to dst, as `load merge` does: leaves take
+// src's value, leaf-lists gain src's values, containers and list entries
+// merge recursively. With replace, a statement marked "replace:" in src
+// replaces dst's statement wholesale (`load replace`).
+func Merge(dst, src *Node, replace bool) {
+	for _, c := range src.Children {
+		var m *Node
+		if c.Schema.Choice != "" || dst.child(c.Schema, c.Key) == nil {
+			m = dst.ensure(c.Schema, c.Key, c.Pos)
+		} else {
+			m = dst.child(c.Schema, c.Key)
+		}
+		if replace && c.replace {
+			r := c.Clone()
+			r.replace = false
+			i := slices.Index(dst.Children, m)
+			dst.Children[i] = r
+			r.Parent = dst
+			continue
+		}
+		m.Key = c.Key
+		m.Pos = c.Pos
+		m.Inactive = c.Inactive
+		if len(c.Comments) > 0 {
+			m.Comments = slices.Clone(c.Comments)
+		}
+		for _, v := range c.Values {
+			if !slices.Contains(m.Values, v) {
+				m.Values = append(m.Values, v)
+			}
+		}
+		Merge(m, c, replace)
+	}
+}
+
+// Diff returns `show | compare` output: the changes from old to new in
+// Junos format, a "[edit path]" banner for each changed level and the
+// removed and added statements marked '-' and '+'. It is empty when the
+// configurations are equal.
+func Diff(old, new *Node) string {
+	var b strings.Builder
+	diff(&b, old, new)
+	return b.String()
+}
+
+func diff(b *strings.Builder, o, n *Node) {
+	banner := false
+	emit := func(sign string, x *Node) {
+		if !banner {
+			b.WriteString(n.EditPath() + "\n")
+			banner = true
+		}
+		var r strings.Builder
+		x.curly(&r, 1)
+		for _, l := range strings.Split(strings.TrimRight(r.String(), "\n"), "\n") {
+			b.WriteString(sign + l[1:] + "\n")
+		}
+	}
+	var recurse [][2]*Node
+	// Walk both child lists in schema order, matching by schema and key.
+	for _, oc := range o.Children {
+		nc := n.child(oc.Schema, oc.Key)
+		switch {
+		case nc == nil:
+			emit("-", oc)
+		case leafLike(oc) && !Equal(oc, nc):
+			emit("-", oc)
+		}
+	}
+	for _, nc := range n.Children {
+		oc := o.child(nc.Schema, nc.Key)
+		switch {
+		case oc == nil:
+			emit("+", nc)
+		case leafLike(nc) && !Equal(oc, nc):
+			emit("+", nc)
+		case !leafLike(nc):
+			if oc.Inactive != nc.Inactive {
+				emit("-", oc)
+				emit("+", nc)
+				continue
+			}
+			recurse = append(recurse, [2]*Node{oc, nc})
+		}
+	}
+	for _, p := range recurse {
+		diff(b, p[0], p[1])
+	}
+}
+
+// leafLike nodes are compared whole: leaves, leaf-lists and one-line
+// statements.
+func leafLike(n *Node) bool {
+	return n.Schema.Kind == schema.Leaf || n.Schema.Kind == schema.LeafList || n.Schema.Flat ||
+		(n.Schema.Kind != schema.Container && len(n.Schema.Children) == 0)
+}
+
+// Load applies text to cfg the way `load MODE` does: merge, override,
+// replace (curly-brace syntax) or set (set/delete lines). For merge,
+// override and replace, text in set syntax is accepted too and applied as
+// set lines. cfg is changed only when the whole text parses.
+func Load(cfg *Node, mode, file, text string) (*Node, error) {
+	if mode == "set" || IsSetSyntax(text) {
+		if mode == "override" {
+			cfg = New()
+		} else {
+			cfg = cfg.Clone()
+		}
+		if err := ParseSet(cfg, file, text); err != nil {
+			return nil, err
+		}
+		return cfg, nil
+	}
+	src, err := Parse(file, text)
+	if err != nil {
+		return nil, err
+	}
+	switch mode {
+	case "override":
+		return src, nil
+	case "merge", "replace":
+		out := cfg.Clone()
+		Merge(out, src, mode == "replace")
+		return out, nil
+	}
+	return nil, fmt.Errorf("conf: unknown load mode %q (expecting merge, override, replace or set)", mode)
+}

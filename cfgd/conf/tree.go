@@ -1,0 +1,266 @@
+// Package conf is the configuration language of cfgd: a lexer whose tokens
+// carry line and column, a parser for the Junos curly-brace syntax and for
+// set/delete lines, the configuration tree, rendering in both syntaxes,
+// `show | compare` diffs and the conversion to pb.Config. All of it is
+// driven by the hierarchy in package schema.
+package conf
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/sitesec/sitesec/cfgd/schema"
+)
+
+// Node is one statement of a configuration tree.
+type Node struct {
+	Schema   *schema.Node
+	Key      string   // list entry key, or leaf value ("" for a container or a flag)
+	Values   []string // leaf-list values, in order
+	Children []*Node  // ordered by schema position; list entries in insertion order
+	Parent   *Node
+	Inactive bool
+	Comments []string // comment lines written before the statement
+	Pos      Pos      // where the statement was last set
+	// replace marks a "replace:" statement of load replace.
+	replace bool
+}
+
+// New returns an empty configuration.
+func New() *Node { return &Node{Schema: schema.Root} }
+
+// Error is one syntax or value error, with its position and hierarchy path.
+type Error struct {
+	Pos    Pos
+	Path   string // "[edit services service-set ss1]"
+	Stmt   string // the offending statement or word
+	Msg    string
+	Syntax bool // a syntax error rather than a bad value
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.Pos.File != "" {
+		b.WriteString(e.Pos.File + ": ")
+	}
+	if e.Syntax {
+		b.WriteString("syntax error")
+	} else {
+		b.WriteString("error")
+	}
+	if e.Pos.Line > 0 {
+		fmt.Fprintf(&b, " at line %d", e.Pos.Line)
+	}
+	b.WriteString(": ")
+	if e.Path != "" {
+		b.WriteString(e.Path + " ")
+	}
+	if e.Stmt != "" {
+		b.WriteString("'" + e.Stmt + "': ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is a list of errors reported together.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	var s []string
+	for _, e := range es {
+		s = append(s, e.Error())
+	}
+	return strings.Join(s, "\n")
+}
+
+// Name is the word that introduces n: its keyword, or its key for a
+// keyless list entry.
+func (n *Node) words() []string {
+	s := n.Schema
+	switch {
+	case s.Kind == schema.List && s.Keyless:
+		return []string{n.Key}
+	case s.Kind == schema.List && len(s.KeyWords) > 0:
+		return append([]string{s.Name}, strings.Fields(n.Key)...)
+	case s.Kind == schema.List:
+		return []string{s.Name, n.Key}
+	case s.Kind == schema.Leaf && s.Positional:
+		return []string{n.Key}
+	case s.Kind == schema.Leaf && s.Type != nil:
+		return []string{s.Name, n.Key}
+	}
+	return []string{s.Name}
+}
+
+// PathWords returns the words from the root to n, as in a set command.
+func (n *Node) PathWords() []string {
+	var segs [][]string
+	for p := n; p != nil && p.Parent != nil; p = p.Parent {
+		segs = append(segs, p.words())
+	}
+	var out []string
+	for i := len(segs) - 1; i >= 0; i-- {
+		out = append(out, segs[i]...)
+	}
+	return out
+}
+
+// EditPath is the Junos banner for n: "[edit services service-set ss1]".
+func (n *Node) EditPath() string {
+	w := n.PathWords()
+	for i := range w {
+		w[i] = quote(w[i])
+	}
+	if len(w) == 0 {
+		return "[edit]"
+	}
+	return "[edit " + strings.Join(w, " ") + "]"
+}
+
+// Get follows keywords and keys (as in PathWords) from n, ignoring inactive
+// statements; it returns nil when any is missing.
+func (n *Node) Get(words ...string) *Node {
+	cur := n
+	for i := 0; i < len(words); i++ {
+		var next *Node
+		for _, c := range cur.Children {
+			if c.Inactive {
+				continue
+			}
+			s := c.Schema
+			if s.Keyless || s.Positional {
+				if c.Key == words[i] {
+					next = c
+				}
+			} else if s.Name == words[i] {
+				if s.Kind == schema.List && i+1 < len(words) {
+					if c.Key == words[i+1] {
+						next = c
+					}
+				} else if s.Kind != schema.List {
+					next = c
+				}
+			}
+			if next != nil {
+				break
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		if next.Schema.Kind == schema.List && !next.Schema.Keyless {
+			i++
+		}
+		cur = next
+	}
+	return cur
+}
+
+// All returns the active children of n with keyword name (every entry of a
+// list).
+func (n *Node) All(name string) []*Node {
+	if n == nil {
+		return nil
+	}
+	var out []*Node
+	for _, c := range n.Children {
+		if c.Schema.Name == name && !c.Inactive {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Has reports whether n has an active child with keyword name.
+func (n *Node) Has(name string) bool { return len(n.All(name)) > 0 }
+
+// Value returns the value of the active leaf name below n, or "".
+func (n *Node) Value(name string) string {
+	if l := n.All(name); len(l) > 0 {
+		return l[0].Key
+	}
+	return ""
+}
+
+// child returns the child for schema s and key, or nil.
+func (n *Node) child(s *schema.Node, key string) *Node {
+	for _, c := range n.Children {
+		if c.Schema == s && (s.Kind != schema.List || c.Key == key) {
+			return c
+		}
+	}
+	return nil
+}
+
+// add inserts c in schema order: after the last child whose schema comes
+// at or before it.
+func (n *Node) add(c *Node) {
+	c.Parent = n
+	i := len(n.Children)
+	for i > 0 && n.Children[i-1].Schema.Index() > c.Schema.Index() {
+		i--
+	}
+	n.Children = slices.Insert(n.Children, i, c)
+}
+
+// remove deletes child c.
+func (n *Node) remove(c *Node) {
+	n.Children = slices.DeleteFunc(n.Children, func(x *Node) bool { return x == c })
+}
+
+// ensure returns the child for s and key, creating it. Creating a member of
+// a choice removes the other members (YANG choice semantics).
+func (n *Node) ensure(s *schema.Node, key string, pos Pos) *Node {
+	if c := n.child(s, key); c != nil {
+		if s.Kind == schema.Leaf {
+			c.Key = key
+			c.Pos = pos
+		}
+		return c
+	}
+	if s.Choice != "" {
+		n.Children = slices.DeleteFunc(n.Children, func(x *Node) bool {
+			return x.Schema.Choice == s.Choice && x.Schema != s && x.Schema.Parent == s.Parent
+		})
+	}
+	c := &Node{Schema: s, Key: key, Pos: pos}
+	n.add(c)
+	return c
+}
+
+// Clone returns a deep copy of n (detached from its parent).
+func (n *Node) Clone() *Node {
+	c := &Node{Schema: n.Schema, Key: n.Key, Values: slices.Clone(n.Values), Inactive: n.Inactive,
+		Comments: slices.Clone(n.Comments), Pos: n.Pos}
+	for _, ch := range n.Children {
+		cc := ch.Clone()
+		cc.Parent = c
+		c.Children = append(c.Children, cc)
+	}
+	return c
+}
+
+// Equal reports whether a and b hold the same configuration (statements,
+// values, order, inactive marks and comments; positions are ignored).
+func Equal(a, b *Node) bool {
+	if a.Schema != b.Schema || a.Key != b.Key || a.Inactive != b.Inactive ||
+		!slices.Equal(a.Values, b.Values) || !slices.Equal(a.Comments, b.Comments) ||
+		len(a.Children) != len(b.Children) {
+		return false
+	}
+	for i := range a.Children {
+		if !Equal(a.Children[i], b.Children[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// Walk calls f for n and every node below it, depth first.
+func (n *Node) Walk(f func(*Node)) {
+	f(n)
+	for _, c := range n.Children {
+		c.Walk(f)
+	}
+}
