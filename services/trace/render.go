@@ -77,6 +77,9 @@ func scanObject(p []byte, out []field) (_ []field, ok bool) {
 			end, ok = scanString(p, i)
 		} else {
 			end, ok = scanValue(p, i)
+			for ok && end > i && isSpace(p[end-1]) {
+				end--
+			}
 		}
 		if !ok || end == i {
 			return out, false
@@ -98,11 +101,13 @@ func scanObject(p []byte, out []field) (_ []field, ok bool) {
 }
 
 func skipSpace(p []byte, i int) int {
-	for i < len(p) && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r') {
+	for i < len(p) && isSpace(p[i]) {
 		i++
 	}
 	return i
 }
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // scanString returns the index just past the JSON string starting at p[i].
 func scanString(p []byte, i int) (int, bool) {

@@ -58,6 +58,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,7 +87,7 @@ const (
 type settings struct {
 	level  Level
 	all    bool
-	flags  map[Flag]bool
+	flags  []Flag // configured flags, deduplicated; a short list beats a map
 	match  *regexp.Regexp
 	path   string
 	files  int
@@ -218,7 +219,6 @@ func (t *Tracer) Configure(o *pb.Traceoptions) error {
 // settingsFor validates o and builds the settings it asks for.
 func (t *Tracer) settingsFor(o *pb.Traceoptions) (*settings, error) {
 	s := &settings{
-		flags: map[Flag]bool{},
 		path:  filepath.Join(t.logDir, t.daemon),
 		files: DefaultFiles,
 		size:  DefaultSize,
@@ -236,7 +236,9 @@ func (t *Tracer) settingsFor(o *pb.Traceoptions) (*settings, error) {
 		if !t.valid[f] {
 			return nil, fmt.Errorf("trace: traceoptions flag %q: not a %s flag (valid: %s)", name, t.daemon, flagList(t.flags))
 		}
-		s.flags[f] = true
+		if !slices.Contains(s.flags, f) {
+			s.flags = append(s.flags, f)
+		}
 		s.all = s.all || f == FlagAll
 	}
 	if name := o.GetFile(); name != "" {
@@ -279,10 +281,26 @@ func (t *Tracer) settingsFor(o *pb.Traceoptions) (*settings, error) {
 // (before the match regex).
 func (t *Tracer) Enabled(f Flag, l Level) bool {
 	s := t.st.Load()
-	if l > s.level || s.closed {
+	if l > s.level {
 		return false
 	}
-	return l <= Error || s.all || s.flags[f]
+	return s.passes(f, l)
+}
+
+// passes is the filtering rule below the level test.
+func (s *settings) passes(f Flag, l Level) bool {
+	if s.closed {
+		return false
+	}
+	if l <= Error || s.all {
+		return true
+	}
+	for _, c := range s.flags {
+		if c == f {
+			return true
+		}
+	}
+	return false
 }
 
 // Event starts a message of flag f at level l. It returns nil, on which
@@ -290,7 +308,17 @@ func (t *Tracer) Enabled(f Flag, l Level) bool {
 //
 //	t.Event(trace.FlagIKE, trace.Info).Str("peer", p).Msg("IKE_SA_INIT received")
 func (t *Tracer) Event(f Flag, l Level) *zerolog.Event {
-	if !t.Enabled(f, l) {
+	// The level test is inlined into the caller; it is what filters out
+	// most messages.
+	if l > t.st.Load().level {
+		return nil
+	}
+	return t.event(f, l)
+}
+
+// event is Event's slow path, kept apart so that Event inlines.
+func (t *Tracer) event(f Flag, l Level) *zerolog.Event {
+	if !t.st.Load().passes(f, l) {
 		return nil
 	}
 	if l < Error {
@@ -346,6 +374,7 @@ func (t *Tracer) Close() error {
 	}
 	s := *old
 	s.closed = true
+	s.level = Error - 1 // Event's inlined level test then drops everything
 	t.st.Store(&s)
 	if t.f == nil {
 		return nil
