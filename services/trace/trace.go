@@ -216,6 +216,19 @@ func (t *Tracer) Configure(o *pb.Traceoptions) error {
 	return nil
 }
 
+// Validate checks o as Configure would for daemon with the given flags,
+// without opening anything: unknown flag or level, bad match regex, files
+// out of 2..1000, a relative file name that leaves var/log. cfgd can call it
+// at commit check.
+func Validate(o *pb.Traceoptions, daemon string, flags []Flag) error {
+	t := &Tracer{daemon: daemon, logDir: filepath.Join(string(filepath.Separator), "var", "log"), valid: map[Flag]bool{}, flags: flags}
+	for _, f := range flags {
+		t.valid[f] = true
+	}
+	_, err := t.settingsFor(o)
+	return err
+}
+
 // settingsFor validates o and builds the settings it asks for.
 func (t *Tracer) settingsFor(o *pb.Traceoptions) (*settings, error) {
 	s := &settings{

@@ -352,6 +352,7 @@ func TestConfigureErrorKeepsSettings(t *testing.T) {
 		{"files too few", &pb.Traceoptions{Files: files(1)}, "files 1"},
 		{"files too many", &pb.Traceoptions{Files: files(1001)}, "files 1001"},
 		{"escaping name", &pb.Traceoptions{File: "../../etc/passwd"}, `file "../../etc/passwd"`},
+		{"file is a directory", &pb.Traceoptions{File: "/", Flags: []string{"ike"}}, `file: open /: is a directory`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -378,6 +379,28 @@ func TestConfigureErrorKeepsSettings(t *testing.T) {
 				t.Fatalf("match not kept: %q", got)
 			}
 		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		o      *pb.Traceoptions
+		flags  []Flag
+		wantOK bool
+	}{
+		{nil, KMDFlags, true},
+		{&pb.Traceoptions{File: "ipsec.log", Files: files(10), Size: 10240, Flags: []string{"all"}, Level: "verbose", Match: "peer"}, KMDFlags, true},
+		{&pb.Traceoptions{Flags: []string{"enrollment"}}, PKIDFlags, true},
+		{&pb.Traceoptions{Flags: []string{"enrollment"}}, KMDFlags, false},
+		{&pb.Traceoptions{Level: "loud"}, KMDFlags, false},
+		{&pb.Traceoptions{Match: "["}, KMDFlags, false},
+		{&pb.Traceoptions{Files: files(0)}, KMDFlags, false},
+		{&pb.Traceoptions{File: "a/../../b"}, KMDFlags, false},
+	}
+	for i, tc := range tests {
+		if err := Validate(tc.o, "kmd", tc.flags); (err == nil) != tc.wantOK {
+			t.Errorf("case %d: Validate = %v, want ok %v", i, err, tc.wantOK)
+		}
 	}
 }
 
