@@ -16,12 +16,12 @@ const (
 	DecryptedBytes
 	EncryptedPackets
 	DecryptedPackets
-	AuthFailures      // ESP authentication failures
-	DecryptFailures   // ESP decryption failures
-	BadHeaders        // truncated or malformed ESP
-	BadTrailers       // padding or next header wrong
+	AuthFailures       // ESP authentication failures
+	DecryptFailures    // ESP decryption failures
+	BadHeaders         // truncated or malformed ESP
+	BadTrailers        // padding or next header wrong
 	ReplayBeforeWindow // replay-before-window drops
-	Replayed          // replayed packets
+	Replayed           // replayed packets
 	RuleLookupFailures
 	NoSA
 	IPIntegrity // header-integrity-check and active IP checks

@@ -294,10 +294,10 @@ func (db *DB) emit(sa *SA, kind pb.SAEventKind, detail string) {
 		Kind:       kind,
 		Sa:         sa.key(),
 		ServiceSet: c.GetServiceSet(), Rule: c.GetRule(), Term: c.GetTerm(), IkeSa: c.GetIkeSa(),
-		Detail:     detail,
-		At:         timestamppb.New(db.now()),
-		Bytes:      sa.Counters.Get(EncryptedBytes) + sa.Counters.Get(DecryptedBytes),
-		Packets:    sa.Counters.Get(EncryptedPackets) + sa.Counters.Get(DecryptedPackets),
+		Detail:  detail,
+		At:      timestamppb.New(db.now()),
+		Bytes:   sa.Counters.Get(EncryptedBytes) + sa.Counters.Get(DecryptedBytes),
+		Packets: sa.Counters.Get(EncryptedPackets) + sa.Counters.Get(DecryptedPackets),
 	})
 }
 

@@ -18,7 +18,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 func ep(s string, port uint32) *pb.Endpoint {
@@ -142,7 +142,11 @@ func TestInstallAllOrNothing(t *testing.T) {
 		{"reserved SPI", testSA(5, pb.Direction_DIRECTION_INBOUND), "reserved"},
 		{"no direction", testSA(3001, 0), "no direction"},
 		{"bad window", func() *pb.SA { s := testSA(3002, pb.Direction_DIRECTION_INBOUND); s.ReplayWindow = 10; return s }(), "window size"},
-		{"bad address", func() *pb.SA { s := testSA(3003, pb.Direction_DIRECTION_INBOUND); s.Local.Address = []byte{1}; return s }(), "local gateway"},
+		{"bad address", func() *pb.SA {
+			s := testSA(3003, pb.Direction_DIRECTION_INBOUND)
+			s.Local.Address = []byte{1}
+			return s
+		}(), "local gateway"},
 	}
 	for _, tt := range tests {
 		err := db.Install([]*pb.SA{testSA(1000, pb.Direction_DIRECTION_INBOUND), tt.sa}, 0)
