@@ -121,6 +121,9 @@ func (n *Node) EditPath() string {
 // Get follows keywords and keys (as in PathWords) from n, ignoring inactive
 // statements; it returns nil when any is missing.
 func (n *Node) Get(words ...string) *Node {
+	if n == nil {
+		return nil
+	}
 	cur := n
 	for i := 0; i < len(words); i++ {
 		var next *Node
@@ -263,4 +266,20 @@ func (n *Node) Walk(f func(*Node)) {
 	for _, c := range n.Children {
 		c.Walk(f)
 	}
+}
+
+// Statement is n's own line without its children, as Junos quotes a
+// statement under the path in an error: "local-gateway 192.0.2.1",
+// "ipsec-vpn-rules r1", "tunnel-mtu 1400".
+func (n *Node) Statement() string {
+	var w []string
+	for _, x := range n.words() {
+		w = append(w, quote(x))
+	}
+	if n.Schema.Kind == schema.LeafList {
+		for _, v := range n.Values {
+			w = append(w, quote(v))
+		}
+	}
+	return strings.Join(w, " ")
 }
