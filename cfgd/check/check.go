@@ -150,8 +150,8 @@ func (c *checker) failBelow(at *conf.Node, below []string, stmt, msg string) {
 	c.errs = append(c.errs, &conf.Error{Path: path, Pos: at.Pos, Stmt: stmt, Msg: msg})
 }
 
-func (c *checker) services() *conf.Node  { return c.cfg.Get("services") }
-func (c *checker) ipsecVPN() *conf.Node  { return c.cfg.Get("services", "ipsec-vpn") }
+func (c *checker) services() *conf.Node { return c.cfg.Get("services") }
+func (c *checker) ipsecVPN() *conf.Node { return c.cfg.Get("services", "ipsec-vpn") }
 func (c *checker) rule(n string) *conf.Node {
 	return c.cfg.Get("services", "ipsec-vpn", "rule", n)
 }
