@@ -1,0 +1,210 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sitesec/sitesec/proto/pb"
+	"github.com/sitesec/sitesec/proto/subject"
+)
+
+// The committed configuration lives in the JetStream KV bucket
+// Space.ConfigBucket() under subject.ConfigKey, as a marshalled
+// pb.ConfigSnapshot (DESIGN.md, "Data flows" 1). Only the latest value is
+// kept: rollback history is cfgd's, on disk.
+
+func kvContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, kvTimeout)
+}
+
+// PutConfig stores s as the committed configuration, creating the bucket
+// if it is missing. Only cfgd may (broker.Permissions).
+func (c *Conn) PutConfig(ctx context.Context, s *pb.ConfigSnapshot) error {
+	if s == nil {
+		return errors.New("bus: nil configuration snapshot")
+	}
+	data, err := proto.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("bus: marshal configuration: %w", err)
+	}
+	ctx, cancel := kvContext(ctx)
+	defer cancel()
+	bucket := c.Space.ConfigBucket()
+	kv, err := c.js.KeyValue(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = c.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      bucket,
+			Description: "sitesec committed configuration of router " + c.Space.Router,
+			History:     1,
+			Storage:     jetstream.FileStorage,
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = c.js.KeyValue(ctx, bucket)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("bus: configuration bucket %s: %w", bucket, err)
+	}
+	if _, err := kv.Put(ctx, subject.ConfigKey, data); err != nil {
+		return fmt.Errorf("bus: store configuration revision %d in %s: %w", s.GetRevision(), bucket, err)
+	}
+	return nil
+}
+
+// GetConfig returns the committed configuration, or (nil, nil) when none
+// has been committed yet.
+func (c *Conn) GetConfig(ctx context.Context) (*pb.ConfigSnapshot, error) {
+	ctx, cancel := kvContext(ctx)
+	defer cancel()
+	bucket := c.Space.ConfigBucket()
+	kv, err := c.js.KeyValue(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bus: configuration bucket %s: %w", bucket, err)
+	}
+	e, err := kv.Get(ctx, subject.ConfigKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bus: read configuration from %s: %w", bucket, err)
+	}
+	s := new(pb.ConfigSnapshot)
+	if err := proto.Unmarshal(e.Value(), s); err != nil {
+		return nil, fmt.Errorf("bus: malformed configuration in %s (KV revision %d): %w", bucket, e.Revision(), err)
+	}
+	return s, nil
+}
+
+// WatchConfig calls fn with the current configuration (if any) and then
+// with every new one, in order, until ctx ends; then it returns nil. It
+// returns an error only when the connection is closed.
+//
+// It outlives reconnects, a restart of the server, and a bucket that is
+// created after the watch started: it then watches again, with a backoff
+// from Options.ReconnectWait to Options.MaxReconnectWait. fn never sees a
+// revision lower than or equal to one it already saw, so a snapshot seen
+// again after a reconnect is not delivered twice. Malformed snapshots are
+// dropped and counted (Dropped). fn runs on WatchConfig's goroutine.
+func (c *Conn) WatchConfig(ctx context.Context, fn func(*pb.ConfigSnapshot)) error {
+	w := &configWatch{c: c, fn: fn}
+	wait := c.opts.ReconnectWait
+	for attempt := 1; ; {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if c.NC.IsClosed() {
+			return errors.New("bus: watch configuration: connection closed")
+		}
+		progressed, err := w.once(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil || progressed {
+			attempt = 1
+		}
+		if err == nil {
+			continue // reconnected: watch again at once
+		}
+		d := backoff(attempt, wait, c.opts.MaxReconnectWait, rand.Int64N)
+		attempt++
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+type configWatch struct {
+	c    *Conn
+	fn   func(*pb.ConfigSnapshot)
+	seen bool
+	last uint64
+}
+
+// errWatchEnded: the server ended the watch (consumer or bucket gone).
+var errWatchEnded = errors.New("bus: configuration watch ended")
+
+// once watches until ctx ends, the connection comes back after a drop
+// (nil error), or something fails. progressed says whether the watch got
+// as far as receiving.
+func (w *configWatch) once(ctx context.Context) (progressed bool, err error) {
+	reconnected := w.c.reconnectSignal()
+	if !w.c.NC.IsConnected() {
+		select {
+		case <-reconnected:
+			return false, nil
+		case <-ctx.Done():
+			return false, nil
+		}
+	}
+	lctx, cancel := kvContext(ctx)
+	kv, err := w.c.js.KeyValue(lctx, w.c.Space.ConfigBucket())
+	if err == nil {
+		var kw jetstream.KeyWatcher
+		kw, err = kv.Watch(ctx, subject.ConfigKey)
+		if err == nil {
+			defer stopWatcher(kw)
+		}
+		cancel()
+		if err != nil {
+			return false, err
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return true, nil
+			case <-reconnected:
+				return true, nil
+			case e, ok := <-kw.Updates():
+				if !ok {
+					return true, errWatchEnded
+				}
+				w.deliver(e)
+			}
+		}
+	}
+	cancel()
+	return false, err
+}
+
+// stopWatcher stops kw and drains it: the watcher's callback blocks on a
+// full channel, which would keep the subscription's goroutine alive.
+func stopWatcher(kw jetstream.KeyWatcher) {
+	kw.Stop()
+	go func() {
+		for range kw.Updates() {
+		}
+	}()
+}
+
+func (w *configWatch) deliver(e jetstream.KeyValueEntry) {
+	if e == nil || e.Operation() != jetstream.KeyValuePut {
+		return // end of initial values, or a delete
+	}
+	s := new(pb.ConfigSnapshot)
+	if err := proto.Unmarshal(e.Value(), s); err != nil {
+		w.c.dropped.Add(1)
+		w.c.report(fmt.Errorf("bus: malformed configuration in %s (KV revision %d): %w", e.Bucket(), e.Revision(), err))
+		return
+	}
+	if w.seen && s.GetRevision() <= w.last {
+		return
+	}
+	w.seen, w.last = true, s.GetRevision()
+	w.fn(s)
+}
