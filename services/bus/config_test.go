@@ -1,0 +1,290 @@
+package bus
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sitesec/sitesec/proto/pb"
+	"github.com/sitesec/sitesec/proto/subject"
+	"github.com/sitesec/sitesec/services/broker"
+)
+
+func snapshot(rev uint64) *pb.ConfigSnapshot {
+	return &pb.ConfigSnapshot{
+		Revision:    rev,
+		CommittedBy: "admin",
+		Config:      &pb.Config{System: &pb.System{HostName: "gw-" + string(rune('a'+rev%26))}},
+	}
+}
+
+// watcher records what WatchConfig delivers.
+type watcher struct {
+	mu   sync.Mutex
+	revs []uint64
+	ch   chan uint64
+	done chan error
+}
+
+func watch(t *testing.T, ctx context.Context, c *Conn) *watcher {
+	t.Helper()
+	w := &watcher{ch: make(chan uint64, 64), done: make(chan error, 1)}
+	go func() {
+		w.done <- c.WatchConfig(ctx, func(s *pb.ConfigSnapshot) {
+			w.mu.Lock()
+			w.revs = append(w.revs, s.GetRevision())
+			w.mu.Unlock()
+			w.ch <- s.GetRevision()
+		})
+	}()
+	return w
+}
+
+func (w *watcher) next(t *testing.T, want uint64) {
+	t.Helper()
+	select {
+	case got := <-w.ch:
+		if got != want {
+			t.Fatalf("watched revision %d, want %d (all %v)", got, want, w.all())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no revision %d within 10s (all %v)", want, w.all())
+	}
+}
+
+func (w *watcher) quiet(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case got := <-w.ch:
+		t.Fatalf("unexpected revision %d (all %v)", got, w.all())
+	case <-time.After(d):
+	}
+}
+
+func (w *watcher) all() []uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]uint64(nil), w.revs...)
+}
+
+func TestConfigKV(t *testing.T) {
+	eachTransport(t, func(t *testing.T, s *broker.Server, o Options) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		cfgd := connect(t, o)
+		kmd := connect(t, o)
+
+		if got, err := kmd.GetConfig(ctx); got != nil || err != nil {
+			t.Fatalf("GetConfig before any commit = %v, %v; want nil, nil", got, err)
+		}
+		// Watch before the bucket exists.
+		early := watch(t, ctx, kmd)
+		time.Sleep(50 * time.Millisecond)
+
+		if err := cfgd.PutConfig(ctx, snapshot(1)); err != nil {
+			t.Fatalf("PutConfig: %v", err)
+		}
+		early.next(t, 1)
+		if err := cfgd.PutConfig(ctx, snapshot(2)); err != nil {
+			t.Fatal(err)
+		}
+		early.next(t, 2)
+
+		got, err := kmd.GetConfig(ctx)
+		if err != nil || !proto.Equal(got, snapshot(2)) {
+			t.Fatalf("GetConfig = %v, %v; want revision 2", got, err)
+		}
+
+		// A late watcher starts with the current snapshot.
+		late := watch(t, ctx, kmd)
+		late.next(t, 2)
+
+		// Never backwards, and a malformed value is dropped and counted.
+		if err := cfgd.PutConfig(ctx, snapshot(1)); err != nil {
+			t.Fatal(err)
+		}
+		js, _ := jetstream.New(cfgd.NC)
+		kv, err := js.KeyValue(ctx, space.ConfigBucket())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kv.Put(ctx, subject.ConfigKey, []byte{0x0a, 0xff}); err != nil {
+			t.Fatal(err)
+		}
+		if err := cfgd.PutConfig(ctx, snapshot(3)); err != nil {
+			t.Fatal(err)
+		}
+		early.next(t, 3)
+		late.next(t, 3)
+		if d := kmd.Dropped(); d != 2 {
+			t.Errorf("Dropped = %d, want 2 (one malformed value, two watchers)", d)
+		}
+		if _, err := kv.Put(ctx, subject.ConfigKey, []byte{0x0a, 0xff}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kmd.GetConfig(ctx); err == nil {
+			t.Error("GetConfig of a malformed value succeeded")
+		}
+
+		cancel()
+		for _, w := range []*watcher{early, late} {
+			select {
+			case err := <-w.done:
+				if err != nil {
+					t.Errorf("WatchConfig returned %v after ctx ended, want nil", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("WatchConfig did not return after ctx ended")
+			}
+		}
+		if err := cfgd.PutConfig(context.Background(), nil); err == nil {
+			t.Error("PutConfig(nil) succeeded")
+		}
+	})
+}
+
+func TestWatchConfigClosed(t *testing.T) {
+	s := startServer(t, broker.Options{Port: broker.DontListen})
+	c := connect(t, Options{InProcess: s.InProcess()})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	w := watch(t, ctx, c)
+	time.Sleep(100 * time.Millisecond)
+	c.Close()
+	select {
+	case err := <-w.done:
+		if err == nil {
+			t.Error("WatchConfig returned nil after Close, want an error")
+		}
+	case <-ctx.Done():
+		t.Fatal("WatchConfig did not return after Close")
+	}
+}
+
+// restartable is a server on a fixed port and store that a test can stop
+// and start again.
+type restartable struct {
+	t    *testing.T
+	o    broker.Options
+	srv  *broker.Server
+	opts Options
+}
+
+func newRestartable(t *testing.T, users []broker.User) *restartable {
+	r := &restartable{t: t, o: broker.Options{
+		StoreDir: filepath.Join(t.TempDir(), "nats"),
+		Port:     freePort(t),
+		Users:    users,
+	}}
+	r.start()
+	t.Cleanup(func() { r.srv.Shutdown() })
+	return r
+}
+
+func (r *restartable) start() {
+	r.t.Helper()
+	var err error
+	for i := 0; i < 50; i++ { // the old listener may linger a moment
+		if r.srv, err = broker.Start(r.o); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r.t.Fatalf("restart broker: %v", err)
+}
+
+func (r *restartable) restart() {
+	r.srv.Shutdown()
+	r.start()
+}
+
+func (r *restartable) url() string { return r.srv.ClientURL() }
+
+func TestReconnect(t *testing.T) {
+	r := newRestartable(t, nil)
+	var mu sync.Mutex
+	var statuses []bool
+	o := Options{URL: r.url(), ReconnectWait: 20 * time.Millisecond, MaxReconnectWait: 200 * time.Millisecond}
+	so := o
+	so.OnStatus = func(up bool) { mu.Lock(); statuses = append(statuses, up); mu.Unlock() }
+	srv := connect(t, so)
+	cli := connect(t, o)
+
+	if _, err := Serve(srv, subject.Cfgd, subject.VerbStatus, func(context.Context, *pb.StatusRequest) (*pb.ProcessStatus, error) {
+		return &pb.ProcessStatus{Name: subject.Cfgd}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan *pb.Health, 8)
+	if _, err := Listen(srv, subject.Kmd, subject.VerbHealth, func(m *pb.Health) { events <- m }); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := cli.PutConfig(ctx, snapshot(1)); err != nil {
+		t.Fatal(err)
+	}
+	w := watch(t, ctx, srv)
+	w.next(t, 1)
+
+	r.restart()
+
+	waitFor(t, "both connections back", func() bool { return srv.Connected() && cli.Connected() })
+	// Requests and events work again.
+	var err error
+	for i := 0; i < 50; i++ {
+		if _, err = Call[*pb.ProcessStatus](ctx, cli, subject.Cfgd, subject.VerbStatus, &pb.StatusRequest{}); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("request after restart: %v", err)
+	}
+	if err := cli.Publish(subject.Kmd, subject.VerbHealth, &pb.Health{Daemon: subject.Kmd}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-events:
+		if m.GetDaemon() != subject.Kmd {
+			t.Errorf("event %v", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("subscription lost across the restart")
+	}
+	// The configuration survived in the store, the watch goes on, and
+	// revision 1 is not delivered again.
+	if got, err := cli.GetConfig(ctx); err != nil || got.GetRevision() != 1 {
+		t.Fatalf("GetConfig after restart = %v, %v", got, err)
+	}
+	if err := cli.PutConfig(ctx, snapshot(2)); err != nil {
+		t.Fatal(err)
+	}
+	w.next(t, 2)
+	w.quiet(t, 200*time.Millisecond)
+
+	if srv.Reconnects() < 1 {
+		t.Errorf("Reconnects = %d", srv.Reconnects())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(statuses) < 2 || statuses[0] || !statuses[len(statuses)-1] {
+		t.Errorf("OnStatus calls %v, want false ... true", statuses)
+	}
+}
+
+func waitFor(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
