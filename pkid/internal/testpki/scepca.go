@@ -1,0 +1,120 @@
+package testpki
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	sscep "github.com/smallstep/scep"
+)
+
+// SCEPCA is an in-memory SCEP server (RFC 8894) for tests: an RSA CA that
+// issues whatever it is asked when the challenge password matches.
+type SCEPCA struct {
+	*Issuer
+	Server    *httptest.Server
+	Challenge string
+	// Validity of issued certificates.
+	Validity time.Duration
+	// Caps is the GetCACaps answer.
+	Caps string
+
+	mu     sync.Mutex
+	Issued []*x509.Certificate
+	Ops    []string
+}
+
+// NewSCEPCA starts a SCEP CA with an RSA root.
+func NewSCEPCA(t testing.TB, challenge string) *SCEPCA {
+	ca := &SCEPCA{
+		Issuer:    Root(t, "SCEP Root", Options{RSA: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment}),
+		Challenge: challenge,
+		Validity:  30 * 24 * time.Hour,
+		Caps:      "POSTPKIOperation\nSHA-256\nAES\nSCEPStandard\n",
+	}
+	ca.Server = httptest.NewServer(http.HandlerFunc(ca.serve))
+	t.Cleanup(ca.Server.Close)
+	return ca
+}
+
+// URL is the enrollment url.
+func (ca *SCEPCA) URL() string { return ca.Server.URL + "/scep" }
+
+func (ca *SCEPCA) serve(w http.ResponseWriter, r *http.Request) {
+	op := r.URL.Query().Get("operation")
+	ca.mu.Lock()
+	ca.Ops = append(ca.Ops, op)
+	ca.mu.Unlock()
+	switch op {
+	case "GetCACaps":
+		w.Write([]byte(ca.Caps))
+	case "GetCACert":
+		w.Header().Set("Content-Type", "application/x-x509-ca-cert")
+		w.Write(ca.Cert.Raw)
+	case "PKIOperation":
+		var body []byte
+		if r.Method == http.MethodPost {
+			body, _ = io.ReadAll(r.Body)
+		} else {
+			body, _ = base64.StdEncoding.DecodeString(r.URL.Query().Get("message"))
+		}
+		rep, err := ca.pkiOperation(body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-pki-message")
+		w.Write(rep)
+	default:
+		http.Error(w, "unknown operation", http.StatusBadRequest)
+	}
+}
+
+func (ca *SCEPCA) pkiOperation(body []byte) ([]byte, error) {
+	msg, err := sscep.ParsePKIMessage(body)
+	if err != nil {
+		return nil, err
+	}
+	key := ca.Key.(*rsa.PrivateKey)
+	if err := msg.DecryptPKIEnvelope(ca.Cert, key); err != nil {
+		return nil, err
+	}
+	if msg.CSRReqMessage.ChallengePassword != ca.Challenge {
+		rep, err := msg.Fail(ca.Cert, key, sscep.BadRequest)
+		if err != nil {
+			return nil, err
+		}
+		return rep.Raw, nil
+	}
+	csr := msg.CSRReqMessage.CSR
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial.Add(1)),
+		RawSubject:   csr.RawSubject,
+		NotBefore:    Now.Add(-time.Minute),
+		NotAfter:     Now.Add(ca.Validity),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		DNSNames:     csr.DNSNames,
+		IPAddresses:  csr.IPAddresses,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, csr.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	crt, _ := x509.ParseCertificate(der)
+	ca.mu.Lock()
+	ca.Issued = append(ca.Issued, crt)
+	ca.mu.Unlock()
+	rep, err := msg.Success(ca.Cert, key, crt)
+	if err != nil {
+		return nil, err
+	}
+	return rep.Raw, nil
+}
