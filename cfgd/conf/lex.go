@@ -88,7 +88,7 @@ func lex(file, text string) ([]token, error) {
 		case c == '/' && i+1 < len(text) && text[i+1] == '*':
 			j := strings.Index(text[i+2:], "*/")
 			if j < 0 {
-				return toks, &Error{Pos: pos, Msg: "unterminated comment", Syntax: true}
+				return append(toks, token{kind: tEOF, pos: pos}), &Error{Pos: pos, Msg: "unterminated comment", Syntax: true}
 			}
 			toks = append(toks, token{kind: tComment, text: text[i : i+2+j+2], pos: pos, trailing: lastLine == line})
 			adv(j + 4)
@@ -115,7 +115,7 @@ func lex(file, text string) ([]token, error) {
 				j++
 			}
 			if !closed {
-				return toks, &Error{Pos: pos, Msg: "unterminated quoted string", Syntax: true}
+				return append(toks, token{kind: tEOF, pos: pos}), &Error{Pos: pos, Msg: "unterminated quoted string", Syntax: true}
 			}
 			toks = append(toks, token{kind: tWord, text: b.String(), pos: pos, quoted: true})
 			lastLine = line

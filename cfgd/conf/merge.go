@@ -61,40 +61,50 @@ func diff(b *strings.Builder, o, n *Node) {
 			banner = true
 		}
 		var r strings.Builder
-		x.curly(&r, 1)
+		x.curly(&r, 1, "")
 		for _, l := range strings.Split(strings.TrimRight(r.String(), "\n"), "\n") {
 			b.WriteString(sign + l[1:] + "\n")
 		}
 	}
-	var recurse [][2]*Node
-	// Walk both child lists in schema order, matching by schema and key.
+	// Both child lists are in schema order; walk them together so the
+	// changes come out in the order show configuration prints them.
+	type item struct {
+		old, new *Node
+	}
+	var items []item
 	for _, oc := range o.Children {
-		nc := n.child(oc.Schema, oc.Key)
-		switch {
-		case nc == nil:
-			emit("-", oc)
-		case leafLike(oc) && !Equal(oc, nc):
-			emit("-", oc)
-		}
+		items = append(items, item{old: oc, new: n.child(oc.Schema, oc.Key)})
 	}
 	for _, nc := range n.Children {
-		oc := o.child(nc.Schema, nc.Key)
-		switch {
-		case oc == nil:
-			emit("+", nc)
-		case leafLike(nc) && !Equal(oc, nc):
-			emit("+", nc)
-		case !leafLike(nc):
-			if oc.Inactive != nc.Inactive {
-				emit("-", oc)
-				emit("+", nc)
-				continue
-			}
-			recurse = append(recurse, [2]*Node{oc, nc})
+		if o.child(nc.Schema, nc.Key) == nil {
+			items = append(items, item{new: nc})
 		}
 	}
-	for _, p := range recurse {
-		diff(b, p[0], p[1])
+	idx := func(it item) int {
+		if it.old != nil {
+			return it.old.Schema.Index()
+		}
+		return it.new.Schema.Index()
+	}
+	slices.SortStableFunc(items, func(a, b item) int { return idx(a) - idx(b) })
+	var recurse []item
+	for _, it := range items {
+		switch {
+		case it.new == nil:
+			emit("-", it.old)
+		case it.old == nil:
+			emit("+", it.new)
+		case leafLike(it.new) || it.old.Inactive != it.new.Inactive:
+			if !Equal(it.old, it.new) {
+				emit("-", it.old)
+				emit("+", it.new)
+			}
+		default:
+			recurse = append(recurse, it)
+		}
+	}
+	for _, it := range recurse {
+		diff(b, it.old, it.new)
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 func (n *Node) Render() string {
 	var b strings.Builder
 	for _, c := range n.Children {
-		c.curly(&b, 0)
+		c.curly(&b, 0, "")
 	}
 	return b.String()
 }
@@ -22,12 +22,20 @@ func (n *Node) Render() string {
 // level prints it.
 func (n *Node) RenderNode() string {
 	var b strings.Builder
-	n.curly(&b, 0)
+	n.curly(&b, 0, "")
 	return b.String()
 }
 
-func (n *Node) curly(b *strings.Builder, depth int) {
+// curly writes n at depth; lead is the keyword of a Join parent that
+// shares n's line ("family ").
+func (n *Node) curly(b *strings.Builder, depth int, lead string) {
 	ind := strings.Repeat("    ", depth)
+	if n.Schema.Join && len(n.Children) > 0 && !n.Inactive && len(n.Comments) == 0 {
+		for _, c := range n.Children {
+			c.curly(b, depth, lead+strings.Join(n.head(), " ")+" ")
+		}
+		return
+	}
 	for _, c := range n.Comments {
 		for _, l := range strings.Split(c, "\n") {
 			b.WriteString(ind + strings.TrimLeft(l, " \t") + "\n")
@@ -37,12 +45,12 @@ func (n *Node) curly(b *strings.Builder, depth int) {
 	if n.Inactive {
 		b.WriteString("inactive: ")
 	}
-	b.WriteString(strings.Join(n.head(), " "))
+	b.WriteString(lead + strings.Join(n.head(), " "))
 	s := n.Schema
 	if (s.Kind == schema.Container || s.Kind == schema.List) && len(n.Children) > 0 && !s.Flat {
 		b.WriteString(" {\n")
 		for _, c := range n.Children {
-			c.curly(b, depth+1)
+			c.curly(b, depth+1, "")
 		}
 		b.WriteString(ind + "}\n")
 		return

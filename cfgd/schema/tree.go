@@ -68,7 +68,7 @@ func interfaces() *Node {
 		C("inet6", "IPv6 parameters",
 			L("address", TPrefix, "Interface address/destination prefix").pb("addresses"),
 		).inline("inet6_"),
-	).inline("")
+	).inline("").join()
 	unit := L("unit", Range(0, 1073741823), "Logical interface",
 		V("description", Text("<description>", 1, 900), "Text description of interface"),
 		F("disable", "Disable this logical interface"),

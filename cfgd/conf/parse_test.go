@@ -1,0 +1,294 @@
+package conf
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/sitesec/sitesec/cfgd/schema"
+)
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct {
+		name, text string
+		want       []string // substrings of each error, in order
+	}{
+		{"unknown statement", "services { foo; }", []string{"syntax error at line 1: [edit services] 'foo': unexpected 'foo'"}},
+		{"missing semicolon", "system {\n  host-name a\n}", []string{"syntax error at line 3: [edit system] missing ';' or '{' after 'a'"}},
+		{"missing brace", "system {\n host-name a;\n", []string{"syntax error at line 3: [edit system] missing '}'"}},
+		{"extra brace", "system { host-name a; } }", []string{"unexpected '}'"}},
+		{"range", "services { service-set s { ipsec-vpn-options { tunnel-mtu 100; } } }",
+			[]string{"error at line 1: [edit services service-set s ipsec-vpn-options] 'tunnel-mtu 100': Value 100 is not within range (256..9192)"}},
+		{"name too long", "services { service-set " + strings.Repeat("x", 64) + "; }", []string{"Must be a string of 63 characters or less"}},
+		{"bad address", "services { service-set s { ipsec-vpn-options { local-gateway 300.1.1.1; } } }", []string{"invalid ip address: '300.1.1.1'"}},
+		{"bad prefix", "routing-options { static { route 10.0.0.0/33 next-hop 1.1.1.1; } }", []string{"invalid prefix length in '10.0.0.0/33'"}},
+		{"bad enum", "services { ipsec-vpn { establish-tunnels sometimes; } }", []string{"invalid value 'sometimes': expecting one of immediately, on-traffic, responder-only"}},
+		{"bad interface", "interfaces { eth0 { unit 0; } }", []string{"invalid interface name: 'eth0'"}},
+		{"ca name", "security { pki { ca-profile a.b; } }", []string{"must not contain"}},
+		{"missing value", "system { host-name; }", []string{"missing value for 'host-name'"}},
+		{"block on a leaf", "system { host-name a { } }", []string{"unexpected '{'"}},
+		{"unterminated string", "system { host-name \"abc; }", []string{"unterminated quoted string"}},
+		{"unterminated comment", "/* abc", []string{"unterminated comment"}},
+		{"two errors reported", "system { foo; }\nservices { bar; }", []string{"line 1", "line 2"}},
+		{"client star only", "access { profile p { client bob; } }", []string{"only '*' is supported"}},
+		{"too many source addresses", "services { ipsec-vpn { rule r { term t { from { source-address 1.1.1.0/24; source-address 2.2.2.0/24; } } } } }", []string{"at most 1 source-address"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("", tc.text)
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("want errors, got %v", err)
+			}
+			if len(errs) < len(tc.want) {
+				t.Fatalf("got %d errors, want %d: %v", len(errs), len(tc.want), err)
+			}
+			all := err.Error()
+			for _, w := range tc.want {
+				if !strings.Contains(all, w) {
+					t.Errorf("missing %q in\n%s", w, all)
+				}
+			}
+		})
+	}
+}
+
+func TestErrorHasFile(t *testing.T) {
+	_, err := Parse("/tmp/x.conf", "\n\nsystem { bogus 1; }")
+	if err == nil || !strings.HasPrefix(err.Error(), "/tmp/x.conf: syntax error at line 3: ") {
+		t.Fatalf("got %v", err)
+	}
+	var errs Errors
+	errors.As(err, &errs)
+	if errs[0].Pos.Col != 10 {
+		t.Errorf("column %d", errs[0].Pos.Col)
+	}
+}
+
+func TestSetCommands(t *testing.T) {
+	cfg := New()
+	steps := []struct {
+		words []string
+		at    []string
+		want  string // RenderSet after the step, or "error: substring"
+	}{
+		{[]string{"set", "system", "host-name", "gw"}, nil, "set system host-name gw\n"},
+		{[]string{"set", "host-name", "gw2"}, []string{"system"}, "set system host-name gw2\n"},
+		{[]string{"set", "services", "ipsec-vpn", "ike", "policy", "p", "proposals", "[", "a", "b", "]"}, nil,
+			"set system host-name gw2\nset services ipsec-vpn ike policy p proposals a\nset services ipsec-vpn ike policy p proposals b\n"},
+		{[]string{"delete", "services", "ipsec-vpn", "ike", "policy", "p", "proposals", "a"}, nil,
+			"set system host-name gw2\nset services ipsec-vpn ike policy p proposals b\n"},
+		{[]string{"deactivate", "services", "ipsec-vpn", "ike", "policy", "p"}, nil,
+			"set system host-name gw2\nset services ipsec-vpn ike policy p proposals b\ndeactivate services ipsec-vpn ike policy p\n"},
+		{[]string{"activate", "services", "ipsec-vpn", "ike", "policy", "p"}, nil,
+			"set system host-name gw2\nset services ipsec-vpn ike policy p proposals b\n"},
+		{[]string{"delete", "services", "ipsec-vpn", "ike", "policy"}, nil, "set system host-name gw2\nset services ipsec-vpn ike\n"},
+		{[]string{"delete", "services", "ipsec-vpn", "ike", "policy", "zz"}, nil, "error: statement not found"},
+		{[]string{"set", "services", "ipsec-vpn", "ike", "policy", "p", "pre-shared-key", "ascii-text", "k1"}, nil, ""},
+		{[]string{"set", "services", "ipsec-vpn", "ike", "policy", "p", "pre-shared-key", "hexadecimal", "abcd"}, nil,
+			"set system host-name gw2\nset services ipsec-vpn ike policy p pre-shared-key hexadecimal abcd\n"},
+		{[]string{"set", "services", "service-set", "s", "ipsec-vpn-options", "local-gateway", "192.0.2.1", "routing-instance", "vr"}, nil, ""},
+		{[]string{"delete", "services", "service-set", "s", "ipsec-vpn-options", "local-gateway", "routing-instance"}, nil, ""},
+		{[]string{"set", "services", "service-set", "s", "ipsec-vpn-options", "tunnel-mtu", "1400", "extra"}, nil, "error: unexpected 'extra'"},
+		{[]string{"set"}, nil, "error: missing statement"},
+		{[]string{"frob"}, nil, "error: expecting set"},
+		{[]string{"delete"}, nil, ""},
+	}
+	for i, s := range steps {
+		err := Run(cfg, s.at, s.words)
+		if strings.HasPrefix(s.want, "error: ") {
+			if err == nil || !strings.Contains(err.Error(), s.want[7:]) {
+				t.Fatalf("step %d %v: want %q, got %v", i, s.words, s.want, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("step %d %v: %v", i, s.words, err)
+		}
+		if s.want != "" {
+			if got := cfg.RenderSet(); got != s.want {
+				t.Fatalf("step %d %v:\n%s\nwant:\n%s", i, s.words, got, s.want)
+			}
+		}
+		if i == 11 {
+			if got := cfg.Get("services", "service-set", "s", "ipsec-vpn-options", "local-gateway").Statement(); got != "local-gateway" {
+				t.Fatalf("statement %q", got)
+			}
+			if cfg.Get("services", "service-set", "s", "ipsec-vpn-options", "local-gateway").Value("routing-instance") != "" {
+				t.Fatal("routing-instance not deleted")
+			}
+		}
+	}
+	if cfg.RenderSet() != "" {
+		t.Fatalf("delete at top left %q", cfg.RenderSet())
+	}
+}
+
+func TestResolve(t *testing.T) {
+	cfg := New()
+	segs, err := Resolve(cfg, []string{"services", "service-set", "ss1", "ipsec-vpn-options"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(segs) != 3 || strings.Join(segs[1], " ") != "service-set ss1" {
+		t.Fatalf("segs %v", segs)
+	}
+	if len(cfg.Children) != 0 {
+		t.Fatal("Resolve changed the configuration")
+	}
+	if _, err := Resolve(cfg, []string{"system", "host-name", "x"}); err == nil {
+		t.Fatal("edit of a leaf accepted")
+	}
+}
+
+func TestLoadModes(t *testing.T) {
+	base, err := Parse("", "system { host-name a; }\nservices { ipsec-vpn { establish-tunnels immediately; disable-natt; } }")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ mode, text, want string }{
+		{"merge", "services { ipsec-vpn { establish-tunnels on-traffic; } }",
+			"set system host-name a\nset services ipsec-vpn establish-tunnels on-traffic\nset services ipsec-vpn disable-natt\n"},
+		{"override", "system { host-name b; }", "set system host-name b\n"},
+		{"replace", "services { replace: ipsec-vpn { establish-tunnels on-traffic; } }",
+			"set system host-name a\nset services ipsec-vpn establish-tunnels on-traffic\n"},
+		{"set", "delete services\nset system host-name c", "set system host-name c\n"},
+		{"merge", "set system host-name d", "set system host-name d\nset services ipsec-vpn establish-tunnels immediately\nset services ipsec-vpn disable-natt\n"},
+	}
+	for _, tc := range cases {
+		out, err := Load(base, tc.mode, "terminal", tc.text)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.mode, err)
+		}
+		if got := out.RenderSet(); got != tc.want {
+			t.Errorf("%s %q:\n%s\nwant\n%s", tc.mode, tc.text, got, tc.want)
+		}
+	}
+	if base.RenderSet() != "set system host-name a\nset services ipsec-vpn establish-tunnels immediately\nset services ipsec-vpn disable-natt\n" {
+		t.Fatal("Load changed its input")
+	}
+	if _, err := Load(base, "merge", "t", "system { bogus; }"); err == nil {
+		t.Fatal("bad text loaded")
+	}
+}
+
+func TestDiff(t *testing.T) {
+	old, _ := load(t, "seed.conf")
+	n := old.Clone()
+	for _, l := range []string{
+		"set services service-set ss1 ipsec-vpn-options tunnel-mtu 1400",
+		"delete services ipsec-vpn traceoptions",
+		"set interfaces ge-0/0/2 unit 0 family inet address 10.2.2.1/24",
+		"deactivate services ipsec-vpn establish-tunnels",
+	} {
+		if err := ParseSet(n, "", l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := `[edit interfaces]
++   ge-0/0/2 {
++       unit 0 {
++           family inet {
++               address 10.2.2.1/24;
++           }
++       }
++   }
+[edit services service-set ss1 ipsec-vpn-options]
+-   tunnel-mtu 1500;
++   tunnel-mtu 1400;
+[edit services ipsec-vpn]
+-   establish-tunnels immediately;
++   inactive: establish-tunnels immediately;
+-   traceoptions {
+-       file ipsec.log;
+-       flag all;
+-   }
+`
+	if got := Diff(old, n); got != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestEverySchemaStatement sets each leaf of the schema, alone, with a
+// valid value, and checks it renders, parses back and converts to pb.
+func TestEverySchemaStatement(t *testing.T) {
+	var visit func(s *schema.Node, path []string)
+	count := 0
+	visit = func(s *schema.Node, path []string) {
+		words := append([]string(nil), path...)
+		switch {
+		case s.Keyless:
+			words = append(words, sample(s.Type))
+		case s.Positional:
+			words = append(words, sample(s.Type))
+		case s.Kind == schema.List && len(s.KeyWords) > 0:
+			words = append(words, s.Name)
+			for _, k := range s.KeyWords {
+				words = append(words, k, "10.0.0.0/8")
+			}
+		case s.Kind == schema.List:
+			words = append(words, s.Name, sample(s.Type))
+		case s.Kind == schema.Leaf && s.Type != nil, s.Kind == schema.LeafList:
+			words = append(words, s.Name, sample(s.Type))
+		case s.Name != "":
+			words = append(words, s.Name)
+		}
+		if len(s.Children) == 0 && s.Name != "" {
+			count++
+			cfg := New()
+			if err := Run(cfg, nil, append([]string{"set"}, words...)); err != nil {
+				t.Errorf("set %v: %v", words, err)
+				return
+			}
+			again, err := Parse("", cfg.Render())
+			if err != nil || !Equal(cfg, again) {
+				t.Errorf("%v: round trip: %v\n%s", words, err, cfg.Render())
+			}
+			if _, err := ToPB(cfg); err != nil {
+				t.Errorf("%v: %v", words, err)
+			}
+		}
+		for _, c := range s.Children {
+			visit(c, words)
+		}
+	}
+	visit(schema.Root, nil)
+	if count < 200 {
+		t.Fatalf("only %d statements visited", count)
+	}
+}
+
+func sample(ty *schema.Type) string {
+	switch ty.Kind {
+	case schema.Uint:
+		return "300"[:0] + itoa(ty.Min)
+	case schema.Enum:
+		return ty.Values[len(ty.Values)-1]
+	case schema.IPv4, schema.IPAddr:
+		return "192.0.2.1"
+	case schema.Prefix:
+		return "10.1.0.0/16"
+	case schema.IFD:
+		return "ms-1/2/0"
+	case schema.IFL:
+		return "ms-1/2/0.1"
+	case schema.Size:
+		return "2m"
+	}
+	if ty.Exact != "" {
+		return ty.Exact
+	}
+	return "abcd"
+}
+
+func itoa(n uint64) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for n > 0 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+		n /= 10
+	}
+	return string(b)
+}
