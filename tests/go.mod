@@ -2,10 +2,7 @@ module github.com/sitesec/sitesec/tests
 
 go 1.26.0
 
-require (
-	github.com/sitesec/sitesec/proto v0.0.0
-	github.com/sitesec/sitesec/services v0.0.0
-)
+require github.com/sitesec/sitesec/services v0.0.0
 
 replace (
 	github.com/sitesec/sitesec/proto => ../proto

@@ -182,6 +182,11 @@ func (s *Shell) Run(ctx context.Context, line string) {
 		s.editPath = ""
 		fmt.Fprintln(s.Out, "Entering configuration mode")
 		return
+	case len(words) >= 2 && words[0] == "monitor" && words[1] == "bus":
+		if err := s.monitorBus(ctx, words[2:]); err != nil {
+			s.fail(err.Error())
+		}
+		return
 	case words[0] == "show" && len(words) == 1:
 		s.fail("syntax error, expecting <command>.")
 		return

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -31,12 +33,18 @@ func renderJSON(r *pb.OpReply) string {
 		body = &pb.OpReply{Lines: r.Lines}
 		root = "output"
 	}
-	b, err := protojson.MarshalOptions{Multiline: true, Indent: "    ", UseProtoNames: true, EmitUnpopulated: false}.Marshal(redact.Clone(body))
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(redact.Clone(body))
 	if err != nil {
 		return fmt.Sprintf(`{"error": %q}`, err.Error())
 	}
-	inner := strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", "\n    ")
-	return fmt.Sprintf("{\n    %q: %s\n}", root, inner)
+	// protojson's own indentation varies on purpose; encoding/json's does
+	// not, so scripts and golden files can rely on it.
+	var out bytes.Buffer
+	doc := append(append([]byte(`{"`+root+`":`), b...), '}')
+	if err := json.Indent(&out, doc, "", "    "); err != nil {
+		return fmt.Sprintf(`{"error": %q}`, err.Error())
+	}
+	return out.String()
 }
 
 var jsonRoots = map[string]string{

@@ -83,7 +83,7 @@ func Run(ctx context.Context, o Options) error {
 	return nil
 }
 
-func start(ctx context.Context, o Options) (l *Launcher, err error) {
+func start(ctx context.Context, o Options) (_ *Launcher, err error) {
 	if o.Root == "" {
 		return nil, errors.New("--root is required")
 	}
@@ -119,7 +119,7 @@ func start(ctx context.Context, o Options) (l *Launcher, err error) {
 	if err != nil {
 		return nil, err
 	}
-	l = &Launcher{o: o, space: space, lock: lock, procs: map[string]*process{}}
+	l := &Launcher{o: o, space: space, lock: lock, procs: map[string]*process{}}
 	defer func() {
 		if err != nil {
 			l.shutdown()

@@ -27,15 +27,13 @@ func main() {
 	fs.StringVar(&o.SubjectRoot, "bus-root", subject.DefaultRoot, "first token of every bus subject")
 	fs.StringVar(&o.Router, "name", subject.DefaultRouter, "router `name` on the bus")
 	fs.StringVar(&o.BinDir, "bin", "", "`directory` holding cfgd, kmd, pkid and fwdd (default: sitesecd's own)")
-	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: sitesecd --root DIR [--config FILE] [--bus nats://HOST:PORT]")
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() {}
 	fs.SetOutput(new(discard))
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(os.Stderr)
-			fs.Usage()
+			fmt.Fprintln(os.Stderr, "usage: sitesecd --root DIR [--config FILE] [--bus nats://HOST:PORT]")
+			fs.PrintDefaults()
 			os.Exit(0)
 		}
 		fmt.Fprintf(os.Stderr, "sitesecd: %v\n", err)
