@@ -4,12 +4,17 @@ package schema
 // config.proto; where the Junos statement name differs from the field, PB
 // says so. Keep this in the order Junos renders statements.
 
-var (
-	dfBits = []*Node{
+// dfBits are the don't-fragment knobs; a function because a node has one
+// parent.
+func dfBits() []*Node {
+	return []*Node{
 		F("clear-dont-fragment-bit", "Clear the don't-fragment bit on inner IPv4 packets").enum("dont_fragment", "DF_BIT_CLEAR"),
 		F("copy-dont-fragment-bit", "Copy the inner don't-fragment bit to the outer header").enum("dont_fragment", "DF_BIT_COPY"),
 		F("set-dont-fragment-bit", "Set the don't-fragment bit in the outer header").enum("dont_fragment", "DF_BIT_SET"),
 	}
+}
+
+var (
 	dhGroups   = OneOf("group1", "group2", "group5", "group14", "group15", "group16", "group19", "group20", "group24", "group31")
 	encCBC     = []string{"des-cbc", "3des-cbc", "aes-128-cbc", "aes-192-cbc", "aes-256-cbc"}
 	ikeEnc     = OneOf(append(encCBC, "aes-128-gcm", "aes-256-gcm", "chacha20-poly1305")...)
@@ -131,7 +136,7 @@ func serviceSet() *Node {
 			F("no-certificate-chain-in-ike", "Send only the end-entity certificate in IKE"),
 			V("anti-replay-window-size", Range(64, 4096), "Size of the anti-replay window (bits)"),
 			F("no-anti-replay", "Disable the anti-replay check"),
-		}, append(dfBits,
+		}, append(dfBits(),
 			F("passive-mode-tunneling", "Tunnel packets without active IP checks"),
 			V("tunnel-mtu", Range(256, 9192), "Maximum transmit packet size").def("1500"),
 			C("udp-encapsulate", "UDP encapsulation of IPsec data traffic",
@@ -171,7 +176,7 @@ func term() *Node {
 		C("manual", "Manual security association", manualDirection()).choice("sa"),
 		V("anti-replay-window-size", Range(64, 4096), "Size of the anti-replay window (bits)"),
 		F("no-anti-replay", "Disable the anti-replay check"),
-	}, append(dfBits,
+	}, append(dfBits(),
 		V("tunnel-mtu", Range(256, 9192), "Maximum transmit packet size"),
 		F("initiate-dead-peer-detection", "Initiate dead peer detection"),
 		dpd(),
