@@ -164,8 +164,8 @@ func (c *Conn) Publish(daemon, verb string, m proto.Message) error {
 // Options.OnError); neither stops the process.
 //
 // Handle returns once the server has the subscription. Requests of one
-// subscription are served one at a time, in order. The
-// context h gets ends when the caller stops waiting or the Conn closes.
+// subscription are served one at a time, in order. The context h gets ends
+// when the caller stops waiting (Sitesec-Timeout) or the Conn closes.
 func (c *Conn) Handle(daemon, verb string, h Handler) (*nats.Subscription, error) {
 	e, err := entry(daemon, verb, subject.Request)
 	if err != nil {
