@@ -202,6 +202,11 @@ func (c *Conn) serve(e *subject.Entry, subj string, m *nats.Msg, h Handler) {
 	ctx, cancel := c.handlerContext(m)
 	defer cancel()
 	rep, err := c.call(ctx, subj, h, req)
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// The caller has given up (or is about to): its own timeout
+		// message says more than a late answer would.
+		return
+	}
 	if err == nil && rep != nil {
 		err = checkType(e.Daemon, e.Verb, "reply", rep, e.Reply)
 	}
