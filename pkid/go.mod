@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/go-ldap/ldap/v3 v3.4.15
+	github.com/rs/zerolog v1.35.1
 	github.com/sitesec/sitesec/proto v0.0.0
 	github.com/sitesec/sitesec/services v0.0.0-00010101000000-000000000000
 	github.com/smallstep/pkcs7 v0.2.1
@@ -21,7 +22,6 @@ require (
 	github.com/nats-io/nats.go v1.55.0 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
-	github.com/rs/zerolog v1.35.1 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 )

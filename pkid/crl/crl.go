@@ -241,6 +241,13 @@ func urls(p *profile.Profile, cert *x509.Certificate) []string {
 // distribution points of cert (any certificate ca issued, or ca itself).
 func (c *Cache) Update(ctx context.Context, p *profile.Profile, ca, cert *x509.Certificate) ([]string, error) {
 	us := urls(p, cert)
+	if len(us) == 0 {
+		c.mu.Lock()
+		if u := c.entry(p.Name, ca).URL; u != "" {
+			us = []string{u}
+		}
+		c.mu.Unlock()
+	}
 	if len(us) == 0 && cert != ca {
 		us = ca.CRLDistributionPoints
 	}
@@ -274,6 +281,14 @@ func (c *Cache) fail(profileName string, ca *x509.Certificate, url string, err e
 	}
 	e.LastErr = err
 	e.LastAttempt = c.Now()
+}
+
+// Track makes sure a CRL entry exists for ca in profile p, so that Due
+// reports it until it is downloaded.
+func (c *Cache) Track(profileName string, ca *x509.Certificate) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entry(profileName, ca)
 }
 
 // Check tells whether cert, issued by ca (a certificate of profile p), is

@@ -371,3 +371,30 @@ func Describe(pub crypto.PublicKey) string {
 	}
 	return fmt.Sprintf("%T", pub)
 }
+
+// Fresh generates a key of the same type and size as id's without storing
+// it, for re-enrollment: the old key keeps signing until Put installs the
+// new one with its certificate.
+func (s *Store) Fresh(id string) (crypto.Signer, error) {
+	old, err := s.signer(id)
+	if err != nil {
+		return nil, err
+	}
+	switch k := old.(type) {
+	case *rsa.PrivateKey:
+		return rsa.GenerateKey(s.rand(), k.N.BitLen())
+	case *ecdsa.PrivateKey:
+		return ecdsa.GenerateKey(k.Curve, s.rand())
+	}
+	return nil, fmt.Errorf("keystore: cannot regenerate %T key", old)
+}
+
+// Put stores key under id, replacing id's key pair.
+func (s *Store) Put(id string, key crypto.Signer) error {
+	if err := CheckID(id); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.write(id, key)
+}

@@ -328,13 +328,22 @@ func (c *Client) pkiOperation(ctx context.Context, caps Caps, raw []byte) ([]byt
 // selfSigned makes the transient signer certificate of RFC 8894 section
 // 2.3: the request's subject and key, self-signed.
 func (c *Client) selfSigned(csr *x509.CertificateRequest, key *rsa.PrivateKey) (*x509.Certificate, error) {
-	now := c.now()
+	// The PKCS#7 library stamps signingTime from the wall clock, so the
+	// validity covers both the injected and the wall clock.
+	now, wall := c.now(), time.Now()
+	from, to := now, now
+	if wall.Before(from) {
+		from = wall
+	}
+	if wall.After(to) {
+		to = wall
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(now.UnixNano()),
 		Subject:      pkix.Name{},
 		RawSubject:   csr.RawSubject,
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
+		NotBefore:    from.Add(-time.Hour),
+		NotAfter:     to.Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 	}
 	r := c.Rand

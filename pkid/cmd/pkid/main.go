@@ -1,6 +1,9 @@
-// Command pkid is the sitesec pkid daemon; see ../../README.md.
+// Command pkid is the sitesec PKI daemon; see ../../README.md.
 package main
 
-import "github.com/sitesec/sitesec/services/daemon"
+import (
+	"github.com/sitesec/sitesec/pkid/pki"
+	"github.com/sitesec/sitesec/services/daemon"
+)
 
-func main() { daemon.Main("pkid", daemon.Idle{}) }
+func main() { daemon.Main("pkid", pki.New()) }

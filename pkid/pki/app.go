@@ -1,0 +1,258 @@
+// Package pki is the pkid daemon: it owns the key pairs, certificates,
+// certificate requests and CRLs under <root>/var/db/certs, answers the
+// `security pki` operational commands, and serves kmd over the bus:
+// chain validation (pkid.validate), signing with a key that never leaves
+// pkid (pkid.sign), the local certificate and its chain (pkid.local) and
+// the trusted CA key hashes for CERTREQ (pkid.cas). It publishes
+// CertificateEvents on pkid.events.
+package pki
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/sitesec/sitesec/pkid/certstore"
+	"github.com/sitesec/sitesec/pkid/crl"
+	"github.com/sitesec/sitesec/pkid/keystore"
+	"github.com/sitesec/sitesec/pkid/profile"
+	"github.com/sitesec/sitesec/proto/pb"
+	"github.com/sitesec/sitesec/proto/subject"
+	"github.com/sitesec/sitesec/services/bus"
+	"github.com/sitesec/sitesec/services/daemon"
+	"github.com/sitesec/sitesec/services/trace"
+)
+
+// TickInterval is how often CRL refresh and auto-re-enrollment are looked at.
+const TickInterval = time.Minute
+
+// App implements daemon.App and daemon.Operator.
+type App struct {
+	// Now, Rand and HTTP are injectable for tests; New sets the defaults.
+	Now  func() time.Time
+	Rand io.Reader
+	HTTP *http.Client
+	// FetchCRL downloads CRLs; crl.Fetch by default.
+	FetchCRL crl.FetchFunc
+	// Publish sends a CertificateEvent; set by Start to the bus.
+	Publish func(*pb.CertificateEvent)
+	// Tracer is set by Start; nil traces nothing.
+	Tracer *trace.Tracer
+	// FileDir is where relative file names of request commands are
+	// resolved: <root>/var/tmp.
+	FileDir string
+
+	keys  *keystore.Store
+	certs *certstore.Store
+	crls  *crl.Cache
+
+	mu    sync.Mutex
+	set   *profile.Set
+	renew map[string]*renewal // auto-re-enrollment state per certificate-id
+	// pendingCA holds CA certificates fetched by `ca-certificate enroll`
+	// awaiting the operator's confirmation.
+	pendingCA map[string]pendingCA
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type pendingCA struct {
+	certs []*x509.Certificate
+	at    time.Time
+}
+
+type renewal struct {
+	attempts int
+	next     time.Time
+	lastErr  string
+}
+
+// New returns an App with real clock, randomness and network.
+func New() *App {
+	return &App{Now: time.Now, Rand: rand.Reader, FetchCRL: crl.Fetch}
+}
+
+// Open loads the stores kept under dir. Start calls it with
+// <root>/var/db/certs; tests call it directly.
+func (a *App) Open(dir string) error {
+	if a.Now == nil {
+		a.Now = time.Now
+	}
+	if a.Rand == nil {
+		a.Rand = rand.Reader
+	}
+	if a.FetchCRL == nil {
+		a.FetchCRL = crl.Fetch
+	}
+	a.keys = keystore.New(dir + "/keys")
+	a.keys.Rand = a.Rand
+	var err error
+	a.certs, err = certstore.Open(dir)
+	if a.certs == nil {
+		return fmt.Errorf("pkid: %w", err)
+	}
+	if err != nil {
+		// Some files did not load; the rest is usable.
+		a.trace(trace.FlagAll, trace.Error).Err(err).Msg("certificate store")
+	}
+	a.crls = crl.New(dir + "/crl")
+	a.crls.Now = a.Now
+	a.crls.Fetch = a.FetchCRL
+	a.set, _ = profile.FromConfig(nil)
+	a.renew = map[string]*renewal{}
+	a.pendingCA = map[string]pendingCA{}
+	return nil
+}
+
+// Start opens the stores, registers the bus services and starts the
+// refresh loop.
+func (a *App) Start(ctx context.Context, d *daemon.Daemon) error {
+	a.Tracer = d.Trace
+	if a.FileDir == "" {
+		a.FileDir = d.Path("var", "tmp")
+	}
+	if err := a.Open(d.Path("var", "db", "certs")); err != nil {
+		return err
+	}
+	a.Publish = func(ev *pb.CertificateEvent) {
+		if err := d.Bus.Publish(subject.Pkid, subject.VerbCertEvents, ev); err != nil {
+			a.trace(trace.FlagAll, trace.Warning).Err(err).Msg("publish certificate event")
+		}
+	}
+	if _, err := bus.Serve(d.Bus, subject.Pkid, subject.VerbValidate, func(ctx context.Context, r *pb.ValidateChainRequest) (*pb.ValidateChainReply, error) {
+		return a.Validate(ctx, r), nil
+	}); err != nil {
+		return err
+	}
+	if _, err := bus.Serve(d.Bus, subject.Pkid, subject.VerbSign, func(ctx context.Context, r *pb.SignRequest) (*pb.SignReply, error) {
+		return a.Sign(ctx, r), nil
+	}); err != nil {
+		return err
+	}
+	if _, err := bus.Serve(d.Bus, subject.Pkid, subject.VerbLocalCert, func(ctx context.Context, r *pb.LocalCertificateRequest) (*pb.LocalCertificateReply, error) {
+		return a.LocalCertificate(ctx, r), nil
+	}); err != nil {
+		return err
+	}
+	if _, err := bus.Serve(d.Bus, subject.Pkid, subject.VerbCAs, func(ctx context.Context, r *pb.CARequest) (*pb.CAReply, error) {
+		return a.CAs(ctx, r), nil
+	}); err != nil {
+		return err
+	}
+	loop, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	a.wg.Add(1)
+	go a.run(loop)
+	return nil
+}
+
+func (a *App) run(ctx context.Context) {
+	defer a.wg.Done()
+	t := time.NewTicker(TickInterval)
+	defer t.Stop()
+	for {
+		a.Tick(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Apply takes a new `security pki` configuration.
+func (a *App) Apply(ctx context.Context, old, cfg *pb.Config) error {
+	set, err := profile.FromConfig(cfg.GetPki())
+	if err != nil {
+		return fmt.Errorf("pkid: %w", err)
+	}
+	a.mu.Lock()
+	a.set = set
+	for id := range a.renew {
+		if set.Enroll[id] == nil {
+			delete(a.renew, id)
+		}
+	}
+	a.mu.Unlock()
+	var errs []error
+	for name, p := range set.Profiles {
+		a.restoreCRLs(name, p, &errs)
+	}
+	return errors.Join(errs...)
+}
+
+func (a *App) restoreCRLs(name string, p *profile.Profile, errs *[]error) {
+	cas := a.certs.CA(name)
+	if err := a.crls.Restore(name, cas); err != nil {
+		a.trace(trace.FlagOnlineCRLCheck, trace.Warning).Err(err).Str("ca_profile", name).Msg("cached CRL not usable")
+	}
+	if p.Revocation != profile.Disable && p.CRLURL != "" {
+		for _, ca := range cas {
+			a.crls.Track(name, ca)
+		}
+	}
+}
+
+// Stop ends the refresh loop.
+func (a *App) Stop(ctx context.Context) error {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	done := make(chan struct{})
+	go func() { a.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (a *App) profiles() *profile.Set {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.set
+}
+
+func (a *App) trace(f trace.Flag, l trace.Level) *zerolog.Event {
+	if a.Tracer == nil {
+		return nil
+	}
+	return a.Tracer.Event(f, l)
+}
+
+func (a *App) publish(kind pb.CertificateEventKind, id, prof, detail string, serials []string) {
+	ev := &pb.CertificateEvent{Kind: kind, CertificateId: id, CaProfile: prof, Detail: detail, At: timestamppb.New(a.Now()), RevokedSerials: serials}
+	if a.Publish != nil {
+		a.Publish(ev)
+	}
+}
+
+// Tick refreshes due CRLs and re-enrolls local certificates whose
+// re-enroll-trigger-time-percentage has passed. The loop calls it every
+// TickInterval; tests call it with an injected clock.
+func (a *App) Tick(ctx context.Context) {
+	set := a.profiles()
+	for _, e := range a.crls.Due(set.Profiles) {
+		p := set.Profiles[e.Profile]
+		added, err := a.crls.Update(ctx, p, e.Issuer, nil)
+		if err != nil {
+			a.trace(trace.FlagOnlineCRLCheck, trace.Warning).Str("ca_profile", p.Name).Err(err).Msg("CRL refresh failed")
+			a.publish(pb.CertificateEventKind_CERTIFICATE_EVENT_KIND_CRL_FAILED, "", p.Name, err.Error(), nil)
+			continue
+		}
+		a.trace(trace.FlagOnlineCRLCheck, trace.Info).Str("ca_profile", p.Name).Int("newly_revoked", len(added)).Msg("CRL refreshed")
+		a.publish(pb.CertificateEventKind_CERTIFICATE_EVENT_KIND_CRL_UPDATED, "", p.Name, "refreshed", added)
+	}
+	a.autoReEnroll(ctx, set)
+}
