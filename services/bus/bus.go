@@ -99,6 +99,8 @@ type Conn struct {
 	// reconnected is closed (and replaced) at every reconnect, so that
 	// watchers know to start again.
 	reconnected chan struct{}
+	// closed is closed when the connection is closed for good.
+	closed chan struct{}
 }
 
 // Connect connects to the bus. A server that cannot be reached gives
@@ -133,7 +135,7 @@ func Connect(ctx context.Context, space subject.Space, o Options) (*Conn, error)
 		return nil, fmt.Errorf("bus: connect to %s: %w", where(o), err)
 	}
 
-	c := &Conn{Space: space, opts: o, reconnected: make(chan struct{})}
+	c := &Conn{Space: space, opts: o, reconnected: make(chan struct{}), closed: make(chan struct{})}
 	c.base, c.cancel = context.WithCancel(context.Background())
 	d := &dialer{d: net.Dialer{Timeout: timeout}}
 	nopts := []nats.Option{
@@ -162,6 +164,7 @@ func Connect(ctx context.Context, space subject.Space, o Options) (*Conn, error)
 				o.OnStatus(true)
 			}
 		}),
+		nats.ClosedHandler(func(*nats.Conn) { close(c.closed) }),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			if sub != nil {
 				err = fmt.Errorf("bus: %s: %w", sub.Subject, err)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
@@ -104,12 +105,12 @@ func (c *Conn) WatchConfig(ctx context.Context, fn func(*pb.ConfigSnapshot)) err
 		if ctx.Err() != nil {
 			return nil
 		}
-		if c.NC.IsClosed() {
-			return errors.New("bus: watch configuration: connection closed")
-		}
 		progressed, err := w.once(ctx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if c.NC.IsClosed() {
+			return errors.New("bus: watch configuration: connection closed")
 		}
 		if err == nil || progressed {
 			attempt = 1
@@ -124,6 +125,8 @@ func (c *Conn) WatchConfig(ctx context.Context, fn func(*pb.ConfigSnapshot)) err
 		case <-ctx.Done():
 			t.Stop()
 			return nil
+		case <-c.closed:
+			t.Stop()
 		case <-t.C:
 		}
 	}
@@ -148,6 +151,8 @@ func (w *configWatch) once(ctx context.Context) (progressed bool, err error) {
 		select {
 		case <-reconnected:
 			return false, nil
+		case <-w.c.closed:
+			return false, nats.ErrConnectionClosed
 		case <-ctx.Done():
 			return false, nil
 		}
@@ -170,6 +175,8 @@ func (w *configWatch) once(ctx context.Context) (progressed bool, err error) {
 				return true, nil
 			case <-reconnected:
 				return true, nil
+			case <-w.c.closed:
+				return true, nats.ErrConnectionClosed
 			case e, ok := <-kw.Updates():
 				if !ok {
 					return true, errWatchEnded

@@ -149,20 +149,36 @@ func TestConfigKV(t *testing.T) {
 }
 
 func TestWatchConfigClosed(t *testing.T) {
-	s := startServer(t, broker.Options{Port: broker.DontListen})
-	c := connect(t, Options{InProcess: s.InProcess()})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	w := watch(t, ctx, c)
-	time.Sleep(100 * time.Millisecond)
-	c.Close()
-	select {
-	case err := <-w.done:
-		if err == nil {
-			t.Error("WatchConfig returned nil after Close, want an error")
-		}
-	case <-ctx.Done():
-		t.Fatal("WatchConfig did not return after Close")
+	tests := []struct {
+		name       string
+		serverDown bool // stop the server before closing the connection
+	}{
+		{"while watching", false},
+		{"while waiting for the server", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startServer(t, broker.Options{})
+			c := connect(t, Options{URL: s.ClientURL()})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			w := watch(t, ctx, c)
+			time.Sleep(100 * time.Millisecond)
+			if tt.serverDown {
+				s.Shutdown()
+				waitFor(t, "disconnect", func() bool { return !c.Connected() })
+				time.Sleep(100 * time.Millisecond)
+			}
+			c.Close()
+			select {
+			case err := <-w.done:
+				if err == nil {
+					t.Error("WatchConfig returned nil after Close, want an error")
+				}
+			case <-ctx.Done():
+				t.Fatal("WatchConfig did not return after Close")
+			}
+		})
 	}
 }
 
