@@ -1,0 +1,212 @@
+// Package plane is fwdd's userspace ESP data plane: it joins the inside
+// interfaces (TUN devices), the SPD, the SAD, the ESP transforms and the
+// outside sockets into the forwarding pipeline, and is the daemon App
+// that the bus drives.
+//
+// The pipeline, outbound (inside -> outside), one goroutine per inside
+// interface:
+//
+//  1. read a batch of packets from the TUN device (offloads split by the
+//     tun package), each into its own buffer at a fixed headroom;
+//  2. in order, per packet: SPD lookup (service set by interface, term by
+//     addresses), SAD lookup, inner checks, TTL, DF and tunnel MTU
+//     (fragmentation before encapsulation or ICMP fragmentation needed),
+//     and the sequence number, which is handed out here, in order;
+//  3. seal the batch in parallel on the crypto workers (fork-join: the
+//     batch waits until every packet is sealed);
+//  4. prepend the outer IPv4 (and UDP) headers and write the batch to the
+//     outside in its original order (sendmmsg).
+//
+// Inbound (outside -> inside), one goroutine per outside socket:
+//
+//  1. read a batch of datagrams (recvmmsg); demultiplex IKE (UDP 500, or
+//     4500 with the non-ESP marker), NAT keepalives and ESP (RFC 3948);
+//  2. in order: SPI lookup, ESN inference and the cheap anti-replay check;
+//  3. open the batch in parallel on the crypto workers;
+//  4. in order: anti-replay update (only after the ICV verified, RFC 4303
+//     section 3.4.3), inner checks, traffic selector check, statistics,
+//     and a batched write to each inside TUN device.
+//
+// Buffers belong to the goroutine that reads into them (a fixed set per
+// reader, sized at start), so the number of packets in flight is bounded
+// and nothing is allocated per packet.
+package plane
+
+import (
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sitesec/sitesec/fwdd/sad"
+	"github.com/sitesec/sitesec/fwdd/spd"
+	"github.com/sitesec/sitesec/proto/pb"
+	"golang.zx2c4.com/wireguard/tun"
+)
+
+// Sizes of the pipeline.
+const (
+	// Headroom is where a packet read from a TUN device starts in its
+	// buffer: room for the outer IPv4 (20) and UDP (8) headers, the ESP
+	// header (8) and the longest IV (16), and the virtio header.
+	Headroom = 64
+	// BufferSize holds the largest tunnel MTU (9192) and the ESP trailer.
+	BufferSize = Headroom + 9216 + 128
+	// MaxBatch bounds a batch read or written at once.
+	MaxBatch = 128
+	// extraSlots are the buffers per batch for fragments and ICMP errors.
+	extraSlots = 64
+)
+
+// Datagram kinds, by the socket that received them.
+type Kind uint8
+
+// The kinds of outside datagrams.
+const (
+	KindESP      Kind = iota // raw IP protocol 50: Data is the ESP packet
+	KindNATT                 // UDP 4500: non-ESP marker demultiplexing (RFC 3948 section 2.2)
+	KindUDPEncap             // udp-encapsulate dest-port: ESP in UDP
+	KindIKE                  // UDP 500: IKE only
+)
+
+// Datagram is one packet received from the outside.
+type Datagram struct {
+	Data          []byte // payload after the IP (and UDP) header; decrypted in place
+	Local, Remote netip.AddrPort
+	Kind          Kind
+}
+
+// Wire is the outside, as the operating system offers it (wire_linux.go),
+// or a fake in tests.
+type Wire interface {
+	// WriteOuter sends complete outer IPv4 packets, in order.
+	WriteOuter(pkts [][]byte) error
+	// SendUDP sends one UDP datagram from local (an IKE socket) to remote.
+	SendUDP(local, remote netip.AddrPort, payload []byte) error
+}
+
+// Inside is one inside interface: the TUN device of a service set.
+type Inside struct {
+	Junos string // ms-1/2/0.1
+	Linux string // ms-1-2-0u1
+	Dev   tun.Device
+	Addr  netip.Addr // source of ICMP errors sent to inside hosts
+	MTU   int
+	Addrs []string
+
+	batch int
+	done  chan struct{}
+	wmu   sync.Mutex // serializes writes from several outside readers
+}
+
+// Plane is the data plane.
+type Plane struct {
+	DB      *sad.DB
+	Now     func() time.Time
+	Workers *Workers
+
+	spd     atomic.Pointer[spd.Table]
+	wire    atomic.Pointer[wireBox]
+	insides atomic.Pointer[map[string]*Inside]
+	mu      sync.Mutex // serializes changes to insides
+
+	ipID atomic.Uint32
+
+	acqMu   sync.Mutex
+	acqLast map[string]time.Time
+
+	// Punt receives IKE datagrams for kmd. It must not block.
+	Punt func(*pb.IKEDatagram)
+}
+
+type wireBox struct{ w Wire }
+
+// New returns a Plane over db with no configuration, inside interfaces or
+// wire yet.
+func New(db *sad.DB) *Plane {
+	p := &Plane{DB: db, Now: time.Now, Workers: NewWorkers(runtime.GOMAXPROCS(0)), acqLast: map[string]time.Time{}}
+	p.spd.Store(&spd.Table{})
+	p.insides.Store(&map[string]*Inside{})
+	return p
+}
+
+// SetSPD installs the policy of a new configuration.
+func (p *Plane) SetSPD(t *spd.Table) { p.spd.Store(t) }
+
+// SPD returns the policy in force.
+func (p *Plane) SPD() *spd.Table { return p.spd.Load() }
+
+// SetWire sets the outside.
+func (p *Plane) SetWire(w Wire) { p.wire.Store(&wireBox{w}) }
+
+func (p *Plane) outside() Wire {
+	if b := p.wire.Load(); b != nil {
+		return b.w
+	}
+	return nil
+}
+
+// Insides returns the inside interfaces by Junos name.
+func (p *Plane) Insides() map[string]*Inside { return *p.insides.Load() }
+
+// AddInside starts forwarding from a TUN device.
+func (p *Plane) AddInside(in *Inside) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := map[string]*Inside{}
+	for k, v := range *p.insides.Load() {
+		m[k] = v
+	}
+	in.done = make(chan struct{})
+	in.batch = min(max(in.Dev.BatchSize(), 1), MaxBatch)
+	m[in.Junos] = in
+	p.insides.Store(&m)
+	go p.readInside(in)
+}
+
+// RemoveInside stops forwarding from an inside interface and closes its
+// device.
+func (p *Plane) RemoveInside(junos string) {
+	p.mu.Lock()
+	m := map[string]*Inside{}
+	var gone *Inside
+	for k, v := range *p.insides.Load() {
+		if k == junos {
+			gone = v
+			continue
+		}
+		m[k] = v
+	}
+	p.insides.Store(&m)
+	p.mu.Unlock()
+	if gone != nil {
+		gone.Dev.Close()
+		<-gone.done
+	}
+}
+
+// Close stops every inside reader.
+func (p *Plane) Close() {
+	for k := range p.Insides() {
+		p.RemoveInside(k)
+	}
+	p.Workers.Close()
+}
+
+// acquire reports traffic with no SA once per term every ten seconds
+// (establish-tunnels on-traffic).
+func (p *Plane) acquire(set *spd.Set, term *spd.Term, src, dst netip.Addr, proto byte) {
+	key := set.Name + "/" + term.Rule + "/" + term.Name
+	now := p.Now()
+	p.acqMu.Lock()
+	last, ok := p.acqLast[key]
+	if ok && now.Sub(last) < 10*time.Second {
+		p.acqMu.Unlock()
+		return
+	}
+	p.acqLast[key] = now
+	p.acqMu.Unlock()
+	p.DB.Acquire(set.Name, term.Rule, term.Name, &pb.TrafficSelector{
+		StartAddress: src.AsSlice(), EndAddress: dst.AsSlice(), Protocol: uint32(proto)})
+}
