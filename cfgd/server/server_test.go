@@ -1,0 +1,231 @@
+package server
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sitesec/sitesec/cfgd/db"
+	"github.com/sitesec/sitesec/proto/pb"
+)
+
+// fakeBus stores snapshots and has the listed daemons acknowledge them.
+type fakeBus struct {
+	mu      sync.Mutex
+	s       *Server
+	snaps   []*pb.ConfigSnapshot
+	daemons []string
+	fail    map[string]string // daemon -> apply error
+}
+
+func (b *fakeBus) PutConfig(_ context.Context, s *pb.ConfigSnapshot) error {
+	b.mu.Lock()
+	b.snaps = append(b.snaps, s)
+	b.mu.Unlock()
+	for _, d := range b.daemons {
+		a := &pb.ApplyAck{Daemon: d, Revision: s.GetRevision(), Ok: true}
+		if e := b.fail[d]; e != "" {
+			a.Ok, a.Errors = false, []string{e}
+		}
+		go b.s.Ack(a)
+	}
+	return nil
+}
+
+func newServer(t *testing.T, daemons ...string) (*Server, *fakeBus) {
+	t.Helper()
+	d, err := db.Open(db.Options{Dir: filepath.Join(t.TempDir(), "config")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &fakeBus{daemons: daemons}
+	s := New(d, b)
+	b.s = s
+	s.AckWait = 300 * time.Millisecond
+	for _, n := range []string{"kmd", "fwdd", "pkid"} {
+		s.Health(&pb.Health{Daemon: n, State: pb.DaemonState_DAEMON_STATE_RUNNING})
+	}
+	return s, b
+}
+
+func seedText(t *testing.T) string {
+	b, err := os.ReadFile("../conf/testdata/seed.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func run(t *testing.T, s *Server, session string, words ...string) *pb.ConfigEditReply {
+	t.Helper()
+	return s.Edit(context.Background(), &pb.ConfigEditRequest{Session: session, Words: words, User: "admin"})
+}
+
+func text(r *pb.ConfigEditReply) string { return r.GetReply().GetConfigText().GetText() }
+
+func TestEditLevels(t *testing.T) {
+	s, _ := newServer(t)
+	r := run(t, s, "a", "edit", "services", "service-set", "ss1", "ipsec-vpn-options")
+	if len(r.Errors) > 0 || r.EditPath != "[edit services service-set ss1 ipsec-vpn-options]" {
+		t.Fatalf("edit: %v %q", r.Errors, r.EditPath)
+	}
+	if r := run(t, s, "a", "set", "tunnel-mtu", "1400"); len(r.Errors) > 0 {
+		t.Fatal(r.Errors)
+	}
+	if got := text(run(t, s, "a", "show")); got != "tunnel-mtu 1400;\n" {
+		t.Fatalf("show at level: %q", got)
+	}
+	if r := run(t, s, "a", "up"); r.EditPath != "[edit services service-set ss1]" {
+		t.Fatalf("up: %q", r.EditPath)
+	}
+	if r := run(t, s, "a", "top", "set", "system", "host-name", "gw"); r.EditPath != "[edit services service-set ss1]" || len(r.Errors) > 0 {
+		t.Fatalf("top set: %q %v", r.EditPath, r.Errors)
+	}
+	if got := text(run(t, s, "a", "top", "show", "system", "|", "display", "set")); got != "set system host-name gw\n" {
+		t.Fatalf("top show display set: %q", got)
+	}
+	if r := run(t, s, "a", "top"); r.EditPath != "" {
+		t.Fatalf("top: %q", r.EditPath)
+	}
+	// Another session does not see a's candidate.
+	if got := text(run(t, s, "b", "show")); got != "" {
+		t.Fatalf("session b sees %q", got)
+	}
+	r = run(t, s, "a", "set", "services", "service-set", "ss1", "ipsec-vpn-options", "tunnel-mtu", "99")
+	if len(r.Errors) != 1 || r.Errors[0].Message != "Value 99 is not within range (256..9192)" || r.Errors[0].Statement != "tunnel-mtu 99" {
+		t.Fatalf("range error: %v", r.Errors)
+	}
+	if r := run(t, s, "a", "edit", "system", "host-name"); len(r.Errors) == 0 {
+		t.Fatal("edit of a leaf accepted")
+	}
+	if r := run(t, s, "a", "frobnicate"); len(r.Errors) == 0 || !strings.Contains(r.Errors[0].Message, "syntax error") {
+		t.Fatalf("unknown command: %v", r.Errors)
+	}
+}
+
+func TestLoadCommitRollback(t *testing.T) {
+	s, bus := newServer(t, "kmd", "fwdd", "pkid", "cfgd")
+	r := s.Edit(context.Background(), &pb.ConfigEditRequest{Session: "a", Words: []string{"load", "override", "terminal"}, Text: seedText(t)})
+	if len(r.Errors) > 0 || r.Lines[0] != "load complete" {
+		t.Fatalf("load: %v %v", r.Errors, r.Lines)
+	}
+	if r := run(t, s, "a", "commit", "check"); len(r.Errors) > 0 || r.Lines[len(r.Lines)-1] != "configuration check succeeds" {
+		t.Fatalf("commit check: %v %v", r.Errors, r.Lines)
+	}
+	r = run(t, s, "a", "commit", "comment", "first")
+	if len(r.Errors) > 0 || r.Revision != 1 || r.Lines[len(r.Lines)-1] != "commit complete" || len(r.Acks) < 3 {
+		t.Fatalf("commit: %v %v rev %d acks %v", r.Errors, r.Lines, r.Revision, r.Acks)
+	}
+	if len(bus.snaps) != 1 || bus.snaps[0].GetComment() != "first" || bus.snaps[0].GetConfig().GetSystem().GetHostName() != "vpn-gw1" {
+		t.Fatalf("published %v", bus.snaps)
+	}
+	run(t, s, "a", "set", "services", "service-set", "ss1", "ipsec-vpn-options", "tunnel-mtu", "1400")
+	if got := text(run(t, s, "a", "show", "|", "compare")); got != "[edit services service-set ss1 ipsec-vpn-options]\n-   tunnel-mtu 1500;\n+   tunnel-mtu 1400;\n" {
+		t.Fatalf("compare: %q", got)
+	}
+	bus.fail = map[string]string{"fwdd": "cannot create tun"}
+	r = run(t, s, "a", "commit")
+	if r.Revision != 2 || !strings.Contains(strings.Join(r.Lines, "\n"), "error: fwdd: cannot create tun") {
+		t.Fatalf("commit 2: %v", r.Lines)
+	}
+	// rollback 1 loads revision 1 into the candidate.
+	run(t, s, "a", "rollback", "1")
+	if got := text(run(t, s, "a", "compare")); !strings.Contains(got, "-   tunnel-mtu 1400;") {
+		t.Fatalf("compare after rollback: %q", got)
+	}
+	// show system commit.
+	h := s.Op(context.Background(), &pb.OpRequest{Words: []string{"show", "system", "commit"}}).GetCommitHistory()
+	if len(h.GetEntries()) != 2 || h.Entries[1].Comment != "first" || h.Entries[0].Revision != 2 || h.Entries[0].User != "admin" {
+		t.Fatalf("history %v", h)
+	}
+	op := s.Op(context.Background(), &pb.OpRequest{Words: []string{"show", "configuration", "system"}, Display: "set"})
+	if got := op.GetConfigText().GetText(); !strings.HasPrefix(got, "set system host-name vpn-gw1\n") {
+		t.Fatalf("show configuration system | display set: %q", got)
+	}
+	if op := s.Op(context.Background(), &pb.OpRequest{Words: []string{"show", "bogus"}}); op.Error == "" {
+		t.Fatal("unknown op accepted")
+	}
+}
+
+func TestCommitCheckFails(t *testing.T) {
+	s, bus := newServer(t)
+	s.Edit(context.Background(), &pb.ConfigEditRequest{Session: "a", Words: []string{"load", "override", "terminal"}, Text: seedText(t)})
+	run(t, s, "a", "delete", "services", "service-set", "ss2", "ipsec-vpn-options", "local-gateway")
+	run(t, s, "a", "set", "services", "ipsec-vpn", "rule", "static-rule", "term", "t1", "then", "ttl", "9")
+	run(t, s, "a", "set", "services", "ipsec-vpn", "rule", "static-rule", "term", "t1", "then", "copy-ttl-from-inner-ip-header")
+	r := run(t, s, "a", "commit")
+	if len(r.Errors) != 2 || r.Revision != 0 || len(bus.snaps) != 0 {
+		t.Fatalf("commit: %v %v", r.Errors, r.Lines)
+	}
+	e := r.Errors[0]
+	if e.Path != "[edit services service-set ss2 ipsec-vpn-options]" || e.Statement != "local-gateway" || e.Message != "Local gateway must be configured with IPSec rules" || e.Line != 93 || e.File != "terminal" {
+		t.Fatalf("error 0: %v", e)
+	}
+	if r.Lines[len(r.Lines)-1] != "error: configuration check-out failed" {
+		t.Fatalf("lines %v", r.Lines)
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	s, _ := newServer(t)
+	f := filepath.Join(t.TempDir(), "bad.conf")
+	os.WriteFile(f, []byte("system {\n    host-name a;\n    bogus;\n}\n"), 0o600)
+	r := run(t, s, "a", "load", "merge", f)
+	if len(r.Errors) != 1 || r.Errors[0].File != f || r.Errors[0].Line != 3 || !strings.HasPrefix(r.Errors[0].Message, "syntax error") {
+		t.Fatalf("load bad file: %v", r.Errors)
+	}
+	if r := run(t, s, "a", "load", "merge", "relative.conf"); len(r.Errors) == 0 {
+		t.Fatal("relative file accepted")
+	}
+	os.WriteFile(f, []byte("set system host-name b\n"), 0o600)
+	if r := run(t, s, "a", "load", "set", f); len(r.Errors) > 0 {
+		t.Fatal(r.Errors)
+	}
+	if got := text(run(t, s, "a", "show")); got != "system {\n    host-name b;\n}\n" {
+		t.Fatalf("after load set: %q", got)
+	}
+}
+
+func TestSessionsAndConfirmed(t *testing.T) {
+	s, _ := newServer(t, "kmd", "fwdd", "pkid")
+	run(t, s, "a", "set", "system", "host-name", "a")
+	run(t, s, "b", "set", "system", "host-name", "b")
+	if r := run(t, s, "a", "commit", "confirmed", "3"); r.Revision != 1 || !strings.Contains(strings.Join(r.Lines, "\n"), "rolled back in 3 minutes") {
+		t.Fatalf("commit confirmed: %v %v", r.Errors, r.Lines)
+	}
+	if _, _, ok := s.DB.Pending(); !ok {
+		t.Fatal("not pending")
+	}
+	r := run(t, s, "b", "commit")
+	if len(r.Errors) != 1 || !strings.Contains(r.Errors[0].Message, "configuration database modified") {
+		t.Fatalf("stale session committed: %v", r.Errors)
+	}
+	run(t, s, "b", "update")
+	if r := run(t, s, "a", "commit", "check"); !strings.Contains(strings.Join(r.Lines, "\n"), "commit confirmed") {
+		t.Fatalf("commit check did not confirm: %v", r.Lines)
+	}
+	if _, _, ok := s.DB.Pending(); ok {
+		t.Fatal("still pending")
+	}
+	if r := run(t, s, "b", "commit", "and-quit"); r.Revision != 2 || r.Lines[len(r.Lines)-1] != "Exiting configuration mode" {
+		t.Fatalf("commit and-quit: %v %v", r.Errors, r.Lines)
+	}
+}
+
+func TestMissingAck(t *testing.T) {
+	s, _ := newServer(t, "kmd") // fwdd and pkid are running but never answer
+	run(t, s, "a", "set", "system", "host-name", "a")
+	start := time.Now()
+	r := run(t, s, "a", "commit")
+	all := strings.Join(r.Lines, "\n")
+	if !strings.Contains(all, "warning: fwdd did not report applying revision 1") || !strings.Contains(all, "warning: pkid did not") || len(r.Acks) != 1 {
+		t.Fatalf("lines %v acks %v", r.Lines, r.Acks)
+	}
+	if time.Since(start) > 2*time.Second {
+		t.Fatal("waited too long")
+	}
+}
