@@ -89,8 +89,14 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx := context.Background()
 	if *cmd != "" {
 		sh.Run(ctx, *cmd)
+	} else if f, ok := stdin.(*os.File); ok && isTerminal(stdin) {
+		if err := sh.interactive(ctx, f, stdout); err != nil {
+			fmt.Fprintf(stderr, "cli: %v\n", err)
+			return 1
+		}
+		return 0
 	} else {
-		interactive := isTerminal(stdin)
+		interactive := false
 		sc := bufio.NewScanner(stdin)
 		sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
 		for {
@@ -104,10 +110,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			if line == "" || strings.HasPrefix(line, "#") {
 				continue
 			}
-			if !interactive && !sh.configMode && (line == "exit" || line == "quit") {
-				break
-			}
-			if interactive && !sh.configMode && (line == "exit" || line == "quit") {
+			if !sh.configMode && (line == "exit" || line == "quit") {
 				break
 			}
 			sh.Run(ctx, line)

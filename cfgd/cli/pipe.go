@@ -16,7 +16,7 @@ type pipeline struct {
 
 // splitPipes separates a command line into its words and its pipeline.
 func splitPipes(line string) ([]string, *pipeline, error) {
-	parts := strings.Split(line, "|")
+	parts := splitUnquoted(line, '|')
 	words := fields(parts[0])
 	p := &pipeline{}
 	for _, part := range parts[1:] {
@@ -122,4 +122,20 @@ func fields(s string) []string {
 		out = append(out, cur.String())
 	}
 	return out
+}
+
+// splitUnquoted splits s at sep outside double quotes.
+func splitUnquoted(s string, sep rune) []string {
+	var parts []string
+	start, inQuote := 0, false
+	for i, r := range s {
+		switch {
+		case r == '"':
+			inQuote = !inQuote
+		case r == sep && !inQuote:
+			parts = append(parts, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(parts, s[start:])
 }
