@@ -289,8 +289,11 @@ func (s *Shell) configCommand(ctx context.Context, words []string, pipe *pipelin
 		return
 	}
 	req := &pb.ConfigEditRequest{Session: s.session, Words: words, User: s.user}
-	if pipe.display != "" {
+	if pipe.display != "" && pipe.display != "json" {
 		req.Words = append(req.Words, "|", "display", pipe.display)
+	}
+	if pipe.compare != nil {
+		req.Words = append(append(req.Words, "|"), pipe.compare...)
 	}
 	c, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()

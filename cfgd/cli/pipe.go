@@ -11,6 +11,9 @@ import (
 // modifiers, applied in order to the rendered lines.
 type pipeline struct {
 	display string // "", "json" or "set"
+	// compare is "| compare [rollback N]" of configuration mode, passed
+	// to cfgd as words.
+	compare []string
 	filters []func([]string) []string
 }
 
@@ -72,9 +75,14 @@ func splitPipes(line string) ([]string, *pipeline, error) {
 				}
 				return in
 			})
+		case "compare":
+			if len(f) != 1 && (len(f) != 3 || f[1] != "rollback") {
+				return nil, nil, fmt.Errorf("syntax error, expecting 'rollback <number>' after 'compare'")
+			}
+			p.compare = f
 		case "no-more":
 		default:
-			return nil, nil, fmt.Errorf("syntax error, expecting one of count, display, except, find, last, match, no-more: %s", f[0])
+			return nil, nil, fmt.Errorf("syntax error, expecting one of compare, count, display, except, find, last, match, no-more: %s", f[0])
 		}
 	}
 	return words, p, nil

@@ -1,6 +1,9 @@
-// Command cfgd is the sitesec cfgd daemon; see ../../README.md.
+// Command cfgd is the sitesec configuration daemon; see ../../README.md.
 package main
 
-import "github.com/sitesec/sitesec/services/daemon"
+import (
+	"github.com/sitesec/sitesec/cfgd/server"
+	"github.com/sitesec/sitesec/services/daemon"
+)
 
-func main() { daemon.Main("cfgd", daemon.Idle{}) }
+func main() { daemon.Main("cfgd", server.NewApp()) }
