@@ -103,11 +103,13 @@ type Conn struct {
 	closed chan struct{}
 }
 
-// Connect connects to the bus. A server that cannot be reached gives
-// `bus: cannot reach nats://127.0.0.1:4222: connection refused`, bad
-// credentials `bus: nats://127.0.0.1:4222 refused user "kmd": authorization
-// violation`. ctx bounds the first connection together with
-// Options.ConnectTimeout.
+// Connect connects to the bus, once: a daemon that cannot reach its bus
+// says so and exits. Errors are one line: a server that cannot be reached
+// gives `bus: cannot reach nats://127.0.0.1:4222: connection refused` (or
+// `...: no answer within 2s`), bad credentials `bus: nats://127.0.0.1:4222
+// refused user "kmd": authorization violation`. A password in the URL is
+// never shown. ctx bounds the first connection together with
+// Options.ConnectTimeout; after that the connection reconnects by itself.
 func Connect(ctx context.Context, space subject.Space, o Options) (*Conn, error) {
 	if _, err := subject.New(space.Root, space.Router); err != nil || space.Root == "" || space.Router == "" {
 		return nil, fmt.Errorf("bus: bad space %q.%q", space.Root, space.Router)
@@ -183,7 +185,7 @@ func Connect(ctx context.Context, space subject.Space, o Options) (*Conn, error)
 	nc, err := nats.Connect(o.URL, nopts...)
 	if err != nil {
 		c.cancel()
-		return nil, connectError(o, err, d.lastErr())
+		return nil, connectError(o, err, d.lastErr(), timeout)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -208,7 +210,7 @@ func where(o Options) string {
 }
 
 // connectError turns what nats.Connect returned into one line.
-func connectError(o Options, err, dialErr error) error {
+func connectError(o Options, err, dialErr error, timeout time.Duration) error {
 	for _, auth := range []error{nats.ErrAuthorization, nats.ErrAuthExpired, nats.ErrAuthRevoked} {
 		if errors.Is(err, auth) {
 			return &wrapped{fmt.Sprintf("bus: %s refused user %q: %s", where(o), o.User, strings.TrimPrefix(auth.Error(), "nats: ")), err}
@@ -220,13 +222,13 @@ func connectError(o Options, err, dialErr error) error {
 		// available"); our dialer kept it.
 		reason = dialErr
 	}
-	return &wrapped{fmt.Sprintf("bus: cannot reach %s: %s", where(o), cause(reason)), err}
+	return &wrapped{fmt.Sprintf("bus: cannot reach %s: %s", where(o), cause(reason, timeout)), err}
 }
 
 // cause is the innermost useful text of a network error: "connection
 // refused" rather than "dial tcp 127.0.0.1:4222: connect: connection
 // refused".
-func cause(err error) string {
+func cause(err error, timeout time.Duration) string {
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Err != nil {
 		err = oe.Err
@@ -236,8 +238,8 @@ func cause(err error) string {
 		err = se.Err
 	}
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return "timed out"
+	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, nats.ErrTimeout) {
+		return "no answer within " + timeout.Round(time.Millisecond).String()
 	}
 	return strings.TrimPrefix(err.Error(), "nats: ")
 }

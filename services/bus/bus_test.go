@@ -373,6 +373,39 @@ func TestConnectErrors(t *testing.T) {
 	c.Close()
 }
 
+func TestConnectTimeout(t *testing.T) {
+	// A peer that accepts and then says nothing.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	u := "nats://" + l.Addr().String()
+	start := time.Now()
+	_, err = Connect(context.Background(), space, Options{URL: u, ConnectTimeout: 300 * time.Millisecond})
+	if want := "bus: cannot reach " + u + ": no answer within 300ms"; err == nil || err.Error() != want {
+		t.Errorf("error %v, want %q", err, want)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Errorf("Connect took %v with a 300ms timeout", el)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Connect(ctx, space, Options{URL: u}); !errors.Is(err, context.Canceled) {
+		t.Errorf("canceled ctx: %v", err)
+	}
+}
+
 func TestTypeChecks(t *testing.T) {
 	s := startServer(t, broker.Options{Port: broker.DontListen})
 	c := connect(t, Options{InProcess: s.InProcess()})
