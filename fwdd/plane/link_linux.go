@@ -1,0 +1,98 @@
+package plane
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.zx2c4.com/wireguard/tun"
+)
+
+// RouteProtocol marks the routes fwdd installs (routing-options static
+// routes to inside interfaces), so that it can find and remove its own.
+const RouteProtocol = netlink.RouteProtocol(186)
+
+// CreateTUN creates the TUN device of an inside interface.
+func CreateTUN(junos string, mtu int) (*Inside, error) {
+	name := LinuxName(junos)
+	dev, err := tun.CreateTUN(name, mtu)
+	if err != nil {
+		return nil, fmt.Errorf("link: TUN %s for %s: %w", name, junos, err)
+	}
+	if real, err := dev.Name(); err == nil {
+		name = real
+	}
+	return &Inside{Junos: junos, Linux: name, Dev: dev, MTU: mtu}, nil
+}
+
+// SetAddresses gives a TUN device exactly the addresses (prefixes) and
+// brings it up.
+func SetAddresses(in *Inside, prefixes []string) error {
+	l, err := netlink.LinkByName(in.Linux)
+	if err != nil {
+		return fmt.Errorf("link: %s: %w", in.Linux, err)
+	}
+	var errs []error
+	want := map[string]bool{}
+	for _, s := range prefixes {
+		a, err := netlink.ParseAddr(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("link: %s address %q: %w", in.Junos, s, err))
+			continue
+		}
+		want[a.IPNet.String()] = true
+		if err := netlink.AddrReplace(l, a); err != nil {
+			errs = append(errs, fmt.Errorf("link: %s address %s: %w", in.Junos, s, err))
+		}
+		if p, err := netip.ParsePrefix(s); err == nil && p.Addr().Is4() && !in.Addr.IsValid() {
+			in.Addr = p.Addr()
+		}
+	}
+	have, _ := netlink.AddrList(l, netlink.FAMILY_ALL)
+	for _, a := range have {
+		if !want[a.IPNet.String()] && a.IP.IsGlobalUnicast() {
+			netlink.AddrDel(l, &a)
+		}
+	}
+	in.Addrs = prefixes
+	if err := netlink.LinkSetUp(l); err != nil {
+		errs = append(errs, fmt.Errorf("link: %s up: %w", in.Linux, err))
+	}
+	return errors.Join(errs...)
+}
+
+// Route is a static route to an inside interface.
+type Route struct {
+	Prefix netip.Prefix
+	Linux  string
+}
+
+// SetRoutes makes fwdd's routes exactly routes.
+func SetRoutes(routes []Route) error {
+	var errs []error
+	want := map[string]bool{}
+	for _, r := range routes {
+		l, err := netlink.LinkByName(r.Linux)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("link: route %s: %w", r.Prefix, err))
+			continue
+		}
+		dst := &net.IPNet{IP: r.Prefix.Addr().AsSlice(), Mask: net.CIDRMask(r.Prefix.Bits(), r.Prefix.Addr().BitLen())}
+		rt := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: dst, Protocol: RouteProtocol, Scope: netlink.SCOPE_LINK}
+		if err := netlink.RouteReplace(rt); err != nil {
+			errs = append(errs, fmt.Errorf("link: route %s dev %s: %w", r.Prefix, r.Linux, err))
+		}
+		want[fmt.Sprintf("%s/%d", dst, l.Attrs().Index)] = true
+	}
+	have, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Protocol: RouteProtocol}, netlink.RT_FILTER_PROTOCOL)
+	if err == nil {
+		for _, rt := range have {
+			if rt.Dst != nil && !want[fmt.Sprintf("%s/%d", rt.Dst, rt.LinkIndex)] {
+				netlink.RouteDel(&rt)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
