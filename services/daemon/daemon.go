@@ -93,10 +93,13 @@ func (d *Daemon) Running() *pb.Config {
 
 // Flags returns the trace flags a daemon accepts.
 func Flags(name string) []trace.Flag {
-	if name == subject.Pkid {
+	switch name {
+	case subject.Pkid:
 		return trace.PKIDFlags
+	case subject.Kmd:
+		return trace.KMDFlags
 	}
-	return trace.KMDFlags
+	return trace.ProcessFlags
 }
 
 // Traceoptions picks the daemon's traceoptions out of a configuration:

@@ -125,7 +125,7 @@ func start(ctx context.Context, o Options) (_ *Launcher, err error) {
 			l.shutdown()
 		}
 	}()
-	if l.tr, err = trace.New(root, subject.Sitesecd, trace.KMDFlags); err != nil {
+	if l.tr, err = trace.New(root, subject.Sitesecd, trace.ProcessFlags); err != nil {
 		return nil, err
 	}
 	l.tr.Lifecycle().Int("pid", os.Getpid()).Str("root", root).Msg("starting")

@@ -68,6 +68,24 @@ const (
 	FlagRoutingSocket Flag = "routing-socket"
 	FlagSNMP          Flag = "snmp"
 	FlagTimer         Flag = "timer"
+	// Junos accepts these for MS-MPC AMS and licensing; sitesec accepts
+	// them so pasted configurations commit, and writes nothing under them.
+	FlagAMS Flag = "ams"
+	FlagLIC Flag = "lic"
+)
+
+// Flags of the daemons Junos has no traceoptions for (cfgd, fwdd and the
+// launcher), under [edit system processes NAME traceoptions].
+const (
+	FlagCommit Flag = "commit"
+	FlagConfig Flag = "config"
+	FlagBus    Flag = "bus"
+	FlagESP    Flag = "esp"
+	FlagPacket Flag = "packet"
+	FlagSA     Flag = "sa"
+	FlagSocket Flag = "socket"
+	FlagTUN    Flag = "tun"
+	FlagRoute  Flag = "route"
 )
 
 // Flags of pkid (SPEC section 1, [edit security pki traceoptions]).
@@ -78,10 +96,17 @@ const (
 	FlagACMEEnrollment          Flag = "acme-enrollment"
 )
 
-// KMDFlags are the flags kmd accepts; cfgd and fwdd use the same set.
+// KMDFlags are the flags kmd accepts.
 var KMDFlags = []Flag{
 	FlagAll, FlagCertificates, FlagDatabase, FlagGeneral, FlagIKE,
 	FlagParse, FlagPolicyManager, FlagRoutingSocket, FlagSNMP, FlagTimer,
+	FlagAMS, FlagLIC,
+}
+
+// ProcessFlags are the flags cfgd, fwdd and sitesecd accept.
+var ProcessFlags = []Flag{
+	FlagAll, FlagGeneral, FlagCommit, FlagConfig, FlagBus, FlagESP,
+	FlagPacket, FlagSA, FlagSocket, FlagTUN, FlagRoute,
 }
 
 // PKIDFlags are the flags pkid accepts.
