@@ -43,7 +43,9 @@ func TestOverBus(t *testing.T) {
 	app.Now = func() time.Time { return testpki.Now }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- daemon.Run(ctx, "pkid", app, []string{"--root", root, "--bus", srv.ClientURL(), "--name", "t1"}) }()
+	go func() {
+		done <- daemon.Run(ctx, "pkid", app, []string{"--root", root, "--bus", srv.ClientURL(), "--name", "t1"})
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {
