@@ -157,36 +157,75 @@ func (w *configWatch) once(ctx context.Context) (progressed bool, err error) {
 			return false, nil
 		}
 	}
-	lctx, cancel := kvContext(ctx)
-	kv, err := w.c.js.KeyValue(lctx, w.c.Space.ConfigBucket())
-	if err == nil {
-		var kw jetstream.KeyWatcher
-		kw, err = kv.Watch(ctx, subject.ConfigKey)
-		if err == nil {
-			defer stopWatcher(kw)
-		}
-		cancel()
-		if err != nil {
-			return false, err
-		}
-		for {
-			select {
-			case <-ctx.Done():
-				return true, nil
-			case <-reconnected:
-				return true, nil
-			case <-w.c.closed:
-				return true, nats.ErrConnectionClosed
-			case e, ok := <-kw.Updates():
-				if !ok {
-					return true, errWatchEnded
-				}
-				w.deliver(e)
+	kw, stop, err := w.start(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return true, nil
+		case <-reconnected:
+			return true, nil
+		case <-w.c.closed:
+			return true, nats.ErrConnectionClosed
+		case e, ok := <-kw.Updates():
+			if !ok {
+				return true, errWatchEnded
 			}
+			w.deliver(e)
 		}
 	}
+}
+
+// start looks the bucket up and watches the configuration key; stop
+// ends the watch.
+//
+// The watch gets a context of its own: nats.go ties the watch's
+// subscription to it, and would otherwise keep a goroutine per watch until
+// WatchConfig's ctx ends. Creating the consumer is bounded by kvTimeout,
+// since a request caught by a disconnect is never answered.
+func (w *configWatch) start(ctx context.Context) (kw jetstream.KeyWatcher, stop func(), err error) {
+	bucket := w.c.Space.ConfigBucket()
+	lctx, cancel := kvContext(ctx)
+	kv, err := w.c.js.KeyValue(lctx, bucket)
 	cancel()
-	return false, err
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, nil, err // nothing committed yet: not worth a report
+	}
+	if err == nil {
+		wctx, wcancel := context.WithCancel(ctx)
+		type result struct {
+			kw  jetstream.KeyWatcher
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			kw, err := kv.Watch(wctx, subject.ConfigKey)
+			done <- result{kw, err}
+		}()
+		t := time.NewTimer(kvTimeout)
+		var r result
+		select {
+		case r = <-done:
+			t.Stop()
+		case <-t.C:
+			wcancel()
+			if r = <-done; r.err == nil {
+				stopWatcher(r.kw)
+			}
+			r.err = context.DeadlineExceeded
+		}
+		if r.err == nil {
+			return r.kw, func() { stopWatcher(r.kw); wcancel() }, nil
+		}
+		wcancel()
+		err = r.err
+	}
+	err = fmt.Errorf("bus: watch configuration bucket %s: %w", bucket, err)
+	w.c.report(err)
+	return nil, nil, err
 }
 
 // stopWatcher stops kw and drains it: the watcher's callback blocks on a
