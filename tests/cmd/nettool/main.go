@@ -1,0 +1,45 @@
+// Command nettool is the end-to-end tests' host tool: a static binary that
+// runs in network namespaces and in FROM-scratch containers, where there is
+// no ping, traceroute or nc.
+//
+//	nettool ping  [-i 5ms] [-c N | -t 6s] [-w 1s] [-s 56] [-json] DEST
+//	nettool trace [-m 8] [-w 1s] [-q 2] DEST
+//	nettool serve [-l :5001]                      TCP echo server
+//	nettool tcp   [-n 1048576] [-w 10s] DEST:PORT send N bytes, check the echo
+//	nettool stream [-t 6s] [-i 5ms] [-json] DEST:PORT  paced echo stream, stalls measured
+//	nettool host  [-gw ADDR] [-serve :5001]       set the default route, serve, wait
+//
+// Every command exits 0 on success and 1 with a one-line error otherwise.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	cmds := map[string]func([]string) error{
+		"ping":   ping,
+		"trace":  trace,
+		"serve":  serve,
+		"tcp":    tcpTransfer,
+		"stream": stream,
+		"host":   host,
+	}
+	f, ok := cmds[os.Args[1]]
+	if !ok {
+		usage()
+	}
+	if err := f(os.Args[2:]); err != nil {
+		fmt.Fprintf(os.Stderr, "nettool %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: nettool (ping|trace|serve|tcp|stream|host) [flags] [DEST]")
+	os.Exit(2)
+}
