@@ -1,6 +1,9 @@
-// Command fwdd is the sitesec fwdd daemon; see ../../README.md.
+// Command fwdd is the sitesec userspace ESP data plane; see ../../README.md.
 package main
 
-import "github.com/sitesec/sitesec/services/daemon"
+import (
+	"github.com/sitesec/sitesec/fwdd/plane"
+	"github.com/sitesec/sitesec/services/daemon"
+)
 
-func main() { daemon.Main("fwdd", daemon.Idle{}) }
+func main() { daemon.Main("fwdd", plane.NewApp()) }

@@ -1,0 +1,428 @@
+package plane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sitesec/sitesec/fwdd/sad"
+	"github.com/sitesec/sitesec/fwdd/spd"
+	"github.com/sitesec/sitesec/proto/pb"
+	"github.com/sitesec/sitesec/proto/subject"
+	"github.com/sitesec/sitesec/services/daemon"
+	"github.com/sitesec/sitesec/services/trace"
+	"google.golang.org/protobuf/proto"
+)
+
+// StateDir is where fwdd keeps its sequence marks, under the root.
+const StateDir = "var/db/fwdd"
+
+// App is fwdd as a daemon: services/daemon runs it.
+type App struct {
+	d    *daemon.Daemon
+	p    *Plane
+	wire *LinuxWire
+
+	mu  sync.Mutex // serializes Apply and the inside interfaces
+	cfg *pb.Config
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewApp returns fwdd's App.
+func NewApp() *App { return &App{} }
+
+// Plane returns the data plane (after Start).
+func (a *App) Plane() *Plane { return a.p }
+
+// Start opens the SAD (with its marks), the outside sockets, registers the
+// bus handlers and asks kmd for the SAs it wants installed.
+func (a *App) Start(ctx context.Context, d *daemon.Daemon) error {
+	a.d = d
+	db, err := sad.Open(sad.Options{Dir: d.Path(StateDir)})
+	if err != nil {
+		return fmt.Errorf("fwdd: %w", err)
+	}
+	a.p = New(db)
+	a.p.Punt = func(dg *pb.IKEDatagram) {
+		if err := d.Bus.Publish(subject.Kmd, subject.VerbPunt, dg); err != nil {
+			d.Trace.Event(trace.FlagGeneral, trace.Warning).Err(err).Msg("punt")
+		}
+	}
+	w, err := OpenLinuxWire(a.p)
+	if err != nil {
+		// Without raw sockets (not root) fwdd still keeps SAs and answers
+		// show commands, but forwards nothing.
+		d.Trace.Lifecycle().Err(err).Msg("no outside sockets: forwarding disabled")
+	} else {
+		a.wire = w
+		w.Error = func(err error) { d.Trace.Event(trace.FlagGeneral, trace.Warning).Err(err).Msg("outside read") }
+		a.p.SetWire(w)
+	}
+	handlers := []struct {
+		verb string
+		h    func(context.Context, proto.Message) (proto.Message, error)
+	}{
+		{subject.VerbSAInstall, a.install},
+		{subject.VerbSADelete, a.delete},
+		{subject.VerbSAUpdate, a.update},
+	}
+	for _, h := range handlers {
+		if _, err := d.Bus.Handle(subject.Fwdd, h.verb, h.h); err != nil {
+			return fmt.Errorf("fwdd: %w", err)
+		}
+	}
+	if _, err := d.Bus.Subscribe(subject.Fwdd, subject.VerbTransmit, a.transmit); err != nil {
+		return fmt.Errorf("fwdd: %w", err)
+	}
+	ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	a.wg.Add(3)
+	go a.events(ctx)
+	go a.sweep(ctx)
+	go a.sync(ctx)
+	return nil
+}
+
+// install serves fwdd.sa.install. SAs in one request go in together,
+// inbound before outbound.
+func (a *App) install(_ context.Context, m proto.Message) (proto.Message, error) {
+	req := m.(*pb.SAInstall)
+	sas := orderInbound(req.GetSas())
+	a.fillOptions(sas)
+	if err := a.p.DB.Install(sas, req.GetReplacesSpi()); err != nil {
+		return &pb.SAInstallReply{Error: err.Error()}, nil
+	}
+	for _, s := range sas {
+		a.d.Trace.Event(trace.FlagSA, trace.Info).Uint32("spi", s.GetSpi()).Str("direction", s.GetDirection().String()).
+			Str("service_set", s.GetServiceSet()).Msg("SA installed")
+	}
+	return &pb.SAInstallReply{}, nil
+}
+
+func orderInbound(sas []*pb.SA) []*pb.SA {
+	out := append([]*pb.SA(nil), sas...)
+	sort.SliceStable(out, func(i, j int) bool {
+		return out[i].GetDirection() == pb.Direction_DIRECTION_INBOUND && out[j].GetDirection() != pb.Direction_DIRECTION_INBOUND
+	})
+	return out
+}
+
+// fillOptions gives SAs kmd installed without data-plane options the
+// options of their term (tunnel MTU 0 marks an SA that has none).
+func (a *App) fillOptions(sas []*pb.SA) {
+	tbl := a.p.SPD()
+	for _, sa := range sas {
+		if sa.GetTunnelMtu() != 0 {
+			continue
+		}
+		set := tbl.Set(sa.GetServiceSet())
+		if set == nil {
+			continue
+		}
+		opts := set.Options
+		for _, t := range set.Terms {
+			if t.Rule == sa.GetRule() && t.Name == sa.GetTerm() {
+				opts = t.Options
+			}
+		}
+		window := sa.GetReplayWindow()
+		opts.Apply(sa)
+		if window != 0 {
+			sa.ReplayWindow = window
+		}
+		if sa.GetInsideInterface() == "" {
+			sa.InsideInterface = set.Inside
+		}
+	}
+}
+
+func (a *App) delete(_ context.Context, m proto.Message) (proto.Message, error) {
+	req := m.(*pb.SADelete)
+	if len(req.GetSas()) == 0 && req.GetServiceSet() == "" && req.GetIkeSa() == "" {
+		return &pb.SADeleteReply{Error: "fwdd: delete names no SA"}, nil
+	}
+	f := sad.Filter{Keys: req.GetSas(), ServiceSet: req.GetServiceSet(), IKESA: req.GetIkeSa()}
+	if req.GetServiceSet() != "" {
+		f.Type = pb.SAType_SA_TYPE_DYNAMIC // manual SAs belong to the configuration
+	}
+	n := a.p.DB.Delete(f, req.GetReason())
+	return &pb.SADeleteReply{Deleted: uint32(n)}, nil
+}
+
+func (a *App) update(_ context.Context, m proto.Message) (proto.Message, error) {
+	if err := a.p.DB.Update(m.(*pb.SAUpdate)); err != nil {
+		return &pb.SAUpdateReply{Error: err.Error()}, nil
+	}
+	return &pb.SAUpdateReply{}, nil
+}
+
+// transmit sends an IKE datagram (or a NAT keepalive) for kmd: from port
+// 4500 with the non-ESP marker (RFC 3948 section 2.2).
+func (a *App) transmit(m proto.Message) {
+	dg := m.(*pb.IKEDatagram)
+	if err := a.p.Transmit(dg); err != nil {
+		a.d.Trace.Event(trace.FlagGeneral, trace.Warning).Err(err).Msg("transmit")
+	}
+}
+
+// Transmit sends an IKE datagram kmd asked for.
+func (p *Plane) Transmit(dg *pb.IKEDatagram) error {
+	w := p.outside()
+	if w == nil {
+		return errors.New("fwdd: no outside sockets")
+	}
+	la, ok1 := netip.AddrFromSlice(dg.GetLocal().GetAddress())
+	ra, ok2 := netip.AddrFromSlice(dg.GetRemote().GetAddress())
+	if !ok1 || !ok2 {
+		return errors.New("fwdd: transmit without addresses")
+	}
+	lp := uint16(dg.GetLocal().GetPort())
+	if lp == 0 {
+		lp = spd.IKEPort
+	}
+	local := netip.AddrPortFrom(la.Unmap(), lp)
+	remote := netip.AddrPortFrom(ra.Unmap(), uint16(dg.GetRemote().GetPort()))
+	payload := dg.GetPayload()
+	switch {
+	case dg.GetNatKeepalive():
+		payload = []byte{NATKeepalive}
+		local = netip.AddrPortFrom(local.Addr(), spd.NATTPort)
+	case lp == spd.NATTPort:
+		payload = append(make([]byte, 4, 4+len(payload)), payload...)
+	}
+	return w.SendUDP(local, remote, payload)
+}
+
+// events publishes SA events for kmd.
+func (a *App) events(ctx context.Context) {
+	defer a.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-a.p.DB.Events():
+			a.d.Trace.Message(trace.FlagSA, trace.Info, "SA event", ev)
+			if err := a.d.Bus.Publish(subject.Fwdd, subject.VerbSAEvents, ev); err != nil {
+				a.d.Trace.Event(trace.FlagGeneral, trace.Warning).Err(err).Msg("SA event")
+			}
+		}
+	}
+}
+
+// sweep runs the SAD's timers and the NAT keepalives of SAs behind NAT.
+func (a *App) sweep(ctx context.Context) {
+	defer a.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var n uint32
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n++
+		a.p.DB.Sweep()
+		a.p.keepalives(n)
+	}
+}
+
+// keepalives sends RFC 3948 section 2.3 keepalives every nat_keepalive
+// seconds on outbound NAT-T SAs.
+func (p *Plane) keepalives(tick uint32) {
+	w := p.outside()
+	if w == nil {
+		return
+	}
+	for _, sa := range p.DB.All() {
+		iv := sa.Config.GetNatKeepalive()
+		peer := sa.Peer()
+		if sa.Inbound() || iv == 0 || peer.Encap != pb.Encapsulation_ENCAPSULATION_UDP_NATT || tick%iv != 0 {
+			continue
+		}
+		_ = w.SendUDP(netip.AddrPortFrom(sa.Local, spd.NATTPort), peer.Addr, []byte{NATKeepalive})
+	}
+}
+
+// sync asks kmd for every SA it wants installed, with the persisted
+// marks, until kmd answers once (kmd may start after fwdd).
+func (a *App) sync(ctx context.Context) {
+	defer a.wg.Done()
+	wait := time.Second
+	for {
+		req := &pb.SASyncRequest{Instance: a.d.Name, Marks: a.p.DB.Marks()}
+		var rep pb.SASyncReply
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := a.d.Bus.Request(rctx, subject.Kmd, subject.VerbSASync, req, &rep)
+		cancel()
+		if err == nil {
+			sas := orderInbound(rep.GetSas())
+			a.fillOptions(sas)
+			for _, s := range sas {
+				if err := a.p.DB.Install([]*pb.SA{s}, 0); err != nil {
+					a.d.Trace.Event(trace.FlagSA, trace.Warning).Err(err).Msg("sync install")
+				}
+			}
+			a.d.Trace.Event(trace.FlagSA, trace.Info).Int("sas", len(sas)).Msg("synced with kmd")
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 30*time.Second)
+	}
+}
+
+// Apply applies a committed configuration: the SPD and manual SAs, the
+// inside TUN devices with their addresses, the static routes to them and
+// the sockets on each local gateway.
+func (a *App) Apply(ctx context.Context, old, cfg *pb.Config) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var errs []error
+	if err := a.p.Configure(cfg); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, a.applyInsides(cfg)...)
+	if a.wire != nil {
+		want := map[netip.AddrPort]Kind{}
+		for _, s := range a.p.SPD().Sets {
+			if !s.LocalGateway.Is4() {
+				continue
+			}
+			want[netip.AddrPortFrom(s.LocalGateway, spd.IKEPort)] = KindIKE
+			want[netip.AddrPortFrom(s.LocalGateway, spd.NATTPort)] = KindNATT
+			if s.UDPEncapPort != 0 {
+				want[netip.AddrPortFrom(s.LocalGateway, s.UDPEncapPort)] = KindUDPEncap
+			}
+		}
+		if err := a.wire.Listen(want); err != nil {
+			errs = append(errs, err)
+		}
+		a.gatewayEvents(want)
+	}
+	a.cfg = cfg
+	return errors.Join(errs...)
+}
+
+// gatewayEvents tells kmd which local gateways have sockets.
+func (a *App) gatewayEvents(want map[netip.AddrPort]Kind) {
+	a.wire.mu.Lock()
+	have := map[netip.AddrPort]bool{}
+	for ap := range a.wire.udp {
+		have[ap] = true
+	}
+	a.wire.mu.Unlock()
+	for _, s := range a.p.SPD().Sets {
+		if !s.LocalGateway.IsValid() {
+			continue
+		}
+		up := have[netip.AddrPortFrom(s.LocalGateway, spd.IKEPort)]
+		_ = a.d.Bus.Publish(subject.Fwdd, subject.VerbGatewayEvents, &pb.GatewayEvent{ServiceSet: s.Name, Address: s.LocalGateway.AsSlice(), Up: up})
+	}
+}
+
+// applyInsides creates and removes TUN devices, sets their addresses and
+// fwdd's static routes.
+func (a *App) applyInsides(cfg *pb.Config) []error {
+	var errs []error
+	want := map[string]bool{}
+	for _, s := range a.p.SPD().Sets {
+		if s.Inside != "" {
+			want[s.Inside] = true
+		}
+	}
+	have := a.p.Insides()
+	for name := range have {
+		if !want[name] {
+			a.p.RemoveInside(name)
+		}
+	}
+	for name := range want {
+		addrs, mtu := unitConfig(cfg, name)
+		in := have[name]
+		if in == nil {
+			var err error
+			in, err = CreateTUN(name, mtu)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			a.p.AddInside(in)
+		}
+		if err := SetAddresses(in, addrs); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	var routes []Route
+	for _, r := range cfg.GetRoutingOptions().GetStaticRoutes() {
+		for _, nh := range r.GetNextHops() {
+			if !want[nh] {
+				continue
+			}
+			p, err := netip.ParsePrefix(r.GetPrefix())
+			if err != nil {
+				errs = append(errs, fmt.Errorf("fwdd: [edit routing-options static route %s] %v", r.GetPrefix(), err))
+				continue
+			}
+			routes = append(routes, Route{Prefix: p.Masked(), Linux: LinuxName(nh)})
+		}
+	}
+	if in := a.p.Insides(); len(in) > 0 || len(routes) > 0 {
+		if err := SetRoutes(routes); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// unitConfig finds the addresses and MTU of a unit such as ms-1/2/0.1.
+func unitConfig(cfg *pb.Config, ifl string) ([]string, int) {
+	name, unit, _ := strings.Cut(ifl, ".")
+	for _, ifd := range cfg.GetInterfaces() {
+		if ifd.GetName() != name {
+			continue
+		}
+		for _, u := range ifd.GetUnits() {
+			if fmt.Sprint(u.GetNumber()) != unit {
+				continue
+			}
+			mtu := spd.DefaultTunnelMTU
+			if u.Mtu != nil {
+				mtu = int(u.GetMtu())
+			}
+			return append(append([]string(nil), u.GetInetAddresses()...), u.GetInet6Addresses()...), mtu
+		}
+	}
+	return nil, spd.DefaultTunnelMTU
+}
+
+// Op answers fwdd's operational commands.
+func (a *App) Op(_ context.Context, req *pb.OpRequest) *pb.OpReply {
+	return a.p.Op(req.GetWords())
+}
+
+// Stop closes the inside devices and sockets. The sequence marks are
+// already on disk; routes fwdd added go with their devices.
+func (a *App) Stop(ctx context.Context) error {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	if a.wire != nil {
+		a.wire.Close()
+	}
+	if a.p != nil {
+		a.p.Close()
+		a.p.DB.Close()
+	}
+	a.wg.Wait()
+	return nil
+}
