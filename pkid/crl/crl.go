@@ -101,8 +101,9 @@ type Cache struct {
 	Now   func() time.Time
 	Fetch FetchFunc
 
-	mu      sync.Mutex
-	entries map[string]*Entry
+	mu       sync.Mutex
+	entries  map[string]*Entry
+	inflight map[string]chan struct{}
 }
 
 // New returns a cache keeping its files in dir.
@@ -266,7 +267,8 @@ func (c *Cache) Update(ctx context.Context, p *profile.Profile, ca, cert *x509.C
 				return c.install(p.Name, ca, u, der, rl)
 			}
 		}
-		errs = append(errs, fmt.Errorf("%s: %w", u, err))
+		err = fmt.Errorf("%s: %w", u, err)
+		errs = append(errs, err)
 		c.fail(p.Name, ca, u, err)
 	}
 	return nil, errors.Join(errs...)
@@ -313,7 +315,7 @@ func (c *Cache) Check(ctx context.Context, p *profile.Profile, ca, cert *x509.Ce
 			ferr = e.LastErr
 			c.mu.Unlock()
 		} else {
-			_, ferr = c.Update(ctx, p, ca, cert)
+			ferr = c.download(ctx, p, ca, cert, e)
 		}
 		if ferr != nil {
 			if p.DisableOnDownloadFailure {
@@ -329,6 +331,45 @@ func (c *Cache) Check(ctx context.Context, p *profile.Profile, ca, cert *x509.Ce
 		return false, &RevokedError{Profile: p.Name, Serial: cert.SerialNumber, At: at}
 	}
 	return false, nil
+}
+
+// download fetches the CRL of ca once however many validations ask at the
+// same time. The download is not tied to the caller: when the caller (kmd,
+// with its short request deadline) gives up, it goes on, and the next
+// validation finds the CRL in the cache.
+func (c *Cache) download(ctx context.Context, p *profile.Profile, ca, cert *x509.Certificate, e *Entry) error {
+	key := issuerKey(p.Name, ca)
+	c.mu.Lock()
+	if c.inflight == nil {
+		c.inflight = map[string]chan struct{}{}
+	}
+	ch, busy := c.inflight[key]
+	if !busy {
+		ch = make(chan struct{})
+		c.inflight[key] = ch
+		go func() {
+			defer close(ch)
+			c.Update(context.WithoutCancel(ctx), p, ca, cert)
+			c.mu.Lock()
+			delete(c.inflight, key)
+			c.mu.Unlock()
+		}()
+	}
+	c.mu.Unlock()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		return fmt.Errorf("download still in progress: %w", ctx.Err())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.List != nil && (e.List.NextUpdate.IsZero() || !c.Now().After(e.List.NextUpdate)) {
+		return nil
+	}
+	if e.LastErr != nil {
+		return e.LastErr
+	}
+	return errors.New("no usable CRL")
 }
 
 // Due lists the CRLs whose refresh-interval has elapsed or whose

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -179,7 +180,7 @@ func TestFailureBackoffAndLoad(t *testing.T) {
 	if fetches != 1 {
 		t.Errorf("fetched %d times within RetryAfterFailure, want 1", fetches)
 	}
-	if st := c.Entries()[0].Status(clk.t); !strings.HasPrefix(st, "download failed: timeout") {
+	if st := c.Entries()[0].Status(clk.t); !strings.HasPrefix(st, "download failed: http://ca/crl: timeout") {
 		t.Errorf("status %q", st)
 	}
 	clk.t = clk.t.Add(RetryAfterFailure)
@@ -245,5 +246,42 @@ func TestFetchHTTP(t *testing.T) {
 	}
 	if _, err := Fetch(context.Background(), "ldap://127.0.0.1:1/", ""); err == nil || !strings.Contains(err.Error(), "no DN") {
 		t.Errorf("ldap without DN: %v", err)
+	}
+}
+
+func TestSlowDownloadOutlivesCaller(t *testing.T) {
+	root := testpki.Root(t, "Root", testpki.Options{})
+	leaf, _ := root.Leaf(t, "a", testpki.Options{})
+	c := New(t.TempDir())
+	clk := &clock{testpki.Now}
+	c.Now = clk.now
+	release := make(chan struct{})
+	calls := 0
+	var mu sync.Mutex
+	c.Fetch = func(context.Context, string, string) ([]byte, error) {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+		<-release
+		return root.CRL(t, testpki.Now.Add(-time.Minute), testpki.Now.Add(time.Hour)), nil
+	}
+	p := &profile.Profile{Name: "p", CRLURL: "http://slow/crl"}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err := c.Check(ctx, p, root.Cert, leaf)
+	if err == nil || !strings.Contains(err.Error(), "download still in progress") {
+		t.Fatalf("impatient caller: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := c.Check(context.Background(), p, root.Cert, leaf); done <- err }()
+	time.Sleep(10 * time.Millisecond)
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("patient caller: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 1 {
+		t.Errorf("%d downloads, want 1", calls)
 	}
 }
