@@ -1,0 +1,124 @@
+package plane
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/sitesec/sitesec/fwdd/sad"
+	"github.com/vishvananda/netns"
+)
+
+func run(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// inNS runs f with the calling thread in the named network namespace, so
+// that the sockets and TUN devices f creates live there.
+func inNS(t *testing.T, name string, f func()) {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	ns, err := netns.GetFromName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	if err := netns.Set(ns); err != nil {
+		t.Fatal(err)
+	}
+	defer netns.Set(orig)
+	f()
+}
+
+// TestNamespacePing runs two data planes in two network namespaces joined
+// by a veth pair, each with a real TUN inside interface and raw ESP
+// sockets, configured with the same manual SA, and pings through them.
+func TestNamespacePing(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: needs root for network namespaces, TUN devices and raw sockets")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("skipped: iproute2 (ip) not installed")
+	}
+	nsA := fmt.Sprintf("fwddA%d", os.Getpid())
+	nsB := fmt.Sprintf("fwddB%d", os.Getpid())
+	for _, ns := range []string{nsA, nsB} {
+		run(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	}
+	run(t, "ip", "link", "add", "fwva", "netns", nsA, "type", "veth", "peer", "name", "fwvb", "netns", nsB)
+	run(t, "ip", "-n", nsA, "addr", "add", "192.0.2.1/24", "dev", "fwva")
+	run(t, "ip", "-n", nsB, "addr", "add", "192.0.2.2/24", "dev", "fwvb")
+	run(t, "ip", "-n", nsA, "link", "set", "fwva", "up")
+	run(t, "ip", "-n", nsB, "link", "set", "fwvb", "up")
+
+	type side struct {
+		ns, local, remote, src, dst, addr string
+		p                                 *Plane
+		w                                 *LinuxWire
+	}
+	sides := []*side{
+		{ns: nsA, local: "192.0.2.1", remote: "192.0.2.2", src: "10.0.1.0/24", dst: "10.0.2.0/24", addr: "10.0.1.1/24"},
+		{ns: nsB, local: "192.0.2.2", remote: "192.0.2.1", src: "10.0.2.0/24", dst: "10.0.1.0/24", addr: "10.0.2.1/24"},
+	}
+	for _, s := range sides {
+		db, err := sad.Open(sad.Options{Dir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.p = New(db)
+		if err := s.p.Configure(manualConfig(s.local, s.remote, s.src, s.dst)); err != nil {
+			t.Fatal(err)
+		}
+		var in *Inside
+		inNS(t, s.ns, func() {
+			s.w, err = OpenLinuxWire(s.p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, err = CreateTUN("ms-1/2/0.1", 1500)
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+		s.p.SetWire(s.w)
+		s.p.AddInside(in)
+		t.Cleanup(func() { s.w.Close(); s.p.Close() })
+		run(t, "ip", "-n", s.ns, "addr", "add", s.addr, "dev", in.Linux)
+		run(t, "ip", "-n", s.ns, "link", "set", in.Linux, "up")
+		run(t, "ip", "-n", s.ns, "route", "add", s.dst, "dev", in.Linux)
+	}
+	out := run(t, "ip", "netns", "exec", nsA, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", "10.0.1.1", "10.0.2.1")
+	if !strings.Contains(out, "3 received") {
+		t.Fatalf("ping:\n%s", out)
+	}
+	// A big ping with DF is answered with fragmentation needed; without
+	// DF it is fragmented before encapsulation and still arrives.
+	out = run(t, "ip", "netns", "exec", nsA, "ping", "-c", "1", "-W", "2", "-M", "dont", "-s", "1472", "-I", "10.0.1.1", "10.0.2.1")
+	if !strings.Contains(out, "1 received") {
+		t.Fatalf("big ping:\n%s", out)
+	}
+	a := sides[0].p.DB.ServiceSetTotals("ss1")
+	b := sides[1].p.DB.ServiceSetTotals("ss1")
+	if a.Get(sad.EncryptedPackets) < 4 || b.Get(sad.DecryptedPackets) < 4 || a.Get(sad.ExceedsTunnelMTU) == 0 {
+		t.Fatalf("A %v\nB %v", a.Proto(), b.Proto())
+	}
+	if a.Get(sad.AuthFailures)+b.Get(sad.AuthFailures) != 0 {
+		t.Fatal("authentication failures")
+	}
+}
