@@ -285,3 +285,15 @@ func TestSlowDownloadOutlivesCaller(t *testing.T) {
 		t.Errorf("%d downloads, want 1", calls)
 	}
 }
+
+func FuzzLoad(f *testing.F) {
+	root := testpki.Root(f, "Root", testpki.Options{})
+	der := root.CRL(f, testpki.Now, testpki.Now.Add(time.Hour))
+	f.Add(der)
+	f.Add(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c := New(dir)
+		c.Load("p", []*x509.Certificate{root.Cert}, data)
+	})
+}

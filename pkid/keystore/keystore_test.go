@@ -222,3 +222,16 @@ func BenchmarkSignRSA2048(b *testing.B) {
 		}
 	}
 }
+
+func FuzzParsePrivateKey(f *testing.F) {
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(ec)
+	f.Add(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	f.Add([]byte("-----BEGIN EC PRIVATE KEY-----\nMAA=\n-----END EC PRIVATE KEY-----\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		k, err := ParsePrivateKey(data)
+		if err == nil && k == nil {
+			t.Fatal("nil key without error")
+		}
+	})
+}
