@@ -245,6 +245,10 @@ func (c *Client) Enroll(ctx context.Context, e Enrollment) (*x509.Certificate, e
 		if string(rep.TransactionID) != string(msg.TransactionID) {
 			return nil, fmt.Errorf("scep: reply transaction %q is not ours (%q)", rep.TransactionID, msg.TransactionID)
 		}
+		// RFC 8894 section 3.2.1.5: the recipientNonce echoes our senderNonce.
+		if string(rep.RecipientNonce) != string(msg.SenderNonce) {
+			return nil, errors.New("scep: reply recipientNonce does not match our senderNonce")
+		}
 		switch rep.PKIStatus {
 		case sscep.SUCCESS:
 			if err := rep.DecryptPKIEnvelope(signer, key); err != nil {

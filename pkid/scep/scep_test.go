@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sitesec/sitesec/pkid/csr"
 	"github.com/sitesec/sitesec/pkid/internal/testpki"
@@ -96,4 +97,35 @@ func FuzzParseReply(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		parseReply(b)
 	})
+}
+
+func TestEnrollPending(t *testing.T) {
+	ca := testpki.NewSCEPCA(t, "pw")
+	var slept []time.Duration
+	c := &Client{URL: ca.URL(), Sleep: func(_ context.Context, d time.Duration) error { slept = append(slept, d); return nil }}
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	der, _ := csr.Create(rand.Reader, key, csr.Request{Subject: "CN=p", ChallengePassword: "pw"})
+	e := Enrollment{CACerts: []*x509.Certificate{ca.Cert}, CSR: der, Key: key, Retry: 3, RetryInterval: 10 * time.Second}
+
+	ca.Pending = 2
+	crt, err := c.Enroll(context.Background(), e)
+	if err != nil || crt.Subject.CommonName != "p" {
+		t.Fatalf("after 2 pending: %v", err)
+	}
+	if len(slept) != 2 || slept[0] != 10*time.Second {
+		t.Errorf("slept %v", slept)
+	}
+	ca.Pending = 5
+	slept = nil
+	if _, err := c.Enroll(context.Background(), e); err == nil || !strings.Contains(err.Error(), "still pending after 3 retries") {
+		t.Errorf("retries exhausted: %v", err)
+	}
+	if len(slept) != 3 {
+		t.Errorf("slept %d times, want 3", len(slept))
+	}
+	c.Sleep = func(ctx context.Context, d time.Duration) error { return context.Canceled }
+	ca.Pending = 1
+	if _, err := c.Enroll(context.Background(), e); err == nil || !strings.Contains(err.Error(), "waiting for the CA") {
+		t.Errorf("cancelled wait: %v", err)
+	}
 }

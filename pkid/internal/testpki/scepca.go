@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"io"
 	"math/big"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smallstep/pkcs7"
 	sscep "github.com/smallstep/scep"
 )
 
@@ -26,6 +28,8 @@ type SCEPCA struct {
 	Validity time.Duration
 	// Caps is the GetCACaps answer.
 	Caps string
+	// Pending is how many PENDING replies come before the certificate.
+	Pending int
 
 	mu     sync.Mutex
 	Issued []*x509.Certificate
@@ -94,6 +98,15 @@ func (ca *SCEPCA) pkiOperation(body []byte) ([]byte, error) {
 		}
 		return rep.Raw, nil
 	}
+	ca.mu.Lock()
+	pending := ca.Pending > 0
+	if pending {
+		ca.Pending--
+	}
+	ca.mu.Unlock()
+	if pending {
+		return pendingReply(msg, ca.Cert, key)
+	}
 	csr := msg.CSRReqMessage.CSR
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial.Add(1)),
@@ -117,4 +130,32 @@ func (ca *SCEPCA) pkiOperation(body []byte) ([]byte, error) {
 		return nil, err
 	}
 	return rep.Raw, nil
+}
+
+var (
+	oidMessageType    = asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 2}
+	oidPKIStatus      = asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 3}
+	oidSenderNonce    = asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 5}
+	oidRecipientNonce = asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 6}
+	oidTransactionID  = asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 7}
+)
+
+// pendingReply is a CertRep with pkiStatus PENDING (RFC 8894 section
+// 3.3.2), which the scep library cannot build.
+func pendingReply(msg *sscep.PKIMessage, cert *x509.Certificate, key *rsa.PrivateKey) ([]byte, error) {
+	sd, err := pkcs7.NewSignedData(nil)
+	if err != nil {
+		return nil, err
+	}
+	err = sd.AddSigner(cert, key, pkcs7.SignerInfoConfig{ExtraSignedAttributes: []pkcs7.Attribute{
+		{Type: oidTransactionID, Value: msg.TransactionID},
+		{Type: oidPKIStatus, Value: sscep.PENDING},
+		{Type: oidMessageType, Value: sscep.CertRep},
+		{Type: oidSenderNonce, Value: msg.SenderNonce},
+		{Type: oidRecipientNonce, Value: msg.SenderNonce},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return sd.Finish()
 }
