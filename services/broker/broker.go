@@ -157,8 +157,13 @@ func Start(o Options) (*Server, error) {
 }
 
 // storeDir creates dir (0700) and checks that files can be written in it.
+// The store holds the committed configuration, pre-shared keys included,
+// so an existing dir is made 0700 too.
 func storeDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("broker: JetStream store: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
 		return fmt.Errorf("broker: JetStream store: %w", err)
 	}
 	f, err := os.CreateTemp(dir, ".probe-*")

@@ -65,14 +65,21 @@ func TestStartInProcessOnly(t *testing.T) {
 }
 
 func TestStartStoreDirMode(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "var", "db", "nats")
-	start(t, Options{StoreDir: dir, Port: DontListen})
-	fi, err := os.Stat(dir)
-	if err != nil {
+	fresh := filepath.Join(t.TempDir(), "var", "db", "nats")
+	open := filepath.Join(t.TempDir(), "nats")
+	if err := os.Mkdir(open, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if m := fi.Mode().Perm(); m != 0o700 {
-		t.Errorf("store mode %o, want 0700", m)
+	for _, dir := range []string{fresh, open} {
+		s := start(t, Options{StoreDir: dir, Port: DontListen})
+		s.Shutdown()
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := fi.Mode().Perm(); m != 0o700 {
+			t.Errorf("%s: mode %o, want 0700", dir, m)
+		}
 	}
 }
 
