@@ -32,7 +32,11 @@ func walk(cur *Node, ws []token, create bool) (target, error) {
 		return &Error{Pos: tk.pos, Path: cur.EditPath(), Stmt: tk.text, Msg: fmt.Sprintf(format, a...), Syntax: true}
 	}
 	valErr := func(tk token, s *schema.Node, err error) error {
-		return &Error{Pos: tk.pos, Path: cur.EditPath(), Stmt: s.Name + " " + tk.text, Msg: err.Error()}
+		stmt := s.Name + " " + tk.text
+		if s.Secret {
+			stmt = s.Name // never echo key material
+		}
+		return &Error{Pos: tk.pos, Path: cur.EditPath(), Stmt: stmt, Msg: err.Error()}
 	}
 	i := 0
 	for i < len(ws) {
@@ -443,8 +447,53 @@ func Exec(cfg *Node, at []string, ws []token) error {
 			return &Error{Pos: verb.pos, Msg: "missing statement after '" + verb.text + "'", Syntax: true}
 		}
 		return apply(verb.text, t)
+	case "insert":
+		return insert(cfg, words)
 	}
-	return &Error{Pos: verb.pos, Stmt: verb.text, Msg: "expecting set, delete, activate or deactivate", Syntax: true}
+	return &Error{Pos: verb.pos, Stmt: verb.text, Msg: "expecting set, delete, activate, deactivate or insert", Syntax: true}
+}
+
+// insert reorders an ordered list entry or leaf-list value, as Junos
+// `insert term t2 before term t1` (the reference may also be given by its
+// key alone: `insert proposals p2 before p1`).
+func insert(cfg *Node, ws []token) error {
+	i := slices.IndexFunc(ws, func(t token) bool { return t.kind == tWord && (t.text == "before" || t.text == "after") })
+	if i < 1 || i == len(ws)-1 {
+		return &Error{Msg: "expecting insert STATEMENT (before|after) REFERENCE", Syntax: true}
+	}
+	after := ws[i].text == "after"
+	ref := ws[len(ws)-1].text
+	t, err := walk(cfg, ws[:i], false)
+	if err != nil {
+		return err
+	}
+	if t.value != "" {
+		v := slices.DeleteFunc(slices.Clone(t.node.Values), func(x string) bool { return x == t.value })
+		j := slices.Index(v, ref)
+		if j < 0 {
+			return &Error{Pos: ws[len(ws)-1].pos, Stmt: ref, Msg: "reference statement not found"}
+		}
+		if after {
+			j++
+		}
+		t.node.Values = slices.Insert(v, j, t.value)
+		return nil
+	}
+	if t.node == nil || t.node.Schema.Kind != schema.List {
+		return &Error{Pos: ws[0].pos, Msg: "insert applies to list entries and leaf-list values", Syntax: true}
+	}
+	p := t.node.Parent
+	isRef := func(c *Node) bool { return c.Schema == t.node.Schema && c.Key == ref && c != t.node }
+	if !slices.ContainsFunc(p.Children, isRef) {
+		return &Error{Pos: ws[len(ws)-1].pos, Stmt: ref, Msg: "reference statement not found"}
+	}
+	p.remove(t.node)
+	j := slices.IndexFunc(p.Children, isRef)
+	if after {
+		j++
+	}
+	p.Children = slices.Insert(p.Children, j, t.node)
+	return nil
 }
 
 func apply(verb string, t target) error {

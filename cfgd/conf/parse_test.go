@@ -30,6 +30,7 @@ func TestParseErrors(t *testing.T) {
 		{"unterminated string", "system { host-name \"abc; }", []string{"unterminated quoted string"}},
 		{"unterminated comment", "/* abc", []string{"unterminated comment"}},
 		{"two errors reported", "system { foo; }\nservices { bar; }", []string{"line 1", "line 2"}},
+		{"hex key", "services { ipsec-vpn { ike { policy p { pre-shared-key hexadecimal 0xabc; } } } }", []string{"invalid hexadecimal key"}},
 		{"client star only", "access { profile p { client bob; } }", []string{"only '*' is supported"}},
 		{"too many source addresses", "services { ipsec-vpn { rule r { term t { from { source-address 1.1.1.0/24; source-address 2.2.2.0/24; } } } } }", []string{"at most 1 source-address"}},
 	}
@@ -50,6 +51,18 @@ func TestParseErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestSecretsNotEchoed(t *testing.T) {
+	for _, text := range []string{
+		"services { ipsec-vpn { ike { policy p { pre-shared-key hexadecimal SECRETSECRET; } } } }",
+		"services { ipsec-vpn { ike { policy p { pre-shared-key ascii-text " + strings.Repeat("SECRET", 50) + "; } } } }",
+	} {
+		_, err := Parse("", text)
+		if err == nil || strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("error %v", err)
+		}
 	}
 }
 
@@ -121,6 +134,34 @@ func TestSetCommands(t *testing.T) {
 	}
 	if cfg.RenderSet() != "" {
 		t.Fatalf("delete at top left %q", cfg.RenderSet())
+	}
+}
+
+func TestInsert(t *testing.T) {
+	cfg := New()
+	for _, l := range []string{
+		"set services ipsec-vpn rule r term t1",
+		"set services ipsec-vpn rule r term t2",
+		"set services ipsec-vpn rule r term t3",
+		"set services ipsec-vpn ike policy p proposals [ a b c ]",
+		"insert services ipsec-vpn rule r term t3 before term t1",
+		"insert services ipsec-vpn rule r term t1 after t2",
+		"insert services ipsec-vpn ike policy p proposals a after c",
+	} {
+		if err := ParseSet(cfg, "", l); err != nil {
+			t.Fatalf("%s: %v", l, err)
+		}
+	}
+	want := "set services ipsec-vpn rule r term t3\nset services ipsec-vpn rule r term t2\nset services ipsec-vpn rule r term t1\n" +
+		"set services ipsec-vpn ike policy p proposals b\nset services ipsec-vpn ike policy p proposals c\nset services ipsec-vpn ike policy p proposals a\n"
+	if got := cfg.RenderSet(); got != want {
+		t.Fatalf("got\n%s", got)
+	}
+	if err := ParseSet(cfg, "", "insert services ipsec-vpn rule r term t3 before term zz"); err == nil {
+		t.Fatal("missing reference accepted")
+	}
+	if got := cfg.RenderSet(); got != want {
+		t.Fatalf("failed insert changed the order:\n%s", got)
 	}
 }
 

@@ -191,6 +191,9 @@ func fixed(s *schema.Node, m protoreflect.Message) error {
 // scalar converts a configuration value to the kind of field fd.
 func scalar(fd protoreflect.FieldDescriptor, v string, s *schema.Node) (protoreflect.Value, error) {
 	bad := func(err error) (protoreflect.Value, error) {
+		if s.Secret {
+			return protoreflect.Value{}, fmt.Errorf("conf: %s: bad secret value", s.Path())
+		}
 		return protoreflect.Value{}, fmt.Errorf("conf: %s value %q: %w", s.Path(), v, err)
 	}
 	switch fd.Kind() {

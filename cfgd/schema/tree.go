@@ -31,7 +31,7 @@ var (
 func key(name, help string) *Node {
 	return C(name, help,
 		V("ascii-text", Text("<key>", 1, 255), "Key as ASCII text").pb("value").choice("key").secret(),
-		V("hexadecimal", Text("<key>", 1, 255), "Key in hexadecimal").pb("value").choice("key").secret().hex().fixed("hexadecimal=true"),
+		V("hexadecimal", THexKey, "Key in hexadecimal").pb("value").choice("key").secret().hex().fixed("hexadecimal=true"),
 	)
 }
 

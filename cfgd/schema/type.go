@@ -21,6 +21,7 @@ const (
 	IFD                    // physical interface: ge-0/0/0, lo0, ms-1/2/0
 	IFL                    // logical interface: ge-0/0/0.0, ms-1/2/0.1
 	Size                   // bytes with an optional k, m or g suffix
+	Hex                    // hexadecimal digits, an optional 0x, an even count
 )
 
 // Type is the type of a leaf value or a list key, with its limits.
@@ -68,6 +69,7 @@ var (
 	TIFL    = &Type{Kind: IFL, Label: "<interface-name.unit>"}
 	TSize   = &Type{Kind: Size, Label: "<size>"}
 	TStar   = &Type{Kind: String, Label: "*", Exact: "*", MinLen: 1, MaxLen: 1}
+	THexKey = &Type{Kind: Hex, Label: "<hexadecimal-key>", MaxLen: 255}
 )
 
 // Check validates v and returns a message in Junos wording, or nil.
@@ -129,6 +131,15 @@ func (t *Type) Check(v string) error {
 	case Size:
 		if _, err := ParseSize(v); err != nil {
 			return err
+		}
+	case Hex:
+		// The value is a key: the message must not repeat it.
+		h := strings.TrimPrefix(strings.TrimPrefix(v, "0x"), "0X")
+		if len(h) == 0 || len(h)%2 != 0 || strings.Trim(h, "0123456789abcdefABCDEF") != "" {
+			return fmt.Errorf("invalid hexadecimal key: expecting an even number of hexadecimal digits")
+		}
+		if len(h)/2 > t.MaxLen {
+			return fmt.Errorf("Must be a key of %d bytes or less", t.MaxLen)
 		}
 	}
 	return nil
