@@ -32,6 +32,10 @@ import (
 	"github.com/sitesec/sitesec/services/trace"
 )
 
+// DefaultCommandWait is App.CommandWait's default, under cli's 30 s
+// timeout for request commands.
+const DefaultCommandWait = 20 * time.Second
+
 // TickInterval is how often CRL refresh and auto-re-enrollment are looked at.
 const TickInterval = time.Minute
 
@@ -50,6 +54,11 @@ type App struct {
 	// FileDir is where relative file names of request commands are
 	// resolved: <root>/var/tmp.
 	FileDir string
+	// Sleep waits between SCEP polls; nil sleeps for real.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// CommandWait is how long an enrollment command waits for the CA
+	// before answering that the enrollment goes on in the background.
+	CommandWait time.Duration
 
 	keys  *keystore.Store
 	certs *certstore.Store
@@ -61,7 +70,12 @@ type App struct {
 	// pendingCA holds CA certificates fetched by `ca-certificate enroll`
 	// awaiting the operator's confirmation.
 	pendingCA map[string]pendingCA
+	// enrolling holds the certificate-ids with an enrollment running.
+	enrolling map[string]bool
 
+	// bg lives from Open to Stop: the refresh loop and enrollments that
+	// outlive their command run under it.
+	bg     context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -111,6 +125,11 @@ func (a *App) Open(dir string) error {
 	a.set, _ = profile.FromConfig(nil)
 	a.renew = map[string]*renewal{}
 	a.pendingCA = map[string]pendingCA{}
+	a.enrolling = map[string]bool{}
+	if a.CommandWait == 0 {
+		a.CommandWait = DefaultCommandWait
+	}
+	a.bg, a.cancel = context.WithCancel(context.Background())
 	return nil
 }
 
@@ -149,10 +168,8 @@ func (a *App) Start(ctx context.Context, d *daemon.Daemon) error {
 	}); err != nil {
 		return err
 	}
-	loop, cancel := context.WithCancel(context.Background())
-	a.cancel = cancel
 	a.wg.Add(1)
-	go a.run(loop)
+	go a.run(a.bg)
 	return nil
 }
 

@@ -515,3 +515,48 @@ func TestLoadLocalWithKeyAndClear(t *testing.T) {
 		t.Errorf("key file after clear: %v", err)
 	}
 }
+
+func TestEnrollmentContinuesInBackground(t *testing.T) {
+	f := newFixture(t)
+	f.apply(t, f.config(func(c *pb.PKI) {
+		c.CaProfiles[0].EnrollmentRetry = proto.Uint32(5)
+		c.CaProfiles[0].EnrollmentRetryInterval = proto.Uint32(60)
+	}))
+	release := make(chan struct{})
+	f.app.Sleep = func(ctx context.Context, d time.Duration) error {
+		if d != time.Minute {
+			t.Errorf("poll interval %v, want retry-interval 60s", d)
+		}
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	f.app.CommandWait = 50 * time.Millisecond
+	f.ok(t, "request security pki generate-key-pair certificate-id vpn1")
+	f.op(t, "request security pki ca-certificate enroll ca-profile ca1", true, "")
+	f.ca.Pending = 1
+	enroll := "request security pki local-certificate enroll ca-profile ca1 certificate-id vpn1 challenge-password s3cret subject CN=vpn1"
+	rep := f.ok(t, enroll)
+	if !strings.HasPrefix(rep.Lines[0], "Certificate enrollment has started") {
+		t.Fatalf("reply %v", rep.Lines)
+	}
+	if rep := f.op(t, enroll, false, ""); !strings.Contains(rep.Error, "already in progress") {
+		t.Errorf("second enrollment: %q", rep.Error)
+	}
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for f.app.certs.Local("vpn1") == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("background enrollment did not finish")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.app.Stop(context.Background())
+	k := f.kinds()
+	if k[len(k)-1] != pb.CertificateEventKind_CERTIFICATE_EVENT_KIND_LOCAL_LOADED {
+		t.Errorf("events %v", k)
+	}
+}

@@ -20,7 +20,7 @@ import (
 const EnrollTimeout = 25 * time.Second
 
 func (a *App) scepClient(p *profile.Profile) *scep.Client {
-	return &scep.Client{URL: p.EnrollmentURL, HTTP: a.HTTP, Now: a.Now, Rand: a.Rand}
+	return &scep.Client{URL: p.EnrollmentURL, HTTP: a.HTTP, Now: a.Now, Rand: a.Rand, Sleep: a.Sleep}
 }
 
 // enrollCA is `request security pki ca-certificate enroll ca-profile P`:
@@ -106,20 +106,63 @@ func (a *App) enrollLocal(ctx context.Context, words []string, secret string) *p
 	if err != nil {
 		return errReply("%v", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, EnrollTimeout)
-	defer cancel()
-	crt, err := a.enroll(ctx, p, id, key, r, ar.one("scep-encryption-algorithm"))
-	if err != nil {
-		a.publish(pb.CertificateEventKind_CERTIFICATE_EVENT_KIND_ENROLLMENT_FAILED, id, prof, err.Error(), nil)
-		return errReply("%v", err)
+	a.mu.Lock()
+	if a.enrolling[id] {
+		a.mu.Unlock()
+		return errReply("enrollment of %s is already in progress", id)
 	}
-	if err := a.storeEnrolled(id, crt, nil); err != nil {
-		return errReply("%v", err)
+	a.enrolling[id] = true
+	a.mu.Unlock()
+	type result struct {
+		crt *x509.Certificate
+		err error
 	}
-	a.publish(pb.CertificateEventKind_CERTIFICATE_EVENT_KIND_LOCAL_LOADED, id, prof, csr.FormatDN(crt.Subject), nil)
-	lines := []string{"Received following certificates:", "  Certificate: " + csr.FormatDN(crt.Subject)}
-	lines = append(lines, fingerprintLines(crt)...)
-	return &pb.OpReply{Lines: append(lines, "Certificate "+id+" loaded successfully")}
+	done := make(chan result, 1)
+	enc := ar.one("scep-encryption-algorithm")
+	// The enrollment runs under pkid's lifetime, not the command's: a CA
+	// that answers PENDING is polled retry times every retry-interval.
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		ctx, cancel := context.WithTimeout(a.bg, enrollDeadline(p))
+		defer cancel()
+		crt, err := a.enroll(ctx, p, id, key, r, enc)
+		if err == nil {
+			err = a.storeEnrolled(id, crt, nil)
+		}
+		a.mu.Lock()
+		delete(a.enrolling, id)
+		a.mu.Unlock()
+		if err != nil {
+			a.publish(pb.CertificateEventKind_CERTIFICATE_EVENT_KIND_ENROLLMENT_FAILED, id, prof, err.Error(), nil)
+		} else {
+			a.publish(pb.CertificateEventKind_CERTIFICATE_EVENT_KIND_LOCAL_LOADED, id, prof, csr.FormatDN(crt.Subject), nil)
+		}
+		done <- result{crt, err}
+	}()
+	wait := time.NewTimer(a.CommandWait)
+	defer wait.Stop()
+	select {
+	case res := <-done:
+		if res.err != nil {
+			return errReply("%v", res.err)
+		}
+		lines := []string{"Received following certificates:", "  Certificate: " + csr.FormatDN(res.crt.Subject)}
+		lines = append(lines, fingerprintLines(res.crt)...)
+		return &pb.OpReply{Lines: append(lines, "Certificate "+id+" loaded successfully")}
+	case <-wait.C:
+	case <-ctx.Done():
+	}
+	return &pb.OpReply{Lines: []string{
+		"Certificate enrollment has started. To view the certificate enrollment status, check the pkid trace file",
+		"at /var/log/pkid (flag enrollment) or run show security pki local-certificate certificate-id " + id + ".",
+	}}
+}
+
+// enrollDeadline bounds a background enrollment: every retry, plus a
+// minute.
+func enrollDeadline(p *profile.Profile) time.Duration {
+	return time.Duration(p.Retry+1)*p.RetryInterval + time.Minute
 }
 
 // enroll runs one SCEP PKCSReq with key for profile p.
