@@ -279,7 +279,7 @@ func pipes(words []string) (cmd []string, display string, compare bool, against 
 
 // Edit runs one configuration-mode command. Word forms (README.md):
 //
-//	set|delete|activate|deactivate STATEMENT...
+//	set|delete|activate|deactivate STATEMENT... | insert STATEMENT (before|after) REF
 //	edit PATH... | up [N] | top [COMMAND...] | exit
 //	show [PATH...] [| display set] | show | compare [rollback N] | compare [rollback N]
 //	load merge|override|replace|set terminal|FILE   (terminal: req.text)
@@ -307,7 +307,7 @@ func (s *Server) Edit(ctx context.Context, req *pb.ConfigEditRequest) *pb.Config
 		words = words[1:]
 	}
 	switch words[0] {
-	case "set", "delete", "activate", "deactivate":
+	case "set", "delete", "activate", "deactivate", "insert":
 		if err := conf.Run(x.cand, x.path(), words); err != nil {
 			return fail(rep, err)
 		}
