@@ -32,6 +32,10 @@ import (
 	"github.com/sitesec/sitesec/services/trace"
 )
 
+// ExpiryWarning is how long before a local certificate expires pkid
+// publishes LOCAL_EXPIRING (once per certificate).
+const ExpiryWarning = 7 * 24 * time.Hour
+
 // DefaultCommandWait is App.CommandWait's default, under cli's 30 s
 // timeout for request commands.
 const DefaultCommandWait = 20 * time.Second
@@ -72,6 +76,9 @@ type App struct {
 	pendingCA map[string]pendingCA
 	// enrolling holds the certificate-ids with an enrollment running.
 	enrolling map[string]bool
+	// warned holds, per certificate-id, the serial already reported as
+	// expiring.
+	warned map[string]string
 
 	// bg lives from Open to Stop: the refresh loop and enrollments that
 	// outlive their command run under it.
@@ -126,6 +133,7 @@ func (a *App) Open(dir string) error {
 	a.renew = map[string]*renewal{}
 	a.pendingCA = map[string]pendingCA{}
 	a.enrolling = map[string]bool{}
+	a.warned = map[string]string{}
 	if a.CommandWait == 0 {
 		a.CommandWait = DefaultCommandWait
 	}
@@ -272,4 +280,35 @@ func (a *App) Tick(ctx context.Context) {
 		a.publish(pb.CertificateEventKind_CERTIFICATE_EVENT_KIND_CRL_UPDATED, "", p.Name, "refreshed", added)
 	}
 	a.autoReEnroll(ctx, set)
+	a.warnExpiring()
+}
+
+// warnExpiring publishes LOCAL_EXPIRING once for each local certificate
+// within ExpiryWarning of its notAfter, so kmd and operators hear of it.
+func (a *App) warnExpiring() {
+	now := a.Now()
+	for _, id := range a.certs.LocalIDs() {
+		chain := a.certs.Local(id)
+		if len(chain) == 0 {
+			continue
+		}
+		c := chain[0]
+		if now.Before(c.NotAfter.Add(-ExpiryWarning)) {
+			continue
+		}
+		serial := c.SerialNumber.Text(16)
+		a.mu.Lock()
+		done := a.warned[id] == serial
+		a.warned[id] = serial
+		a.mu.Unlock()
+		if done {
+			continue
+		}
+		detail := "expires at " + c.NotAfter.UTC().Format(time.RFC3339)
+		if now.After(c.NotAfter) {
+			detail = "expired at " + c.NotAfter.UTC().Format(time.RFC3339)
+		}
+		a.trace(trace.FlagAll, trace.Warning).Str("certificate_id", id).Msg("local certificate " + detail)
+		a.publish(pb.CertificateEventKind_CERTIFICATE_EVENT_KIND_LOCAL_EXPIRING, id, "", detail, nil)
+	}
 }

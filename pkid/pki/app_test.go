@@ -560,3 +560,33 @@ func TestEnrollmentContinuesInBackground(t *testing.T) {
 		t.Errorf("events %v", k)
 	}
 }
+
+func TestExpiringWarnedOnce(t *testing.T) {
+	f := newFixture(t)
+	f.apply(t, &pb.PKI{})
+	root := testpki.Root(t, "Root", testpki.Options{})
+	leaf, key := root.Leaf(t, "gw", testpki.Options{NotAfter: testpki.Now.Add(10 * 24 * time.Hour)})
+	kd, _ := x509.MarshalPKCS8PrivateKey(key)
+	os.WriteFile(filepath.Join(f.dir, "gw.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}), 0o644)
+	os.WriteFile(filepath.Join(f.dir, "gw.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), 0o600)
+	f.ok(t, "request security pki local-certificate load certificate-id gw filename gw.pem key gw.key")
+	count := func() int {
+		n := 0
+		for _, k := range f.kinds() {
+			if k == pb.CertificateEventKind_CERTIFICATE_EVENT_KIND_LOCAL_EXPIRING {
+				n++
+			}
+		}
+		return n
+	}
+	f.app.Tick(context.Background())
+	if count() != 0 {
+		t.Fatal("warned 10 days before expiry")
+	}
+	f.clk.add(3*24*time.Hour + time.Second)
+	f.app.Tick(context.Background())
+	f.app.Tick(context.Background())
+	if count() != 1 {
+		t.Fatalf("%d LOCAL_EXPIRING events, want 1", count())
+	}
+}
