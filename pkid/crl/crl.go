@@ -100,6 +100,9 @@ type Cache struct {
 	Dir   string
 	Now   func() time.Time
 	Fetch FetchFunc
+	// Traced, when set, hears of every download: its profile, URL, the
+	// number of revoked entries and the error.
+	Traced func(profile, url string, revoked int, err error)
 
 	mu       sync.Mutex
 	entries  map[string]*Entry
@@ -264,8 +267,14 @@ func (c *Cache) Update(ctx context.Context, p *profile.Profile, ca, cert *x509.C
 			var rl *x509.RevocationList
 			rl, err = parseAndCheck(der, ca)
 			if err == nil {
+				if c.Traced != nil {
+					c.Traced(p.Name, u, len(rl.RevokedCertificateEntries), nil)
+				}
 				return c.install(p.Name, ca, u, der, rl)
 			}
+		}
+		if c.Traced != nil {
+			c.Traced(p.Name, u, 0, err)
 		}
 		err = fmt.Errorf("%s: %w", u, err)
 		errs = append(errs, err)

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -129,6 +130,13 @@ func (a *App) Open(dir string) error {
 	a.crls = crl.New(dir + "/crl")
 	a.crls.Now = a.Now
 	a.crls.Fetch = a.FetchCRL
+	a.crls.Traced = func(prof, url string, revoked int, err error) {
+		if err != nil {
+			a.trace(trace.FlagOnlineCRLCheck, trace.Warning).Str("ca_profile", prof).Str("url", redactURL(url)).Err(err).Msg("CRL download failed")
+			return
+		}
+		a.trace(trace.FlagOnlineCRLCheck, trace.Info).Str("ca_profile", prof).Str("url", redactURL(url)).Int("revoked", revoked).Msg("CRL downloaded")
+	}
 	a.set, _ = profile.FromConfig(nil)
 	a.renew = map[string]*renewal{}
 	a.pendingCA = map[string]pendingCA{}
@@ -311,4 +319,13 @@ func (a *App) warnExpiring() {
 		a.trace(trace.FlagAll, trace.Warning).Str("certificate_id", id).Msg("local certificate " + detail)
 		a.publish(pb.CertificateEventKind_CERTIFICATE_EVENT_KIND_LOCAL_EXPIRING, id, "", detail, nil)
 	}
+}
+
+// redactURL drops any password in a URL's user information.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	return u.Redacted()
 }

@@ -57,8 +57,13 @@ func TestOverBus(t *testing.T) {
 			t.Error("pkid did not stop")
 		}
 	})
+	scepCA := testpki.NewSCEPCA(t, "s3cret-challenge")
 	if err := ctl.PutConfig(context.Background(), &pb.ConfigSnapshot{Revision: 1, Config: &pb.Config{Pki: &pb.PKI{
-		CaProfiles: []*pb.CAProfile{{Name: "ca1", RevocationCheck: pb.RevocationCheck_REVOCATION_CHECK_DISABLE}},
+		CaProfiles: []*pb.CAProfile{
+			{Name: "ca1", RevocationCheck: pb.RevocationCheck_REVOCATION_CHECK_DISABLE},
+			{Name: "scep", EnrollmentUrl: scepCA.URL(), RevocationCheck: pb.RevocationCheck_REVOCATION_CHECK_DISABLE},
+		},
+		Traceoptions: &pb.Traceoptions{Flags: []string{"all"}, Level: "all"},
 	}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +141,32 @@ func TestOverBus(t *testing.T) {
 	if rep := call("show security pki ca-certificate"); len(rep.GetPkiCertificates().GetCertificates()) != 1 {
 		t.Errorf("show: %v", rep)
 	}
-	if _, err := os.Stat(filepath.Join(root, "var/log/pkid")); err != nil {
-		t.Errorf("trace file: %v", err)
+	// Enrollment with the challenge password in secret_argument; the
+	// password must not reach the trace file.
+	if rep := call("request security pki generate-key-pair certificate-id gw"); rep.Error != "" {
+		t.Fatal(rep.Error)
+	}
+	if rep := call("request security pki ca-certificate enroll ca-profile scep yes"); rep.Error != "" {
+		t.Fatal(rep.Error)
+	}
+	c2, cancel2 := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel2()
+	rep, err := bus.Call[*pb.OpReply](c2, ctl, subject.Pkid, subject.VerbOp, &pb.OpRequest{
+		Words:          strings.Fields("request security pki local-certificate enroll scep ca-profile scep certificate-id gw challenge-password subject CN=gw"),
+		SecretArgument: "s3cret-challenge"})
+	if err != nil || rep.Error != "" {
+		t.Fatalf("enroll: %v %v", rep, err)
+	}
+	tr, err := os.ReadFile(filepath.Join(root, "var/log/pkid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"peer certificate validation", "SCEP enrollment succeeded", "CA certificate loaded"} {
+		if !strings.Contains(string(tr), want) {
+			t.Errorf("trace file lacks %q", want)
+		}
+	}
+	if strings.Contains(string(tr), "s3cret-challenge") {
+		t.Error("challenge password in the trace file")
 	}
 }
