@@ -113,3 +113,13 @@ func TestRoute(t *testing.T) {
 		t.Error("prefix of a word matched")
 	}
 }
+
+func TestSplitSecret(t *testing.T) {
+	w, sec := splitSecret(fields("request security pki local-certificate enroll ca-profile ca certificate-id c challenge-password s3cret subject CN=x"))
+	if sec != "s3cret" || strings.Contains(strings.Join(w, " "), "s3cret") || !strings.Contains(strings.Join(w, " "), "challenge-password subject CN=x") {
+		t.Fatalf("%v %q", w, sec)
+	}
+	if w, sec := splitSecret([]string{"show", "x"}); sec != "" || len(w) != 2 {
+		t.Fatal(w, sec)
+	}
+}

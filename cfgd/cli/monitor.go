@@ -20,8 +20,8 @@ import (
 // monitorBus is `monitor bus [PATTERN] [count N] [duration SECONDS]`: it
 // taps every message on PATTERN (default: all of this router) and prints
 // one JSON object a line, decoded through the subject registry, with its
-// time and with secret fields redacted. Replies are decoded with the reply
-// type of the request that asked for them.
+// time and with secret fields redacted. The requests that carry SA keys
+// (fwdd.sa.*) are not delivered to the cli at all.
 //
 // Like Junos monitor commands it runs until interrupted, or until count
 // messages or duration have passed.
@@ -60,12 +60,9 @@ func (s *Shell) monitorBus(ctx context.Context, args []string) error {
 		return fmt.Errorf("monitor bus %s: %v", pattern, err)
 	}
 	defer sub.Unsubscribe()
-	// Replies go to inboxes; tap them too so a request and its answer
-	// show up together.
-	inbox, err := s.Conn.NC.ChanSubscribe("_INBOX.>", msgs)
-	if err == nil {
-		defer inbox.Unsubscribe()
-	}
+	// Replies go to the asker's own inbox, which only the asker may read
+	// (broker.SubscribePermissions); on a bus without permissions, give
+	// "_INBOX.>" as the pattern to see them decoded.
 	if err := s.Conn.NC.Flush(); err != nil {
 		return err
 	}

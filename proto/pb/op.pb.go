@@ -508,8 +508,10 @@ func (x *InterfaceMap) GetEntries() []*InterfaceMap_Entry {
 type ConfigEditRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Session string                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
-	Words   []string               `protobuf:"bytes,2,rep,name=words,proto3" json:"words,omitempty"`
+	// `set ... pre-shared-key ascii-text KEY` carries a key: redacted in dumps.
+	Words []string `protobuf:"bytes,2,rep,name=words,proto3" json:"words,omitempty"`
 	// The configuration text of `load ... terminal` or of a file cli read.
+	// It may hold keys, so it is secret as a whole.
 	Text string `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
 	// The file name the text came from, for error positions.
 	File          string `protobuf:"bytes,4,opt,name=file,proto3" json:"file,omitempty"`
@@ -929,9 +931,9 @@ var File_sitesec_v1_op_proto protoreflect.FileDescriptor
 const file_sitesec_v1_op_proto_rawDesc = "" +
 	"\n" +
 	"\x13sitesec/v1/op.proto\x12\n" +
-	"sitesec.v1\x1a\x17sitesec/v1/config.proto\x1a\x17sitesec/v1/health.proto\x1a\x1bsitesec/v1/ipsec_show.proto\x1a\x18sitesec/v1/options.proto\x1a\x19sitesec/v1/pki_show.proto\"\x9c\x01\n" +
-	"\tOpRequest\x12\x14\n" +
-	"\x05words\x18\x01 \x03(\tR\x05words\x12\x12\n" +
+	"sitesec.v1\x1a\x17sitesec/v1/config.proto\x1a\x17sitesec/v1/health.proto\x1a\x1bsitesec/v1/ipsec_show.proto\x1a\x18sitesec/v1/options.proto\x1a\x19sitesec/v1/pki_show.proto\"\xa2\x01\n" +
+	"\tOpRequest\x12\x1a\n" +
+	"\x05words\x18\x01 \x03(\tB\x04\x98\x82\x19\x01R\x05words\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12-\n" +
 	"\x0fsecret_argument\x18\x03 \x01(\tB\x04\x90\x82\x19\x01R\x0esecretArgument\x12\x1c\n" +
 	"\tconfirmed\x18\x04 \x01(\bR\tconfirmed\x12\x18\n" +
@@ -977,11 +979,11 @@ const file_sitesec_v1_op_proto_rawDesc = "" +
 	"\x03mtu\x18\x04 \x01(\rR\x03mtu\x12\x0e\n" +
 	"\x02up\x18\x05 \x01(\bR\x02up\x12\x1f\n" +
 	"\vservice_set\x18\x06 \x01(\tR\n" +
-	"serviceSet\"\x7f\n" +
+	"serviceSet\"\x8b\x01\n" +
 	"\x11ConfigEditRequest\x12\x18\n" +
-	"\asession\x18\x01 \x01(\tR\asession\x12\x14\n" +
-	"\x05words\x18\x02 \x03(\tR\x05words\x12\x12\n" +
-	"\x04text\x18\x03 \x01(\tR\x04text\x12\x12\n" +
+	"\asession\x18\x01 \x01(\tR\asession\x12\x1a\n" +
+	"\x05words\x18\x02 \x03(\tB\x04\x98\x82\x19\x01R\x05words\x12\x18\n" +
+	"\x04text\x18\x03 \x01(\tB\x04\x90\x82\x19\x01R\x04text\x12\x12\n" +
 	"\x04file\x18\x04 \x01(\tR\x04file\x12\x12\n" +
 	"\x04user\x18\x05 \x01(\tR\x04user\"\x99\x01\n" +
 	"\vConfigError\x12\x12\n" +

@@ -32,6 +32,14 @@ var file_sitesec_v1_options_proto_extTypes = []protoimpl.ExtensionInfo{
 		Tag:           "varint,51234,opt,name=secret",
 		Filename:      "sitesec/v1/options.proto",
 	},
+	{
+		ExtendedType:  (*descriptorpb.FieldOptions)(nil),
+		ExtensionType: (*bool)(nil),
+		Field:         51235,
+		Name:          "sitesec.v1.secret_words",
+		Tag:           "varint,51235,opt,name=secret_words",
+		Filename:      "sitesec/v1/options.proto",
+	},
 }
 
 // Extension fields to descriptorpb.FieldOptions.
@@ -42,6 +50,12 @@ var (
 	//
 	// optional bool secret = 51234;
 	E_Secret = &file_sitesec_v1_options_proto_extTypes[0]
+	// secret_words marks a command's words (a repeated string): the word
+	// after a keyword that introduces a secret (ascii-text, hexadecimal,
+	// challenge-password, password, passphrase) is replaced in every dump.
+	//
+	// optional bool secret_words = 51235;
+	E_SecretWords = &file_sitesec_v1_options_proto_extTypes[1]
 )
 
 var File_sitesec_v1_options_proto protoreflect.FileDescriptor
@@ -50,17 +64,19 @@ const file_sitesec_v1_options_proto_rawDesc = "" +
 	"\n" +
 	"\x18sitesec/v1/options.proto\x12\n" +
 	"sitesec.v1\x1a google/protobuf/descriptor.proto:7\n" +
-	"\x06secret\x12\x1d.google.protobuf.FieldOptions\x18\xa2\x90\x03 \x01(\bR\x06secretB(Z&github.com/sitesec/sitesec/proto/pb;pbb\x06proto3"
+	"\x06secret\x12\x1d.google.protobuf.FieldOptions\x18\xa2\x90\x03 \x01(\bR\x06secret:B\n" +
+	"\fsecret_words\x12\x1d.google.protobuf.FieldOptions\x18\xa3\x90\x03 \x01(\bR\vsecretWordsB(Z&github.com/sitesec/sitesec/proto/pb;pbb\x06proto3"
 
 var file_sitesec_v1_options_proto_goTypes = []any{
 	(*descriptorpb.FieldOptions)(nil), // 0: google.protobuf.FieldOptions
 }
 var file_sitesec_v1_options_proto_depIdxs = []int32{
 	0, // 0: sitesec.v1.secret:extendee -> google.protobuf.FieldOptions
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	0, // [0:1] is the sub-list for extension extendee
+	0, // 1: sitesec.v1.secret_words:extendee -> google.protobuf.FieldOptions
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	0, // [0:2] is the sub-list for extension extendee
 	0, // [0:0] is the sub-list for field type_name
 }
 
@@ -76,7 +92,7 @@ func file_sitesec_v1_options_proto_init() {
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sitesec_v1_options_proto_rawDesc), len(file_sitesec_v1_options_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   0,
-			NumExtensions: 1,
+			NumExtensions: 2,
 			NumServices:   0,
 		},
 		GoTypes:           file_sitesec_v1_options_proto_goTypes,

@@ -24,6 +24,36 @@ func IsSecret(fd protoreflect.FieldDescriptor) bool {
 	return v
 }
 
+// IsSecretWords reports whether field fd carries the secret_words option.
+func IsSecretWords(fd protoreflect.FieldDescriptor) bool {
+	opts := fd.Options()
+	if opts == nil {
+		return false
+	}
+	v, _ := proto.GetExtension(opts, pb.E_SecretWords).(bool)
+	return v
+}
+
+// secretKeywords introduce a secret value in a command line.
+var secretKeywords = map[string]bool{
+	"ascii-text": true, "hexadecimal": true, "challenge-password": true,
+	"password": true, "passphrase": true,
+}
+
+// Words returns words with every value that follows a secret keyword
+// replaced by Mark. words itself is not modified.
+func Words(words []string) []string {
+	out := make([]string, len(words))
+	copy(out, words)
+	for i := 0; i+1 < len(out); i++ {
+		if secretKeywords[out[i]] {
+			out[i+1] = Mark
+			i++
+		}
+	}
+	return out
+}
+
 // Clone returns a copy of m with every secret field, at any depth, replaced.
 // m itself is not modified. A nil message gives nil.
 func Clone(m proto.Message) proto.Message {
@@ -59,6 +89,15 @@ func scrub(m protoreflect.Message) {
 			return true
 		}
 		switch {
+		case fd.IsList() && fd.Kind() == protoreflect.StringKind && IsSecretWords(fd):
+			l := v.List()
+			var words []string
+			for i := 0; i < l.Len(); i++ {
+				words = append(words, l.Get(i).String())
+			}
+			for i, w := range Words(words) {
+				l.Set(i, protoreflect.ValueOfString(w))
+			}
 		case fd.IsList() && fd.Message() != nil:
 			l := v.List()
 			for i := 0; i < l.Len(); i++ {

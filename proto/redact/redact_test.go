@@ -58,3 +58,24 @@ func TestJSONHasNoSecret(t *testing.T) {
 		t.Fatal("nil handling")
 	}
 }
+
+func TestSecretWords(t *testing.T) {
+	in := &pb.ConfigEditRequest{
+		Words: []string{"set", "services", "ipsec-vpn", "ike", "policy", "p", "pre-shared-key", "ascii-text", "TEST"},
+		Text:  "pre-shared-key ascii-text TEST;",
+	}
+	out := Clone(in).(*pb.ConfigEditRequest)
+	if out.Words[8] != Mark || out.Words[7] != "ascii-text" || out.Words[5] != "p" {
+		t.Fatalf("words = %v", out.Words)
+	}
+	if out.Text != Mark || in.Words[8] != "TEST" {
+		t.Fatalf("text %q, input words %v", out.Text, in.Words)
+	}
+	op := Clone(&pb.OpRequest{Words: []string{"request", "x", "challenge-password", "pw", "subject", "CN=a"}}).(*pb.OpRequest)
+	if strings.Join(op.Words, " ") != "request x challenge-password (redacted) subject CN=a" {
+		t.Fatalf("op words = %v", op.Words)
+	}
+	if got := Words([]string{"hexadecimal"}); got[0] != "hexadecimal" {
+		t.Fatalf("trailing keyword: %v", got)
+	}
+}

@@ -38,6 +38,8 @@ type User struct {
 	Name, Password string
 	// Allow/Deny publish subjects (NATS wildcards). Empty Allow means ">".
 	PublishAllow, PublishDeny []string
+	// Allow/Deny subscribe subjects. Empty Allow means ">".
+	SubscribeAllow, SubscribeDeny []string
 }
 
 // Options configure the embedded server.
@@ -115,11 +117,16 @@ func Start(o Options) (*Server, error) {
 		if len(allow) == 0 {
 			allow = []string{">"}
 		}
+		sallow := u.SubscribeAllow
+		if len(sallow) == 0 {
+			sallow = []string{">"}
+		}
 		so.Users = append(so.Users, &server.User{
 			Username: u.Name,
 			Password: u.Password,
 			Permissions: &server.Permissions{
-				Publish: &server.SubjectPermission{Allow: allow, Deny: u.PublishDeny},
+				Publish:   &server.SubjectPermission{Allow: allow, Deny: u.PublishDeny},
+				Subscribe: &server.SubjectPermission{Allow: sallow, Deny: u.SubscribeDeny},
 			},
 		})
 	}

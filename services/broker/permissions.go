@@ -25,7 +25,7 @@ import (
 // The cli is an operator: it may only send op, status, config, restart and
 // processes requests. An unknown name may publish nothing.
 //
-// Subscriptions are not restricted.
+// Subscriptions are restricted by SubscribePermissions.
 func Permissions(space subject.Space, daemon string) (allow, deny []string) {
 	s := space.Subject
 	// owned lists the subjects only one daemon may publish.
@@ -91,4 +91,29 @@ func kvWrite(bucket string) []string {
 		"$JS.API.STREAM.CREATE." + stream,
 		"$JS.API.STREAM.UPDATE." + stream,
 	}
+}
+
+// InboxPrefix is the reply inbox prefix of user name: bus.Connect uses it
+// for an authenticated connection, and SubscribePermissions lets only that
+// user read it, so replies (kmd.sa.sync answers carry SA keys) reach only
+// the one who asked.
+func InboxPrefix(name string) string { return "_INBOX." + name }
+
+// SubscribePermissions returns what user name may subscribe to: its
+// router's subjects and its own inbox. Nobody but fwdd may read
+// fwdd.sa.* (the requests that carry SA keys), not even with a wildcard:
+// the server filters those messages out of a wider subscription, so a bus
+// tap (cli monitor bus) sees everything else. An unknown name may
+// subscribe to nothing.
+func SubscribePermissions(space subject.Space, name string) (allow, deny []string) {
+	switch name {
+	case subject.CLI, subject.Sitesecd, subject.Cfgd, subject.Kmd, subject.Pkid, subject.Fwdd:
+	default:
+		return nil, []string{">"}
+	}
+	allow = []string{space.All(), InboxPrefix(name) + ".>"}
+	if name != subject.Fwdd {
+		deny = []string{space.Subject(subject.Fwdd, "sa.>")}
+	}
+	return allow, deny
 }

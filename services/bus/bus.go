@@ -142,6 +142,9 @@ func Connect(ctx context.Context, space subject.Space, o Options) (*Conn, error)
 	d := &dialer{d: net.Dialer{Timeout: timeout}}
 	nopts := []nats.Option{
 		nats.Name(o.Name),
+		// Replies to an authenticated user go to an inbox only that user
+		// may read (broker.SubscribePermissions).
+		nats.CustomInboxPrefix(inboxPrefix(o.User)),
 		nats.Timeout(timeout),
 		nats.SetCustomDialer(d),
 		nats.MaxReconnects(-1),
@@ -327,3 +330,12 @@ type wrapped struct {
 
 func (e *wrapped) Error() string { return e.msg }
 func (e *wrapped) Unwrap() error { return e.err }
+
+// inboxPrefix is "_INBOX.<user>" for an authenticated connection (see
+// broker.InboxPrefix) and NATS's default otherwise.
+func inboxPrefix(user string) string {
+	if user == "" {
+		return nats.InboxPrefix[:len(nats.InboxPrefix)-1]
+	}
+	return "_INBOX." + user
+}

@@ -198,7 +198,9 @@ func (l *Launcher) startBroker(passwords map[string]string) (*broker.Server, err
 	var users []broker.User
 	for name, pw := range passwords {
 		allow, deny := broker.Permissions(l.space, name)
-		users = append(users, broker.User{Name: name, Password: pw, PublishAllow: allow, PublishDeny: deny})
+		sallow, sdeny := broker.SubscribePermissions(l.space, name)
+		users = append(users, broker.User{Name: name, Password: pw,
+			PublishAllow: allow, PublishDeny: deny, SubscribeAllow: sallow, SubscribeDeny: sdeny})
 	}
 	return broker.Start(broker.Options{
 		StoreDir:   filepath.Join(l.o.Root, "var", "db", "nats"),
