@@ -1,6 +1,7 @@
 package conf
 
 import (
+	"flag"
 	"os"
 	"strings"
 	"testing"
@@ -98,5 +99,30 @@ func TestSeedToPB(t *testing.T) {
 	}
 	if !strings.Contains(cfg.Render(), "## SECRET-DATA") {
 		t.Error("secret not flagged")
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// TestGolden pins show configuration and | display set output of the seed:
+// the rendering is the contract with operators.
+func TestGolden(t *testing.T) {
+	cfg, _ := load(t, "seed.conf")
+	for _, g := range []struct{ file, got string }{
+		{"testdata/seed.curly.golden", cfg.Render()},
+		{"testdata/seed.set.golden", cfg.RenderSet()},
+	} {
+		if *update {
+			if err := os.WriteFile(g.file, []byte(g.got), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(g.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.got != string(want) {
+			t.Errorf("%s differs (go test -update to accept):\n%s", g.file, g.got)
+		}
 	}
 }

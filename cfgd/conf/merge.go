@@ -120,16 +120,31 @@ func leafLike(n *Node) bool {
 // override and replace, text in set syntax is accepted too and applied as
 // set lines. cfg is changed only when the whole text parses.
 func Load(cfg *Node, mode, file, text string) (*Node, error) {
+	return LoadAt(cfg, nil, mode, file, text)
+}
+
+// LoadAt is Load with `relative`: the text's statements are below the
+// edit level at (command words, "services service-set ss1").
+func LoadAt(cfg *Node, at []string, mode, file, text string) (*Node, error) {
 	if mode == "set" || IsSetSyntax(text) {
 		if mode == "override" {
 			cfg = New()
 		} else {
 			cfg = cfg.Clone()
 		}
-		if err := ParseSet(cfg, file, text); err != nil {
+		if err := parseSetAt(cfg, at, file, text); err != nil {
 			return nil, err
 		}
 		return cfg, nil
+	}
+	if len(at) > 0 {
+		// Wrap the text in its level, on its first line so that line
+		// numbers stay those of the text.
+		var w []string
+		for _, x := range at {
+			w = append(w, quote(x))
+		}
+		text = strings.Join(w, " ") + " { " + text + "\n}"
 	}
 	src, err := Parse(file, text)
 	if err != nil {

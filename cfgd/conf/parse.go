@@ -389,6 +389,10 @@ type Line struct {
 // order to cfg. Blank lines and comments are skipped. It reports every
 // line that fails; the others are applied.
 func ParseSet(cfg *Node, file, text string) error {
+	return parseSetAt(cfg, nil, file, text)
+}
+
+func parseSetAt(cfg *Node, at []string, file, text string) error {
 	toks, lerr := lex(file, text)
 	var errs Errors
 	if lerr != nil {
@@ -401,7 +405,7 @@ func ParseSet(cfg *Node, file, text string) error {
 		}
 		ws := line
 		line = nil
-		if err := Exec(cfg, nil, ws); err != nil && len(errs) < maxErrors {
+		if err := Exec(cfg, at, ws); err != nil && len(errs) < maxErrors {
 			errs = append(errs, err.(*Error))
 		}
 	}
@@ -449,6 +453,8 @@ func Exec(cfg *Node, at []string, ws []token) error {
 		return apply(verb.text, t)
 	case "insert":
 		return insert(cfg, words)
+	case "annotate":
+		return annotate(cfg, words)
 	}
 	return &Error{Pos: verb.pos, Stmt: verb.text, Msg: "expecting set, delete, activate, deactivate or insert", Syntax: true}
 }
@@ -493,6 +499,27 @@ func insert(cfg *Node, ws []token) error {
 		j++
 	}
 	p.Children = slices.Insert(p.Children, j, t.node)
+	return nil
+}
+
+// annotate attaches a comment to a statement, as Junos `annotate
+// STATEMENT "text"`; an empty text removes it.
+func annotate(cfg *Node, ws []token) error {
+	if len(ws) < 2 {
+		return &Error{Msg: "expecting annotate STATEMENT \"comment\"", Syntax: true}
+	}
+	text := ws[len(ws)-1]
+	t, err := walk(cfg, ws[:len(ws)-1], false)
+	if err != nil {
+		return err
+	}
+	if t.node == nil || t.node.Parent == nil {
+		return &Error{Pos: text.pos, Msg: "annotate needs one statement", Syntax: true}
+	}
+	t.node.Comments = nil
+	if text.text != "" {
+		t.node.Comments = []string{"/* " + strings.ReplaceAll(text.text, "*/", "* /") + " */"}
+	}
 	return nil
 }
 

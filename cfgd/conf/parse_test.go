@@ -165,6 +165,31 @@ func TestInsert(t *testing.T) {
 	}
 }
 
+func TestAnnotateAndRelative(t *testing.T) {
+	cfg := New()
+	if err := Run(cfg, []string{"services"}, []string{"set", "ipsec-vpn", "disable-natt"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Run(cfg, []string{"services"}, []string{"annotate", "ipsec-vpn", "global knobs"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Render(); got != "services {\n    /* global knobs */\n    ipsec-vpn {\n        disable-natt;\n    }\n}\n" {
+		t.Fatalf("annotate:\n%s", got)
+	}
+	out, err := LoadAt(cfg, []string{"services", "ipsec-vpn"}, "merge", "t", "establish-tunnels immediately;\nbogus;")
+	if err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("relative load error: %v", err)
+	}
+	out, err = LoadAt(cfg, []string{"services", "ipsec-vpn"}, "merge", "t", "establish-tunnels immediately;")
+	if err != nil || out.Get("services", "ipsec-vpn").Value("establish-tunnels") != "immediately" {
+		t.Fatalf("relative load: %v", err)
+	}
+	out, err = LoadAt(cfg, []string{"services", "ipsec-vpn"}, "set", "t", "set no-ipsec-tunnel-in-traceroute")
+	if err != nil || !out.Get("services", "ipsec-vpn").Has("no-ipsec-tunnel-in-traceroute") {
+		t.Fatalf("relative load set: %v", err)
+	}
+}
+
 func TestResolve(t *testing.T) {
 	cfg := New()
 	segs, err := Resolve(cfg, []string{"services", "service-set", "ss1", "ipsec-vpn-options"})

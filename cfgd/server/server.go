@@ -282,7 +282,8 @@ func pipes(words []string) (cmd []string, display string, compare bool, against 
 //	set|delete|activate|deactivate STATEMENT... | insert STATEMENT (before|after) REF
 //	edit PATH... | up [N] | top [COMMAND...] | exit
 //	show [PATH...] [| display set] | show | compare [rollback N] | compare [rollback N]
-//	load merge|override|replace|set terminal|FILE   (terminal: req.text)
+//	load merge|override|replace|set terminal|FILE [relative]   (terminal: req.text)
+//	annotate STATEMENT TEXT
 //	commit [check] [confirmed [MINUTES]] [comment TEXT] [and-quit]
 //	rollback [N] | update | status
 func (s *Server) Edit(ctx context.Context, req *pb.ConfigEditRequest) *pb.ConfigEditReply {
@@ -307,7 +308,7 @@ func (s *Server) Edit(ctx context.Context, req *pb.ConfigEditRequest) *pb.Config
 		words = words[1:]
 	}
 	switch words[0] {
-	case "set", "delete", "activate", "deactivate", "insert":
+	case "set", "delete", "activate", "deactivate", "insert", "annotate":
 		if err := conf.Run(x.cand, x.path(), words); err != nil {
 			return fail(rep, err)
 		}
@@ -463,7 +464,11 @@ func (s *Server) load(rep *pb.ConfigEditReply, x *session, req *pb.ConfigEditReq
 	} else if file == "" {
 		file = src
 	}
-	cfg, err := conf.Load(x.cand, mode, file, text)
+	var at []string
+	if slices.Contains(words[3:], "relative") {
+		at = x.path()
+	}
+	cfg, err := conf.LoadAt(x.cand, at, mode, file, text)
 	if err != nil {
 		fail(rep, err)
 		rep.Lines = append(rep.Lines, fmt.Sprintf("load complete (%d errors)", len(rep.Errors)))
