@@ -16,6 +16,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"runtime"
 	"sync"
 	"time"
 
@@ -164,15 +165,21 @@ func (a *App) Start(ctx context.Context, d *daemon.Daemon) error {
 			a.trace(trace.FlagAll, trace.Warning).Err(err).Msg("publish certificate event")
 		}
 	}
-	if _, err := bus.Serve(d.Bus, subject.Pkid, subject.VerbValidate, func(ctx context.Context, r *pb.ValidateChainRequest) (*pb.ValidateChainReply, error) {
-		return a.Validate(ctx, r), nil
-	}); err != nil {
-		return err
-	}
-	if _, err := bus.Serve(d.Bus, subject.Pkid, subject.VerbSign, func(ctx context.Context, r *pb.SignRequest) (*pb.SignReply, error) {
-		return a.Sign(ctx, r), nil
-	}); err != nil {
-		return err
+	// The bus serves the requests of one subscription one at a time; a
+	// queue group of several subscriptions lets signatures and
+	// validations (with their CRL downloads) run in parallel.
+	workers := max(2, runtime.GOMAXPROCS(0))
+	for range workers {
+		if _, err := bus.Serve(d.Bus, subject.Pkid, subject.VerbValidate, func(ctx context.Context, r *pb.ValidateChainRequest) (*pb.ValidateChainReply, error) {
+			return a.Validate(ctx, r), nil
+		}); err != nil {
+			return err
+		}
+		if _, err := bus.Serve(d.Bus, subject.Pkid, subject.VerbSign, func(ctx context.Context, r *pb.SignRequest) (*pb.SignReply, error) {
+			return a.Sign(ctx, r), nil
+		}); err != nil {
+			return err
+		}
 	}
 	if _, err := bus.Serve(d.Bus, subject.Pkid, subject.VerbLocalCert, func(ctx context.Context, r *pb.LocalCertificateRequest) (*pb.LocalCertificateReply, error) {
 		return a.LocalCertificate(ctx, r), nil

@@ -170,3 +170,48 @@ func TestOverBus(t *testing.T) {
 		t.Error("challenge password in the trace file")
 	}
 }
+
+// BenchmarkSignOverBus measures pkid.sign round trips through NATS with
+// parallel callers, as kmd signs AUTH payloads.
+func BenchmarkSignOverBus(b *testing.B) {
+	srv, err := broker.Start(broker.Options{StoreDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Shutdown()
+	space, _ := subject.New("", "b1")
+	ctl, err := bus.Connect(context.Background(), space, bus.Options{URL: srv.ClientURL(), Name: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ctl.Close()
+	app := New()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- daemon.Run(ctx, "pkid", app, []string{"--root", b.TempDir(), "--bus", srv.ClientURL(), "--name", "b1"})
+	}()
+	defer func() { cancel(); <-done }()
+	op := &pb.OpRequest{Words: strings.Fields("request security pki generate-key-pair certificate-id k type ecdsa")}
+	for {
+		c, cc := context.WithTimeout(context.Background(), time.Second)
+		rep, err := bus.Call[*pb.OpReply](c, ctl, subject.Pkid, subject.VerbOp, op)
+		cc()
+		if err == nil && rep.Error == "" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	data := make([]byte, 600)
+	b.ResetTimer()
+	b.RunParallel(func(pb_ *testing.PB) {
+		for pb_.Next() {
+			c, cc := context.WithTimeout(context.Background(), 5*time.Second)
+			rep, err := bus.Call[*pb.SignReply](c, ctl, subject.Pkid, subject.VerbSign, &pb.SignRequest{CertificateId: "k", Data: data})
+			cc()
+			if err != nil || rep.Error != "" {
+				b.Fatal(err, rep)
+			}
+		}
+	})
+}
