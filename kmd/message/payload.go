@@ -157,8 +157,9 @@ func parseSA(body []byte) (*SA, error) {
 			return nil, errSyntax("SA: truncated proposal")
 		}
 		pr.Protocol = ProtocolID(proto)
-		// RFC 7296 section 3.3.1: numbers start at 1 and go up by one.
-		if int(pr.Number) != len(p.Proposals)+1 {
+		// RFC 7296 section 3.3.1: an offer numbers its proposals from 1
+		// up by one; an answer repeats the accepted proposal's number.
+		if pr.Number == 0 || (len(p.Proposals) > 0 && pr.Number != p.Proposals[len(p.Proposals)-1].Number+1) {
 			return nil, errSyntax("SA: proposal number %d out of sequence", pr.Number)
 		}
 		if spiSize > 0 {

@@ -58,9 +58,9 @@ type Task interface {
 }
 
 // Retransmitter is implemented by tasks that want their own retransmission
-// schedule (dead peer detection: interval and threshold).
+// schedule (dead peer detection: interval and threshold, base 1).
 type Retransmitter interface {
-	Retransmit() (timeout time.Duration, tries int)
+	Retransmit() (timeout time.Duration, tries int, base float64)
 }
 
 // NotifyError is a task failure that is answered with one error
@@ -137,6 +137,7 @@ type Manager struct {
 	reqPkts  [][]byte
 	tries    int
 	maxTries int
+	base     float64
 	timeout  time.Duration
 	deadline time.Time
 
@@ -257,10 +258,10 @@ func (m *Manager) start(ts []Task) error {
 		return &Failure{Tasks: keep, Err: err}
 	}
 	m.active, m.exchange, m.reqID, m.reqPkts = keep, req.Exchange, req.MessageID, pkts
-	m.tries, m.timeout, m.maxTries = 0, m.Timeout, m.Tries
+	m.tries, m.timeout, m.maxTries, m.base = 0, m.Timeout, m.Tries, m.Base
 	for _, t := range keep {
 		if r, ok := t.(Retransmitter); ok {
-			m.timeout, m.maxTries = r.Retransmit()
+			m.timeout, m.maxTries, m.base = r.Retransmit()
 		}
 	}
 	m.deadline = m.now().Add(m.timeout)
@@ -283,7 +284,7 @@ func (m *Manager) Tick() error {
 	}
 	m.tries++
 	m.Stats.Retransmits++
-	d := time.Duration(float64(m.timeout) * math.Pow(m.Base, float64(m.tries)))
+	d := time.Duration(float64(m.timeout) * math.Pow(m.base, float64(m.tries)))
 	m.deadline = m.now().Add(d)
 	m.wire.Send(m.reqPkts)
 	return nil
