@@ -524,10 +524,22 @@ func (c *checker) manualKey(at *conf.Node, lens map[string]int, enc bool) {
 
 // KeyBytes decodes a key statement (ascii-text or hexadecimal).
 func KeyBytes(k *conf.Node) ([]byte, bool) {
-	if v := k.Value("ascii-text"); v != "" {
-		return []byte(v), true
+	plain := func(name string) (string, bool) {
+		l := k.All(name)
+		if len(l) == 0 {
+			return "", true
+		}
+		p, err := l[0].Schema.Plain(l[0].Key)
+		return p, err == nil
 	}
-	h := strings.TrimPrefix(strings.TrimPrefix(k.Value("hexadecimal"), "0x"), "0X")
+	if v, ok := plain("ascii-text"); !ok || v != "" {
+		return []byte(v), ok
+	}
+	hx, ok := plain("hexadecimal")
+	if !ok {
+		return nil, false
+	}
+	h := strings.TrimPrefix(strings.TrimPrefix(hx, "0x"), "0X")
 	if len(h)%2 != 0 {
 		return nil, false
 	}

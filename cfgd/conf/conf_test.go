@@ -49,6 +49,27 @@ func TestSeedRoundTrip(t *testing.T) {
 	}
 }
 
+func TestJunosSecret(t *testing.T) {
+	cfg, err := Parse("", `services { ipsec-vpn { ike { policy p { pre-shared-key ascii-text "$9$1HFIyKXxdsgJ-VH.Pfn6lKMXdsZUi5Qnikfz"; ## SECRET-DATA
+	} } } }`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ToPB(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(c.GetIpsecVpn().GetIke().GetPolicies()[0].GetPreSharedKey().GetValue()); got != "testPassWord" {
+		t.Fatalf("decoded %q", got)
+	}
+	if !strings.Contains(cfg.Render(), "$9$1HFIyKXxdsgJ") {
+		t.Fatal("rendering changed the secret")
+	}
+	if _, err := Parse("", `services { ipsec-vpn { ike { policy p { pre-shared-key hexadecimal "$9$1HFIyKXxdsgJ-VH.Pfn6lKMXdsZUi5Qnikfz"; } } } }`); err == nil {
+		t.Fatal("$9$ of a non-hex value accepted as hexadecimal")
+	}
+}
+
 func TestSeedToPB(t *testing.T) {
 	cfg, _ := load(t, "seed.conf")
 	c, err := ToPB(cfg)

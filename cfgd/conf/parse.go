@@ -142,7 +142,7 @@ func walk(cur *Node, ws []token, create bool) (target, error) {
 					}
 					return t, errAt(kw, "missing value for '%s' (%s)", c.Name, c.Type.Help())
 				}
-				if err := c.Type.Check(ws[i].text); err != nil {
+				if err := c.CheckValue(ws[i].text); err != nil {
 					return t, valErr(ws[i], c, err)
 				}
 				val = ws[i].text

@@ -145,7 +145,11 @@ func convert(c *Node, m protoreflect.Message, prefix string) error {
 			}
 			v = protoreflect.ValueOfBool(true)
 		default:
-			if v, err = scalar(fd, c.Key, s); err != nil {
+			plain, err := s.Plain(c.Key)
+			if err != nil {
+				return fmt.Errorf("conf: %s: %w", s.Path(), err)
+			}
+			if v, err = scalar(fd, plain, s); err != nil {
 				return err
 			}
 		}

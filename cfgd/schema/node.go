@@ -7,8 +7,11 @@
 package schema
 
 import (
+	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/sitesec/sitesec/cfgd/secret"
 )
 
 // Kind is the YANG-like kind of a schema node.
@@ -110,6 +113,28 @@ func (n *Node) hex() *Node                 { n.Hex = true; return n }
 func (n *Node) max(m int) *Node            { n.Max = m; return n }
 func (n *Node) fixed(kv ...string) *Node   { n.Fixed = kv; return n }
 func (n *Node) keyWords(w ...string) *Node { n.KeyWords = w; return n }
+
+// Plain returns the value v of a leaf as the daemons need it: a secret
+// written in Junos "$9$" form is decoded; anything else is returned as is.
+func (n *Node) Plain(v string) (string, error) {
+	if n.Secret && secret.Is(v) {
+		p, err := secret.Decode(v)
+		if err != nil {
+			return "", fmt.Errorf("invalid $9$ secret")
+		}
+		return p, nil
+	}
+	return v, nil
+}
+
+// CheckValue checks a value of n (a secret is checked decoded).
+func (n *Node) CheckValue(v string) error {
+	p, err := n.Plain(v)
+	if err != nil {
+		return err
+	}
+	return n.Type.Check(p)
+}
 
 // Child returns the child statement named name, or nil.
 func (n *Node) Child(name string) *Node {
