@@ -26,6 +26,7 @@ import (
 	"github.com/sitesec/sitesec/pkid/certstore"
 	"github.com/sitesec/sitesec/pkid/crl"
 	"github.com/sitesec/sitesec/pkid/keystore"
+	"github.com/sitesec/sitesec/pkid/ocsp"
 	"github.com/sitesec/sitesec/pkid/profile"
 	"github.com/sitesec/sitesec/proto/pb"
 	"github.com/sitesec/sitesec/proto/subject"
@@ -69,6 +70,7 @@ type App struct {
 	keys  *keystore.Store
 	certs *certstore.Store
 	crls  *crl.Cache
+	ocsp  *ocsp.Checker
 
 	mu    sync.Mutex
 	set   *profile.Set
@@ -138,6 +140,7 @@ func (a *App) Open(dir string) error {
 		}
 		a.trace(trace.FlagOnlineCRLCheck, trace.Info).Str("ca_profile", prof).Str("url", redactURL(url)).Int("revoked", revoked).Msg("CRL downloaded")
 	}
+	a.ocsp = &ocsp.Checker{HTTP: a.HTTP, Now: a.Now}
 	a.set, _ = profile.FromConfig(nil)
 	a.renew = map[string]*renewal{}
 	a.pendingCA = map[string]pendingCA{}

@@ -534,7 +534,7 @@ func (a *App) verifyLocal(ctx context.Context, words []string) *pb.OpReply {
 	for _, c := range chain {
 		ders = append(ders, c.Raw)
 	}
-	res := verify.Chain(ctx, a.crls, verify.Request{Chain: ders, Anchors: anchors, Now: a.Now()})
+	res := verify.Chain(ctx, revocation{a}, verify.Request{Chain: ders, Anchors: anchors, Now: a.Now()})
 	if !res.Valid {
 		return errReply("Local certificate %s verification failed: %s", id, res.Reason)
 	}

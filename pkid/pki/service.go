@@ -35,7 +35,7 @@ func (a *App) Validate(ctx context.Context, r *pb.ValidateChainRequest) *pb.Vali
 		a.trace(trace.FlagCertificateVerification, trace.Error).Str("service_set", r.GetServiceSet()).Err(err).Msg("validation failed")
 		return &pb.ValidateChainReply{Reason: err.Error()}
 	}
-	res := verify.Chain(ctx, a.crls, verify.Request{
+	res := verify.Chain(ctx, revocation{a}, verify.Request{
 		Chain:      r.GetCertificates(),
 		Anchors:    anchors,
 		Identity:   r.GetPeerIdentity(),

@@ -19,8 +19,8 @@ type Revocation int
 const (
 	// UseCRL is the default: CRL checking is on (SPEC section 3, pkid 1).
 	UseCRL Revocation = iota
-	// UseOCSP is configured but not implemented: pkid treats it as UseCRL
-	// and says so in traces.
+	// UseOCSP asks the OCSP responder first and falls back to the CRL
+	// when no responder answers.
 	UseOCSP
 	// Disable turns revocation checking off.
 	Disable
@@ -49,6 +49,8 @@ type Profile struct {
 	// DisableOnDownloadFailure: when no CRL can be had, accept certificates
 	// instead of failing them.
 	DisableOnDownloadFailure bool
+	// OCSPURLs override the certificates' AIA OCSP servers.
+	OCSPURLs []string
 }
 
 // AutoReEnroll is one `auto-re-enrollment scep certificate-id` entry.
@@ -109,6 +111,7 @@ func FromConfig(c *pb.PKI) (*Set, error) {
 			CRLPassword:              cp.GetCrlPassword(),
 			RefreshInterval:          DefaultRefreshInterval,
 			DisableOnDownloadFailure: cp.GetCrlDisableOnDownloadFailure(),
+			OCSPURLs:                 cp.GetOcspUrls(),
 		}
 		if p.CAIdentity == "" {
 			p.CAIdentity = p.Name
