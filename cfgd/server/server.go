@@ -140,7 +140,16 @@ func (s *Server) OnRollback(m db.Meta, cfg *conf.Node) {
 // waitAcks waits until every running daemon acknowledged rev, or ctx or
 // AckWait ends, and returns the acks and the daemons that did not answer.
 func (s *Server) waitAcks(ctx context.Context, rev uint64) ([]*pb.ApplyAck, []string) {
-	ctx, cancel := context.WithTimeout(ctx, s.AckWait)
+	wait := s.AckWait
+	if dl, ok := ctx.Deadline(); ok {
+		// Answer before the caller gives up: an answer after its deadline
+		// is dropped, and the commit would look failed although it is done.
+		left := time.Until(dl)
+		if margin := left / 5; left-margin < wait {
+			wait = left - margin
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	for {
 		s.mu.Lock()
@@ -571,7 +580,7 @@ func (s *Server) commit(ctx context.Context, rep *pb.ConfigEditReply, x *session
 				}
 			}
 			for _, d := range missing {
-				rep.Lines = append(rep.Lines, fmt.Sprintf("warning: %s did not report applying revision %d within %s", d, m.Revision, s.AckWait))
+				rep.Lines = append(rep.Lines, fmt.Sprintf("warning: %s did not report applying revision %d in time", d, m.Revision))
 			}
 		}
 	}

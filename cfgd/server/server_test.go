@@ -228,4 +228,14 @@ func TestMissingAck(t *testing.T) {
 	if time.Since(start) > 2*time.Second {
 		t.Fatal("waited too long")
 	}
+	// A caller with a short deadline gets its answer before the deadline.
+	s.AckWait = time.Minute
+	run(t, s, "a", "set", "system", "host-name", "b")
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	r = s.Edit(ctx, &pb.ConfigEditRequest{Session: "a", Words: []string{"commit"}})
+	if r.Revision != 2 || time.Since(start) > 450*time.Millisecond {
+		t.Fatalf("commit with deadline: rev %d after %s", r.Revision, time.Since(start))
+	}
 }
