@@ -243,3 +243,34 @@ func TestKillNineOfLauncherLeavesNoOrphans(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartNATS replaces the embedded bus: every daemon reconnects, and
+// the committed configuration is still there.
+func TestRestartNATS(t *testing.T) {
+	r := harness.Start(t)
+	if o, err := r.CLIStdin("configure\nset system host-name before-nats\ncommit\nexit configuration-mode\n"); err != nil {
+		t.Fatalf("commit: %v\n%s", err, o)
+	}
+	out := r.MustCLI("restart nats")
+	if !strings.Contains(out, "nats restarting") {
+		t.Fatalf("restart nats: %q", out)
+	}
+	start := time.Now()
+	for {
+		time.Sleep(100 * time.Millisecond)
+		out, err := r.CLI("show system processes")
+		if err == nil && regexp.MustCompile(`(?m)^nats\s+\d+\s+running\s+\S+\s+1\s`).MatchString(out) && strings.Count(out, " connected ") >= 5 {
+			t.Logf("bus back and every daemon connected after %s", time.Since(start).Round(10*time.Millisecond))
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("daemons did not come back after restart nats:\n%s", out)
+		}
+	}
+	if out := r.MustCLI("show configuration system"); !strings.Contains(out, "before-nats") {
+		t.Errorf("configuration lost:\n%s", out)
+	}
+	if o, err := r.CLIStdin("configure\nset system host-name after-nats\ncommit\nexit configuration-mode\n"); err != nil || !strings.Contains(o, "commit complete") {
+		t.Fatalf("commit after restart: %v\n%s", err, o)
+	}
+}

@@ -24,6 +24,7 @@ func TestOperationalCompletion(t *testing.T) {
 		{"show services ipsec-vpn ike security-associations ", "<peer-address> brief detail"},
 		{"show services ipsec-vpn ike security-associations detail ", "<peer-address> brief detail"},
 		{"restart k", "kmd"},
+		{"restart n", "nats"},
 		{"restart kmd ", "gracefully immediately"},
 		{"show nonsense ", ""},
 	}

@@ -68,6 +68,13 @@ type Launcher struct {
 	order []string
 	busID string
 
+	// The embedded server, replaced by `restart nats`.
+	srvMu       sync.Mutex
+	passwords   map[string]string
+	natsStarted time.Time
+	natsRestart uint32
+	natsLast    string
+
 	reportMu sync.Mutex
 }
 
@@ -137,11 +144,15 @@ func start(ctx context.Context, o Options) (_ *Launcher, err error) {
 	busURL := o.BusURL
 	bo := bus.Options{Name: subject.Sitesecd}
 	if busURL == "" {
-		if l.srv, err = l.startBroker(passwords); err != nil {
+		l.passwords = passwords
+		if l.srv, err = l.startBroker(l.o.Listen); err != nil {
 			return nil, err
 		}
+		l.natsStarted = time.Now()
+		// The launcher joins its own server over TCP like the daemons, so
+		// its connection survives `restart nats` by reconnecting.
 		busURL = l.srv.ClientURL()
-		bo.InProcess = l.srv.InProcess()
+		bo.URL = busURL
 		bo.User, bo.Password = subject.Sitesecd, passwords[subject.Sitesecd]
 		l.busID = "embedded"
 	} else {
@@ -193,10 +204,10 @@ func start(ctx context.Context, o Options) (_ *Launcher, err error) {
 	return l, nil
 }
 
-func (l *Launcher) startBroker(passwords map[string]string) (*broker.Server, error) {
-	host, port := splitListen(l.o.Listen)
+func (l *Launcher) startBroker(listen string) (*broker.Server, error) {
+	host, port := splitListen(listen)
 	var users []broker.User
-	for name, pw := range passwords {
+	for name, pw := range l.passwords {
 		allow, deny := broker.Permissions(l.space, name)
 		sallow, sdeny := broker.SubscribePermissions(l.space, name)
 		users = append(users, broker.User{Name: name, Password: pw,
@@ -258,12 +269,15 @@ func (l *Launcher) selfStatus() *pb.ProcessStatus {
 func (l *Launcher) processes() *pb.ProcessList {
 	pl := &pb.ProcessList{Router: l.space.Router, Bus: l.busID, BusServerVersion: l.conn.ServerVersion()}
 	pl.Processes = append(pl.Processes, l.selfStatus())
+	l.srvMu.Lock()
 	if l.srv != nil {
 		pl.Processes = append(pl.Processes, &pb.ProcessStatus{
 			Name: "nats", Pid: int32(os.Getpid()), State: pb.DaemonState_DAEMON_STATE_RUNNING,
-			UptimeSeconds: uint64(time.Since(started).Seconds()), BusStatus: "embedded", Supervisor: subject.Sitesecd,
+			UptimeSeconds: uint64(time.Since(l.natsStarted).Seconds()), BusStatus: "embedded", Supervisor: subject.Sitesecd,
+			Restarts: l.natsRestart, LastExitReason: l.natsLast,
 		})
 	}
+	l.srvMu.Unlock()
 	for _, d := range l.order {
 		pl.Processes = append(pl.Processes, l.procs[d].status())
 	}
@@ -271,9 +285,12 @@ func (l *Launcher) processes() *pb.ProcessList {
 }
 
 func (l *Launcher) restart(ctx context.Context, r *pb.RestartRequest) (*pb.RestartReply, error) {
+	if r.GetDaemon() == "nats" {
+		return l.restartNATS()
+	}
 	p := l.procs[r.GetDaemon()]
 	if p == nil {
-		return nil, fmt.Errorf("restart: no such daemon %q (one of %s)", r.GetDaemon(), strings.Join(l.order, ", "))
+		return nil, fmt.Errorf("restart: no such daemon %q (one of nats, %s)", r.GetDaemon(), strings.Join(l.order, ", "))
 	}
 	ctx, cancel := context.WithTimeout(ctx, stopTimeout+2*time.Second)
 	defer cancel()
@@ -283,6 +300,48 @@ func (l *Launcher) restart(ctx context.Context, r *pb.RestartRequest) (*pb.Resta
 		return nil, err
 	}
 	return &pb.RestartReply{Daemon: p.name, OldPid: int32(old), NewPid: int32(n)}, nil
+}
+
+// restartNATS replaces the embedded server with a new one on the same
+// address and store. It answers first and restarts just after, since the
+// answer travels on the server being replaced; every connection, the
+// launcher's own included, reconnects by itself.
+func (l *Launcher) restartNATS() (*pb.RestartReply, error) {
+	l.srvMu.Lock()
+	srv := l.srv
+	l.srvMu.Unlock()
+	if srv == nil {
+		return nil, errors.New("restart: nats is an external server (" + l.busID + "); restart it where it runs")
+	}
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		l.srvMu.Lock()
+		defer l.srvMu.Unlock()
+		addr := fmt.Sprintf("127.0.0.1:%d", l.srv.Port())
+		if host, _ := splitListen(l.o.Listen); host != "" {
+			addr = fmt.Sprintf("%s:%d", host, l.srv.Port())
+		}
+		l.tr.Lifecycle().Str("daemon", "nats").Msg("restart requested")
+		l.srv.Shutdown()
+		for attempt := 0; ; attempt++ {
+			n, err := l.startBroker(addr)
+			if err == nil {
+				l.srv = n
+				break
+			}
+			if attempt == 50 {
+				l.report("nats: cannot start again: " + err.Error())
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		l.natsStarted = time.Now()
+		l.natsRestart++
+		l.natsLast = "restart requested"
+		l.tr.Lifecycle().Str("daemon", "nats").Msg("started")
+	}()
+	pid := int32(os.Getpid())
+	return &pb.RestartReply{Daemon: "nats", OldPid: pid, NewPid: pid}, nil
 }
 
 // op answers the operational commands the launcher owns.
@@ -305,6 +364,9 @@ func (l *Launcher) op(ctx context.Context, r *pb.OpRequest) *pb.OpReply {
 		rep, err := l.restart(ctx, req)
 		if err != nil {
 			return &pb.OpReply{Error: err.Error()}
+		}
+		if rep.Daemon == "nats" {
+			return &pb.OpReply{Lines: []string{"nats restarting (embedded in sitesecd, pid " + fmt.Sprint(rep.NewPid) + ")"}}
 		}
 		return &pb.OpReply{Lines: []string{fmt.Sprintf("%s started, pid %d", rep.Daemon, rep.NewPid)}}
 	}
@@ -357,9 +419,11 @@ func (l *Launcher) shutdown() {
 	if l.conn != nil {
 		l.conn.Close()
 	}
+	l.srvMu.Lock()
 	if l.srv != nil {
 		l.srv.Shutdown()
 	}
+	l.srvMu.Unlock()
 	busfile.Remove(l.o.Root)
 	if l.tr != nil {
 		l.tr.Lifecycle().Msg("stopped")
