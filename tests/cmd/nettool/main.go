@@ -5,7 +5,7 @@
 //	nettool ping  [-i 5ms] [-c N | -t 6s] [-w 1s] [-s 56] [-json] DEST
 //	nettool trace [-m 8] [-w 1s] [-q 2] DEST
 //	nettool serve [-l :5001]                      TCP echo server
-//	nettool tcp   [-n 1048576] [-w 10s] DEST:PORT send N bytes, check the echo
+//	nettool tcp   [-n 1048576] [-w 10s] [-mss N] DEST:PORT  send N bytes, check the echo
 //	nettool stream [-t 6s] [-i 5ms] [-json] DEST:PORT  paced echo stream, stalls measured
 //	nettool host  [-gw ADDR] [-serve :5001]       set the default route, serve, wait
 //

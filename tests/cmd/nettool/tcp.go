@@ -52,13 +52,27 @@ func tcpTransfer(args []string) error {
 	fs := flag.NewFlagSet("tcp", flag.ContinueOnError)
 	n := fs.Int("n", 1<<20, "bytes to send")
 	wait := fs.Duration("w", 10*time.Second, "deadline for the whole transfer")
+	mss := fs.Int("mss", 0, "TCP maximum segment size (0: the kernel's)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return errors.New("want DEST:PORT")
 	}
-	c, err := net.DialTimeout("tcp4", fs.Arg(0), *wait)
+	d := net.Dialer{Timeout: *wait}
+	if *mss > 0 {
+		d.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_MAXSEG, *mss)
+			})
+			if err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	c, err := d.Dial("tcp4", fs.Arg(0))
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,214 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sitesec/sitesec/tests/harness"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	CleanupTool()
+	os.Exit(code)
+}
+
+// TestPlainRouting proves the topology itself: with kernel routes and no
+// tunnel, r1 reaches r4 through r2 and r3, with sitesec running on both.
+func TestPlainRouting(t *testing.T) {
+	tp := NewTopology(t, true)
+	tp.StartRouters()
+	if !tp.Ping("r1", R4, 3) {
+		t.Fatalf("r1 cannot ping r4 over plain routing")
+	}
+	tp.Background("r4", tp.Tool, "serve", "-l", ":5001")
+	waitTCP(t, tp, "r1", R4+":5001", 0)
+	hops, err := tp.Trace("r1", R4)
+	if err != nil {
+		t.Fatalf("trace: %v (hops %v)", err, hops)
+	}
+	want := []string{R2Inside, R3Outside, R4}
+	if strings.Join(hops, " ") != strings.Join(want, " ") {
+		t.Errorf("hops %v, want %v", hops, want)
+	}
+	// Without the kernel routes the LANs do not reach each other: the
+	// tunnel tests rely on this to know traffic went through the tunnel.
+	tp.IP("r2", "route", "del", LAN4)
+	if tp.Ping("r1", R4, 2) {
+		t.Errorf("r1 still reaches r4 without r2's route")
+	}
+}
+
+// waitTCP transfers 1 MiB from r to an echo server at addr and checks the
+// echo, retrying while the server starts. mss > 0 sets the client's TCP
+// maximum segment size.
+func waitTCP(t *testing.T, tp *Topology, r, addr string, mss int) {
+	t.Helper()
+	var out string
+	var err error
+	for i := 0; i < 5; i++ {
+		out, err = tp.Nettool(r, 30*time.Second, "tcp", "-n", "1048576", "-w", "15s", "-mss", fmt.Sprint(mss), addr)
+		if err == nil {
+			return
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	t.Fatalf("TCP transfer %s -> %s (mss %d): %v %s", r, addr, mss, err, out)
+}
+
+// learnsPathMTU sends a full-size ping with DF from r to dst and reports
+// whether r's kernel learned a smaller path MTU from an ICMP
+// fragmentation-needed (RFC 1191) on the way.
+func learnsPathMTU(t *testing.T, tp *Topology, r, dst string) bool {
+	t.Helper()
+	if _, err := exec.LookPath("ping"); err != nil {
+		t.Skip("needs iputils ping for a DF ping")
+	}
+	_, _ = tp.Run(r, 10*time.Second, "ping", "-M", "do", "-s", "1472", "-c", "2", "-i", "0.3", "-W", "1", dst)
+	out, _ := tp.Run(r, 10*time.Second, "ip", "route", "get", dst)
+	return strings.Contains(out, " mtu ")
+}
+
+// tunnelUp starts both routers, commits the tunnel of auth on both and
+// waits until r1 reaches r4 through it. It skips, naming the missing
+// piece, when a daemon does not do its part yet; once every piece is
+// there, a tunnel that does not carry traffic fails the test.
+func tunnelUp(t *testing.T, auth string, setup func(tp *Topology)) *Topology {
+	t.Helper()
+	tp := NewTopology(t, false)
+	tp.StartRouters()
+	if setup != nil {
+		setup(tp)
+	}
+	CommitTunnel(t, tp.R2, TunnelFor("r2", auth))
+	CommitTunnel(t, tp.R3, TunnelFor("r3", auth))
+	Need(t, tp.WaitLink("r2", InsideTun, 10*time.Second) && tp.WaitLink("r3", InsideTun, 5*time.Second),
+		"fwdd does not create inside interfaces yet (no %s after commit)", InsideTun)
+	wait := 10 * time.Second
+	if auth != "manual" {
+		wait = 30 * time.Second
+	}
+	if tp.WaitPing("r1", R4, wait) {
+		return tp
+	}
+	// Which piece is missing?
+	sas, err := tp.R2.CLI("show services ipsec-vpn ipsec security-associations")
+	switch auth {
+	case "manual":
+		Need(t, err == nil && strings.Contains(sas, "16000"),
+			"fwdd does not show the manual SA (spi 16000) yet: %v %s", err, lastLines(sas, 4))
+	default:
+		ike, err := tp.R2.CLI("show services ipsec-vpn ike security-associations")
+		Need(t, err == nil && strings.Contains(ike, R3Outside),
+			"kmd does not establish an IKE SA with %s authentication yet: %v %s", auth, err, lastLines(ike, 4))
+		Need(t, strings.Contains(sas, R3Outside) || strings.Contains(sas, "ESP"),
+			"no IPsec SA installed in fwdd after IKE (%s): %s", auth, lastLines(sas, 4))
+	}
+	stats, _ := tp.R2.CLI("show services ipsec-vpn ipsec statistics")
+	t.Fatalf("%s tunnel is up but r1 cannot reach r4 through it\nr2 SAs:\n%s\nr2 statistics:\n%s\nr2 routes:\n%s",
+		auth, sas, stats, tp.IP("r2", "route"))
+	return nil
+}
+
+// checkTraffic asserts ping and a TCP transfer from r1 to r4, and that the
+// packets were counted by fwdd as ESP.
+func checkTraffic(t *testing.T, tp *Topology) {
+	t.Helper()
+	out, err := tp.Nettool("r1", 30*time.Second, "ping", "-c", "20", "-i", "20ms", "-json", R4)
+	if err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	r := parsePing(t, out)
+	if r.Received != r.Sent {
+		t.Errorf("ping through the tunnel: %d of %d answered (lost %v)", r.Received, r.Sent, r.Lost)
+	}
+	tp.Background("r4", tp.Tool, "serve", "-l", ":5001")
+	// Segments that fit the tunnel whatever the path MTU.
+	waitTCP(t, tp, "r1", R4+":5001", 1200)
+	stats, err := tp.R2.CLI("show services ipsec-vpn ipsec statistics")
+	if err == nil {
+		t.Logf("r2 statistics after the traffic:\n%s", stats)
+	}
+	// Full-size segments: the tunnel MTU (1500, SPEC section 3) is smaller
+	// than the LAN's once encapsulated, so TCP depends on path MTU
+	// discovery through fwdd's ICMP fragmentation-needed.
+	Need(t, learnsPathMTU(t, tp, "r1", R4),
+		"r1 learns no path MTU through the tunnel: fwdd's ICMP fragmentation-needed does not reach the inside host (full-size TCP segments stall)")
+	waitTCP(t, tp, "r1", R4+":5001", 0)
+}
+
+func TestTunnelManualSA(t *testing.T) {
+	tp := tunnelUp(t, "manual", nil)
+	checkTraffic(t, tp)
+}
+
+// TestTunnelTraceroute checks SPEC section 3: the tunnel is one hop in
+// traceroute, and none with no-ipsec-tunnel-in-traceroute.
+func TestTunnelTraceroute(t *testing.T) {
+	tp := tunnelUp(t, "manual", nil)
+	with, err := tp.Trace("r1", R4)
+	if err != nil {
+		t.Fatalf("trace with the tunnel as a hop: %v (hops %v)", err, with)
+	}
+	for _, r := range []struct {
+		name   string
+		router *harness.Router
+	}{{"r2", tp.R2}, {"r3", tp.R3}} {
+		c := TunnelFor(r.name, "manual")
+		c.NoTraceroute = true
+		CommitTunnel(t, r.router, c)
+	}
+	if !tp.WaitPing("r1", R4, 5*time.Second) {
+		t.Fatal("tunnel lost after committing no-ipsec-tunnel-in-traceroute")
+	}
+	without, err := tp.Trace("r1", R4)
+	if err != nil {
+		t.Fatalf("trace with no-ipsec-tunnel-in-traceroute: %v (hops %v)", err, without)
+	}
+	t.Logf("hops with the tunnel as a hop: %v; with no-ipsec-tunnel-in-traceroute: %v", with, without)
+	// r2 and r3 forward in the kernel (into and out of the TUN devices),
+	// each one hop, then r4: three hops when the tunnel is not a next hop.
+	if len(without) != 3 || without[0] != R2Inside || without[2] != R4 {
+		t.Errorf("with no-ipsec-tunnel-in-traceroute: hops %v, want [%s <r3> %s]", without, R2Inside, R4)
+	}
+	if len(with) != len(without)+1 || with[len(with)-1] != R4 {
+		t.Errorf("the tunnel should be exactly one more hop: %v vs %v", with, without)
+	}
+}
+
+func TestTunnelPreSharedKey(t *testing.T) {
+	tp := tunnelUp(t, "psk", nil)
+	checkTraffic(t, tp)
+	ike := tp.R2.MustCLI("show services ipsec-vpn ike security-associations")
+	if !strings.Contains(ike, R3Outside) {
+		t.Errorf("IKE SA with %s not shown:\n%s", R3Outside, ike)
+	}
+}
+
+func TestTunnelCertificates(t *testing.T) {
+	pki := NewPKI(t, []string{R2Outside, R3Outside})
+	tp := tunnelUp(t, "cert", func(tp *Topology) {
+		// The ca-profile must exist before its certificate is loaded, and
+		// the local certificate before the IKE policy that names it is
+		// used: commit the profile first, then load.
+		for _, r := range []struct {
+			name   string
+			router *harness.Router
+			addr   string
+		}{{"r2", tp.R2, R2Outside}, {"r3", tp.R3, R3Outside}} {
+			pre := fmt.Sprintf("system { host-name %s; }\nsecurity { pki { ca-profile ca1 { ca-identity ca1; revocation-check { disable; } } } }\n", r.name)
+			out, err := Commit(r.router, pre)
+			Need(t, err == nil && strings.Contains(out, "commit complete"), "commit of a pki ca-profile is not accepted yet: %v %s", err, lastLines(out, 4))
+			files := pki.Files(t, r.router.Root, r.addr)
+			out, err = r.router.CLI("request security pki ca-certificate load ca-profile ca1 filename " + files.CA)
+			Need(t, err == nil, "pkid cannot load a CA certificate yet: %v %s", err, lastLines(out, 4))
+			out, err = r.router.CLI("request security pki local-certificate load certificate-id gw filename " + files.Cert + " key " + files.Key)
+			Need(t, err == nil, "pkid cannot load a local certificate with its key yet: %v %s", err, lastLines(out, 4))
+		}
+	})
+	checkTraffic(t, tp)
+}
