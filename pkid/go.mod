@@ -6,7 +6,7 @@ require (
 	github.com/go-ldap/ldap/v3 v3.4.15
 	github.com/rs/zerolog v1.35.1
 	github.com/sitesec/sitesec/proto v0.0.0
-	github.com/sitesec/sitesec/services v0.0.0-00010101000000-000000000000
+	github.com/sitesec/sitesec/services v0.0.0
 	github.com/smallstep/pkcs7 v0.2.1
 	github.com/smallstep/scep v0.0.0-20260331191114-261f960a40d1
 	golang.org/x/crypto v0.58.0

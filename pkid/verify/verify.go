@@ -18,6 +18,9 @@ import (
 	"github.com/sitesec/sitesec/pkid/profile"
 )
 
+// MaxChain bounds the certificates a peer may send.
+const MaxChain = 10
+
 // Revocation checks one certificate against its issuer's CRL; crl.Cache
 // implements it.
 type Revocation interface {
@@ -64,6 +67,9 @@ func fail(format string, args ...any) *Result {
 func Chain(ctx context.Context, rev Revocation, r Request) *Result {
 	if len(r.Chain) == 0 {
 		return fail("no certificate")
+	}
+	if len(r.Chain) > MaxChain {
+		return fail("%d certificates in the chain, at most %d accepted", len(r.Chain), MaxChain)
 	}
 	certs := make([]*x509.Certificate, 0, len(r.Chain))
 	for i, der := range r.Chain {

@@ -87,6 +87,7 @@ func TestChain(t *testing.T) {
 		{"anchor is intermediate", ders(leaf), []Anchor{{Profile: p1, CAs: []*x509.Certificate{mid.Cert}}}, "", nil, &fakeRev{}, "ca1", false, ""},
 		{"direct", ders(direct), anchors, "", nil, &fakeRev{}, "ca1", false, ""},
 		{"no certificate", nil, anchors, "", nil, &fakeRev{}, "", false, "no certificate"},
+		{"too many", make([][]byte, 11), anchors, "", nil, &fakeRev{}, "", false, "11 certificates in the chain, at most 10"},
 		{"malformed", [][]byte{{0x30, 0x01}}, anchors, "", nil, &fakeRev{}, "", false, "certificate 1 is malformed"},
 		{"no anchors", ders(leaf, mid.Cert), nil, "", nil, &fakeRev{}, "", false, "no trusted-ca"},
 		{"anchor without CA", ders(leaf, mid.Cert), []Anchor{{Profile: p1}}, "", nil, &fakeRev{}, "", false, "ca-profile ca1 has no CA certificate"},
