@@ -74,6 +74,7 @@ type DB struct {
 	committed *conf.Node
 	meta      Meta
 	hist      []Meta // newest first
+	last      uint64 // highest revision on disk, readable or not
 	pending   *pending
 	timer     Timer
 }
@@ -116,6 +117,9 @@ func Open(opt Options) (*DB, error) {
 	}
 	slices.Sort(revs)
 	slices.Reverse(revs)
+	if len(revs) > 0 {
+		d.last = revs[0]
+	}
 	var loadErr error
 	for _, r := range revs {
 		m, cfg, err := d.read(r)
@@ -246,7 +250,8 @@ func (d *DB) Commit(cfg *conf.Node, m Meta) (Meta, error) {
 }
 
 func (d *DB) commit(cfg *conf.Node, m Meta) (Meta, error) {
-	m.Revision = d.meta.Revision + 1
+	m.Revision = max(d.meta.Revision, d.last) + 1
+	d.last = m.Revision
 	m.Time = d.opt.Now().UTC().Truncate(time.Second)
 	hdr, err := json.Marshal(m)
 	if err != nil {

@@ -273,3 +273,24 @@ func TestCommitConfirmedAcrossRestart(t *testing.T) {
 	}
 	_ = d2
 }
+
+// TestDamagedRevision: a revision file damaged from outside is skipped, the
+// one before it is served, and its number is never reused.
+func TestDamagedRevision(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	d := open(t, dir, c, nil)
+	d.Commit(cfgWith(t, "a"), Meta{})
+	d.Commit(cfgWith(t, "b"), Meta{})
+	if err := os.WriteFile(filepath.Join(dir, name(2)), []byte("## sitesec-meta {garbage\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d2 := open(t, dir, c, nil)
+	cfg, m := d2.Committed()
+	if host(cfg) != "a" || m.Revision != 1 {
+		t.Fatalf("served %q revision %d", host(cfg), m.Revision)
+	}
+	if m, _ := d2.Commit(cfgWith(t, "c"), Meta{}); m.Revision != 3 {
+		t.Fatalf("next revision %d, want 3", m.Revision)
+	}
+}
