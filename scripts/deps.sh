@@ -26,4 +26,6 @@ fi
 # Go tools, pinned, into .cache/bin.
 mkdir -p .cache/bin
 [ -x .cache/bin/protoc-gen-go ] || GOBIN="$PWD/.cache/bin" go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+# A real SCEP CA with an HTTP CRL for pkid's tests, and its CLI.
 [ -x .cache/bin/step-ca ] || GOBIN="$PWD/.cache/bin" CGO_ENABLED=0 go install github.com/smallstep/certificates/cmd/step-ca@v0.30.2
+[ -x .cache/bin/step ] || GOBIN="$PWD/.cache/bin" CGO_ENABLED=0 go install github.com/smallstep/cli/cmd/step@v0.21.0

@@ -356,7 +356,10 @@ type SignRequest struct {
 	CertificateId string                 `protobuf:"bytes,1,opt,name=certificate_id,json=certificateId,proto3" json:"certificate_id,omitempty"`
 	Scheme        SignatureScheme        `protobuf:"varint,2,opt,name=scheme,proto3,enum=sitesec.v1.SignatureScheme" json:"scheme,omitempty"`
 	// The data to sign (pkid hashes it per the scheme).
-	Data          []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	Data []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	// ECDSA only: return r||s of fixed length (RFC 4754, IKEv2 auth methods
+	// 9-11) instead of the DER SEQUENCE of RFC 7427 digital signatures.
+	RawEcdsa      bool `protobuf:"varint,4,opt,name=raw_ecdsa,json=rawEcdsa,proto3" json:"raw_ecdsa,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -410,6 +413,13 @@ func (x *SignRequest) GetData() []byte {
 		return x.Data
 	}
 	return nil
+}
+
+func (x *SignRequest) GetRawEcdsa() bool {
+	if x != nil {
+		return x.RawEcdsa
+	}
+	return false
 }
 
 type SignReply struct {
@@ -816,11 +826,12 @@ const file_sitesec_v1_pki_proto_rawDesc = "" +
 	"ca_profile\x18\x05 \x01(\tR\tcaProfile\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x06 \x01(\fR\tpublicKey\x12*\n" +
-	"\x11subject_alt_names\x18\a \x03(\tR\x0fsubjectAltNames\"}\n" +
+	"\x11subject_alt_names\x18\a \x03(\tR\x0fsubjectAltNames\"\x9a\x01\n" +
 	"\vSignRequest\x12%\n" +
 	"\x0ecertificate_id\x18\x01 \x01(\tR\rcertificateId\x123\n" +
 	"\x06scheme\x18\x02 \x01(\x0e2\x1b.sitesec.v1.SignatureSchemeR\x06scheme\x12\x12\n" +
-	"\x04data\x18\x03 \x01(\fR\x04data\"?\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\x12\x1b\n" +
+	"\traw_ecdsa\x18\x04 \x01(\bR\brawEcdsa\"?\n" +
 	"\tSignReply\x12\x1c\n" +
 	"\tsignature\x18\x01 \x01(\fR\tsignature\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\"h\n" +
