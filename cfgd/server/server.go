@@ -67,6 +67,7 @@ type Server struct {
 }
 
 type session struct {
+	mu   sync.Mutex // one command at a time
 	cand *conf.Node
 	base uint64     // committed revision the candidate started from
 	at   [][]string // edit levels
@@ -298,6 +299,8 @@ func pipes(words []string) (cmd []string, display string, compare bool, against 
 func (s *Server) Edit(ctx context.Context, req *pb.ConfigEditRequest) *pb.ConfigEditReply {
 	rep := &pb.ConfigEditReply{}
 	x := s.session(req.GetSession())
+	x.mu.Lock()
+	defer x.mu.Unlock()
 	defer func() { rep.EditPath = x.editPath() }()
 	words, display, compare, against, err := pipes(req.GetWords())
 	if err != nil {
@@ -339,7 +342,7 @@ func (s *Server) Edit(ctx context.Context, req *pb.ConfigEditRequest) *pb.Config
 			delete(s.sessions, req.GetSession())
 			s.mu.Unlock()
 			rep.Lines = append(rep.Lines, "Exiting configuration mode")
-			x = &session{cand: conf.New()}
+			x.at = nil
 			return rep
 		}
 		x.at = x.at[:max(0, len(x.at)-n)]
