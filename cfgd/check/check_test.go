@@ -262,3 +262,16 @@ func TestFormat(t *testing.T) {
 		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+func BenchmarkCheckSeed(b *testing.B) {
+	text, _ := os.ReadFile("../conf/testdata/seed.conf")
+	cfg, err := conf.Parse("seed", string(text))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if errs := Run(cfg); len(errs) > 0 {
+			b.Fatal(errs)
+		}
+	}
+}
