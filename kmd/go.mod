@@ -11,11 +11,11 @@ require (
 	github.com/nats-io/nats.go v1.55.0 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
-	github.com/rs/zerolog v1.35.1 // indirect
-	github.com/sitesec/sitesec/proto v0.0.0 // indirect
+	github.com/rs/zerolog v1.35.1
+	github.com/sitesec/sitesec/proto v0.0.0
 	golang.org/x/crypto v0.58.0
 	golang.org/x/sys v0.49.0 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
+	google.golang.org/protobuf v1.36.12
 )
 
 replace (

@@ -1,6 +1,9 @@
-// Command kmd is the sitesec kmd daemon; see ../../README.md.
+// Command kmd is the sitesec IKE key management daemon; see ../../README.md.
 package main
 
-import "github.com/sitesec/sitesec/services/daemon"
+import (
+	"github.com/sitesec/sitesec/kmd/server"
+	"github.com/sitesec/sitesec/services/daemon"
+)
 
-func main() { daemon.Main("kmd", daemon.Idle{}) }
+func main() { daemon.Main("kmd", server.New()) }

@@ -1,0 +1,282 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/sitesec/sitesec/kmd/ikesa"
+	"github.com/sitesec/sitesec/kmd/message"
+	"github.com/sitesec/sitesec/proto/pb"
+)
+
+// Op answers the IKE operational commands (SPEC section 4):
+//
+//	show services ipsec-vpn ike security-associations [brief|detail] [PEER]
+//	show services ipsec-vpn ike statistics [PEER]
+//	clear services ipsec-vpn ike security-associations [PEER] [service-set S]
+//	clear services ipsec-vpn ipsec security-associations [S] [remote-gateway A]
+func (s *Server) Op(ctx context.Context, req *pb.OpRequest) *pb.OpReply {
+	w := req.GetWords()
+	i := slices.Index(w, "ipsec-vpn")
+	if len(w) < 2 || i < 0 || i+2 >= len(w) {
+		return &pb.OpReply{Error: "kmd: unknown command: " + strings.Join(w, " ")}
+	}
+	verb, what, obj, args := w[0], w[i+1], w[i+2], w[i+3:]
+	switch {
+	case verb == "show" && what == "ike" && obj == "security-associations":
+		return s.showSAs(args)
+	case verb == "show" && what == "ike" && obj == "statistics":
+		return s.showStats(args)
+	case verb == "clear" && what == "ike" && obj == "security-associations":
+		return s.clearIKE(args)
+	case verb == "clear" && what == "ipsec" && obj == "security-associations":
+		return s.clearIPsec(args)
+	}
+	return &pb.OpReply{Error: "kmd: unknown command: " + strings.Join(w, " ")}
+}
+
+// filter is the optional arguments of the IKE commands.
+type filter struct {
+	detail     bool
+	peer       netip.Addr
+	serviceSet string
+	ri         string
+}
+
+func parseFilter(args []string) (filter, error) {
+	var f filter
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; a {
+		case "brief":
+		case "detail":
+			f.detail = true
+		case "service-set", "routing-instance", "remote-gateway":
+			if i+1 >= len(args) {
+				return f, fmt.Errorf("%s needs a value", a)
+			}
+			i++
+			switch a {
+			case "service-set":
+				f.serviceSet = args[i]
+			case "routing-instance":
+				f.ri = args[i]
+			default:
+				p, err := netip.ParseAddr(args[i])
+				if err != nil {
+					return f, fmt.Errorf("%q is not an address", args[i])
+				}
+				f.peer = p
+			}
+		default:
+			p, err := netip.ParseAddr(a)
+			if err != nil {
+				if !strings.Contains(a, ".") && !strings.Contains(a, ":") {
+					f.serviceSet = a
+					continue
+				}
+				return f, fmt.Errorf("%q is not an address", a)
+			}
+			f.peer = p
+		}
+	}
+	return f, nil
+}
+
+func (f filter) match(sa *ikesa.SA) bool {
+	if f.peer.IsValid() && sa.Remote.Addr() != f.peer {
+		return false
+	}
+	return f.serviceSet == "" || sa.Config.ServiceSet == f.serviceSet
+}
+
+// snapshot renders every matching SA on its own goroutine.
+func (s *Server) snapshot(f filter) []*pb.IKESecurityAssociation {
+	var mu sync.Mutex
+	var out []*pb.IKESecurityAssociation
+	s.each(func(sa *ikesa.SA) {
+		if sa.State == ikesa.StateDead || !f.match(sa) {
+			return
+		}
+		x := s.render(sa)
+		mu.Lock()
+		out = append(out, x)
+		mu.Unlock()
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].InitiatorCookie < out[j].InitiatorCookie })
+	for i, x := range out {
+		x.Index = uint32(i + 1)
+	}
+	return out
+}
+
+func (s *Server) render(sa *ikesa.SA) *pb.IKESecurityAssociation {
+	role := "Responder"
+	if sa.Initiator {
+		role = "Initiator"
+	}
+	x := &pb.IKESecurityAssociation{
+		RemoteAddress:   sa.Remote.Addr().String(),
+		State:           sa.State.String(),
+		InitiatorCookie: fmt.Sprintf("%016x", sa.SPIi),
+		ResponderCookie: fmt.Sprintf("%016x", sa.SPIr),
+		ExchangeType:    "IKEv2",
+		Role:            role,
+		LocalAddress:    sa.Local.Addr().String(),
+		LocalPort:       uint32(sa.Local.Port()),
+		RemotePort:      uint32(sa.Remote.Port()),
+		BytesIn:         sa.Stats.BytesIn, BytesOut: sa.Stats.BytesOut,
+		PacketsIn: sa.Stats.PacketsIn, PacketsOut: sa.Stats.PacketsOut,
+		InvalidSpis:     sa.Stats.InvalidSPI,
+		IpsecSasCreated: sa.Stats.ChildCreated, IpsecSasDeleted: sa.Stats.ChildDeleted,
+		Rekeys:      sa.Stats.Rekeys,
+		ServiceSet:  sa.Config.ServiceSet,
+		NatDetected: sa.NATLocal || sa.NATRemote,
+	}
+	if sa.Config.Auth != nil {
+		x.AuthenticationMethod = sa.Config.Auth.Name()
+	}
+	if p := s.peer(sa.Config.Name); p != nil {
+		x.RoutingInstance = p.RoutingInst
+		if x.RoutingInstance == "" {
+			x.RoutingInstance = "default"
+		}
+	}
+	if sa.State == ikesa.StateEstablished {
+		x.Flags = []string{"IKE SA created"}
+		x.EncryptionAlgorithm = sa.Suite.EncryptionName()
+		x.AuthenticationAlgorithm = sa.Suite.IntegrityName()
+		if x.AuthenticationAlgorithm == "" {
+			x.AuthenticationAlgorithm = "none"
+		}
+		x.DhGroup = fmt.Sprint(sa.Suite.DH)
+		x.PrfAlgorithm = prfName(sa.Suite.PRF)
+		if !sa.ExpireAt.IsZero() {
+			x.ExpiresInSeconds = int64(sa.ExpireAt.Sub(s.Now()).Seconds())
+		}
+	}
+	if sa.Config.LocalID != nil {
+		x.LocalIdentity = sa.Config.LocalID.String()
+	}
+	if sa.PeerID != nil {
+		x.RemoteIdentity = sa.PeerID.String()
+	}
+	for _, c := range sa.Children {
+		role := "Responder"
+		if c.Initiator {
+			role = "Initiator"
+		}
+		x.Phase2 = append(x.Phase2, &pb.Phase2Negotiation{
+			Type: "quick", Role: role,
+			Local: sa.Local.String(), Remote: sa.Remote.String(),
+			LocalIdentity: tsString(c.LocalTS), RemoteIdentity: tsString(c.RemoteTS),
+		})
+	}
+	return x
+}
+
+func prfName(id uint16) string {
+	switch id {
+	case 2:
+		return "hmac-sha1"
+	case 5:
+		return "hmac-sha256"
+	case 6:
+		return "hmac-sha384"
+	case 7:
+		return "hmac-sha512"
+	}
+	return fmt.Sprint(id)
+}
+
+func (s *Server) showSAs(args []string) *pb.OpReply {
+	f, err := parseFilter(args)
+	if err != nil {
+		return &pb.OpReply{Error: err.Error()}
+	}
+	return &pb.OpReply{Body: &pb.OpReply_IkeSecurityAssociations{IkeSecurityAssociations: &pb.IKESecurityAssociations{Sas: s.snapshot(f), Detail: f.detail}}}
+}
+
+func (s *Server) showStats(args []string) *pb.OpReply {
+	f, err := parseFilter(args)
+	if err != nil {
+		return &pb.OpReply{Error: err.Error()}
+	}
+	var mu sync.Mutex
+	peers := map[string]*pb.IKEStatistics_Peer{}
+	s.each(func(sa *ikesa.SA) {
+		if !f.match(sa) {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		key := sa.Remote.Addr().String()
+		p := peers[key]
+		if p == nil {
+			p = &pb.IKEStatistics_Peer{RemoteAddress: key, LocalAddress: sa.Local.Addr().String(), Counters: map[string]uint64{}}
+			peers[key] = p
+		}
+		st, ms := sa.Stats, sa.Manager().Stats
+		for k, v := range map[string]uint64{
+			"delete-payloads-received": st.DeletesIn, "delete-payloads-sent": st.DeletesOut,
+			"dpd-requests-sent": st.DPDSent, "dpd-responses-received": st.DPDAnswered,
+			"dpd-requests-received": st.DPDReceived, "invalid-spi": st.InvalidSPI,
+			"ikev2-rekeys": uint64(st.Rekeys), "ipsec-sas-created": uint64(st.ChildCreated),
+			"ipsec-sas-deleted": uint64(st.ChildDeleted), "requests-sent": ms.RequestsSent,
+			"responses-sent": ms.ResponsesSent, "retransmits": ms.Retransmits,
+			"retransmits-answered": ms.RetransmitsAnswered,
+		} {
+			p.Counters[k] += v
+		}
+	})
+	out := &pb.IKEStatistics{}
+	for _, p := range peers {
+		out.Peers = append(out.Peers, p)
+	}
+	sort.Slice(out.Peers, func(i, j int) bool { return out.Peers[i].RemoteAddress < out.Peers[j].RemoteAddress })
+	return &pb.OpReply{Body: &pb.OpReply_IkeStatistics{IkeStatistics: out}}
+}
+
+func (s *Server) clearIKE(args []string) *pb.OpReply {
+	f, err := parseFilter(args)
+	if err != nil {
+		return &pb.OpReply{Error: err.Error()}
+	}
+	s.each(func(sa *ikesa.SA) {
+		if f.match(sa) {
+			sa.Delete()
+		}
+	})
+	return &pb.OpReply{}
+}
+
+// clearIPsec deletes the dynamic CHILD SAs; tunnels established
+// immediately come back by themselves (their IKE SA creates new ones on
+// the next acquire or at once).
+func (s *Server) clearIPsec(args []string) *pb.OpReply {
+	f, err := parseFilter(args)
+	if err != nil {
+		return &pb.OpReply{Error: err.Error()}
+	}
+	s.each(func(sa *ikesa.SA) {
+		if !f.match(sa) {
+			return
+		}
+		for _, c := range append([]*ikesa.ChildSA(nil), sa.Children...) {
+			sa.DeleteChild(c)
+		}
+	})
+	return &pb.OpReply{}
+}
+
+func tsString(ts []message.Selector) string {
+	var parts []string
+	for _, t := range ts {
+		parts = append(parts, fmt.Sprintf("ipv4_subnet(any:0,[0..7]=%s-%s)", t.Start, t.End))
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,417 @@
+// Package server is kmd's App for the shared daemon runtime: it turns the
+// committed configuration into IKE peers, carries IKE datagrams between
+// fwdd and the IKE SAs (kmd opens no sockets, DESIGN.md "IKE packets"),
+// installs CHILD SAs in fwdd (inbound first, then outbound), reacts to
+// fwdd's SA events, answers fwdd's SA sync after an fwdd restart, and
+// serves the show and clear commands of IKE.
+//
+// Each IKE SA, and the SAs that replace it by rekeying, is owned by one
+// runner goroutine with an inbox; nothing else touches it.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sitesec/sitesec/kmd/ikesa"
+	"github.com/sitesec/sitesec/proto/pb"
+	"github.com/sitesec/sitesec/proto/subject"
+	"github.com/sitesec/sitesec/services/daemon"
+	"github.com/sitesec/sitesec/services/trace"
+)
+
+// Bus is what the server needs of services/bus.Conn.
+type Bus interface {
+	Publish(daemon, verb string, m proto.Message) error
+	Request(ctx context.Context, daemon, verb string, req, rep proto.Message) error
+}
+
+// Server is kmd's App.
+type Server struct {
+	// Rand and Now are injected for tests; New sets crypto/rand and
+	// time.Now.
+	Rand io.Reader
+	Now  func() time.Time
+	// Bus is set by Start from the daemon, or by tests.
+	Bus Bus
+	// Trace is optional.
+	Trace *trace.Tracer
+	// RestartGrace is how long the SAs a previous kmd left in fwdd stay
+	// after their replacements are installed.
+	RestartGrace time.Duration
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	table  *ikesa.Table
+
+	mu      sync.Mutex
+	peers   map[string]*Peer
+	runners map[*ikesa.SA]*runner
+	// previous holds, per peer key, the SAs fwdd still runs from before a
+	// kmd restart (make-before-break, README "Restart").
+	previous map[string][]*pb.SAKey
+	applied  bool
+	wg       sync.WaitGroup
+	stats    Stats
+}
+
+// Stats count the receive path.
+type Stats struct {
+	Received, Dropped, InboxFull uint64
+}
+
+// New returns a Server with real randomness and clock.
+func New() *Server {
+	return &Server{Rand: rand.Reader, Now: time.Now, RestartGrace: 30 * time.Second}
+}
+
+func (s *Server) init(ctx context.Context) {
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	s.peers = map[string]*Peer{}
+	s.runners = map[*ikesa.SA]*runner{}
+	s.previous = map[string][]*pb.SAKey{}
+	if s.Rand == nil {
+		s.Rand = rand.Reader
+	}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	s.table = &ikesa.Table{
+		Lookup:          s.lookup,
+		Options:         ikesa.Options{Rand: s.Rand, Now: s.Now, Host: (*host)(s)},
+		CookieThreshold: 64,
+	}
+}
+
+// Start implements daemon.App: it subscribes to the punt path and fwdd's
+// events and serves the SA sync.
+func (s *Server) Start(ctx context.Context, d *daemon.Daemon) error {
+	s.init(context.Background())
+	s.Bus, s.Trace = d.Bus, d.Trace
+	if _, err := d.Bus.Subscribe(subject.Kmd, subject.VerbPunt, func(m proto.Message) {
+		s.Punt(m.(*pb.IKEDatagram))
+	}); err != nil {
+		return err
+	}
+	if _, err := d.Bus.Subscribe(subject.Fwdd, subject.VerbSAEvents, func(m proto.Message) {
+		s.SAEvent(m.(*pb.SAEvent))
+	}); err != nil {
+		return err
+	}
+	if _, err := d.Bus.Subscribe(subject.Fwdd, subject.VerbGatewayEvents, func(m proto.Message) {
+		s.GatewayEvent(m.(*pb.GatewayEvent))
+	}); err != nil {
+		return err
+	}
+	_, err := d.Bus.Handle(subject.Kmd, subject.VerbSASync, func(ctx context.Context, req proto.Message) (proto.Message, error) {
+		return s.Sync(req.(*pb.SASyncRequest)), nil
+	})
+	return err
+}
+
+// StartLocal prepares a Server without a daemon runtime (tests).
+func (s *Server) StartLocal(ctx context.Context, b Bus) {
+	s.init(ctx)
+	s.Bus = b
+}
+
+// Stop implements daemon.App. The CHILD SAs stay in fwdd: forwarding goes
+// on while kmd restarts (README "Restart").
+func (s *Server) Stop(ctx context.Context) error {
+	s.cancel()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// trace starts a trace message; nil (a no-op) without a tracer.
+func (s *Server) trace(l trace.Level) *zerolog.Event {
+	if s.Trace == nil {
+		return nil
+	}
+	return s.Trace.Event(trace.FlagIKE, l)
+}
+
+// Apply implements daemon.App: the new peers replace the old; peers that
+// disappeared lose their IKE SAs; establish-tunnels immediately starts
+// the tunnels that have none.
+func (s *Server) Apply(ctx context.Context, old, new *pb.Config) error {
+	peers, err := Peers(new)
+	s.mu.Lock()
+	first := !s.applied
+	s.applied = true
+	prev := s.peers
+	s.peers = map[string]*Peer{}
+	for _, p := range peers {
+		s.peers[p.Key] = p
+	}
+	s.mu.Unlock()
+	if first {
+		s.learnPrevious(ctx)
+	}
+	for key := range prev {
+		if _, ok := s.peers[key]; !ok {
+			s.deletePeer(key)
+		}
+	}
+	for _, p := range peers {
+		s.mu.Lock()
+		_, restarted := s.previous[p.Key]
+		s.mu.Unlock()
+		if (p.Establish == Immediately || (restarted && !p.Dynamic)) && s.findSA(p.Key) == nil {
+			if ierr := s.Initiate(p); ierr != nil {
+				err = errors.Join(err, ierr)
+			}
+		}
+	}
+	return err
+}
+
+// learnPrevious asks fwdd which dynamic SAs it still runs: after a kmd
+// restart they are replaced make-before-break.
+func (s *Server) learnPrevious(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	rep := &pb.OpReply{}
+	err := s.Bus.Request(ctx, subject.Fwdd, subject.VerbOp, &pb.OpRequest{Words: []string{"show", "services", "ipsec-vpn", "ipsec", "security-associations", "detail"}, User: "kmd"}, rep)
+	if err != nil || rep.GetError() != "" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ss := range rep.GetIpsecSecurityAssociations().GetServiceSets() {
+		for _, t := range ss.GetTunnels() {
+			key := ss.GetServiceSet() + "/" + t.GetRule() + "/" + t.GetTerm()
+			for _, sa := range t.GetSas() {
+				if sa.GetType() != "dynamic" {
+					continue
+				}
+				k := &pb.SAKey{Spi: sa.GetSpi(), Direction: pb.Direction_DIRECTION_INBOUND}
+				gw := t.GetLocalGateway()
+				if sa.GetDirection() == "outbound" {
+					k.Direction, gw = pb.Direction_DIRECTION_OUTBOUND, t.GetRemoteGateway()
+				}
+				if a, err := netip.ParseAddr(gw); err == nil {
+					k.Destination = a.AsSlice()
+				}
+				s.previous[key] = append(s.previous[key], k)
+			}
+		}
+	}
+}
+
+// lookup finds the configuration answering a peer: a term naming its
+// address first, then the dynamic endpoints of the local gateway (SPEC
+// section 3: the peer's address first, then the profile key).
+func (s *Server) lookup(local, remote netip.AddrPort) *ikesa.Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var dyn *ikesa.Config
+	for _, p := range s.peers {
+		if p.Local != local.Addr().Unmap() {
+			continue
+		}
+		if p.Remote == remote.Addr().Unmap() || (p.Backup.IsValid() && p.Backup == remote.Addr().Unmap()) {
+			return p.IKE
+		}
+		if p.Dynamic && (dyn == nil || p.IKE.Name < dyn.Name) {
+			dyn = p.IKE
+		}
+	}
+	return dyn
+}
+
+func (s *Server) peer(key string) *Peer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peers[key]
+}
+
+// findSA returns a live SA of peer key, or nil.
+func (s *Server) findSA(key string) *ikesa.SA {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sa := range s.runners {
+		if sa.Config.Name == key {
+			return sa
+		}
+	}
+	return nil
+}
+
+// Initiate starts an IKE SA to peer p.
+func (s *Server) Initiate(p *Peer) error {
+	if p.Dynamic || !p.Remote.IsValid() {
+		return nil
+	}
+	sa, err := ikesa.NewInitiator(p.IKE, netip.AddrPortFrom(p.Local, 500), netip.AddrPortFrom(p.Remote, 500), s.table.Options)
+	if err != nil {
+		return err
+	}
+	s.table.Add(sa)
+	r := s.newRunner(sa)
+	r.do(func() {
+		if err := sa.Start(); err != nil {
+			s.trace(trace.Error).Str("peer", p.Key).Err(err).Msg("IKE_SA_INIT failed")
+		}
+	})
+	s.trace(trace.Info).Str("peer", p.Key).Msg("initiating IKE SA")
+	return nil
+}
+
+func (s *Server) deletePeer(key string) {
+	s.each(func(sa *ikesa.SA) {
+		if sa.Config.Name == key {
+			sa.Delete()
+		}
+	})
+}
+
+// each runs f on every SA in its own runner and waits.
+func (s *Server) each(f func(sa *ikesa.SA)) {
+	s.mu.Lock()
+	var list []struct {
+		sa *ikesa.SA
+		r  *runner
+	}
+	for sa, r := range s.runners {
+		list = append(list, struct {
+			sa *ikesa.SA
+			r  *runner
+		}{sa, r})
+	}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, x := range list {
+		wg.Add(1)
+		sa := x.sa
+		if !x.r.do(func() { defer wg.Done(); f(sa) }) {
+			wg.Done()
+		}
+	}
+	wg.Wait()
+}
+
+// Punt handles a datagram fwdd received on UDP 500 or 4500.
+func (s *Server) Punt(d *pb.IKEDatagram) {
+	local, ok1 := endpoint(d.GetLocal())
+	remote, ok2 := endpoint(d.GetRemote())
+	s.mu.Lock()
+	s.stats.Received++
+	s.mu.Unlock()
+	if !ok1 || !ok2 {
+		s.drop()
+		return
+	}
+	sa, pkt, reply, err := s.table.Route(local, remote, d.GetPayload())
+	if reply != nil {
+		s.Bus.Publish(subject.Fwdd, subject.VerbTransmit, &pb.IKEDatagram{Local: d.GetLocal(), Remote: d.GetRemote(), Payload: reply, RoutingInstance: d.GetRoutingInstance(), ServiceSet: d.GetServiceSet()})
+		return
+	}
+	if err != nil {
+		s.drop()
+		s.trace(trace.Verbose).Str("remote", remote.String()).Err(err).Msg("IKE datagram dropped")
+		return
+	}
+	s.mu.Lock()
+	r := s.runners[sa]
+	s.mu.Unlock()
+	if r == nil {
+		r = s.newRunner(sa)
+	}
+	r.do(func() {
+		if err := sa.Handle(local, remote, pkt); err != nil {
+			s.trace(trace.Notice).Str("sa", sa.Name()).Err(err).Msg("IKE message")
+		}
+	})
+}
+
+func (s *Server) drop() {
+	s.mu.Lock()
+	s.stats.Dropped++
+	s.mu.Unlock()
+}
+
+func endpoint(e *pb.Endpoint) (netip.AddrPort, bool) {
+	a, ok := netip.AddrFromSlice(e.GetAddress())
+	if !ok || e.GetPort() > 65535 {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(a.Unmap(), uint16(e.GetPort())), true
+}
+
+func pbEndpoint(ap netip.AddrPort) *pb.Endpoint {
+	return &pb.Endpoint{Address: ap.Addr().Unmap().AsSlice(), Port: uint32(ap.Port())}
+}
+
+// SAEvent handles fwdd's SA events: acquire, lifetimes, rollover,
+// liveness.
+func (s *Server) SAEvent(e *pb.SAEvent) {
+	switch e.GetKind() {
+	case pb.SAEventKind_SA_EVENT_KIND_ACQUIRE:
+		key := e.GetServiceSet() + "/" + e.GetRule() + "/" + e.GetTerm()
+		p := s.peer(key)
+		if p == nil || p.Establish == ResponderOnly {
+			return
+		}
+		if s.findSA(key) == nil {
+			s.Initiate(p)
+		}
+		return
+	}
+	spi := e.GetSa().GetSpi()
+	s.each(func(sa *ikesa.SA) {
+		c := sa.Child(spi)
+		if c == nil {
+			return
+		}
+		switch e.GetKind() {
+		case pb.SAEventKind_SA_EVENT_KIND_SOFT_LIFETIME, pb.SAEventKind_SA_EVENT_KIND_SEQUENCE_ROLLOVER_NEAR:
+			sa.RekeyChild(c)
+		case pb.SAEventKind_SA_EVENT_KIND_HARD_LIFETIME:
+			sa.DeleteChild(c)
+		case pb.SAEventKind_SA_EVENT_KIND_INBOUND_ACTIVITY:
+			sa.Activity()
+		}
+	})
+}
+
+// GatewayEvent: with gw-interface, a local gateway that goes away stops
+// IKE for its service set and clears its SAs; when it comes back, the
+// immediately-established tunnels start again (SPEC section 3).
+func (s *Server) GatewayEvent(e *pb.GatewayEvent) {
+	if !e.GetUp() {
+		s.each(func(sa *ikesa.SA) {
+			if sa.Config.ServiceSet == e.GetServiceSet() {
+				sa.Delete()
+			}
+		})
+		return
+	}
+	s.mu.Lock()
+	var start []*Peer
+	for _, p := range s.peers {
+		if p.ServiceSet == e.GetServiceSet() && p.Establish == Immediately {
+			start = append(start, p)
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range start {
+		if s.findSA(p.Key) == nil {
+			s.Initiate(p)
+		}
+	}
+}
