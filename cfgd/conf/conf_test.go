@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
 )
 
 func load(t testing.TB, name string) (*Node, string) {
@@ -67,6 +69,35 @@ func TestJunosSecret(t *testing.T) {
 	}
 	if _, err := Parse("", `services { ipsec-vpn { ike { policy p { pre-shared-key hexadecimal "$9$1HFIyKXxdsgJ-VH.Pfn6lKMXdsZUi5Qnikfz"; } } } }`); err == nil {
 		t.Fatal("$9$ of a non-hex value accepted as hexadecimal")
+	}
+}
+
+func TestMasked(t *testing.T) {
+	cfg, _ := load(t, "seed.conf")
+	m := cfg.Masked()
+	text := m.Render()
+	for _, clear := range []string{"TEST;", "1234567890123456", "s3cret pass", "00112233445566778899aabbccddeeff00112233"} {
+		if strings.Contains(text, clear) {
+			t.Errorf("masked rendering shows %q", clear)
+		}
+	}
+	if !strings.Contains(text, `pre-shared-key ascii-text "$9$`) && !strings.Contains(text, "pre-shared-key ascii-text $9$") {
+		t.Errorf("no $9$ key in\n%s", text)
+	}
+	if Diff(cfg.Masked(), cfg.Masked()) != "" {
+		t.Error("masking is not deterministic")
+	}
+	back, err := Parse("masked", text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := ToPB(cfg)
+	b, err := ToPB(back)
+	if err != nil || !proto.Equal(a, b) {
+		t.Fatalf("masked text loads differently: %v", err)
+	}
+	if !strings.Contains(cfg.Render(), "TEST;") {
+		t.Error("Masked changed its receiver")
 	}
 }
 

@@ -6,11 +6,14 @@
 package conf
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/sitesec/sitesec/cfgd/schema"
+	"github.com/sitesec/sitesec/cfgd/secret"
 )
 
 // Node is one statement of a configuration tree.
@@ -282,4 +285,23 @@ func (n *Node) Statement() string {
 		}
 	}
 	return strings.Join(w, " ")
+}
+
+// Masked returns a copy of n in which every secret value typed in clear
+// (pre-shared keys, manual SA keys, passwords) is shown in Junos "$9$"
+// form, as `show configuration` prints it. The encoding of a value is
+// always the same, so masked configurations compare and diff as the
+// originals do; loading the text back decodes it.
+func (n *Node) Masked() *Node {
+	c := n.Clone()
+	c.Parent = n.Parent
+	c.Walk(func(x *Node) {
+		if x.Schema.Secret && x.Key != "" && !secret.Is(x.Key) {
+			seed := sha256.Sum256([]byte(x.Key))
+			if s, err := secret.Encode(x.Key, bytes.NewReader(seed[:])); err == nil {
+				x.Key = s
+			}
+		}
+	})
+	return c
 }

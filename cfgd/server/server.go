@@ -400,10 +400,13 @@ func (s *Server) show(rep *pb.ConfigEditReply, x *session, path []string, displa
 		if err != nil {
 			return failMsg(rep, "%v", err)
 		}
-		rep.Reply = &pb.OpReply{Body: &pb.OpReply_ConfigText{ConfigText: &pb.ConfigText{Text: conf.Diff(old, x.cand)}}}
+		rep.Reply = &pb.OpReply{Body: &pb.OpReply_ConfigText{ConfigText: &pb.ConfigText{Text: conf.Diff(old.Masked(), x.cand.Masked())}}}
 		return rep
 	}
 	n := x.cand.Get(append(x.path(), path...)...)
+	if n != nil {
+		n = n.Masked()
+	}
 	var text string
 	switch {
 	case n == nil:
@@ -614,6 +617,7 @@ func (s *Server) Op(ctx context.Context, req *pb.OpRequest) *pb.OpReply {
 		return &pb.OpReply{Body: &pb.OpReply_CommitHistory{CommitHistory: &h}}
 	case len(w) >= 2 && w[0] == "show" && w[1] == "configuration":
 		cfg, _ := s.DB.Committed()
+		cfg = cfg.Masked()
 		path := w[2:]
 		var text string
 		if req.GetDisplay() == "set" {

@@ -216,6 +216,22 @@ func TestSessionsAndConfirmed(t *testing.T) {
 	}
 }
 
+func TestShowMasksSecrets(t *testing.T) {
+	s, _ := newServer(t)
+	run(t, s, "a", "set", "services", "ipsec-vpn", "ike", "policy", "p", "pre-shared-key", "ascii-text", "SuperSecret1")
+	for _, words := range [][]string{{"show"}, {"show", "|", "display", "set"}, {"show", "|", "compare"}, {"show", "services", "ipsec-vpn", "ike", "policy", "p"}} {
+		got := text(run(t, s, "a", words...))
+		if strings.Contains(got, "SuperSecret1") || !strings.Contains(got, "$9$") {
+			t.Errorf("%v: %q", words, got)
+		}
+	}
+	run(t, s, "a", "commit")
+	op := s.Op(context.Background(), &pb.OpRequest{Words: []string{"show", "configuration"}})
+	if got := op.GetConfigText().GetText(); strings.Contains(got, "SuperSecret1") || !strings.Contains(got, "## SECRET-DATA") {
+		t.Errorf("show configuration: %q", got)
+	}
+}
+
 func TestMissingAck(t *testing.T) {
 	s, _ := newServer(t, "kmd") // fwdd and pkid are running but never answer
 	run(t, s, "a", "set", "system", "host-name", "a")
