@@ -14,12 +14,7 @@ import (
 // replaces dst's statement wholesale (`load replace`).
 func Merge(dst, src *Node, replace bool) {
 	for _, c := range src.Children {
-		var m *Node
-		if c.Schema.Choice != "" || dst.child(c.Schema, c.Key) == nil {
-			m = dst.ensure(c.Schema, c.Key, c.Pos)
-		} else {
-			m = dst.child(c.Schema, c.Key)
-		}
+		m := dst.ensure(c.Schema, c.Key, c.Pos)
 		if replace && c.replace {
 			r := c.Clone()
 			r.replace = false
