@@ -1,0 +1,113 @@
+package server
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sitesec/sitesec/kmd/message"
+	"github.com/sitesec/sitesec/proto/pb"
+)
+
+func TestPeers(t *testing.T) {
+	base := func() *pb.Config {
+		return config("192.0.2.1", "198.51.100.1", "k", pb.EstablishTunnels_ESTABLISH_TUNNELS_IMMEDIATELY, "10.0.0.0/24", "10.1.0.0/24")
+	}
+	tests := []struct {
+		name   string
+		mutate func(c *pb.Config)
+		err    string // substring; "" means no error
+		check  func(t *testing.T, p []*Peer)
+	}{
+		{"ok", func(*pb.Config) {}, "", func(t *testing.T, p []*Peer) {
+			if len(p) != 1 || p[0].Key != "ss1/r1/t1" || p[0].Establish != Immediately || p[0].IKE.PFSGroup != 14 {
+				t.Fatalf("%+v", p[0])
+			}
+			c := p[0].IKE
+			if c.IKELifetime != time.Hour || c.ChildLifetime != 8*time.Hour || c.LocalTS[0].Start.String() != "10.0.0.0" || c.RemoteTS[0].End.String() != "10.1.0.255" {
+				t.Fatalf("%+v", c)
+			}
+			if p[0].ReplayWindow != 128 || p[0].TunnelMTU != 1500 || !c.NATTraversal || c.DPDInterval != 0 {
+				t.Fatal("defaults")
+			}
+		}},
+		{"unsupported dh group", func(c *pb.Config) { c.IpsecVpn.Ike.Proposals[0].DhGroup = "group2" },
+			"[edit services ipsec-vpn ike proposal p1] dh-group group2 is not supported", nil},
+		{"missing ike policy", func(c *pb.Config) { c.IpsecVpn.Ike.Policies = nil }, "Referenced IKE policy must be defined", nil},
+		{"missing ipsec policy", func(c *pb.Config) { c.IpsecVpn.Ipsec.Policies = nil }, "Referenced IPSec policy must be defined", nil},
+		{"ikev1", func(c *pb.Config) { c.IpsecVpn.Ike.Policies[0].Version = 1 }, "IKEv1", nil},
+		{"no psk", func(c *pb.Config) { c.IpsecVpn.Ike.Policies[0].PreSharedKey = nil }, "Either pre-shared-key or local-certificate", nil},
+		{"ah", func(c *pb.Config) { c.IpsecVpn.Ipsec.Proposals[0].Protocol = pb.IPsecProtocol_IPSEC_PROTOCOL_AH },
+			"[edit services ipsec-vpn ipsec proposal e1] protocol", nil},
+		{"gcm with hmac", func(c *pb.Config) { c.IpsecVpn.Ipsec.Proposals[0].AuthenticationAlgorithm = "hmac-sha1-96" },
+			"HMAC Authentication is not compatible", nil},
+		{"bad local gateway", func(c *pb.Config) { c.ServiceSets[0].IpsecVpnOptions.LocalGateway.Address = "nope" },
+			"[edit services service-set ss1 ipsec-vpn-options local-gateway]", nil},
+		{"term overrides", func(c *pb.Config) {
+			th := c.IpsecVpn.Rules[0].Terms[0].Then
+			th.NoAntiReplay = true
+			th.TunnelMtu = proto.Uint32(1400)
+			th.InitiateDeadPeerDetection = true
+			th.DeadPeerDetection = &pb.DeadPeerDetection{Interval: proto.Uint32(20)}
+			c.IpsecVpn.DisableNatt = true
+		}, "", func(t *testing.T, p []*Peer) {
+			if p[0].ReplayWindow != 0 || p[0].TunnelMTU != 1400 || p[0].IKE.DPDInterval != 20*time.Second || p[0].IKE.DPDThreshold != 3 || p[0].IKE.NATTraversal {
+				t.Fatalf("%+v", p[0])
+			}
+		}},
+		{"remote gateway 0.0.0.0 is a responder", func(c *pb.Config) { c.IpsecVpn.Rules[0].Terms[0].Then.RemoteGateway = "0.0.0.0" }, "", func(t *testing.T, p []*Peer) {
+			if !p[0].Dynamic || p[0].Establish != ResponderOnly {
+				t.Fatal("not dynamic")
+			}
+		}},
+		{"dynamic endpoints", func(c *pb.Config) {
+			c.ServiceSets[0].IpsecVpnRules = nil
+			c.ServiceSets[0].IpsecVpnOptions.IkeAccessProfile = "dep"
+			c.AccessProfiles = []*pb.AccessProfile{{Name: "dep", ClientIke: &pb.AccessClientIKE{
+				PreSharedKey:      &pb.Key{Value: []byte("k")},
+				AllowedProxyPairs: []*pb.ProxyPair{{Local: "10.0.1.0/24", Remote: "10.0.0.0/24"}},
+			}}}
+		}, "", func(t *testing.T, p []*Peer) {
+			c := p[0].IKE
+			if !p[0].Dynamic || p[0].Key != "ss1/dep" || len(c.IKEProposals) != 2 || c.LocalTS[0].Start.String() != "10.0.1.0" {
+				t.Fatalf("%+v", p[0])
+			}
+			// Every ESP transform is accepted, with or without PFS.
+			if len(c.ESPProposals) != 4 || c.ESPProposals[3].Number != 4 {
+				t.Fatalf("%d ESP proposals", len(c.ESPProposals))
+			}
+		}},
+		{"missing access profile", func(c *pb.Config) {
+			c.ServiceSets[0].IpsecVpnOptions.IkeAccessProfile = "nope"
+		}, "referenced ike access profile must be defined", nil},
+		{"fqdn identities", func(c *pb.Config) {
+			c.IpsecVpn.Ike.Policies[0].LocalId = &pb.IKEIdentity{Kind: &pb.IKEIdentity_Fqdn{Fqdn: "a.example"}}
+			c.IpsecVpn.Ike.Policies[0].RemoteId = &pb.RemoteIdentity{Fqdn: []string{"b.example"}}
+		}, "", func(t *testing.T, p []*Peer) {
+			c := p[0].IKE
+			if c.LocalID.IDType != message.IDFQDN || !c.RemoteID(&message.ID{IDType: message.IDFQDN, Data: []byte("b.example")}) ||
+				c.RemoteID(&message.ID{IDType: message.IDFQDN, Data: []byte("c.example")}) {
+				t.Fatal("identities")
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base()
+			tc.mutate(c)
+			p, err := Peers(c)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, p)
+		})
+	}
+}

@@ -1,0 +1,230 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sitesec/sitesec/proto/pb"
+	"github.com/sitesec/sitesec/proto/subject"
+)
+
+// fakeBus plays fwdd for one kmd: transmitted datagrams go to the other
+// kmd's punt path, installs and deletes are recorded.
+type fakeBus struct {
+	mu       sync.Mutex
+	peer     *Server
+	nat      netip.Addr
+	installs []*pb.SAInstall
+	deletes  []*pb.SADelete
+	sent     int
+	prev     *pb.OpReply
+}
+
+func (b *fakeBus) Publish(daemon, verb string, m proto.Message) error {
+	if daemon != subject.Fwdd || verb != subject.VerbTransmit {
+		return errors.New("unexpected publish")
+	}
+	d := m.(*pb.IKEDatagram)
+	b.mu.Lock()
+	b.sent++
+	b.mu.Unlock()
+	if d.GetNatKeepalive() {
+		return nil
+	}
+	// The peer sees our source as its remote and our destination as its
+	// local address.
+	b.peer.Punt(&pb.IKEDatagram{Local: d.GetRemote(), Remote: d.GetLocal(), Payload: d.GetPayload()})
+	return nil
+}
+
+func (b *fakeBus) Request(ctx context.Context, daemon, verb string, req, rep proto.Message) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch verb {
+	case subject.VerbSAInstall:
+		b.installs = append(b.installs, proto.Clone(req).(*pb.SAInstall))
+	case subject.VerbSADelete:
+		b.deletes = append(b.deletes, proto.Clone(req).(*pb.SADelete))
+	case subject.VerbSAUpdate:
+	case subject.VerbOp:
+		if b.prev == nil {
+			return errors.New("no fwdd")
+		}
+		proto.Merge(rep, b.prev)
+	default:
+		return errors.New("unexpected request " + verb)
+	}
+	return nil
+}
+
+func (b *fakeBus) count() (int, int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.installs), len(b.deletes)
+}
+
+func config(local, remote, psk string, mode pb.EstablishTunnels, src, dst string) *pb.Config {
+	return &pb.Config{
+		ServiceSets: []*pb.ServiceSet{{
+			Name:            "ss1",
+			IpsecVpnRules:   []string{"r1"},
+			IpsecVpnOptions: &pb.IPsecVPNOptions{LocalGateway: &pb.LocalGateway{Address: local}},
+		}},
+		IpsecVpn: &pb.IPsecVPN{
+			EstablishTunnels: mode,
+			Rules: []*pb.Rule{{Name: "r1", MatchDirection: pb.MatchDirection_MATCH_DIRECTION_INPUT, Terms: []*pb.Term{{
+				Name: "t1",
+				From: &pb.TermFrom{SourceAddress: []string{src}, DestinationAddress: []string{dst}},
+				Then: &pb.TermThen{RemoteGateway: remote, Sa: &pb.TermThen_Dynamic{Dynamic: &pb.DynamicSA{IkePolicy: "ike1", IpsecPolicy: "ipsec1"}}},
+			}}}},
+			Ike: &pb.IKE{
+				Proposals: []*pb.IKEProposal{{Name: "p1", AuthenticationMethod: "pre-shared-keys", DhGroup: "group19", AuthenticationAlgorithm: "sha-256", EncryptionAlgorithm: "aes-256-gcm"}},
+				Policies:  []*pb.IKEPolicy{{Name: "ike1", Version: 2, Proposals: []string{"p1"}, PreSharedKey: &pb.Key{Value: []byte(psk)}}},
+			},
+			Ipsec: &pb.IPsec{
+				Proposals: []*pb.IPsecProposal{{Name: "e1", Protocol: pb.IPsecProtocol_IPSEC_PROTOCOL_ESP, EncryptionAlgorithm: "aes-128-gcm"}},
+				Policies:  []*pb.IPsecPolicy{{Name: "ipsec1", Proposals: []string{"e1"}, PerfectForwardSecrecyKeys: "group14"}},
+			},
+		},
+	}
+}
+
+func pair(t *testing.T) (l, r *Server, lb, rb *fakeBus) {
+	l, r = New(), New()
+	l.Rand = rand.NewChaCha8([32]byte{1})
+	r.Rand = rand.NewChaCha8([32]byte{2})
+	lb, rb = &fakeBus{peer: r}, &fakeBus{peer: l}
+	ctx := t.Context()
+	l.StartLocal(ctx, lb)
+	r.StartLocal(ctx, rb)
+	t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		l.Stop(c)
+		r.Stop(c)
+	})
+	return
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func TestTwoKMDs(t *testing.T) {
+	l, r, lb, rb := pair(t)
+	lc := config("192.0.2.1", "198.51.100.1", "s3cret", pb.EstablishTunnels_ESTABLISH_TUNNELS_IMMEDIATELY, "10.0.0.0/24", "10.1.0.0/24")
+	rc := config("198.51.100.1", "192.0.2.1", "s3cret", pb.EstablishTunnels_ESTABLISH_TUNNELS_UNSPECIFIED, "10.1.0.0/24", "10.0.0.0/24")
+	ctx := t.Context()
+	if err := r.Apply(ctx, nil, rc); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Apply(ctx, nil, lc); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "installs", func() bool { a, _ := lb.count(); b, _ := rb.count(); return a == 1 && b == 1 })
+
+	in := lb.installs[0]
+	if len(in.Sas) != 2 || in.Sas[0].Direction != pb.Direction_DIRECTION_INBOUND || in.Sas[1].Direction != pb.Direction_DIRECTION_OUTBOUND {
+		t.Fatal("install is not inbound then outbound")
+	}
+	out := rb.installs[0]
+	if in.Sas[0].Spi != out.Sas[1].Spi || string(in.Sas[0].EncryptionKey) != string(out.Sas[1].EncryptionKey) {
+		t.Fatal("left inbound does not match right outbound")
+	}
+	if in.Sas[0].EncryptionAlgorithm != "aes-128-gcm" || len(in.Sas[0].EncryptionKey) != 20 || in.Sas[0].Rule != "r1" || in.Sas[0].ServiceSet != "ss1" {
+		t.Fatalf("SA %+v", in.Sas[0])
+	}
+	rep := l.Op(ctx, &pb.OpRequest{Words: strings.Fields("show services ipsec-vpn ike security-associations detail")})
+	sas := rep.GetIkeSecurityAssociations().GetSas()
+	if rep.Error != "" || len(sas) != 1 || sas[0].State != "matured" || sas[0].Role != "Initiator" || sas[0].EncryptionAlgorithm != "aes-256-gcm" || sas[0].DhGroup != "19" {
+		t.Fatalf("show: %v", rep)
+	}
+	st := r.Op(ctx, &pb.OpRequest{Words: strings.Fields("show services ipsec-vpn ike statistics")})
+	if p := st.GetIkeStatistics().GetPeers(); len(p) != 1 || p[0].Counters["ipsec-sas-created"] != 1 {
+		t.Fatalf("statistics: %v", st)
+	}
+
+	// fwdd reports the soft lifetime: the CHILD SA is rekeyed with PFS
+	// and the new outbound SA replaces the old one.
+	l.SAEvent(&pb.SAEvent{Kind: pb.SAEventKind_SA_EVENT_KIND_SOFT_LIFETIME, Sa: &pb.SAKey{Spi: in.Sas[0].Spi}})
+	waitFor(t, "rekey", func() bool { a, d := lb.count(); return a == 2 && d == 1 })
+	if lb.installs[1].ReplacesSpi != in.Sas[1].Spi {
+		t.Fatalf("rekey replaces %08x, want %08x", lb.installs[1].ReplacesSpi, in.Sas[1].Spi)
+	}
+
+	// fwdd restarted and lost the marks of nothing: the SA sync gives the
+	// inbound SA and the outbound one past its high-water mark.
+	cur := lb.installs[1]
+	sync := l.Sync(&pb.SASyncRequest{Marks: []*pb.SequenceMark{{Sa: &pb.SAKey{Spi: cur.Sas[1].Spi}, Sequence: 1000}}})
+	if len(sync.Sas) != 2 || sync.Sas[1].InitialSequence != 1000+seqMargin {
+		t.Fatalf("sync: %v", sync.Sas)
+	}
+
+	// clear ike security-associations deletes the IKE SA and its CHILD SA
+	// on both sides.
+	if rep := l.Op(ctx, &pb.OpRequest{Words: strings.Fields("clear services ipsec-vpn ike security-associations 198.51.100.1")}); rep.Error != "" {
+		t.Fatal(rep.Error)
+	}
+	waitFor(t, "clear", func() bool {
+		return len(l.Op(ctx, &pb.OpRequest{Words: strings.Fields("show services ipsec-vpn ike security-associations")}).GetIkeSecurityAssociations().GetSas()) == 0 &&
+			len(r.Op(ctx, &pb.OpRequest{Words: strings.Fields("show services ipsec-vpn ike security-associations")}).GetIkeSecurityAssociations().GetSas()) == 0
+	})
+}
+
+func TestAcquire(t *testing.T) {
+	l, r, lb, _ := pair(t)
+	ctx := t.Context()
+	lc := config("192.0.2.1", "198.51.100.1", "k", pb.EstablishTunnels_ESTABLISH_TUNNELS_ON_TRAFFIC, "10.0.0.0/24", "10.1.0.0/24")
+	rc := config("198.51.100.1", "192.0.2.1", "k", pb.EstablishTunnels_ESTABLISH_TUNNELS_RESPONDER_ONLY, "10.1.0.0/24", "10.0.0.0/24")
+	r.Apply(ctx, nil, rc)
+	l.Apply(ctx, nil, lc)
+	time.Sleep(20 * time.Millisecond)
+	if a, _ := lb.count(); a != 0 || lb.sent != 0 {
+		t.Fatal("on-traffic tunnel started without traffic")
+	}
+	// The responder-only side never initiates, even on acquire.
+	r.SAEvent(&pb.SAEvent{Kind: pb.SAEventKind_SA_EVENT_KIND_ACQUIRE, ServiceSet: "ss1", Rule: "r1", Term: "t1"})
+	l.SAEvent(&pb.SAEvent{Kind: pb.SAEventKind_SA_EVENT_KIND_ACQUIRE, ServiceSet: "ss1", Rule: "r1", Term: "t1"})
+	waitFor(t, "install", func() bool { a, _ := lb.count(); return a == 1 })
+	rep := r.Op(ctx, &pb.OpRequest{Words: strings.Fields("show services ipsec-vpn ike security-associations")})
+	if sas := rep.GetIkeSecurityAssociations().GetSas(); len(sas) != 1 || sas[0].Role != "" && sas[0].Role != "Responder" {
+		t.Fatalf("%v", rep)
+	}
+}
+
+func TestRestartMakeBeforeBreak(t *testing.T) {
+	l, r, lb, _ := pair(t)
+	l.RestartGrace = 10 * time.Millisecond
+	ctx := t.Context()
+	// fwdd still runs the SAs of the kmd that was restarted.
+	lb.prev = &pb.OpReply{Body: &pb.OpReply_IpsecSecurityAssociations{IpsecSecurityAssociations: &pb.IPsecSecurityAssociations{
+		ServiceSets: []*pb.ServiceSetSAs{{ServiceSet: "ss1", Tunnels: []*pb.IPsecTunnel{{
+			Rule: "r1", Term: "t1", LocalGateway: "192.0.2.1", RemoteGateway: "198.51.100.1",
+			Sas: []*pb.IPsecSAInfo{{Direction: "inbound", Spi: 0x1111, Type: "dynamic"}, {Direction: "outbound", Spi: 0x2222, Type: "dynamic"}},
+		}}}},
+	}}}
+	lc := config("192.0.2.1", "198.51.100.1", "k", pb.EstablishTunnels_ESTABLISH_TUNNELS_ON_TRAFFIC, "10.0.0.0/24", "10.1.0.0/24")
+	rc := config("198.51.100.1", "192.0.2.1", "k", pb.EstablishTunnels_ESTABLISH_TUNNELS_UNSPECIFIED, "10.1.0.0/24", "10.0.0.0/24")
+	r.Apply(ctx, nil, rc)
+	l.Apply(ctx, nil, lc)
+	// The tunnel comes back at once although it is on-traffic, replaces
+	// the old outbound SA, and the old pair is deleted after the grace.
+	waitFor(t, "old SAs deleted", func() bool { a, d := lb.count(); return a == 1 && d == 1 })
+	if lb.installs[0].ReplacesSpi != 0x2222 || len(lb.deletes[0].Sas) != 2 {
+		t.Fatalf("install %v delete %v", lb.installs[0], lb.deletes[0])
+	}
+}
