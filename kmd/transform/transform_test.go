@@ -31,7 +31,7 @@ func TestRFC7634AppendixB(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := &message.Message{
-		Header: message.Header{SPIi: 0xc0c1c2c3c4c5c6c7, SPIr: 0xd0d1d2d3d4d5d6d7, Exchange: message.Informational, MessageID: 9},
+		Header:   message.Header{SPIi: 0xc0c1c2c3c4c5c6c7, SPIr: 0xd0d1d2d3d4d5d6d7, Exchange: message.Informational, MessageID: 9},
 		Payloads: []message.Payload{&message.Notify{NotifyType: message.NotifySetWindowSize, Data: []byte{0, 0, 0, 10}}},
 	}
 	got, err := m.Seal(c)
