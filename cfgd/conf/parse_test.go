@@ -358,3 +358,20 @@ func itoa(n uint64) string {
 	}
 	return string(b)
 }
+
+func TestReferenceCompletion(t *testing.T) {
+	cfg, _ := load(t, "seed.conf")
+	refs := func(ref string) []string { return Names(cfg, ref) }
+	got, err := schema.CompleteWith(nil, []string{"services", "ipsec-vpn", "rule", "r9", "term", "t", "then", "dynamic", "ike-policy", "ike"}, refs)
+	if err != nil || len(got) != 2 || got[1].Word != "ike-policy1" {
+		t.Fatalf("ike-policy: %v %v", got, err)
+	}
+	got, _ = schema.CompleteWith(nil, []string{"services", "service-set", "s", "ipsec-vpn-options", "local-gateway", "192.0.2.1", "routing-instance", ""}, refs)
+	if len(got) != 2 || got[1].Word != "vrf1" {
+		t.Fatalf("routing-instance: %v", got)
+	}
+	got, _ = schema.CompleteWith(nil, []string{"services", "service-set", "s", "ipsec-vpn-options", "trusted-ca", ""}, refs)
+	if len(got) != 3 {
+		t.Fatalf("trusted-ca: %v", got)
+	}
+}

@@ -305,3 +305,27 @@ func (n *Node) Masked() *Node {
 	})
 	return c
 }
+
+// Names returns the keys of the list at ref ("services ipsec-vpn ike
+// policy") in cfg: what schema.CompleteWith offers for a reference.
+func Names(cfg *Node, ref string) []string {
+	f := strings.Fields(ref)
+	if len(f) == 0 {
+		return nil
+	}
+	var out []string
+	if len(f) == 1 { // a keyless list: routing-instances NAME
+		if n := cfg.Get(f[0]); n != nil {
+			for _, c := range n.Children {
+				if c.Schema.Keyless && !c.Inactive {
+					out = append(out, c.Key)
+				}
+			}
+		}
+		return out
+	}
+	for _, e := range cfg.Get(f[:len(f)-1]...).All(f[len(f)-1]) {
+		out = append(out, e.Key)
+	}
+	return out
+}

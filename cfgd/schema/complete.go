@@ -10,6 +10,13 @@ import (
 // help. The last word is the partial word being typed ("" after a space).
 // An error says why the earlier words do not fit the schema.
 func Complete(at, words []string) ([]Candidate, error) {
+	return CompleteWith(at, words, nil)
+}
+
+// CompleteWith is Complete that also offers, for a value naming another
+// statement (Node.Ref), the names configured there: refs returns them for
+// a Ref path such as "services ipsec-vpn ike policy" (conf.Names).
+func CompleteWith(at, words []string, refs func(ref string) []string) ([]Candidate, error) {
 	all := append(append([]string(nil), at...), words...)
 	if len(all) == 0 {
 		return Root.Candidates(""), nil
@@ -71,7 +78,15 @@ func Complete(at, words []string) ([]Candidate, error) {
 		inFlat = n.Flat
 	}
 	if expect != nil {
-		return values(expect, partial), nil
+		out := values(expect, partial)
+		if expect.Ref != "" && refs != nil {
+			for _, name := range refs(expect.Ref) {
+				if strings.HasPrefix(name, partial) {
+					out = append(out, Candidate{Word: name, Help: expect.Help})
+				}
+			}
+		}
+		return out, nil
 	}
 	out := n.Candidates(partial)
 	return out, nil

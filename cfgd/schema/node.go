@@ -47,6 +47,7 @@ type Node struct {
 	Default    string   // the value used when not configured, shown in help
 	Secret     bool     // value is key material: rendered with ## SECRET-DATA, never traced
 	Max        int      // at most this many values (leaf-list) or entries (list); 0 = no limit
+	Ref        string   // the value names an entry of this list ("services ipsec-vpn ike policy"), for completion
 
 	// Conversion to pb.Config (see conf.ToPB).
 	PB     string   // field name; "" means Name with '-' as '_'; "-" means not converted
@@ -112,6 +113,7 @@ func (n *Node) secret() *Node              { n.Secret = true; return n }
 func (n *Node) hex() *Node                 { n.Hex = true; return n }
 func (n *Node) max(m int) *Node            { n.Max = m; return n }
 func (n *Node) fixed(kv ...string) *Node   { n.Fixed = kv; return n }
+func (n *Node) ref(path string) *Node      { n.Ref = path; return n }
 func (n *Node) keyWords(w ...string) *Node { n.KeyWords = w; return n }
 
 // Plain returns the value v of a leaf as the daemons need it: a secret
