@@ -295,7 +295,7 @@ func pipes(words []string) (cmd []string, display string, compare bool, against 
 //	load merge|override|replace|set terminal|FILE [relative]   (terminal: req.text)
 //	annotate STATEMENT TEXT
 //	commit [check] [confirmed [MINUTES]] [comment TEXT] [and-quit]
-//	rollback [N] | update | status
+//	rollback [N] | update | status | complete WORDS... PARTIAL
 func (s *Server) Edit(ctx context.Context, req *pb.ConfigEditRequest) *pb.ConfigEditReply {
 	rep := &pb.ConfigEditReply{}
 	x := s.session(req.GetSession())
@@ -388,6 +388,16 @@ func (s *Server) Edit(ctx context.Context, req *pb.ConfigEditRequest) *pb.Config
 		s.mu.Unlock()
 	case "commit":
 		return s.commit(ctx, rep, x, req, words[1:])
+	case "complete":
+		// complete STATEMENT-WORDS... PARTIAL: one "word<TAB>help" line per
+		// candidate, configured names included for references.
+		cs, err := schema.CompleteWith(x.path(), words[1:], func(ref string) []string { return conf.Names(x.cand, ref) })
+		if err != nil {
+			return failMsg(rep, "%v", err)
+		}
+		for _, c := range cs {
+			rep.Lines = append(rep.Lines, c.Word+"\t"+c.Help)
+		}
 	default:
 		return failMsg(rep, "syntax error: '%s' (expecting set, delete, activate, deactivate, edit, up, top, exit, show, compare, load, commit, rollback, update)", words[0])
 	}

@@ -232,6 +232,16 @@ func TestShowMasksSecrets(t *testing.T) {
 	}
 }
 
+func TestComplete(t *testing.T) {
+	s, _ := newServer(t)
+	run(t, s, "a", "set", "services", "ipsec-vpn", "ike", "policy", "gold")
+	run(t, s, "a", "edit", "services", "ipsec-vpn", "rule", "r", "term", "t", "then", "dynamic")
+	r := run(t, s, "a", "complete", "ike-policy", "g")
+	if len(r.Errors) > 0 || len(r.Lines) != 2 || !strings.HasPrefix(r.Lines[1], "gold\t") {
+		t.Fatalf("complete: %v %v", r.Errors, r.Lines)
+	}
+}
+
 func TestMissingAck(t *testing.T) {
 	s, _ := newServer(t, "kmd") // fwdd and pkid are running but never answer
 	run(t, s, "a", "set", "system", "host-name", "a")
