@@ -10,6 +10,7 @@ import (
 	"github.com/sitesec/sitesec/fwdd/packet"
 	"github.com/sitesec/sitesec/fwdd/sad"
 	"github.com/sitesec/sitesec/proto/pb"
+	"golang.zx2c4.com/wireguard/tun"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 )
 
@@ -265,3 +266,5 @@ func pad(p []byte, n int) []byte {
 	q[22], q[23] = byte(c>>8), byte(c)
 	return q
 }
+
+func newChanTUN() tun.Device { return tuntest.NewChannelTUN().TUN() }

@@ -1,0 +1,347 @@
+package plane
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sitesec/sitesec/fwdd/packet"
+	"github.com/sitesec/sitesec/fwdd/sad"
+	"github.com/sitesec/sitesec/proto/pb"
+)
+
+// tunnel sets up a and b with one GCM SA pair whose outbound options
+// (on a) mod changes.
+func tunnel(t *testing.T, mod func(out *pb.SA)) (*router, *router) {
+	t.Helper()
+	a, b := pair(t,
+		dynConfig("192.0.2.1", "192.0.2.2", "10.0.1.0/24", "10.0.2.0/24"),
+		dynConfig("192.0.2.2", "192.0.2.1", "10.0.2.0/24", "10.0.1.0/24"))
+	key := make([]byte, 20)
+	sa := dynamicSAs("aes-128-gcm", "", key, nil, "192.0.2.1", "192.0.2.2", 0x1001, 0x2002, pb.Encapsulation_ENCAPSULATION_ESP, 0)
+	if mod != nil {
+		mod(sa[1])
+	}
+	if err := a.p.DB.Install(sa, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.p.DB.Install(dynamicSAs("aes-128-gcm", "", key, nil, "192.0.2.2", "192.0.2.1", 0x2002, 0x1001, pb.Encapsulation_ENCAPSULATION_ESP, 0), 0); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
+// withIP sets TTL, TOS and DF of an IPv4 packet.
+func withIP(p []byte, ttl, tos byte, df bool) []byte {
+	in, _ := packet.Parse(p)
+	packet.OuterIPv4(p, in.Src, in.Dst, in.Proto, ttl, tos, df, 1, len(p)-20)
+	return p
+}
+
+func lastOuter(t *testing.T, r *router) packet.Info {
+	t.Helper()
+	r.wire.mu.Lock()
+	defer r.wire.mu.Unlock()
+	if len(r.wire.sent) == 0 {
+		t.Fatal("nothing sent")
+	}
+	in, err := packet.Parse(r.wire.sent[len(r.wire.sent)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+func TestOuterHeader(t *testing.T) {
+	tests := []struct {
+		name            string
+		mod             func(*pb.SA)
+		ttl, tos        byte
+		innerDF         bool
+		wantTTL         byte
+		wantTOS         byte
+		wantDF, innerOK bool // outer DF; inner DF after the tunnel
+		wantInnerTTL    byte
+	}{
+		{"defaults", nil, 30, 0x28, true, 64, 0, false, true, 29},
+		{"copy ttl and tos", func(s *pb.SA) { s.CopyTtl, s.CopyTos = true, true }, 30, 0x28, false, 29, 0x28, false, false, 29},
+		{"ttl and tos values", func(s *pb.SA) { s.Ttl, s.Tos = 200, 0x10 }, 30, 0, false, 200, 0x10, false, false, 29},
+		{"df copy", func(s *pb.SA) { s.DontFragment = pb.DFBit_DF_BIT_COPY }, 30, 0, true, 64, 0, true, true, 29},
+		{"df set", func(s *pb.SA) { s.DontFragment = pb.DFBit_DF_BIT_SET }, 30, 0, false, 64, 0, true, false, 29},
+		{"df clear", func(s *pb.SA) { s.DontFragment = pb.DFBit_DF_BIT_CLEAR }, 30, 0, true, 64, 0, false, false, 29},
+		{"passive: no TTL decrement", func(s *pb.SA) { s.PassiveModeTunneling = true }, 30, 0, false, 64, 0, false, false, 30},
+		{"no-ipsec-tunnel-in-traceroute", func(s *pb.SA) { s.NoIpsecTunnelInTraceroute = true }, 30, 0, false, 64, 0, false, false, 30},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, b := tunnel(t, tt.mod)
+			a.tun.Outbound <- withIP(ping(hostB, hostA), tt.ttl, tt.tos, tt.innerDF)
+			got := recv(t, b.tun.Inbound)
+			o := lastOuter(t, a)
+			if o.TTL != tt.wantTTL || o.TOS != tt.wantTOS || o.DF != tt.wantDF || o.Proto != packet.ProtoESP {
+				t.Fatalf("outer TTL %d TOS %#x DF %v, want %d %#x %v", o.TTL, o.TOS, o.DF, tt.wantTTL, tt.wantTOS, tt.wantDF)
+			}
+			in, err := packet.Parse(got)
+			if err != nil || in.DF != tt.innerOK || in.TTL != tt.wantInnerTTL || packet.Checksum(got[:20], 0) != 0 {
+				t.Fatalf("inner %+v %v", in, err)
+			}
+		})
+	}
+}
+
+func TestTunnelMTU(t *testing.T) {
+	big := func() []byte { return pad(ping(hostB, hostA), 1400) } // 1432 bytes
+	t.Run("fragment before encapsulation", func(t *testing.T) {
+		a, b := tunnel(t, func(s *pb.SA) { s.TunnelMtu = 1000 })
+		a.tun.Outbound <- big()
+		f1, f2 := recv(t, b.tun.Inbound), recv(t, b.tun.Inbound)
+		i1, _ := packet.Parse(f1)
+		i2, _ := packet.Parse(f2)
+		if !i1.MoreFrag || i2.MoreFrag || i2.FragOff != len(f1)-20 || len(f1)+len(f2)-40 != 1412 {
+			t.Fatalf("fragments %+v %+v", i1, i2)
+		}
+		a.wire.mu.Lock()
+		for _, o := range a.wire.sent {
+			if len(o) > 1000 {
+				t.Errorf("outer packet of %d bytes over tunnel-mtu 1000", len(o))
+			}
+		}
+		a.wire.mu.Unlock()
+		if c := a.p.DB.ServiceSetTotals("ss1"); c.Get(sad.ExceedsTunnelMTU) != 1 {
+			t.Fatalf("exceeds tunnel MTU %d", c.Get(sad.ExceedsTunnelMTU))
+		}
+	})
+	t.Run("DF: ICMP fragmentation needed", func(t *testing.T) {
+		a, b := tunnel(t, func(s *pb.SA) { s.TunnelMtu = 1000 })
+		a.tun.Outbound <- withIP(big(), 64, 0, true)
+		icmp := recv(t, a.tun.Inbound)
+		in, _ := packet.Parse(icmp)
+		if in.Proto != packet.ProtoICMP || in.Dst != hostA || icmp[20] != 3 || icmp[21] != 4 {
+			t.Fatalf("reply %+v %x", in, icmp[20:28])
+		}
+		if mtu := binary.BigEndian.Uint16(icmp[26:]); mtu == 0 || mtu > 1000-20-8-8-2 {
+			t.Fatalf("next-hop MTU %d", mtu)
+		}
+		noPacket(t, b.tun.Inbound)
+	})
+	t.Run("passive: tunneled anyway, no ICMP", func(t *testing.T) {
+		a, b := tunnel(t, func(s *pb.SA) { s.TunnelMtu = 1000; s.PassiveModeTunneling = true })
+		a.tun.Outbound <- withIP(big(), 64, 0, true)
+		if got := recv(t, b.tun.Inbound); len(got) != 1432 {
+			t.Fatalf("got %d bytes", len(got))
+		}
+		noPacket(t, a.tun.Inbound)
+	})
+}
+
+func TestTTLExpiry(t *testing.T) {
+	a, b := tunnel(t, nil)
+	a.tun.Outbound <- withIP(ping(hostB, hostA), 1, 0, false)
+	te := recv(t, a.tun.Inbound)
+	if te[20] != 11 {
+		t.Fatalf("not time exceeded: %x", te[20:28])
+	}
+	noPacket(t, b.tun.Inbound)
+	// Passive mode forwards it with TTL 1 untouched.
+	a2, b2 := tunnel(t, func(s *pb.SA) { s.PassiveModeTunneling = true })
+	a2.tun.Outbound <- withIP(ping(hostB, hostA), 1, 0, false)
+	if got := recv(t, b2.tun.Inbound); got[8] != 1 {
+		t.Fatalf("ttl %d", got[8])
+	}
+}
+
+func TestAcquireOnce(t *testing.T) {
+	a, _ := pair(t,
+		dynConfig("192.0.2.1", "192.0.2.2", "10.0.1.0/24", "10.0.2.0/24"),
+		dynConfig("192.0.2.2", "192.0.2.1", "10.0.2.0/24", "10.0.1.0/24"))
+	for i := 0; i < 5; i++ {
+		a.tun.Outbound <- ping(hostB, hostA)
+	}
+	// Traffic no term matches: a rule lookup failure, no acquire.
+	a.tun.Outbound <- ping(netip.MustParseAddr("10.0.9.9"), hostA)
+	deadline := time.Now().Add(5 * time.Second)
+	for a.p.DB.ServiceSetTotals("ss1").Get(sad.NoSA) < 5 || a.p.DB.ServiceSetTotals("ss1").Get(sad.RuleLookupFailures) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("counters %v", a.p.DB.ServiceSetTotals("ss1").Proto())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var acq []*pb.SAEvent
+	for {
+		select {
+		case ev := <-a.p.DB.Events():
+			acq = append(acq, ev)
+			continue
+		default:
+		}
+		break
+	}
+	if len(acq) != 1 || acq[0].Kind != pb.SAEventKind_SA_EVENT_KIND_ACQUIRE || acq[0].Term != "t1" ||
+		netip.AddrFrom4([4]byte(acq[0].Packet.EndAddress)) != hostB {
+		t.Fatalf("acquire events %v", acq)
+	}
+}
+
+func TestInboundErrors(t *testing.T) {
+	a, b := tunnel(t, nil)
+	var keep [][]byte
+	a.wire.drop = func(o []byte) bool { keep = append(keep, append([]byte(nil), o...)); return true }
+	a.tun.Outbound <- ping(hostB, hostA)
+	a.tun.Outbound <- ping(netip.MustParseAddr("10.0.2.77"), hostA)
+	for len(lastSent(a)) == 0 || countSent(a) < 2 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	r := b.p.NewReceiver()
+	local := netip.MustParseAddrPort("192.0.2.2:0")
+	esp := func(i int) []byte { return append([]byte(nil), keep[i][20:]...) }
+	tampered := esp(0)
+	tampered[len(tampered)-1] ^= 1
+	unknown := esp(0)
+	unknown[3] ^= 0x55
+	go r.Receive([]Datagram{
+		{Data: tampered, Local: local, Kind: KindESP},
+		{Data: unknown, Local: local, Kind: KindESP},
+		{Data: []byte{1, 2}, Local: local, Kind: KindESP},
+		{Data: esp(1), Local: local, Kind: KindESP},
+		{Data: esp(1), Local: local, Kind: KindESP}, // the same twice in a batch
+	})
+	got := recv(t, b.tun.Inbound)
+	if in, _ := packet.Parse(got); in.Dst.String() != "10.0.2.77" {
+		t.Fatalf("delivered %+v", in)
+	}
+	noPacket(t, b.tun.Inbound)
+	c := b.p.DB.ServiceSetTotals("ss1")
+	g := b.p.DB.ServiceSetTotals("")
+	if c.Get(sad.AuthFailures) != 1 || c.Get(sad.Replayed) != 1 || g.Get(sad.InvalidSPI) != 1 || g.Get(sad.BadHeaders) != 1 {
+		t.Fatalf("set %v\nglobal %v", c.Proto(), g.Proto())
+	}
+}
+
+func countSent(r *router) int {
+	r.wire.mu.Lock()
+	defer r.wire.mu.Unlock()
+	return len(r.wire.sent)
+}
+
+func lastSent(r *router) []byte {
+	r.wire.mu.Lock()
+	defer r.wire.mu.Unlock()
+	if len(r.wire.sent) == 0 {
+		return nil
+	}
+	return r.wire.sent[len(r.wire.sent)-1]
+}
+
+// TestRestartKeepsPeerHappy: a router that restarts (a new plane on the
+// same state directory, as after kill -9) continues its manual SA's
+// sequence numbers past what it used, so the peer's anti-replay window
+// accepts its packets; without the marks it would start again at 1 and
+// be dropped as replays.
+func TestRestartKeepsPeerHappy(t *testing.T) {
+	dir := t.TempDir()
+	ca := manualConfig("192.0.2.1", "192.0.2.2", "10.0.1.0/24", "10.0.2.0/24")
+	cb := manualConfig("192.0.2.2", "192.0.2.1", "10.0.2.0/24", "10.0.1.0/24")
+	a := newRouter(t, ca, dir)
+	b := newRouter(t, cb, "")
+	a.wire.peer = b.p.NewReceiver()
+	for i := 0; i < 5; i++ {
+		a.tun.Outbound <- ping(hostB, hostA)
+		recv(t, b.tun.Inbound)
+	}
+	a.p.DB.Close() // only waits for background mark writes; nothing else is saved
+	a2 := newRouter(t, ca, dir)
+	a2.wire.peer = b.p.NewReceiver()
+	a2.tun.Outbound <- ping(hostB, hostA)
+	recv(t, b.tun.Inbound)
+	if c := b.p.DB.ServiceSetTotals("ss1"); c.Get(sad.Replayed)+c.Get(sad.ReplayBeforeWindow) != 0 {
+		t.Fatalf("peer saw replays: %v", c.Proto())
+	}
+	// The same with no state directory: the peer drops the restarted
+	// router's packets (the failure the marks prevent).
+	a3 := newRouter(t, ca, "")
+	a3.wire.peer = b.p.NewReceiver()
+	a3.tun.Outbound <- ping(hostB, hostA)
+	noPacket(t, b.tun.Inbound)
+}
+
+func TestOp(t *testing.T) {
+	a, b := tunnel(t, nil)
+	a.tun.Outbound <- ping(hostB, hostA)
+	recv(t, b.tun.Inbound)
+	tests := []struct {
+		words string
+		want  []string
+		err   string
+	}{
+		{"show services ipsec-vpn ipsec security-associations", []string{"Service set: ss1", "inbound   4097", "outbound  8194"}, ""},
+		{"show services ipsec-vpn ipsec security-associations detail hex", []string{"SPI: 0x00001001", "Anti-replay service: Enabled, Replay window size: 128", "Copy-TOS: Disabled, TOS: 0, TTL: 64"}, ""},
+		{"show services ipsec-vpn ipsec security-associations extensive service-set ss1", []string{"Primary gateway: 192.0.2.2"}, ""},
+		{"show services ipsec-vpn ipsec statistics", []string{"PIC: ms-1/2/0, Service set: ss1", "Encrypted packets:               1"}, ""},
+		{"show services ipsec-vpn ipsec statistics detail remote-gw 192.0.2.2", []string{"Remote gateway: 192.0.2.2"}, ""},
+		{"show services ipsec-vpn ipsec security-associations service-set", nil, "syntax error"},
+		{"show services ipsec-vpn ipsec statistics bogus", nil, "syntax error at 'bogus'"},
+		{"show services ipsec-vpn interfaces", []string{"ms-1/2/0.1", "ms-1-2-0u1"}, ""},
+	}
+	for _, tt := range tests {
+		rep := a.p.Op(strings.Fields(tt.words))
+		if tt.err != "" {
+			if !strings.Contains(rep.Error, tt.err) {
+				t.Errorf("%s: error %q", tt.words, rep.Error)
+			}
+			continue
+		}
+		text := strings.Join(rep.Lines, "\n")
+		for _, w := range tt.want {
+			if !strings.Contains(text, w) {
+				t.Errorf("%s: missing %q in\n%s", tt.words, w, text)
+			}
+		}
+	}
+	a.p.Op(strings.Fields("clear services ipsec-vpn ipsec statistics"))
+	if c := a.p.DB.ServiceSetTotals("ss1"); c.Get(sad.EncryptedPackets) != 0 {
+		t.Fatal("clear statistics")
+	}
+}
+
+func TestLinuxName(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"ms-1/2/0.1", "ms-1-2-0u1"},
+		{"sp-1/2/0.10", "sp-1-2-0u10"},
+		{"ms-10/20/300.1000", "ms-10-20-3~"},
+	}
+	seen := map[string]bool{}
+	for _, tt := range tests {
+		got := LinuxName(tt.in)
+		if !strings.HasPrefix(got, tt.want) || len(got) > 15 || seen[got] {
+			t.Errorf("LinuxName(%q) = %q", tt.in, got)
+		}
+		seen[got] = true
+	}
+	if LinuxName("ms-10/20/300.1000") == LinuxName("ms-10/20/300.1001") {
+		t.Error("long names collide")
+	}
+}
+
+// TestNoGoroutineLeak: closing planes stops every goroutine they started.
+func TestNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	func() {
+		db, _ := sad.Open(sad.Options{})
+		for i := 0; i < 3; i++ {
+			r := &router{p: New(db)}
+			r.p.AddInside(&Inside{Junos: "ms-1/2/0.1", Dev: newChanTUN()})
+			r.p.Close()
+		}
+	}()
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
