@@ -80,6 +80,22 @@ func renderText(r *pb.OpReply) []string {
 		return strings.Split(strings.TrimRight(b.ConfigText.Text, "\n"), "\n")
 	case *pb.OpReply_CommitHistory:
 		return renderCommits(b.CommitHistory)
+	case *pb.OpReply_IkeSecurityAssociations:
+		return renderIKESAs(b.IkeSecurityAssociations, time.Now())
+	case *pb.OpReply_IkeStatistics:
+		return renderIKEStatistics(b.IkeStatistics, time.Now())
+	case *pb.OpReply_IpsecSecurityAssociations:
+		return renderIPsecSAs(b.IpsecSecurityAssociations, time.Now())
+	case *pb.OpReply_IpsecStatistics:
+		return renderIPsecStatistics(b.IpsecStatistics, time.Now())
+	case *pb.OpReply_PkiCertificates:
+		return renderPKICertificates(b.PkiCertificates, time.Now())
+	case *pb.OpReply_PkiCertificateRequests:
+		return renderPKICertificateRequests(b.PkiCertificateRequests, time.Now())
+	case *pb.OpReply_PkiCrls:
+		return renderPKICRLs(b.PkiCrls, time.Now())
+	case *pb.OpReply_InterfaceMap:
+		return renderInterfaceMap(b.InterfaceMap, time.Now())
 	case nil:
 		return nil
 	}
