@@ -345,3 +345,41 @@ func TestNoGoroutineLeak(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// FuzzReceive feeds arbitrary outside datagrams of every kind to a plane
+// with SAs installed: nothing may panic, and what is not a valid ESP
+// packet of an SA must not reach the inside.
+func FuzzReceive(f *testing.F) {
+	db, _ := sad.Open(sad.Options{})
+	p := New(db)
+	if err := p.Configure(dynConfig("192.0.2.2", "192.0.2.1", "10.0.2.0/24", "10.0.1.0/24")); err != nil {
+		f.Fatal(err)
+	}
+	for _, tr := range []struct {
+		enc, auth string
+		ek, ak    int
+		spi       uint32
+	}{{"aes-128-gcm", "", 20, 0, 0x1001}, {"aes-128-cbc", "hmac-sha1-96", 16, 20, 0x1002}, {"", "hmac-sha1-96", 0, 20, 0x1003}} {
+		sas := dynamicSAs(tr.enc, tr.auth, make([]byte, tr.ek), make([]byte, tr.ak), "192.0.2.2", "192.0.2.1", tr.spi, tr.spi+0x100, pb.Encapsulation_ENCAPSULATION_ESP, 0)
+		if err := db.Install(sas[:1], 0); err != nil {
+			f.Fatal(err)
+		}
+	}
+	dev := &discardTUN{}
+	m := map[string]*Inside{"ms-1/2/0.1": {Junos: "ms-1/2/0.1", Dev: dev}}
+	p.insides.Store(&m)
+	p.Punt = func(*pb.IKEDatagram) {}
+	r := p.NewReceiver()
+	f.Add([]byte{0, 0, 0x10, 0x01, 0, 0, 0, 1}, uint8(0))
+	f.Add([]byte{0, 0, 0, 0, 1, 2, 3}, uint8(1))
+	f.Add([]byte{0xff}, uint8(2))
+	f.Fuzz(func(t *testing.T, data []byte, kind uint8) {
+		d := Datagram{Data: append([]byte(nil), data...), Local: netip.MustParseAddrPort("192.0.2.2:4500"),
+			Remote: netip.MustParseAddrPort("192.0.2.1:4500"), Kind: Kind(kind % 4)}
+		before := dev.n
+		r.Receive([]Datagram{d})
+		if dev.n != before {
+			t.Fatalf("random bytes reached the inside: %x", data)
+		}
+	})
+}

@@ -137,22 +137,21 @@ func (s *sender) classify(buf []byte, start, end int) {
 		p.DB.SetCounters("").Add(sad.RuleLookupFailures, 1)
 		return
 	}
-	setc := p.DB.SetCounters(set.Name)
 	info, err := packet.Parse(pkt)
 	if err != nil {
-		setc.Add(sad.IPIntegrity, 1)
+		p.DB.SetCounters(set.Name).Add(sad.IPIntegrity, 1)
 		return
 	}
 	end = start + info.Len // drop link padding
 	pkt = buf[start:end]
 	term := set.Lookup(info.Src, info.Dst)
 	if term == nil {
-		setc.Add(sad.RuleLookupFailures, 1)
+		p.DB.SetCounters(set.Name).Add(sad.RuleLookupFailures, 1)
 		return
 	}
 	sa := p.DB.Outbound(set.Name, info.Src, info.Dst)
 	if sa == nil {
-		setc.Add(sad.NoSA, 1)
+		p.DB.SetCounters(set.Name).Add(sad.NoSA, 1)
 		p.acquire(set, term, info.Src, info.Dst, info.Proto)
 		return
 	}
