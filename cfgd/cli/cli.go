@@ -96,16 +96,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return 0
 	} else {
-		interactive := false
 		sc := bufio.NewScanner(stdin)
 		sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
-		for {
-			if interactive {
-				fmt.Fprint(stdout, sh.prompt())
-			}
-			if !sc.Scan() {
-				break
-			}
+		for sc.Scan() {
 			line := strings.TrimSpace(sc.Text())
 			if line == "" || strings.HasPrefix(line, "#") {
 				continue
@@ -122,14 +115,21 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// banner is the line Junos prints above the configuration-mode prompt.
+func (s *Shell) banner() string {
+	if !s.configMode {
+		return ""
+	}
+	if s.editPath != "" {
+		return "\n" + s.editPath
+	}
+	return "\n[edit]"
+}
+
 func (s *Shell) prompt() string {
 	host, _ := os.Hostname()
 	if s.configMode {
-		p := "[edit]"
-		if s.editPath != "" {
-			p = s.editPath
-		}
-		return fmt.Sprintf("\n%s\n%s@%s# ", p, s.user, host)
+		return fmt.Sprintf("%s@%s# ", s.user, host)
 	}
 	return fmt.Sprintf("%s@%s> ", s.user, host)
 }

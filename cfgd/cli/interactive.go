@@ -51,6 +51,9 @@ func (s *Shell) interactive(ctx context.Context, in *os.File, out io.Writer) err
 		return "", 0, false
 	}
 	for {
+		if b := s.banner(); b != "" {
+			fmt.Fprintln(t, b)
+		}
 		t.SetPrompt(s.prompt())
 		line, err := t.ReadLine()
 		if err == io.EOF {
