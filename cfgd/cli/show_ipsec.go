@@ -65,7 +65,8 @@ func renderIPsecSAs(m *pb.IPsecSecurityAssociations, now time.Time) []string {
 			}
 			l.add("  IPSec inside interface: %s, Tunnel MTU: %s", dash(t.GetInsideInterface()), mtu)
 			if level == "brief" {
-				widths := []int{9, 10, 10, 9, 7, 0}
+				// Junos's column widths: "Direction SPI         AUX-SPI     Mode       Type     Protocol".
+				widths := []int{8, 10, 10, 9, 7, 0}
 				rows := [][]string{}
 				for _, s := range t.GetSas() {
 					row := []string{dash(s.GetDirection()), spi(s.GetSpi()), spi(s.GetAuxSpi()), dash(s.GetMode()), dash(s.GetType()), dash(s.GetProtocol())}

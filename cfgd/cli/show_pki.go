@@ -38,6 +38,9 @@ type dnAttr struct{ attr, value string }
 func parseDN(dn string) []dnAttr {
 	var out []dnAttr
 	for _, part := range strings.Split(dn, ", ") {
+		if part == "" {
+			continue
+		}
 		k, v, ok := strings.Cut(part, "=")
 		if !ok || strings.ContainsAny(k, " ") || k == "" {
 			if len(out) > 0 {
@@ -208,9 +211,7 @@ func renderPKICertificates(m *pb.PKICertificates, now time.Time) []string {
 		if u := c.GetKeyUsage(); len(u) > 0 {
 			l.add("  Use for key: %s", strings.Join(u, ", "))
 		}
-		l.add("  Fingerprint:")
-		l.add("    %s (sha1)", dash(c.GetFingerprintSha1()))
-		l.add("    %s (sha256)", dash(c.GetFingerprintSha256()))
+		addFingerprints(&l, c.GetFingerprintSha1(), c.GetFingerprintSha256())
 		if local {
 			a := c.GetAutoReEnrollment()
 			if a == "" {
@@ -220,6 +221,21 @@ func renderPKICertificates(m *pb.PKICertificates, now time.Time) []string {
 		}
 	}
 	return l
+}
+
+// addFingerprints prints the Fingerprint: block, leaving out the digests
+// pkid did not send.
+func addFingerprints(l *showLines, sha1, sha256 string) {
+	if sha1 == "" && sha256 == "" {
+		return
+	}
+	l.add("  Fingerprint:")
+	if sha1 != "" {
+		l.add("    %s (sha1)", sha1)
+	}
+	if sha256 != "" {
+		l.add("    %s (sha256)", sha256)
+	}
 }
 
 func addValidity(l *showLines, c *pb.PKICertificate, now time.Time) {
@@ -255,8 +271,7 @@ func renderPKICertificateRequests(m *pb.PKICertificateRequests, now time.Time) [
 		l.add("    %s", dash(r.GetSubject()))
 		l.add("  Alternate subject: %s", alternateSubject(r.GetAlternateSubject()))
 		l.add("  Public key algorithm: %s", dash(r.GetPublicKeyAlgorithm()))
-		l.add("  Fingerprint:")
-		l.add("    %s (sha1)", dash(r.GetFingerprintSha1()))
+		addFingerprints(&l, r.GetFingerprintSha1(), "")
 	}
 	return l
 }
