@@ -31,12 +31,14 @@ type App struct {
 	mu  sync.Mutex // serializes Apply and the inside interfaces
 	cfg *pb.Config
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	configured chan struct{} // closed by the first Apply
+	once       sync.Once
 }
 
 // NewApp returns fwdd's App.
-func NewApp() *App { return &App{} }
+func NewApp() *App { return &App{configured: make(chan struct{})} }
 
 // Plane returns the data plane (after Start).
 func (a *App) Plane() *Plane { return a.p }
@@ -254,6 +256,14 @@ func (p *Plane) keepalives(tick uint32) {
 // marks, until kmd answers once (kmd may start after fwdd).
 func (a *App) sync(ctx context.Context) {
 	defer a.wg.Done()
+	// Ask once the first configuration is in, so that SAs find their
+	// service sets (kmd may also just not be there yet).
+	select {
+	case <-a.configured:
+	case <-time.After(10 * time.Second):
+	case <-ctx.Done():
+		return
+	}
 	wait := time.Second
 	for {
 		req := &pb.SASyncRequest{Instance: a.d.Name, Marks: a.p.DB.Marks()}
@@ -310,6 +320,7 @@ func (a *App) Apply(ctx context.Context, old, cfg *pb.Config) error {
 		a.gatewayEvents(want)
 	}
 	a.cfg = cfg
+	a.once.Do(func() { close(a.configured) })
 	return errors.Join(errs...)
 }
 

@@ -91,12 +91,6 @@ func TestAppOverBus(t *testing.T) {
 			t.Error("fwdd did not stop")
 		}
 	}()
-	select {
-	case <-syncs:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no sync request")
-	}
-
 	cfg := manualConfig("192.0.2.1", "192.0.2.2", "10.0.1.0/24", "10.0.2.0/24")
 	cfg.Interfaces = []*pb.Interface{{Name: "ms-1/2/0", Units: []*pb.Unit{{Number: 1, InetAddresses: []string{"10.0.1.254/24"}}}}}
 	cfg.RoutingOptions = &pb.RoutingOptions{StaticRoutes: []*pb.StaticRoute{{Prefix: "10.0.2.0/24", NextHops: []string{"ms-1/2/0.1"}}}}
@@ -110,6 +104,11 @@ func TestAppOverBus(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no ack")
+	}
+	select {
+	case <-syncs:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no sync request")
 	}
 	if out := run(t, "ip", "route", "show", "10.0.2.0/24"); !strings.Contains(out, "dev ms-1-2-0u1") {
 		t.Fatalf("route: %s", out)
@@ -131,15 +130,22 @@ func TestAppOverBus(t *testing.T) {
 		return &rep
 	}
 	// Four SAs: the manual pair from the configuration, the synced pair.
-	sas := op("show services ipsec-vpn ipsec security-associations detail").GetIpsecSecurityAssociations()
-	n := 0
-	for _, ss := range sas.GetServiceSets() {
-		for _, tn := range ss.GetTunnels() {
-			n += len(tn.GetSas())
+	// (The synced pair is installed just after kmd's reply.)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		sas := op("show services ipsec-vpn ipsec security-associations detail").GetIpsecSecurityAssociations()
+		n := 0
+		for _, ss := range sas.GetServiceSets() {
+			for _, tn := range ss.GetTunnels() {
+				n += len(tn.GetSas())
+			}
 		}
-	}
-	if n != 4 {
-		t.Fatalf("%d SAs: %v", n, sas)
+		if n == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d SAs: %v", n, sas)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	im := op("show services ipsec-vpn interfaces").GetInterfaceMap()
 	if len(im.GetEntries()) != 1 || im.Entries[0].LinuxName != "ms-1-2-0u1" || im.Entries[0].ServiceSet != "ss1" {

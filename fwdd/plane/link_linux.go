@@ -35,6 +35,7 @@ func SetAddresses(in *Inside, prefixes []string) error {
 		return fmt.Errorf("link: %s: %w", in.Linux, err)
 	}
 	var errs []error
+	var src netip.Addr
 	want := map[string]bool{}
 	for _, s := range prefixes {
 		a, err := netlink.ParseAddr(s)
@@ -46,8 +47,8 @@ func SetAddresses(in *Inside, prefixes []string) error {
 		if err := netlink.AddrReplace(l, a); err != nil {
 			errs = append(errs, fmt.Errorf("link: %s address %s: %w", in.Junos, s, err))
 		}
-		if p, err := netip.ParsePrefix(s); err == nil && p.Addr().Is4() && !in.Addr.IsValid() {
-			in.Addr = p.Addr()
+		if p, err := netip.ParsePrefix(s); err == nil && p.Addr().Is4() && !src.IsValid() {
+			src = p.Addr()
 		}
 	}
 	have, _ := netlink.AddrList(l, netlink.FAMILY_ALL)
@@ -56,7 +57,7 @@ func SetAddresses(in *Inside, prefixes []string) error {
 			netlink.AddrDel(l, &a)
 		}
 	}
-	in.Addrs = prefixes
+	in.setAddrs(prefixes, src)
 	if err := netlink.LinkSetUp(l); err != nil {
 		errs = append(errs, fmt.Errorf("link: %s up: %w", in.Linux, err))
 	}

@@ -236,7 +236,7 @@ func (p *Plane) Statistics(detail bool, onlySet, remote string) *pb.IPsecStatist
 func (p *Plane) InterfaceMap() *pb.InterfaceMap {
 	out := &pb.InterfaceMap{}
 	for _, in := range p.Insides() {
-		e := &pb.InterfaceMap_Entry{JunosName: in.Junos, LinuxName: in.Linux, Addresses: in.Addrs, Mtu: uint32(in.MTU), Up: true}
+		e := &pb.InterfaceMap_Entry{JunosName: in.Junos, LinuxName: in.Linux, Addresses: in.Addrs(), Mtu: uint32(in.MTU), Up: true}
 		for _, s := range p.SPD().Sets {
 			if s.Inside == in.Junos {
 				e.ServiceSet = s.Name

@@ -320,8 +320,8 @@ func innerMTU(sa *sad.SA, mtu int) int {
 
 // icmpSource is the address ICMP errors to inside hosts come from.
 func (s *sender) icmpSource(set *spd.Set) netip.Addr {
-	if s.in.Addr.IsValid() {
-		return s.in.Addr
+	if a := s.in.source(); a.IsValid() {
+		return a
 	}
 	return set.LocalGateway
 }
