@@ -105,10 +105,12 @@ type PKICertificate struct {
 	KeyUsage           []string `protobuf:"bytes,15,rep,name=key_usage,json=keyUsage,proto3" json:"key_usage,omitempty"`
 	AutoReEnrollment   string   `protobuf:"bytes,16,opt,name=auto_re_enrollment,json=autoReEnrollment,proto3" json:"auto_re_enrollment,omitempty"`
 	// The whole certificate, DER, for `| display json`.
-	Der           []byte `protobuf:"bytes,17,opt,name=der,proto3" json:"der,omitempty"`
-	Status        string `protobuf:"bytes,18,opt,name=status,proto3" json:"status,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Der    []byte `protobuf:"bytes,17,opt,name=der,proto3" json:"der,omitempty"`
+	Status string `protobuf:"bytes,18,opt,name=status,proto3" json:"status,omitempty"`
+	// "Keypair generated locally", "Keypair loaded with the certificate".
+	KeypairLocation string `protobuf:"bytes,19,opt,name=keypair_location,json=keypairLocation,proto3" json:"keypair_location,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *PKICertificate) Reset() {
@@ -263,6 +265,13 @@ func (x *PKICertificate) GetDer() []byte {
 func (x *PKICertificate) GetStatus() string {
 	if x != nil {
 		return x.Status
+	}
+	return ""
+}
+
+func (x *PKICertificate) GetKeypairLocation() string {
+	if x != nil {
+		return x.KeypairLocation
 	}
 	return ""
 }
@@ -449,8 +458,10 @@ type PKICRLs_CRL struct {
 	Url            string                 `protobuf:"bytes,6,opt,name=url,proto3" json:"url,omitempty"`
 	FetchedUnix    int64                  `protobuf:"varint,7,opt,name=fetched_unix,json=fetchedUnix,proto3" json:"fetched_unix,omitempty"`
 	Status         string                 `protobuf:"bytes,8,opt,name=status,proto3" json:"status,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// X.509 CRL version (2 for v2).
+	Version       uint32 `protobuf:"varint,9,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PKICRLs_CRL) Reset() {
@@ -539,6 +550,13 @@ func (x *PKICRLs_CRL) GetStatus() string {
 	return ""
 }
 
+func (x *PKICRLs_CRL) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
 var File_sitesec_v1_pki_show_proto protoreflect.FileDescriptor
 
 const file_sitesec_v1_pki_show_proto_rawDesc = "" +
@@ -548,7 +566,7 @@ const file_sitesec_v1_pki_show_proto_rawDesc = "" +
 	"\x0fPKICertificates\x12>\n" +
 	"\fcertificates\x18\x01 \x03(\v2\x1a.sitesec.v1.PKICertificateR\fcertificates\x12\x16\n" +
 	"\x06detail\x18\x02 \x01(\bR\x06detail\x12\x12\n" +
-	"\x04kind\x18\x03 \x01(\tR\x04kind\"\x92\x05\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\"\xbd\x05\n" +
 	"\x0ePKICertificate\x12%\n" +
 	"\x0ecertificate_id\x18\x01 \x01(\tR\rcertificateId\x12\x1d\n" +
 	"\n" +
@@ -569,7 +587,8 @@ const file_sitesec_v1_pki_show_proto_rawDesc = "" +
 	"\tkey_usage\x18\x0f \x03(\tR\bkeyUsage\x12,\n" +
 	"\x12auto_re_enrollment\x18\x10 \x01(\tR\x10autoReEnrollment\x12\x10\n" +
 	"\x03der\x18\x11 \x01(\fR\x03der\x12\x16\n" +
-	"\x06status\x18\x12 \x01(\tR\x06status\"\xc9\x02\n" +
+	"\x06status\x18\x12 \x01(\tR\x06status\x12)\n" +
+	"\x10keypair_location\x18\x13 \x01(\tR\x0fkeypairLocation\"\xc9\x02\n" +
 	"\x16PKICertificateRequests\x12F\n" +
 	"\brequests\x18\x01 \x03(\v2*.sitesec.v1.PKICertificateRequests.RequestR\brequests\x1a\xe6\x01\n" +
 	"\aRequest\x12%\n" +
@@ -578,9 +597,9 @@ const file_sitesec_v1_pki_show_proto_rawDesc = "" +
 	"\x11alternate_subject\x18\x03 \x03(\tR\x10alternateSubject\x120\n" +
 	"\x14public_key_algorithm\x18\x04 \x01(\tR\x12publicKeyAlgorithm\x12)\n" +
 	"\x10fingerprint_sha1\x18\x05 \x01(\tR\x0ffingerprintSha1\x12\x10\n" +
-	"\x03pem\x18\x06 \x01(\tR\x03pem\"\xbf\x02\n" +
+	"\x03pem\x18\x06 \x01(\tR\x03pem\"\xd9\x02\n" +
 	"\aPKICRLs\x12+\n" +
-	"\x04crls\x18\x01 \x03(\v2\x17.sitesec.v1.PKICRLs.CRLR\x04crls\x1a\x86\x02\n" +
+	"\x04crls\x18\x01 \x03(\v2\x17.sitesec.v1.PKICRLs.CRLR\x04crls\x1a\xa0\x02\n" +
 	"\x03CRL\x12\x1d\n" +
 	"\n" +
 	"ca_profile\x18\x01 \x01(\tR\tcaProfile\x12\x16\n" +
@@ -590,7 +609,8 @@ const file_sitesec_v1_pki_show_proto_rawDesc = "" +
 	"\x0frevoked_serials\x18\x05 \x03(\tR\x0erevokedSerials\x12\x10\n" +
 	"\x03url\x18\x06 \x01(\tR\x03url\x12!\n" +
 	"\ffetched_unix\x18\a \x01(\x03R\vfetchedUnix\x12\x16\n" +
-	"\x06status\x18\b \x01(\tR\x06statusB(Z&github.com/sitesec/sitesec/proto/pb;pbb\x06proto3"
+	"\x06status\x18\b \x01(\tR\x06status\x12\x18\n" +
+	"\aversion\x18\t \x01(\rR\aversionB(Z&github.com/sitesec/sitesec/proto/pb;pbb\x06proto3"
 
 var (
 	file_sitesec_v1_pki_show_proto_rawDescOnce sync.Once
