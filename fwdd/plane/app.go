@@ -35,6 +35,10 @@ type App struct {
 	wg         sync.WaitGroup
 	configured chan struct{} // closed by the first Apply
 	once       sync.Once
+
+	gw     sync.Mutex // guards listen and gwUp
+	listen map[netip.AddrPort]Kind
+	gwUp   map[string]bool
 }
 
 // NewApp returns fwdd's App.
@@ -232,6 +236,9 @@ func (a *App) sweep(ctx context.Context) {
 		n++
 		a.p.DB.Sweep()
 		a.p.keepalives(n)
+		if n%5 == 0 && a.missing() {
+			a.rebind(false)
+		}
 	}
 }
 
@@ -314,31 +321,71 @@ func (a *App) Apply(ctx context.Context, old, cfg *pb.Config) error {
 				want[netip.AddrPortFrom(s.LocalGateway, s.UDPEncapPort)] = KindUDPEncap
 			}
 		}
-		if err := a.wire.Listen(want); err != nil {
-			errs = append(errs, err)
-		}
-		a.gatewayEvents(want)
+		// A local gateway address that is not (yet) on the machine is a
+		// gateway down (SPEC section 3, gw-interface), not a bad
+		// configuration: kmd hears about it and sweep keeps trying.
+		a.gw.Lock()
+		a.listen = want
+		a.gw.Unlock()
+		a.rebind(true)
 	}
 	a.cfg = cfg
 	a.once.Do(func() { close(a.configured) })
 	return errors.Join(errs...)
 }
 
-// gatewayEvents tells kmd which local gateways have sockets.
-func (a *App) gatewayEvents(want map[netip.AddrPort]Kind) {
+// rebind opens the sockets Apply asked for that are not open yet and
+// publishes a GatewayEvent for each local gateway whose state changed (or
+// every one, with all).
+func (a *App) rebind(all bool) {
+	if a.wire == nil {
+		return
+	}
+	a.gw.Lock()
+	defer a.gw.Unlock()
+	if err := a.wire.Listen(a.listen); err != nil {
+		a.d.Trace.Event(trace.FlagSocket, trace.Notice).Err(err).Msg("local gateway sockets")
+	}
 	a.wire.mu.Lock()
 	have := map[netip.AddrPort]bool{}
 	for ap := range a.wire.udp {
 		have[ap] = true
 	}
 	a.wire.mu.Unlock()
+	if a.gwUp == nil {
+		a.gwUp = map[string]bool{}
+	}
 	for _, s := range a.p.SPD().Sets {
 		if !s.LocalGateway.IsValid() {
 			continue
 		}
 		up := have[netip.AddrPortFrom(s.LocalGateway, spd.IKEPort)]
-		_ = a.d.Bus.Publish(subject.Fwdd, subject.VerbGatewayEvents, &pb.GatewayEvent{ServiceSet: s.Name, Address: s.LocalGateway.AsSlice(), Up: up})
+		if was, ok := a.gwUp[s.Name]; ok && was == up && !all {
+			continue
+		}
+		a.gwUp[s.Name] = up
+		ev := &pb.GatewayEvent{ServiceSet: s.Name, Address: s.LocalGateway.AsSlice(), Up: up}
+		if err := a.d.Bus.Publish(subject.Fwdd, subject.VerbGatewayEvents, ev); err != nil {
+			a.d.Trace.Event(trace.FlagGeneral, trace.Warning).Err(err).Msg("gateway event")
+		}
 	}
+}
+
+// missing reports whether some socket Apply asked for is not open.
+func (a *App) missing() bool {
+	if a.wire == nil {
+		return false
+	}
+	a.gw.Lock()
+	defer a.gw.Unlock()
+	a.wire.mu.Lock()
+	defer a.wire.mu.Unlock()
+	for ap := range a.listen {
+		if a.wire.udp[ap] == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // applyInsides creates and removes TUN devices, sets their addresses and

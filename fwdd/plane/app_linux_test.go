@@ -93,6 +93,18 @@ func TestAppOverBus(t *testing.T) {
 	}()
 	cfg := manualConfig("192.0.2.1", "192.0.2.2", "10.0.1.0/24", "10.0.2.0/24")
 	cfg.Interfaces = []*pb.Interface{{Name: "ms-1/2/0", Units: []*pb.Unit{{Number: 1, InetAddresses: []string{"10.0.1.254/24"}}}}}
+	// A second service set whose local gateway is not on the machine yet:
+	// a gateway down, not a commit error.
+	cfg.ServiceSets = append(cfg.ServiceSets, &pb.ServiceSet{
+		Name:            "ss2",
+		Style:           &pb.ServiceSet_NextHopService{NextHopService: &pb.NextHopService{InsideServiceInterface: "ms-1/2/0.3"}},
+		IpsecVpnRules:   []string{"r2"},
+		IpsecVpnOptions: &pb.IPsecVPNOptions{LocalGateway: &pb.LocalGateway{Address: "192.0.2.50"}},
+	})
+	cfg.IpsecVpn.Rules = append(cfg.IpsecVpn.Rules, &pb.Rule{Name: "r2", Terms: []*pb.Term{{Name: "t", Then: &pb.TermThen{RemoteGateway: "192.0.2.99",
+		Sa: &pb.TermThen_Dynamic{Dynamic: &pb.DynamicSA{IkePolicy: "x", IpsecPolicy: "y"}}}}}})
+	gwev := make(chan *pb.GatewayEvent, 16)
+	ctl.Subscribe(subject.Fwdd, subject.VerbGatewayEvents, func(m proto.Message) { gwev <- m.(*pb.GatewayEvent) })
 	cfg.RoutingOptions = &pb.RoutingOptions{StaticRoutes: []*pb.StaticRoute{{Prefix: "10.0.2.0/24", NextHops: []string{"ms-1/2/0.1"}}}}
 	if err := ctl.PutConfig(context.Background(), &pb.ConfigSnapshot{Revision: 1, Config: cfg}); err != nil {
 		t.Fatal(err)
@@ -116,6 +128,24 @@ func TestAppOverBus(t *testing.T) {
 	if out := run(t, "ip", "addr", "show", "dev", "ms-1-2-0u1"); !strings.Contains(out, "10.0.1.254/24") {
 		t.Fatalf("address: %s", out)
 	}
+
+	waitGateway := func(set string, up bool) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case ev := <-gwev:
+				if ev.ServiceSet == set && ev.Up == up {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no gateway event %s up=%v", set, up)
+			}
+		}
+	}
+	waitGateway("ss2", false)
+	run(t, "ip", "addr", "add", "192.0.2.50/24", "dev", "out0")
+	waitGateway("ss2", true)
 
 	op := func(words string) *pb.OpReply {
 		var rep pb.OpReply
@@ -148,10 +178,10 @@ func TestAppOverBus(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	im := op("show services ipsec-vpn interfaces").GetInterfaceMap()
-	if len(im.GetEntries()) != 1 || im.Entries[0].LinuxName != "ms-1-2-0u1" || im.Entries[0].ServiceSet != "ss1" {
+	if len(im.GetEntries()) != 2 || im.Entries[0].LinuxName != "ms-1-2-0u1" || im.Entries[0].ServiceSet != "ss1" || im.Entries[1].LinuxName != "ms-1-2-0u3" {
 		t.Fatalf("interface map %v", im)
 	}
-	if st := op("show services ipsec-vpn ipsec statistics"); len(st.GetIpsecStatistics().GetBlocks()) != 1 || len(st.Lines) == 0 {
+	if st := op("show services ipsec-vpn ipsec statistics"); len(st.GetIpsecStatistics().GetBlocks()) != 2 || len(st.Lines) == 0 {
 		t.Fatalf("statistics %v", st)
 	}
 
@@ -169,13 +199,18 @@ func TestAppOverBus(t *testing.T) {
 	if err := ctl.Request(c, subject.Fwdd, subject.VerbSADelete, &pb.SADelete{Sas: []*pb.SAKey{{Spi: 0x4001}, {Spi: 0x4002}}, Reason: "test"}, &drep); err != nil || drep.Deleted != 2 {
 		t.Fatalf("delete: %v %v", err, drep.Deleted)
 	}
-	select {
-	case ev := <-events:
-		if ev.Kind != pb.SAEventKind_SA_EVENT_KIND_DELETED {
-			t.Fatalf("event %v", ev)
+	for deleted := 0; deleted < 2; {
+		select {
+		case ev := <-events:
+			switch ev.Kind {
+			case pb.SAEventKind_SA_EVENT_KIND_DELETED:
+				deleted++
+			case pb.SAEventKind_SA_EVENT_KIND_ACQUIRE:
+				t.Fatalf("acquire with no traffic: %v", ev)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no SA event")
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no SA event")
 	}
 
 	// IKE on 500 and on 4500 behind the non-ESP marker is punted to kmd.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.zx2c4.com/wireguard/tun"
@@ -58,6 +60,15 @@ func SetAddresses(in *Inside, prefixes []string) error {
 		}
 	}
 	in.setAddrs(prefixes, src)
+	// Without inet6 addresses the device has no IPv6 at all, so the
+	// kernel sends no link-local chatter into the tunnel.
+	v6 := "1"
+	for _, s := range prefixes {
+		if strings.Contains(s, ":") {
+			v6 = "0"
+		}
+	}
+	_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+in.Linux+"/disable_ipv6", []byte(v6), 0o644)
 	if err := netlink.LinkSetUp(l); err != nil {
 		errs = append(errs, fmt.Errorf("link: %s up: %w", in.Linux, err))
 	}

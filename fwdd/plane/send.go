@@ -144,6 +144,12 @@ func (s *sender) classify(buf []byte, start, end int) {
 	}
 	end = start + info.Len // drop link padding
 	pkt = buf[start:end]
+	if info.Dst.IsMulticast() || info.Dst.IsLinkLocalUnicast() || info.Src.IsLinkLocalUnicast() {
+		// The host's own link chatter (IPv6 router solicitations, mDNS):
+		// never tunneled, never a reason to negotiate.
+		p.DB.SetCounters(set.Name).Add(sad.Discards, 1)
+		return
+	}
 	term := set.Lookup(info.Src, info.Dst)
 	if term == nil {
 		p.DB.SetCounters(set.Name).Add(sad.RuleLookupFailures, 1)
