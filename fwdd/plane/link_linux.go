@@ -13,8 +13,9 @@ import (
 )
 
 // RouteProtocol marks the routes fwdd installs (routing-options static
-// routes to inside interfaces), so that it can find and remove its own.
-const RouteProtocol = netlink.RouteProtocol(186)
+// routes to inside interfaces), so that it can find and remove its own;
+// 146 is unassigned in iproute2's rt_protos.
+const RouteProtocol = netlink.RouteProtocol(146)
 
 // CreateTUN creates the TUN device of an inside interface.
 func CreateTUN(junos string, mtu int) (*Inside, error) {
