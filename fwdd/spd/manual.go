@@ -93,8 +93,12 @@ func manualSA(s *Set, term *Term, d *pb.ManualSADirection) ([]*pb.SA, error) {
 		src, dst = dst, src
 	}
 	base.LocalIdentity, base.RemoteIdentity = identity(src), identity(dst)
-	base.LocalSelectors = selectors(src)
-	base.RemoteSelectors = selectors(dst)
+	if !s.NextHop {
+		// Interface style: the SA carries what its term matches. A
+		// next-hop SA carries whatever is routed to the inside interface.
+		base.LocalSelectors = selectors(src)
+		base.RemoteSelectors = selectors(dst)
+	}
 	var dirs []pb.Direction
 	switch d.GetDirection() {
 	case pb.ManualDirection_MANUAL_DIRECTION_INBOUND:

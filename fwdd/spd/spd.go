@@ -9,7 +9,9 @@
 // its service-interface. Either interface is a TUN device, and a packet
 // read from it is matched against the terms of the set's rules in order:
 // source and destination prefixes (swapped for match-direction output), an
-// empty from matching everything. A packet no term matches is dropped and
+// empty from matching everything. In a next-hop set a packet no term
+// matches goes to the first term (everything routed to the inside
+// interface is protected); in an interface-style set it is dropped and
 // counted as a rule lookup failure.
 package spd
 
@@ -96,11 +98,17 @@ type Set struct {
 }
 
 // Lookup returns the first term matching the inside packet src -> dst.
+// A next-hop set protects everything routed to its inside interface: when
+// no term's from matches, its first term does. An interface-style set
+// protects only what its terms match.
 func (s *Set) Lookup(src, dst netip.Addr) *Term {
 	for _, t := range s.Terms {
 		if t.Matches(src, dst) {
 			return t
 		}
+	}
+	if s.NextHop && len(s.Terms) > 0 {
+		return s.Terms[0]
 	}
 	return nil
 }

@@ -101,8 +101,9 @@ func TestLookup(t *testing.T) {
 		want          string
 	}{
 		{"nh", "10.0.1.1", "10.0.2.1", "t1"},
-		{"nh", "10.0.1.1", "10.0.3.1", ""},
-		{"nh", "10.0.9.1", "10.0.2.1", ""},
+		// Next hop: what no term matches goes to the first term.
+		{"nh", "10.0.1.1", "10.0.3.1", "t1"},
+		{"nh", "10.0.9.1", "10.0.2.1", "t1"},
 		// match-direction output: the term's destination is the packet's source.
 		{"if", "10.9.1.1", "172.16.0.1", "a"},
 		{"if", "172.16.0.1", "10.9.1.1", "b"},
@@ -141,8 +142,16 @@ func TestManualSAs(t *testing.T) {
 	if in.ReplayWindow != 0 || !out.CopyTtl || out.Tos != 8 || out.TunnelMtu != 1400 || !out.PassiveModeTunneling {
 		t.Fatalf("options not applied: %v", out)
 	}
-	if len(out.LocalSelectors) != 1 || netip.AddrFrom4([4]byte(out.RemoteSelectors[0].EndAddress)).String() != "10.0.2.255" {
-		t.Fatalf("selectors %v", out.RemoteSelectors)
+	if len(out.LocalSelectors) != 0 || len(out.RemoteSelectors) != 0 {
+		t.Fatalf("next-hop manual SA with selectors %v", out.RemoteSelectors)
+	}
+	// An interface-style set's manual SA carries its term's selectors.
+	c := testConfig()
+	c.ServiceSets[0].Style = &pb.ServiceSet_InterfaceService{InterfaceService: &pb.InterfaceService{ServiceInterface: "ms-1/2/0.1"}}
+	tbl2, _ := Build(c)
+	sas2, _ := tbl2.ManualSAs()
+	if o := sas2[1]; len(o.LocalSelectors) != 1 || netip.AddrFrom4([4]byte(o.RemoteSelectors[0].EndAddress)).String() != "10.0.2.255" {
+		t.Fatalf("selectors %v", o.RemoteSelectors)
 	}
 	if in.LocalIdentity != "ipv4_subnet(any:0,[0..7]=10.0.1.0/24)" {
 		t.Fatalf("identity %q", in.LocalIdentity)
