@@ -67,6 +67,38 @@ func Need(t testing.TB, ok bool, format string, a ...any) {
 	t.Skipf("prerequisite missing: "+format, a...)
 }
 
+// Goals records the performance goals of the daemons under test (not
+// correctness properties of the test). A missed goal is logged as "GOAL
+// MISSED"; Done, called last, ends the test as skipped with the misses as
+// its reason, so that a daemon still being tuned does not turn CI red.
+// With SITESEC_E2E_STRICT=1 a miss fails the test.
+type Goals struct {
+	misses []string
+}
+
+// Check records one goal.
+func (g *Goals) Check(t testing.TB, ok bool, format string, a ...any) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv(EnvStrict) != "" {
+		t.Errorf("goal missed: "+format, a...)
+		return
+	}
+	msg := fmt.Sprintf(format, a...)
+	t.Logf("GOAL MISSED: %s", msg)
+	g.misses = append(g.misses, msg)
+}
+
+// Done skips the test when goals were missed and nothing else failed.
+func (g *Goals) Done(t testing.TB) {
+	t.Helper()
+	if len(g.misses) > 0 && !t.Failed() {
+		t.Skipf("goals not met yet (SITESEC_E2E_STRICT=1 fails instead): %s", strings.Join(g.misses, "; "))
+	}
+}
+
 // Topology is the four namespaces and, once started, the two routers.
 type Topology struct {
 	t testing.TB
@@ -77,6 +109,8 @@ type Topology struct {
 	Tool string
 	// Plain is whether r2 and r3 have kernel routes to the far LAN.
 	Plain bool
+	// Dir is a scratch directory of the test.
+	Dir string
 }
 
 // RequireNetns skips unless this process can make network namespaces.
@@ -106,7 +140,7 @@ func randHex(n int) string {
 func NewTopology(t testing.TB, plain bool) *Topology {
 	t.Helper()
 	RequireNetns(t)
-	tp := &Topology{t: t, NS: map[string]string{}, Plain: plain, Tool: NetTool(t)}
+	tp := &Topology{t: t, NS: map[string]string{}, Plain: plain, Tool: NetTool(t), Dir: t.TempDir()}
 	id := randHex(3)
 	for _, r := range []string{"r1", "r2", "r3", "r4"} {
 		ns := "sse2e-" + id + "-" + r
@@ -206,6 +240,15 @@ func (tp *Topology) Nettool(r string, timeout time.Duration, args ...string) (st
 // Wait returns its output once it exits.
 func (tp *Topology) Background(r string, args ...string) *Proc {
 	tp.t.Helper()
+	p := tp.Spawn(r, args...)
+	tp.t.Cleanup(p.Kill)
+	return p
+}
+
+// Spawn is Background without the cleanup: the caller kills the process
+// (it is still killed if the test binary dies).
+func (tp *Topology) Spawn(r string, args ...string) *Proc {
+	tp.t.Helper()
 	p := &Proc{done: make(chan struct{})}
 	p.cmd = exec.Command("ip", append([]string{"netns", "exec", tp.NS[r]}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.errOut
@@ -214,7 +257,6 @@ func (tp *Topology) Background(r string, args ...string) *Proc {
 		tp.t.Fatalf("start %v: %v", args, err)
 	}
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	tp.t.Cleanup(p.Kill)
 	return p
 }
 
@@ -239,6 +281,13 @@ func (p *Proc) Wait(d time.Duration) (string, error) {
 		return p.out.String(), fmt.Errorf("%v: %w: %s", p.cmd.Args, p.err, strings.TrimSpace(p.errOut.String()))
 	}
 	return p.out.String(), nil
+}
+
+// Interrupt sends SIGINT and waits at most d for the process to exit;
+// it returns what Wait returns.
+func (p *Proc) Interrupt(d time.Duration) (string, error) {
+	_ = p.cmd.Process.Signal(syscall.SIGINT)
+	return p.Wait(d)
 }
 
 // Kill ends the process (SIGKILL) and waits for it.
@@ -305,6 +354,33 @@ func (tp *Topology) Trace(r, dst string) ([]string, error) {
 		}
 	}
 	return hops, err
+}
+
+var (
+	natsOnce sync.Once
+	natsPath string
+	natsErr  error
+)
+
+// NATSServer builds nats-server (static, from the module services requires)
+// once per test binary and returns its path.
+func NATSServer(t testing.TB) string {
+	t.Helper()
+	NetTool(t) // makes toolDir
+	natsOnce.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		natsPath = filepath.Join(toolDir, "nats-server")
+		c := exec.Command("go", "build", "-trimpath", "-o", natsPath, "github.com/nats-io/nats-server/v2")
+		c.Dir = filepath.Join(filepath.Dir(file), "..", "..", "services")
+		c.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := c.CombinedOutput(); err != nil {
+			natsErr = fmt.Errorf("go build nats-server: %v: %s", err, out)
+		}
+	})
+	if natsErr != nil {
+		t.Fatal(natsErr)
+	}
+	return natsPath
 }
 
 var (

@@ -6,8 +6,9 @@
 //	nettool trace [-m 8] [-w 1s] [-q 2] DEST
 //	nettool serve [-l :5001]                      TCP echo server
 //	nettool tcp   [-n 1048576] [-w 10s] [-mss N] DEST:PORT  send N bytes, check the echo
-//	nettool stream [-t 6s] [-i 5ms] [-json] DEST:PORT  paced echo stream, stalls measured
+//	nettool stream [-t 6s] [-i 5ms] [-mss N] [-json] DEST:PORT  paced echo stream, stalls measured
 //	nettool host  [-gw ADDR] [-serve :5001]       set the default route, serve, wait
+//	nettool espwatch -i IFACE [-t 10s]            ESP sequence numbers per SPI, repeats counted
 //
 // Every command exits 0 on success and 1 with a one-line error otherwise.
 package main
@@ -22,12 +23,13 @@ func main() {
 		usage()
 	}
 	cmds := map[string]func([]string) error{
-		"ping":   ping,
-		"trace":  trace,
-		"serve":  serve,
-		"tcp":    tcpTransfer,
-		"stream": stream,
-		"host":   host,
+		"ping":     ping,
+		"trace":    trace,
+		"serve":    serve,
+		"tcp":      tcpTransfer,
+		"stream":   stream,
+		"host":     host,
+		"espwatch": espwatch,
 	}
 	f, ok := cmds[os.Args[1]]
 	if !ok {
@@ -40,6 +42,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: nettool (ping|trace|serve|tcp|stream|host) [flags] [DEST]")
+	fmt.Fprintln(os.Stderr, "usage: nettool (ping|trace|serve|tcp|stream|host|espwatch) [flags] [DEST]")
 	os.Exit(2)
 }

@@ -97,3 +97,80 @@ func FuzzHopOf(f *testing.F) {
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) { hopOf(b) })
 }
+
+// frame builds an Ethernet frame holding an IPv4 packet of proto with
+// payload p.
+func frame(proto byte, p []byte, fragOff uint16) []byte {
+	b := make([]byte, 14+20, 14+20+len(p))
+	binary.BigEndian.PutUint16(b[12:], 0x0800)
+	b[14] = 0x45
+	binary.BigEndian.PutUint16(b[14+6:], fragOff)
+	b[14+9] = proto
+	return append(b, p...)
+}
+
+func espHdr(spi, seq uint32) []byte {
+	b := make([]byte, 16)
+	binary.BigEndian.PutUint32(b, spi)
+	binary.BigEndian.PutUint32(b[4:], seq)
+	return b
+}
+
+func udp(sport, dport uint16, p []byte) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint16(b, sport)
+	binary.BigEndian.PutUint16(b[2:], dport)
+	return append(b, p...)
+}
+
+func TestESPOf(t *testing.T) {
+	cases := []struct {
+		name     string
+		f        []byte
+		spi, seq uint32
+		ok       bool
+	}{
+		{"raw ESP", frame(50, espHdr(0x1234, 7), 0), 0x1234, 7, true},
+		{"ESP in UDP 4500", frame(17, udp(4500, 4500, espHdr(9, 1)), 0), 9, 1, true},
+		{"udp-encapsulate 4565", frame(17, udp(33000, 4565, espHdr(10, 2)), 0), 10, 2, true},
+		{"IKE non-ESP marker", frame(17, udp(4500, 4500, espHdr(0, 5)), 0), 0, 0, false},
+		{"IKE on 500", frame(17, udp(500, 500, espHdr(1, 1)), 0), 0, 0, false},
+		{"later fragment", frame(50, espHdr(1, 1), 100), 0, 0, false},
+		{"truncated ESP", frame(50, espHdr(1, 1)[:6], 0), 0, 0, false},
+		{"ICMP", frame(1, espHdr(1, 1), 0), 0, 0, false},
+		{"not IPv4", append(make([]byte, 12), 0x86, 0xdd, 0x60), 0, 0, false},
+		{"empty", nil, 0, 0, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, spi, seq, ok := espOf(c.f)
+			if spi != c.spi || seq != c.seq || ok != c.ok {
+				t.Errorf("espOf = %d %d %v, want %d %d %v", spi, seq, ok, c.spi, c.seq, c.ok)
+			}
+		})
+	}
+}
+
+func TestESPWatchCountsRepeats(t *testing.T) {
+	w := ESPWatch{SPIs: map[string]*SPIWatch{}}
+	for _, s := range []uint32{1, 2, 3, 1000, 1001, 2, 1002} {
+		w.add("7 a>b", s)
+	}
+	w.add("8 a>b", 5)
+	w.add("7 b>a", 2)
+	s := w.SPIs["7 a>b"]
+	if s.Packets != 7 || s.Repeats != 1 || s.Rewinds != 1 || s.Max != 1002 || s.First != 1 {
+		t.Errorf("spi 7: %+v", s)
+	}
+	for _, k := range []string{"8 a>b", "7 b>a"} {
+		if w.SPIs[k].Repeats != 0 {
+			t.Errorf("%s: %+v", k, w.SPIs[k])
+		}
+	}
+}
+
+func FuzzESPOf(f *testing.F) {
+	f.Add(frame(50, espHdr(1, 1), 0))
+	f.Add(frame(17, udp(4500, 4500, espHdr(9, 1)), 0))
+	f.Fuzz(func(t *testing.T, b []byte) { _, _, _, _ = espOf(b) })
+}

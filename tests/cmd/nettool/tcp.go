@@ -46,6 +46,25 @@ func echo(ln net.Listener) error {
 	}
 }
 
+// dial connects to addr; mss > 0 sets the TCP maximum segment size
+// (TCP_MAXSEG before connect, so it is also what the peer is told).
+func dial(addr string, timeout time.Duration, mss int) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	if mss > 0 {
+		d.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_MAXSEG, mss)
+			})
+			if err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	return d.Dial("tcp4", addr)
+}
+
 // tcpTransfer sends n random bytes to an echo server and checks that the
 // same bytes come back.
 func tcpTransfer(args []string) error {
@@ -59,20 +78,7 @@ func tcpTransfer(args []string) error {
 	if fs.NArg() != 1 {
 		return errors.New("want DEST:PORT")
 	}
-	d := net.Dialer{Timeout: *wait}
-	if *mss > 0 {
-		d.Control = func(_, _ string, rc syscall.RawConn) error {
-			var serr error
-			err := rc.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_MAXSEG, *mss)
-			})
-			if err != nil {
-				return err
-			}
-			return serr
-		}
-	}
-	c, err := d.Dial("tcp4", fs.Arg(0))
+	c, err := dial(fs.Arg(0), *wait, *mss)
 	if err != nil {
 		return err
 	}
@@ -117,13 +123,14 @@ func stream(args []string) error {
 	interval := fs.Duration("i", 5*time.Millisecond, "interval between chunks")
 	chunk := fs.Int("s", 1000, "bytes per chunk")
 	asJSON := fs.Bool("json", false, "print a StreamResult as JSON")
+	mss := fs.Int("mss", 0, "TCP maximum segment size (0: the kernel's)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return errors.New("want DEST:PORT")
 	}
-	c, err := net.DialTimeout("tcp4", fs.Arg(0), 5*time.Second)
+	c, err := dial(fs.Arg(0), 5*time.Second, *mss)
 	if err != nil {
 		return err
 	}
