@@ -346,6 +346,9 @@ func (a *App) rebind(all bool) {
 	if err := a.wire.Listen(a.listen); err != nil {
 		a.d.Trace.Event(trace.FlagSocket, trace.Notice).Err(err).Msg("local gateway sockets")
 	}
+	for ap, k := range a.listen {
+		a.d.Trace.Event(trace.FlagSocket, trace.Verbose).Str("address", ap.String()).Int("kind", int(k)).Msg("socket wanted")
+	}
 	a.wire.mu.Lock()
 	have := map[netip.AddrPort]bool{}
 	for ap := range a.wire.udp {
@@ -402,6 +405,7 @@ func (a *App) applyInsides(cfg *pb.Config) []error {
 	for name := range have {
 		if !want[name] {
 			a.p.RemoveInside(name)
+			a.d.Trace.Event(trace.FlagTUN, trace.Info).Str("interface", name).Msg("inside interface removed")
 		}
 	}
 	for name := range want {
@@ -415,6 +419,7 @@ func (a *App) applyInsides(cfg *pb.Config) []error {
 				continue
 			}
 			a.p.AddInside(in)
+			a.d.Trace.Event(trace.FlagTUN, trace.Info).Str("interface", name).Str("linux", in.Linux).Int("mtu", mtu).Msg("inside interface created")
 		}
 		if err := SetAddresses(in, addrs); err != nil {
 			errs = append(errs, err)
@@ -435,6 +440,9 @@ func (a *App) applyInsides(cfg *pb.Config) []error {
 		}
 	}
 	if in := a.p.Insides(); len(in) > 0 || len(routes) > 0 {
+		for _, r := range routes {
+			a.d.Trace.Event(trace.FlagRoute, trace.Info).Str("prefix", r.Prefix.String()).Str("dev", r.Linux).Msg("static route")
+		}
 		if err := SetRoutes(routes); err != nil {
 			errs = append(errs, err)
 		}
