@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -427,4 +428,21 @@ func BenchmarkOutboundLookup(b *testing.B) {
 			b.Fatal("not found")
 		}
 	}
+}
+
+func FuzzParseMark(f *testing.F) {
+	f.Add("300 192.0.2.1 0011223344556677 5")
+	f.Add("1 ::1 ffffffffffffffff 18446744073709551615")
+	f.Fuzz(func(t *testing.T, line string) {
+		k, v, err := parseMark(line)
+		if err != nil {
+			return
+		}
+		// What parses must print back to something that parses the same.
+		k2, v2, err := parseMark(strings.Join([]string{
+			strconv.FormatUint(uint64(k.SPI), 10), k.Dst.String(), k.Fingerprint, strconv.FormatUint(v, 10)}, " "))
+		if err != nil || k2 != k || v2 != v {
+			t.Fatalf("%q: round trip %v %v %v", line, k2, v2, err)
+		}
+	})
 }
