@@ -32,6 +32,9 @@ type Tunnel struct {
 	Trace                       bool
 	TraceLevel                  string
 	ProcFlag, KmdFlag, PkidFlag string
+	// TraceSuffix is appended to each trace file name (default: the
+	// daemon's name, <root>/var/log/<daemon>).
+	TraceSuffix string
 }
 
 // TunnelFor returns the configuration of r2 or r3 for auth.
