@@ -36,9 +36,12 @@ type App struct {
 	configured chan struct{} // closed by the first Apply
 	once       sync.Once
 
-	gw     sync.Mutex // guards listen and gwUp
+	gw     sync.Mutex // guards listen, gwUp and static
 	listen map[netip.AddrPort]Kind
 	gwUp   map[string]bool
+	static []Route
+
+	routeMu sync.Mutex // serializes route changes
 }
 
 // NewApp returns fwdd's App.
@@ -104,11 +107,19 @@ func (a *App) install(_ context.Context, m proto.Message) (proto.Message, error)
 	if err := a.p.DB.Install(sas, req.GetReplacesSpi()); err != nil {
 		return &pb.SAInstallReply{Error: err.Error()}, nil
 	}
+	a.reroute()
 	for _, s := range sas {
 		a.d.Trace.Event(trace.FlagSA, trace.Info).Uint32("spi", s.GetSpi()).Str("direction", s.GetDirection().String()).
 			Str("service_set", s.GetServiceSet()).Msg("SA installed")
 	}
 	return &pb.SAInstallReply{}, nil
+}
+
+// reroute refreshes the reverse routes after the SAD changed.
+func (a *App) reroute() {
+	if err := a.syncRoutes(); err != nil {
+		a.d.Trace.Event(trace.FlagRoute, trace.Warning).Err(err).Msg("reverse routes")
+	}
 }
 
 func orderInbound(sas []*pb.SA) []*pb.SA {
@@ -158,6 +169,7 @@ func (a *App) delete(_ context.Context, m proto.Message) (proto.Message, error) 
 		f.Type = pb.SAType_SA_TYPE_DYNAMIC // manual SAs belong to the configuration
 	}
 	n := a.p.DB.Delete(f, req.GetReason())
+	a.reroute()
 	return &pb.SADeleteReply{Deleted: uint32(n)}, nil
 }
 
@@ -214,6 +226,9 @@ func (a *App) events(ctx context.Context) {
 			return
 		case ev := <-a.p.DB.Events():
 			a.d.Trace.Message(trace.FlagSA, trace.Info, "SA event", ev)
+			if ev.GetKind() == pb.SAEventKind_SA_EVENT_KIND_DELETED {
+				a.reroute()
+			}
 			if err := a.d.Bus.Publish(subject.Fwdd, subject.VerbSAEvents, ev); err != nil {
 				a.d.Trace.Event(trace.FlagGeneral, trace.Warning).Err(err).Msg("SA event")
 			}
@@ -439,15 +454,63 @@ func (a *App) applyInsides(cfg *pb.Config) []error {
 			routes = append(routes, Route{Prefix: p.Masked(), Linux: LinuxName(nh)})
 		}
 	}
-	if in := a.p.Insides(); len(in) > 0 || len(routes) > 0 {
-		for _, r := range routes {
-			a.d.Trace.Event(trace.FlagRoute, trace.Info).Str("prefix", r.Prefix.String()).Str("dev", r.Linux).Msg("static route")
-		}
-		if err := SetRoutes(routes); err != nil {
-			errs = append(errs, err)
-		}
+	for _, r := range routes {
+		a.d.Trace.Event(trace.FlagRoute, trace.Info).Str("prefix", r.Prefix.String()).Str("dev", r.Linux).Msg("static route")
+	}
+	a.gw.Lock()
+	a.static = routes
+	a.gw.Unlock()
+	if err := a.syncRoutes(); err != nil {
+		errs = append(errs, err)
 	}
 	return errs
+}
+
+// syncRoutes installs the static routes of the configuration and the
+// reverse routes of dynamic-endpoint tunnels: for each outbound SA of a
+// service set with an ike-access-profile, its remote selectors are routed
+// to the set's inside interface (SPEC section 3, DEP "reverse route").
+func (a *App) syncRoutes() error {
+	a.routeMu.Lock()
+	defer a.routeMu.Unlock()
+	a.gw.Lock()
+	routes := append([]Route(nil), a.static...)
+	a.gw.Unlock()
+	routes = append(routes, reverseRoutes(a.p.SPD(), a.p.DB.All())...)
+	if len(a.p.Insides()) == 0 && len(routes) == 0 {
+		return nil
+	}
+	return SetRoutes(routes)
+}
+
+// reverseRoutes are the routes DEP tunnels need.
+func reverseRoutes(tbl *spd.Table, sas []*sad.SA) []Route {
+	var out []Route
+	seen := map[Route]bool{}
+	for _, sa := range sas {
+		set := tbl.Set(sa.Config.GetServiceSet())
+		if sa.Inbound() || set == nil || !set.DEP || set.Inside == "" {
+			continue
+		}
+		for _, ts := range sa.Config.GetRemoteSelectors() {
+			s, ok1 := netip.AddrFromSlice(ts.GetStartAddress())
+			e, ok2 := netip.AddrFromSlice(ts.GetEndAddress())
+			if !ok1 || !ok2 {
+				continue
+			}
+			for _, p := range sad.RangePrefixes(s.Unmap(), e.Unmap()) {
+				if p.Bits() == 0 {
+					continue // never a default route through one peer
+				}
+				r := Route{Prefix: p, Linux: LinuxName(set.Inside)}
+				if !seen[r] {
+					seen[r] = true
+					out = append(out, r)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // unitConfig finds the addresses and MTU of a unit such as ms-1/2/0.1.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sitesec/sitesec/fwdd/packet"
 	"github.com/sitesec/sitesec/fwdd/sad"
+	"github.com/sitesec/sitesec/fwdd/spd"
 	"github.com/sitesec/sitesec/proto/pb"
 )
 
@@ -384,3 +385,39 @@ func FuzzReceive(f *testing.F) {
 		}
 	})
 }
+
+func TestReverseRoutes(t *testing.T) {
+	c := dynConfig("192.0.2.1", "0.0.0.0", "10.0.1.0/24", "10.0.2.0/24")
+	c.ServiceSets[0].IpsecVpnOptions.IkeAccessProfile = "dep"
+	tbl, _ := spdBuild(c)
+	db, _ := sad.Open(sad.Options{})
+	mk := func(spi uint32, remote, sel string) {
+		sas := dynamicSAs("aes-128-gcm", "", make([]byte, 20), nil, "192.0.2.1", remote, spi, spi+1, pb.Encapsulation_ENCAPSULATION_ESP, 0)
+		p := netip.MustParsePrefix(sel)
+		end := p.Addr().As4()
+		end[3] |= byte(0xff >> (p.Bits() - 24))
+		sas[1].RemoteSelectors = []*pb.TrafficSelector{{StartAddress: p.Addr().AsSlice(), EndAddress: end[:]}}
+		if err := db.Install(sas, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk(0x100, "198.51.100.1", "10.7.0.0/24")
+	mk(0x200, "198.51.100.2", "10.8.0.128/25")
+	got := reverseRoutes(tbl, db.All())
+	want := map[string]bool{"10.7.0.0/24 ms-1-2-0u1": true, "10.8.0.128/25 ms-1-2-0u1": true}
+	if len(got) != len(want) {
+		t.Fatalf("routes %v", got)
+	}
+	for _, r := range got {
+		if !want[r.Prefix.String()+" "+r.Linux] {
+			t.Fatalf("unexpected route %v", r)
+		}
+	}
+	// Not a DEP set: no reverse routes.
+	tbl2, _ := spdBuild(dynConfig("192.0.2.1", "0.0.0.0", "10.0.1.0/24", "10.0.2.0/24"))
+	if r := reverseRoutes(tbl2, db.All()); len(r) != 0 {
+		t.Fatalf("routes for a static set: %v", r)
+	}
+}
+
+var spdBuild = spd.Build

@@ -334,7 +334,7 @@ func selectorPrefixes(ts []*pb.TrafficSelector) []netip.Prefix {
 		if !ok1 || !ok2 {
 			continue
 		}
-		out = append(out, rangePrefixes(s.Unmap(), e.Unmap())...)
+		out = append(out, RangePrefixes(s.Unmap(), e.Unmap())...)
 	}
 	if len(out) == 0 {
 		return nil
@@ -342,9 +342,9 @@ func selectorPrefixes(ts []*pb.TrafficSelector) []netip.Prefix {
 	return out
 }
 
-// rangePrefixes covers the address range [s, e] with prefixes (an RFC 7296
+// RangePrefixes covers the address range [s, e] with prefixes (an RFC 7296
 // selector is a range; most are a single prefix).
-func rangePrefixes(s, e netip.Addr) []netip.Prefix {
+func RangePrefixes(s, e netip.Addr) []netip.Prefix {
 	var out []netip.Prefix
 	if s.BitLen() != e.BitLen() || e.Less(s) {
 		return nil

@@ -383,7 +383,7 @@ func TestRangePrefixes(t *testing.T) {
 		{"10.0.0.5", "10.0.0.1", nil},
 	}
 	for _, tt := range tests {
-		got := rangePrefixes(netip.MustParseAddr(tt.s), netip.MustParseAddr(tt.e))
+		got := RangePrefixes(netip.MustParseAddr(tt.s), netip.MustParseAddr(tt.e))
 		var gs []string
 		for _, p := range got {
 			gs = append(gs, p.String())
