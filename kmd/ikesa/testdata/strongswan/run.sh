@@ -1,0 +1,30 @@
+#!/bin/sh
+# Runs the kmd/ikesa strongSwan interop test: charon in private network and
+# mount namespaces on loopback (INTEROP.md), the test binary beside it.
+# Usage: sh run.sh [PROPOSALS ESP_PROPOSALS]   (from kmd/ikesa)
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+props=${1:-aes256gcm16-prfsha256-ecp256}
+esp=${2:-aes128gcm16-ecp256}
+run=$(mktemp -d /tmp/kmd-interop.XXXXXX)
+( cd "$here/../.." && go test -c -o "$run/ikesa.test" . )
+sed "s#RUNDIR#$run#g" "$here/strongswan.conf" > "$run/strongswan.conf"
+mkdir -p "$run/swanctl"
+sed "s#ESP_PROPOSALS#$esp#; s#IKE_PROPOSALS#$props#" "$here/swanctl.conf" > "$run/swanctl/swanctl.conf"
+unshare --mount --net sh -c "
+  set -e
+  mount -t tmpfs tmpfs /run
+  mkdir -p /run/ipsec /var/run
+  ip link set lo up
+  ip addr add 10.1.0.1/32 dev lo
+  export STRONGSWAN_CONF=$run/strongswan.conf
+  /usr/lib/ipsec/charon >$run/charon.out 2>&1 </dev/null & pid=\$!
+  trap 'kill \$pid' EXIT
+  for i in 1 2 3 4 5 6 7 8 9 10; do [ -S $run/charon.vici ] && break; sleep 0.3; done
+  swanctl --load-all --uri unix://$run/charon.vici --file $run/swanctl/swanctl.conf >$run/swanctl.out 2>&1 || { cat $run/swanctl.out; exit 1; }
+  status=0
+  SITESEC_STRONGSWAN=$run SITESEC_STRONGSWAN_PROPOSALS='$props' $run/ikesa.test -test.run 'TestStrongSwan' -test.v -test.timeout 60s || status=\$?
+  swanctl --list-sas --uri unix://$run/charon.vici || true
+  exit \$status
+"
+echo "charon log: $run/charon.log"
