@@ -262,3 +262,5 @@ func (w *world) checkChildren(t *testing.T, want int) {
 		}
 	}
 }
+
+func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
