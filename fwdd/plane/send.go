@@ -3,6 +3,7 @@ package plane
 import (
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/sitesec/sitesec/fwdd/esp"
 	"github.com/sitesec/sitesec/fwdd/packet"
@@ -56,20 +57,34 @@ func newSender(p *Plane, in *Inside) *sender {
 func (p *Plane) readInside(in *Inside) {
 	defer close(in.done)
 	s := newSender(p, in)
+	failures := 0
 	for {
 		n, err := in.Dev.Read(s.bufs[:in.batch], s.sizes, Headroom)
 		if n > 0 {
 			s.batch(n)
 		}
-		if err != nil {
-			if isClosed(err) {
-				return
-			}
-			// A batch too big for the buffers or a transient error: the
-			// packets are lost, the reader goes on.
-			p.DB.SetCounters("").Add(sad.MiscErrors, 1)
+		if err == nil {
+			failures = 0
+			continue
 		}
+		if isClosed(err) {
+			return
+		}
+		// A batch too big for the buffers or a transient error: the
+		// packets are lost, the reader goes on, backing off if the
+		// device keeps failing (deleted under us, say).
+		p.DB.SetCounters("").Add(sad.MiscErrors, 1)
+		failures++
+		time.Sleep(backoff(failures))
 	}
+}
+
+// backoff is the pause after the n-th read failure in a row.
+func backoff(n int) time.Duration {
+	if n < 3 {
+		return 0
+	}
+	return min(time.Millisecond<<min(n-3, 10), time.Second)
 }
 
 // batch processes n packets read into s.bufs.

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/sitesec/sitesec/fwdd/packet"
 	"github.com/sitesec/sitesec/fwdd/sad"
@@ -134,17 +135,21 @@ func (w *LinuxWire) read(pc *ipv4.PacketConn, kind Kind, local netip.AddrPort) {
 		msgs[i].Buffers = [][]byte{make([]byte, BufferSize)}
 	}
 	ds := make([]Datagram, 0, MaxBatch)
+	failures := 0
 	for {
 		n, err := pc.ReadBatch(msgs, 0)
 		if err != nil {
-			if !isClosed(err) && w.Error != nil {
-				w.Error(err)
-			}
 			if isClosed(err) {
 				return
 			}
+			if w.Error != nil && failures == 0 {
+				w.Error(err)
+			}
+			failures++
+			time.Sleep(backoff(failures))
 			continue
 		}
+		failures = 0
 		ds = ds[:0]
 		for i := 0; i < n; i++ {
 			m := &msgs[i]
