@@ -24,7 +24,7 @@ type datagram struct {
 // world connects two sides through an in-memory wire with an optional NAT
 // in front of the left side.
 type world struct {
-	t     *testing.T
+	t     testing.TB
 	clock *clock
 	queue []datagram
 	// nat rewrites the left side's source address as the right side sees
@@ -151,7 +151,7 @@ func mirror(c *Config) *Config {
 	return &m
 }
 
-func newWorld(t *testing.T, seed uint64, lcfg, rcfg *Config) *world {
+func newWorld(t testing.TB, seed uint64, lcfg, rcfg *Config) *world {
 	w := &world{t: t, clock: &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
 	mk := func(name, addr string, cfg *Config, s uint64) *side {
 		sd := &side{name: name, w: w, addr: netip.MustParseAddr(addr), installed: map[uint32]*ChildSA{}}

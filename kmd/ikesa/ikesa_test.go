@@ -395,9 +395,8 @@ func TestFragmentation(t *testing.T) {
 
 func BenchmarkEstablish(b *testing.B) {
 	cfg := testConfig("k")
-	t := &testing.T{}
 	for b.Loop() {
-		w := newWorld(t, 1, cfg, mirror(cfg))
+		w := newWorld(b, 1, cfg, mirror(cfg))
 		w.initiate(cfg)
 		w.run()
 	}

@@ -47,9 +47,9 @@ func NewDH(g uint16, rand io.Reader) (DH, error) {
 	if m == nil {
 		return nil, fmt.Errorf("transform: unsupported DH group %d", g)
 	}
-	// The exponent is twice the group's strength as RFC 3526 section 8
-	// suggests, here simply the full length of p minus one byte.
-	x := make([]byte, len(m.pBytes)-1)
+	// The exponent is twice the group's strength, the upper end of RFC
+	// 3526 section 8: 320, 384 and 512 bits for groups 14, 15 and 16.
+	x := make([]byte, m.expLen)
 	if _, err := io.ReadFull(rand, x); err != nil {
 		return nil, fmt.Errorf("transform: group %d: %w", g, err)
 	}
@@ -125,6 +125,7 @@ func (d *ecDH) Shared(peer []byte) ([]byte, error) {
 type modp struct {
 	p, g   *big.Int
 	pBytes []byte
+	expLen int
 }
 
 type modpDH struct {
@@ -179,6 +180,6 @@ func init() {
 		if !ok {
 			panic("transform: bad MODP prime")
 		}
-		modpGroups[g] = &modp{p: p, g: big.NewInt(2), pBytes: p.Bytes()}
+		modpGroups[g] = &modp{p: p, g: big.NewInt(2), pBytes: p.Bytes(), expLen: map[uint16]int{14: 40, 15: 48, 16: 64}[g]}
 	}
 }
