@@ -1,11 +1,15 @@
 package server
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sitesec/sitesec/kmd/ikesa"
 	"github.com/sitesec/sitesec/kmd/message"
@@ -37,6 +41,9 @@ type Peer struct {
 	Dynamic   bool
 	Establish Establish
 	IKE       *ikesa.Config
+	// Fingerprint changes when any statement the peer depends on changes:
+	// its IKE SAs are then negotiated again.
+	Fingerprint string
 
 	// Data plane options copied into every pb.SA.
 	ReplayWindow uint32
@@ -206,6 +213,7 @@ func Peers(c *pb.Config) ([]*Peer, error) {
 					p.Establish = ResponderOnly
 				}
 				p.IKE = cfg
+				p.Fingerprint = fingerprint(c, ss, r, dyn.GetIkePolicy(), dyn.GetIpsecPolicy(), nil)
 				out = append(out, &p)
 			}
 		}
@@ -244,6 +252,7 @@ func Peers(c *pb.Config) ([]*Peer, error) {
 				cfg.DPDInterval, cfg.DPDThreshold = dpd(ci.GetDeadPeerDetection())
 			}
 			p.IKE = cfg
+			p.Fingerprint = fingerprint(c, ss, nil, ci.GetIkePolicy(), ci.GetIpsecPolicy(), prof)
 			out = append(out, &p)
 		}
 	}
@@ -520,4 +529,40 @@ func remoteID(r *pb.RemoteIdentity) (ikesa.IDMatcher, error) {
 		return ikesa.AnyID, nil
 	}
 	return ikesa.MatchIDs(ids...), nil
+}
+
+// fingerprint hashes the statements a peer is built from.
+func fingerprint(c *pb.Config, ss *pb.ServiceSet, r *pb.Rule, ikePolicy, ipsecPolicy string, prof *pb.AccessProfile) string {
+	h := sha256.New()
+	add := func(m proto.Message) {
+		b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+		h.Write(b)
+		h.Write([]byte{0})
+	}
+	v := c.GetIpsecVpn()
+	add(ss)
+	add(r)
+	add(prof)
+	add(&pb.IPsecVPN{EstablishTunnels: v.GetEstablishTunnels(), DisableNatt: v.GetDisableNatt(), NoIpsecTunnelInTraceroute: v.GetNoIpsecTunnelInTraceroute()})
+	for _, p := range v.GetIke().GetPolicies() {
+		if p.GetName() == ikePolicy {
+			add(p)
+			for _, q := range v.GetIke().GetProposals() {
+				if slices.Contains(p.GetProposals(), q.GetName()) {
+					add(q)
+				}
+			}
+		}
+	}
+	for _, p := range v.GetIpsec().GetPolicies() {
+		if p.GetName() == ipsecPolicy {
+			add(p)
+			for _, q := range v.GetIpsec().GetProposals() {
+				if slices.Contains(p.GetProposals(), q.GetName()) {
+					add(q)
+				}
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

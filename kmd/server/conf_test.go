@@ -93,6 +93,7 @@ func TestPeers(t *testing.T) {
 			}
 		}},
 	}
+	ref, _ := Peers(base())
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base()
@@ -106,6 +107,9 @@ func TestPeers(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if changed := p[0].Fingerprint != ref[0].Fingerprint; changed != (tc.name != "ok") {
+				t.Fatalf("fingerprint changed: %v", changed)
 			}
 			tc.check(t, p)
 		})

@@ -194,6 +194,7 @@ func (h *host) Event(sa *ikesa.SA, e ikesa.Event) {
 			ev = ev.Err(e.Err)
 		}
 		ev.Msg("IKE SA deleted")
+		s.reestablish(sa, e.Err)
 	case ikesa.EventRemoteMoved:
 		ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
 		defer cancel()

@@ -47,6 +47,9 @@ type Server struct {
 	// RestartGrace is how long the SAs a previous kmd left in fwdd stay
 	// after their replacements are installed.
 	RestartGrace time.Duration
+	// Retry is the wait before an immediately-established tunnel whose
+	// IKE SA went away is negotiated again.
+	Retry time.Duration
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -58,7 +61,9 @@ type Server struct {
 	// previous holds, per peer key, the SAs fwdd still runs from before a
 	// kmd restart (make-before-break, README "Restart").
 	previous map[string][]*pb.SAKey
-	applied  bool
+	// backup marks the peers that failed over to backup-remote-gateway.
+	backup  map[string]bool
+	applied bool
 	wg       sync.WaitGroup
 	stats    Stats
 }
@@ -70,7 +75,7 @@ type Stats struct {
 
 // New returns a Server with real randomness and clock.
 func New() *Server {
-	return &Server{Rand: rand.Reader, Now: time.Now, RestartGrace: 30 * time.Second}
+	return &Server{Rand: rand.Reader, Now: time.Now, RestartGrace: 30 * time.Second, Retry: 5 * time.Second}
 }
 
 func (s *Server) init(ctx context.Context) {
@@ -78,6 +83,10 @@ func (s *Server) init(ctx context.Context) {
 	s.peers = map[string]*Peer{}
 	s.runners = map[*ikesa.SA]*runner{}
 	s.previous = map[string][]*pb.SAKey{}
+	s.backup = map[string]bool{}
+	if s.Retry == 0 {
+		s.Retry = 5 * time.Second
+	}
 	if s.Rand == nil {
 		s.Rand = rand.Reader
 	}
@@ -162,8 +171,8 @@ func (s *Server) Apply(ctx context.Context, old, new *pb.Config) error {
 	if first {
 		s.learnPrevious(ctx)
 	}
-	for key := range prev {
-		if _, ok := s.peers[key]; !ok {
+	for key, op := range prev {
+		if np, ok := s.peers[key]; !ok || np.Fingerprint != op.Fingerprint {
 			s.deletePeer(key)
 		}
 	}
@@ -257,7 +266,13 @@ func (s *Server) Initiate(p *Peer) error {
 	if p.Dynamic || !p.Remote.IsValid() {
 		return nil
 	}
-	sa, err := ikesa.NewInitiator(p.IKE, netip.AddrPortFrom(p.Local, 500), netip.AddrPortFrom(p.Remote, 500), s.table.Options)
+	remote := p.Remote
+	s.mu.Lock()
+	if s.backup[p.Key] && p.Backup.IsValid() {
+		remote = p.Backup
+	}
+	s.mu.Unlock()
+	sa, err := ikesa.NewInitiator(p.IKE, netip.AddrPortFrom(p.Local, 500), netip.AddrPortFrom(remote, 500), s.table.Options)
 	if err != nil {
 		return err
 	}
@@ -270,6 +285,34 @@ func (s *Server) Initiate(p *Peer) error {
 	})
 	s.trace(trace.Info).Str("peer", p.Key).Msg("initiating IKE SA")
 	return nil
+}
+
+// reestablish reacts to the end of a peer's last IKE SA: a dead gateway
+// fails over to backup-remote-gateway (and back), an immediately
+// established tunnel is negotiated again after Retry (SPEC section 3).
+func (s *Server) reestablish(dead *ikesa.SA, err error) {
+	key := dead.Config.Name
+	p := s.peer(key)
+	if p == nil || p.Dynamic || s.findSA(key) != nil || s.ctx.Err() != nil {
+		return
+	}
+	failover := err != nil && p.Backup.IsValid()
+	if failover {
+		s.mu.Lock()
+		s.backup[key] = dead.Remote.Addr() == p.Remote
+		s.mu.Unlock()
+		s.trace(trace.Notice).Str("peer", key).Msg("gateway failover")
+		s.Initiate(p)
+		return
+	}
+	if p.Establish != Immediately {
+		return
+	}
+	time.AfterFunc(s.Retry, func() {
+		if s.ctx.Err() == nil && s.peer(key) == p && s.findSA(key) == nil {
+			s.Initiate(p)
+		}
+	})
 }
 
 func (s *Server) deletePeer(key string) {
@@ -367,8 +410,15 @@ func (s *Server) SAEvent(e *pb.SAEvent) {
 		if p == nil || p.Establish == ResponderOnly {
 			return
 		}
-		if s.findSA(key) == nil {
+		if sa := s.findSA(key); sa == nil {
 			s.Initiate(p)
+		} else {
+			// An IKE SA without CHILD SA (cleared, or refused): ask for one.
+			s.each(func(x *ikesa.SA) {
+				if x == sa && x.State == ikesa.StateEstablished && len(x.Children) == 0 && !x.Manager().Busy() {
+					x.CreateChild()
+				}
+			})
 		}
 		return
 	}

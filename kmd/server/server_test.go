@@ -175,7 +175,8 @@ func TestTwoKMDs(t *testing.T) {
 	}
 
 	// clear ike security-associations deletes the IKE SA and its CHILD SA
-	// on both sides.
+	// on both sides; the immediately-established tunnel comes back.
+	l.Retry = 300 * time.Millisecond
 	if rep := l.Op(ctx, &pb.OpRequest{Words: strings.Fields("clear services ipsec-vpn ike security-associations 198.51.100.1")}); rep.Error != "" {
 		t.Fatal(rep.Error)
 	}
@@ -183,6 +184,23 @@ func TestTwoKMDs(t *testing.T) {
 		return len(l.Op(ctx, &pb.OpRequest{Words: strings.Fields("show services ipsec-vpn ike security-associations")}).GetIkeSecurityAssociations().GetSas()) == 0 &&
 			len(r.Op(ctx, &pb.OpRequest{Words: strings.Fields("show services ipsec-vpn ike security-associations")}).GetIkeSecurityAssociations().GetSas()) == 0
 	})
+	waitFor(t, "re-established", func() bool { a, _ := lb.count(); return a == 3 })
+
+	// A configuration without the tunnel deletes it for good.
+	rc2 := proto.Clone(rc).(*pb.Config)
+	lc2 := proto.Clone(lc).(*pb.Config)
+	lc2.ServiceSets[0].IpsecVpnRules = nil
+	if err := l.Apply(ctx, lc, lc2); err != nil {
+		t.Fatal(err)
+	}
+	r.Apply(ctx, rc, rc2)
+	waitFor(t, "deleted by configuration", func() bool {
+		return len(l.Op(ctx, &pb.OpRequest{Words: strings.Fields("show services ipsec-vpn ike security-associations")}).GetIkeSecurityAssociations().GetSas()) == 0
+	})
+	time.Sleep(400 * time.Millisecond)
+	if a, _ := lb.count(); a != 3 {
+		t.Fatal("removed tunnel came back")
+	}
 }
 
 func TestAcquire(t *testing.T) {
