@@ -64,8 +64,8 @@ type Server struct {
 	// backup marks the peers that failed over to backup-remote-gateway.
 	backup  map[string]bool
 	applied bool
-	wg       sync.WaitGroup
-	stats    Stats
+	wg      sync.WaitGroup
+	stats   Stats
 }
 
 // Stats count the receive path.
