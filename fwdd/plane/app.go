@@ -425,6 +425,9 @@ func (a *App) applyInsides(cfg *pb.Config) []error {
 	}
 	for name := range want {
 		addrs, mtu := unitConfig(cfg, name)
+		if mtu == 0 {
+			mtu = insideMTU(a.p.SPD().ByInside(name))
+		}
 		in := have[name]
 		if in == nil {
 			var err error
@@ -435,6 +438,9 @@ func (a *App) applyInsides(cfg *pb.Config) []error {
 			}
 			a.p.AddInside(in)
 			a.d.Trace.Event(trace.FlagTUN, trace.Info).Str("interface", name).Str("linux", in.Linux).Int("mtu", mtu).Msg("inside interface created")
+		}
+		if err := SetMTU(in, mtu); err != nil {
+			errs = append(errs, err)
 		}
 		if err := SetAddresses(in, addrs); err != nil {
 			errs = append(errs, err)
@@ -524,14 +530,32 @@ func unitConfig(cfg *pb.Config, ifl string) ([]string, int) {
 			if fmt.Sprint(u.GetNumber()) != unit {
 				continue
 			}
-			mtu := spd.DefaultTunnelMTU
-			if u.Mtu != nil {
-				mtu = int(u.GetMtu())
-			}
-			return append(append([]string(nil), u.GetInetAddresses()...), u.GetInet6Addresses()...), mtu
+			return append(append([]string(nil), u.GetInetAddresses()...), u.GetInet6Addresses()...), int(u.GetMtu())
 		}
 	}
-	return nil, spd.DefaultTunnelMTU
+	return nil, 0
+}
+
+// MaxESPOverhead bounds what encapsulation adds to an inner packet: outer
+// IPv4 (20), UDP (8), ESP header (8), IV (16), padding (15), pad length and
+// next header (2), ICV (up to 32), rounded up.
+const MaxESPOverhead = 100
+
+// insideMTU is the MTU of an inside TUN device whose unit sets none: the
+// largest tunnel MTU of the set's terms less the ESP overhead, so that the
+// kernel itself fragments, or sends ICMP fragmentation needed from a proper
+// source address, before a packet reaches a tunnel it would not fit
+// (SPEC section 3: the tunnel MTU, not the interface's, is what counts).
+// fwdd fragments what still exceeds a smaller term tunnel MTU.
+func insideMTU(set *spd.Set) int {
+	mtu := spd.DefaultTunnelMTU
+	if set != nil {
+		mtu = int(set.Options.TunnelMTU)
+		for _, t := range set.Terms {
+			mtu = max(mtu, int(t.Options.TunnelMTU))
+		}
+	}
+	return max(mtu-MaxESPOverhead, 576)
 }
 
 // Op answers fwdd's operational commands.

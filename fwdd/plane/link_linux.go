@@ -30,6 +30,22 @@ func CreateTUN(junos string, mtu int) (*Inside, error) {
 	return &Inside{Junos: junos, Linux: name, Dev: dev, MTU: mtu}, nil
 }
 
+// SetMTU sets the MTU of a TUN device.
+func SetMTU(in *Inside, mtu int) error {
+	l, err := netlink.LinkByName(in.Linux)
+	if err != nil {
+		return fmt.Errorf("link: %s: %w", in.Linux, err)
+	}
+	if l.Attrs().MTU == mtu {
+		return nil
+	}
+	if err := netlink.LinkSetMTU(l, mtu); err != nil {
+		return fmt.Errorf("link: %s mtu %d: %w", in.Linux, mtu, err)
+	}
+	in.MTU = mtu
+	return nil
+}
+
 // SetAddresses gives a TUN device exactly the addresses (prefixes) and
 // brings it up.
 func SetAddresses(in *Inside, prefixes []string) error {

@@ -6,11 +6,13 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sitesec/sitesec/fwdd/packet"
 	"github.com/sitesec/sitesec/fwdd/sad"
 	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 )
 
 // LinuxWire owns the outside sockets: a raw IP socket with IP_HDRINCL to
@@ -49,6 +51,8 @@ func OpenLinuxWire(p *Plane) (*LinuxWire, error) {
 		sc.Close()
 		return nil, fmt.Errorf("wire: raw ESP socket: %w", err)
 	}
+	bigBuffers(sc)
+	bigBuffers(rc)
 	w := &LinuxWire{p: p, send: ipv4.NewPacketConn(sc), esp: ipv4.NewPacketConn(rc), udp: map[netip.AddrPort]*udpSock{}}
 	w.msgs = make([]ipv4.Message, MaxBatch+extraSlots)
 	for i := range w.msgs {
@@ -58,6 +62,31 @@ func OpenLinuxWire(p *Plane) (*LinuxWire, error) {
 	w.wg.Add(1)
 	go w.read(w.esp, KindESP, netip.AddrPort{})
 	return w, nil
+}
+
+// SocketBuffer is the send and receive buffer of every outside socket:
+// a burst of full-size ESP packets must not overflow the default 208 KiB
+// while the readers decrypt the previous batch.
+const SocketBuffer = 8 << 20
+
+// bigBuffers raises a socket's buffers past net.core.[rw]mem_max when
+// allowed (SO_RCVBUFFORCE needs CAP_NET_ADMIN), or as far as allowed.
+func bigBuffers(c any) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	raw.Control(func(fd uintptr) {
+		for _, o := range [][2]int{{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}, {unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}} {
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[0], SocketBuffer) != nil {
+				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[1], SocketBuffer)
+			}
+		}
+	})
 }
 
 // WriteOuter sends outer IPv4 packets with sendmmsg.
@@ -117,6 +146,7 @@ func (w *LinuxWire) Listen(want map[netip.AddrPort]Kind) error {
 			errs = append(errs, fmt.Errorf("wire: %w", err))
 			continue
 		}
+		bigBuffers(c)
 		s := &udpSock{c: c, pc: ipv4.NewPacketConn(c), kind: k}
 		w.udp[ap] = s
 		w.wg.Add(1)
