@@ -68,6 +68,8 @@ type Options struct {
 	Rand io.Reader
 	Now  func() time.Time
 	Host Host
+	// Trace, when set, sees every message sent and received, in clear.
+	Trace func(sa *SA, sent bool, m *message.Message)
 }
 
 // SA is one IKE SA.
@@ -223,6 +225,9 @@ func (sa *SA) Encode(m *message.Message) ([][]byte, error) {
 	if sa.Initiator {
 		m.Flags |= message.FlagInitiator
 	}
+	if sa.opts.Trace != nil {
+		sa.opts.Trace(sa, true, m)
+	}
 	if m.Exchange == message.IKESAInit {
 		if m.IsResponse() {
 			m.SPIr = sa.SPIr
@@ -339,6 +344,9 @@ func (sa *SA) Handle(local, remote netip.AddrPort, pkt *message.Packet) error {
 				sa.opts.Host.Event(sa, Event{Kind: EventRemoteMoved})
 			}
 		}
+	}
+	if sa.opts.Trace != nil {
+		sa.opts.Trace(sa, false, msg)
 	}
 	if err := message.Check(msg); err != nil {
 		return err

@@ -433,3 +433,21 @@ func (m *Message) ErrorNotify() *Notify {
 	}
 	return nil
 }
+
+// String summarises m the way traces show it: "IKE_AUTH request 1 [ IDi
+// AUTH SA TSi TSr ]". No payload contents are printed.
+func (m *Message) String() string {
+	kind := "request"
+	if m.IsResponse() {
+		kind = "response"
+	}
+	s := fmt.Sprintf("%s %s %d [", m.Exchange, kind, m.MessageID)
+	for _, p := range m.Payloads {
+		if n, ok := p.(*Notify); ok {
+			s += fmt.Sprintf(" N(%d)", n.NotifyType)
+			continue
+		}
+		s += " " + p.Type().String()
+	}
+	return s + " ]"
+}

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sitesec/sitesec/kmd/ikesa"
+	"github.com/sitesec/sitesec/kmd/message"
 	"github.com/sitesec/sitesec/proto/pb"
 	"github.com/sitesec/sitesec/proto/subject"
 	"github.com/sitesec/sitesec/services/daemon"
@@ -95,7 +96,7 @@ func (s *Server) init(ctx context.Context) {
 	}
 	s.table = &ikesa.Table{
 		Lookup:          s.lookup,
-		Options:         ikesa.Options{Rand: s.Rand, Now: s.Now, Host: (*host)(s)},
+		Options:         ikesa.Options{Rand: s.Rand, Now: s.Now, Host: (*host)(s), Trace: s.traceMessage},
 		CookieThreshold: 64,
 	}
 }
@@ -464,4 +465,18 @@ func (s *Server) GatewayEvent(e *pb.GatewayEvent) {
 			s.Initiate(p)
 		}
 	}
+}
+
+// traceMessage writes "sending/received EXCHANGE request N [ payloads ]"
+// under flag ike at level verbose; contents and keys are never written.
+func (s *Server) traceMessage(sa *ikesa.SA, sent bool, m *message.Message) {
+	ev := s.trace(trace.Verbose)
+	if ev == nil {
+		return
+	}
+	dir, peer := "received", sa.Remote.String()
+	if sent {
+		dir = "sending"
+	}
+	ev.Str("sa", sa.Name()).Str("peer", peer).Msg(dir + " " + m.String())
 }
