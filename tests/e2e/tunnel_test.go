@@ -95,7 +95,10 @@ func tunnelUp(t *testing.T, auth string, setup func(tp *Topology)) *Topology {
 	if tp.WaitPing("r1", R4, wait) {
 		return tp
 	}
-	// Which piece is missing?
+	// Which piece is missing? The traces say more than the skip reason.
+	for _, d := range []string{"kmd", "pkid", "fwdd"} {
+		t.Logf("r2 %s trace (end):\n%s", d, lastLines(tp.R2.Trace(d), 8))
+	}
 	sas, err := tp.R2.CLI("show services ipsec-vpn ipsec security-associations")
 	switch auth {
 	case "manual":
@@ -204,7 +207,13 @@ func TestTunnelCertificates(t *testing.T) {
 			out, err := Commit(r.router, pre)
 			Need(t, err == nil && strings.Contains(out, "commit complete"), "commit of a pki ca-profile is not accepted yet: %v %s", err, lastLines(out, 4))
 			files := pki.Files(t, r.router.Root, r.addr)
-			out, err = r.router.CLI("request security pki ca-certificate load ca-profile ca1 filename " + files.CA)
+			// pkid may still be applying the commit: retry a few seconds.
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+				out, err = r.router.CLI("request security pki ca-certificate load ca-profile ca1 filename " + files.CA)
+				if err == nil || time.Now().After(deadline) {
+					break
+				}
+			}
 			Need(t, err == nil, "pkid cannot load a CA certificate yet: %v %s", err, lastLines(out, 4))
 			out, err = r.router.CLI("request security pki local-certificate load certificate-id gw filename " + files.Cert + " key " + files.Key)
 			Need(t, err == nil, "pkid cannot load a local certificate with its key yet: %v %s", err, lastLines(out, 4))
