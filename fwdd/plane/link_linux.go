@@ -54,7 +54,6 @@ func SetAddresses(in *Inside, prefixes []string) error {
 		return fmt.Errorf("link: %s: %w", in.Linux, err)
 	}
 	var errs []error
-	var src netip.Addr
 	want := map[string]bool{}
 	for _, s := range prefixes {
 		a, err := netlink.ParseAddr(s)
@@ -66,9 +65,6 @@ func SetAddresses(in *Inside, prefixes []string) error {
 		if err := netlink.AddrReplace(l, a); err != nil {
 			errs = append(errs, fmt.Errorf("link: %s address %s: %w", in.Junos, s, err))
 		}
-		if p, err := netip.ParsePrefix(s); err == nil && p.Addr().Is4() && !src.IsValid() {
-			src = p.Addr()
-		}
 	}
 	have, _ := netlink.AddrList(l, netlink.FAMILY_ALL)
 	for _, a := range have {
@@ -76,7 +72,7 @@ func SetAddresses(in *Inside, prefixes []string) error {
 			netlink.AddrDel(l, &a)
 		}
 	}
-	in.setAddrs(prefixes, src)
+	in.setAddrs(prefixes)
 	// Without inet6 addresses the device has no IPv6 at all, so the
 	// kernel sends no link-local chatter into the tunnel.
 	v6 := "1"

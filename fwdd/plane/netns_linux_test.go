@@ -82,7 +82,13 @@ func TestNamespacePing(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.p = New(db)
-		if err := s.p.Configure(manualConfig(s.local, s.remote, s.src, s.dst)); err != nil {
+		cfg := manualConfig(s.local, s.remote, s.src, s.dst)
+		if s.ns == nsA {
+			// A's term has a small tunnel MTU: fwdd answers DF packets
+			// that do not fit with ICMP fragmentation needed.
+			cfg.IpsecVpn.Rules[0].Terms[0].Then.TunnelMtu = u32(1200)
+		}
+		if err := s.p.Configure(cfg); err != nil {
 			t.Fatal(err)
 		}
 		var in *Inside
@@ -112,6 +118,16 @@ func TestNamespacePing(t *testing.T) {
 	out = run(t, "ip", "netns", "exec", nsA, "ping", "-c", "1", "-W", "2", "-M", "dont", "-s", "1472", "-I", "10.0.1.1", "10.0.2.1")
 	if !strings.Contains(out, "1 received") {
 		t.Fatalf("big ping:\n%s", out)
+	}
+	// DF set and too big for tunnel-mtu 1200: the kernel of A accepts
+	// fwdd's ICMP fragmentation needed (source: the destination, so not
+	// a martian), learns the path MTU, and ping reports it.
+	df, _ := exec.Command("ip", "netns", "exec", nsA, "ping", "-c", "2", "-i", "0.3", "-W", "1", "-M", "do", "-s", "1300", "-I", "10.0.1.1", "10.0.2.1").CombinedOutput()
+	if !strings.Contains(string(df), "mtu = ") && !strings.Contains(string(df), "message too long") {
+		t.Fatalf("DF ping over a small tunnel MTU:\n%s", df)
+	}
+	if route := run(t, "ip", "-n", nsA, "route", "get", "10.0.2.1"); !strings.Contains(route, "mtu") {
+		t.Fatalf("no path MTU learned: %s", route)
 	}
 	a := sides[0].p.DB.ServiceSetTotals("ss1")
 	b := sides[1].p.DB.ServiceSetTotals("ss1")

@@ -91,24 +91,21 @@ type Inside struct {
 	Junos string // ms-1/2/0.1
 	Linux string // ms-1-2-0u1
 	Dev   tun.Device
-	Addr  netip.Addr // source of ICMP errors sent to inside hosts, when set before AddInside
 	MTU   int
 
 	mu    sync.Mutex // guards what SetAddresses changes while forwarding
 	addrs []string
-	src   netip.Addr
 
 	batch int
 	done  chan struct{}
 	wmu   sync.Mutex // serializes writes from several outside readers
 }
 
-// setAddrs records the configured addresses and the ICMP source.
-func (in *Inside) setAddrs(prefixes []string, src netip.Addr) {
+// setAddrs records the configured addresses.
+func (in *Inside) setAddrs(prefixes []string) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.addrs = prefixes
-	in.src = src
 }
 
 // Addrs returns the configured addresses.
@@ -116,16 +113,6 @@ func (in *Inside) Addrs() []string {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return in.addrs
-}
-
-// source is the address ICMP errors to inside hosts come from.
-func (in *Inside) source() netip.Addr {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.src.IsValid() {
-		return in.src
-	}
-	return in.Addr
 }
 
 // Plane is the data plane.

@@ -104,7 +104,7 @@ func newRouter(t *testing.T, cfg *pb.Config, dir string) *router {
 	if err := p.Configure(cfg); err != nil {
 		t.Fatal(err)
 	}
-	p.AddInside(&Inside{Junos: "ms-1/2/0.1", Linux: "ms-1-2-0u1", Dev: r.tun.TUN(), Addr: netip.MustParseAddr("10.255.0.1")})
+	p.AddInside(&Inside{Junos: "ms-1/2/0.1", Linux: "ms-1-2-0u1", Dev: r.tun.TUN()})
 	t.Cleanup(p.Close)
 	return r
 }

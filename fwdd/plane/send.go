@@ -1,7 +1,6 @@
 package plane
 
 import (
-	"net/netip"
 	"sync"
 	"time"
 
@@ -188,7 +187,9 @@ func (s *sender) classify(buf []byte, start, end int) {
 		if !c.GetNoIpsecTunnelInTraceroute() {
 			if !packet.DecrementTTL(pkt, info) {
 				sa.Counters.Add(sad.Discards, 1)
-				s.reply(func(dst []byte) []byte { return packet.TimeExceeded(dst, pkt, info, s.icmpSource(set)) })
+				// From the far end of the tunnel: the hop traceroute shows.
+				src := sa.Peer().Addr.Addr()
+				s.reply(func(dst []byte) []byte { return packet.TimeExceeded(dst, pkt, info, src) })
 				return
 			}
 			info.TTL--
@@ -233,7 +234,11 @@ func (s *sender) classify(buf []byte, start, end int) {
 			// Fragmentation needed (RFC 1191) with the MTU the inner
 			// packet may have; IPv6 is never fragmented on the way.
 			inner := innerMTU(sa, mtu)
-			s.reply(func(dst []byte) []byte { return packet.FragNeeded(dst, pkt, info, s.icmpSource(set), inner) })
+			// From the packet's destination: the kernel drops ICMP that
+			// arrives with one of its own addresses as source, and a
+			// strict reverse-path filter wants a source routed via
+			// this interface; the sender only reads the quoted header.
+			s.reply(func(dst []byte) []byte { return packet.FragNeeded(dst, pkt, info, info.Dst, inner) })
 			return
 		}
 		// Fragment before encapsulation.
@@ -337,12 +342,4 @@ func innerMTU(sa *sad.SA, mtu int) int {
 	// Overhead(0) includes padding for an empty payload; align down so
 	// that padding never pushes the packet over.
 	return n - 16
-}
-
-// icmpSource is the address ICMP errors to inside hosts come from.
-func (s *sender) icmpSource(set *spd.Set) netip.Addr {
-	if a := s.in.source(); a.IsValid() {
-		return a
-	}
-	return set.LocalGateway
 }
