@@ -1,10 +1,13 @@
 package ikesa
 
 import (
+	"context"
 	"crypto/rand"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,16 +15,17 @@ import (
 	"github.com/sitesec/sitesec/kmd/transform"
 )
 
-// udpHost plays fwdd for the interop test: real UDP sockets on 127.0.0.2,
-// ports 1500 and 14500 standing for 500 and 4500 (charon owns the real
-// ones on this loopback), with the non-ESP marker on 4500 (RFC 3948).
+// The interop tests run beside a real charon (testdata/strongswan/run.sh):
+// charon on 127.0.0.1 ports 1500/14500, this side on 127.0.0.2 ports
+// 500/4500 through real UDP sockets, playing fwdd (the non-ESP marker on
+// 4500, RFC 3948 section 2.2).
+
 type udpHost struct {
 	t           *testing.T
 	s500, s4500 *net.UDPConn
 	in          chan datagramIn
 	installed   map[uint32]*ChildSA
 	installs    int
-	events      []Event
 	table       *Table
 }
 
@@ -30,14 +34,40 @@ type datagramIn struct {
 	raw           []byte
 }
 
+func newUDPHost(t *testing.T, cfg *Config) *udpHost {
+	if os.Getenv("SITESEC_STRONGSWAN") == "" {
+		t.Skip("needs charon: sh testdata/strongswan/run.sh")
+	}
+	h := &udpHost{t: t, in: make(chan datagramIn, 64), installed: map[uint32]*ChildSA{}}
+	for _, p := range []struct {
+		port uint16
+		c    **net.UDPConn
+	}{{500, &h.s500}, {4500, &h.s4500}} {
+		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), p.port)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		*p.c = c
+		t.Cleanup(func() { c.Close() })
+		go h.read(c, p.port)
+	}
+	h.table = &Table{
+		Options: Options{Rand: rand.Reader, Now: time.Now, Host: h, Trace: func(sa *SA, sent bool, m *message.Message) {
+			t.Logf("%v %s", sent, m)
+		}},
+		Lookup: func(local, remote netip.AddrPort) *Config { return cfg },
+	}
+	return h
+}
+
 func (h *udpHost) Send(sa *SA, pkts [][]byte, keepalive bool) {
 	if keepalive {
-		h.s4500.WriteToUDPAddrPort([]byte{0xff}, netip.AddrPortFrom(sa.Remote.Addr(), 4500))
+		h.s4500.WriteToUDPAddrPort([]byte{0xff}, sa.Remote)
 		return
 	}
 	for _, p := range pkts {
 		var err error
-		if sa.Remote.Port() == 4500 {
+		if sa.Local.Port() == 4500 {
 			_, err = h.s4500.WriteToUDPAddrPort(append([]byte{0, 0, 0, 0}, p...), sa.Remote)
 		} else {
 			_, err = h.s500.WriteToUDPAddrPort(p, sa.Remote)
@@ -57,16 +87,17 @@ func (h *udpHost) Install(sa *SA, c *ChildSA, replaces *ChildSA) error {
 func (h *udpHost) Uninstall(sa *SA, c *ChildSA) { delete(h.installed, c.SPIIn) }
 
 func (h *udpHost) Event(sa *SA, e Event) {
-	h.events = append(h.events, e)
 	switch e.Kind {
 	case EventIKERekeyed:
 		h.table.Add(e.New)
 	case EventDead:
 		h.table.Remove(sa)
+	case EventEstablished:
+		h.table.Matured(sa)
 	}
 }
 
-func (h *udpHost) read(c *net.UDPConn, port uint16, marker bool) {
+func (h *udpHost) read(c *net.UDPConn, port uint16) {
 	buf := make([]byte, 65536)
 	for {
 		n, from, err := c.ReadFromUDPAddrPort(buf)
@@ -74,9 +105,9 @@ func (h *udpHost) read(c *net.UDPConn, port uint16, marker bool) {
 			return
 		}
 		b := append([]byte(nil), buf[:n]...)
-		if marker {
+		if port == 4500 {
 			if len(b) < 4 || b[0]|b[1]|b[2]|b[3] != 0 {
-				continue // ESP or keepalive
+				continue // ESP or a keepalive
 			}
 			b = b[4:]
 		}
@@ -84,35 +115,70 @@ func (h *udpHost) read(c *net.UDPConn, port uint16, marker bool) {
 	}
 }
 
-// TestStrongSwan negotiates with a real charon: IKE_SA_INIT, IKE_AUTH with
-// a CHILD SA, a CHILD SA rekey with PFS, an IKE SA rekey and a delete.
-// testdata/strongswan/run.sh starts charon and runs it.
-func TestStrongSwan(t *testing.T) {
-	if os.Getenv("SITESEC_STRONGSWAN") == "" {
-		t.Skip("needs charon: sh testdata/strongswan/run.sh")
+// pump runs the SAs until done, like a runner goroutine.
+func (h *udpHost) pump(what string, done func() bool) {
+	t := h.t
+	t.Helper()
+	deadline := time.After(15 * time.Second)
+	for !done() {
+		tick := time.Second
+		for _, x := range h.table.All() {
+			if d := x.Deadline(); !d.IsZero() && time.Until(d) < tick {
+				tick = max(time.Until(d), 0)
+			}
+		}
+		select {
+		case d := <-h.in:
+			x, pkt, _, err := h.table.Route(d.local, d.remote, d.raw)
+			if err != nil {
+				t.Logf("route: %v", err)
+				continue
+			}
+			if err := x.Handle(d.local, d.remote, pkt); err != nil {
+				t.Logf("handle: %v", err)
+			}
+		case <-time.After(tick):
+			for _, x := range h.table.All() {
+				x.Tick()
+			}
+		case <-deadline:
+			t.Fatalf("timed out: %s", what)
+		}
 	}
-	s500, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.2:1500")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s4500, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.2:14500")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s500.Close()
-	defer s4500.Close()
-	h := &udpHost{t: t, s500: s500, s4500: s4500, in: make(chan datagramIn, 64), installed: map[uint32]*ChildSA{}}
-	go h.read(s500, 500, false)
-	go h.read(s4500, 4500, true)
-	h.table = &Table{Options: Options{Rand: rand.Reader, Now: time.Now, Host: h}}
+}
 
-	ike, _ := transform.IKESuite("aes-256-gcm", "sha-256", "group19")
-	esp, _ := transform.ESPSuite("aes-128-gcm", "", "group19")
-	cfg := &Config{
+func (h *udpHost) established() *SA {
+	for _, x := range h.table.All() {
+		if x.State == StateEstablished {
+			return x
+		}
+	}
+	return nil
+}
+
+// interopConfig is this side's policy; SITESEC_IKE ("enc,auth,group") and
+// SITESEC_ESP ("enc,auth,pfs-group") match run.sh's charon proposals.
+func interopConfig(t *testing.T) *Config {
+	ikeArgs, espArgs := []string{"aes-256-gcm", "sha-256", "group19"}, []string{"aes-128-gcm", "", "group19"}
+	if v := os.Getenv("SITESEC_IKE"); v != "" {
+		ikeArgs = strings.Split(v, ",")
+	}
+	if v := os.Getenv("SITESEC_ESP"); v != "" {
+		espArgs = strings.Split(v, ",")
+	}
+	ike, err := transform.IKESuite(ikeArgs[0], ikeArgs[1], ikeArgs[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	esp, err := transform.ESPSuite(espArgs[0], espArgs[1], espArgs[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Config{
 		Name:          "interop",
 		IKEProposals:  transform.Proposals([]transform.Suite{ike}, nil),
 		ESPProposals:  transform.Proposals([]transform.Suite{esp}, nil),
-		PFSGroup:      19,
+		PFSGroup:      esp.DH,
 		LocalID:       IPID(netip.MustParseAddr("127.0.0.2")),
 		RemoteID:      MatchIDs(IPID(netip.MustParseAddr("127.0.0.1"))),
 		Auth:          PSK("interop-s3cret"),
@@ -123,80 +189,94 @@ func TestStrongSwan(t *testing.T) {
 		NATTraversal:  true,
 		NATKeepalive:  20 * time.Second,
 	}
-	sa, err := NewInitiator(cfg, netip.MustParseAddrPort("127.0.0.2:500"), netip.MustParseAddrPort("127.0.0.1:500"), h.table.Options)
+}
+
+// TestStrongSwanInitiator: this side initiates; IKE_SA_INIT, IKE_AUTH with a
+// CHILD SA, a CHILD SA rekey with PFS, an IKE SA rekey, a CHILD SA on the
+// new IKE SA, and a delete.
+func TestStrongSwanInitiator(t *testing.T) {
+	cfg := interopConfig(t)
+	h := newUDPHost(t, cfg)
+	sa, err := NewInitiator(cfg, netip.MustParseAddrPort("127.0.0.2:500"), netip.MustParseAddrPort("127.0.0.1:1500"), h.table.Options)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.table.Add(sa)
-	pump := func(what string, done func() bool) {
-		t.Helper()
-		deadline := time.After(15 * time.Second)
-		for !done() {
-			tick := time.Second
-			for _, x := range h.table.All() {
-				if d := x.Deadline(); !d.IsZero() && time.Until(d) < tick {
-					tick = max(time.Until(d), 0)
-				}
-			}
-			select {
-			case d := <-h.in:
-				x, pkt, _, err := h.table.Route(d.local, d.remote, d.raw)
-				if err != nil {
-					t.Logf("route: %v", err)
-					continue
-				}
-				if err := x.Handle(d.local, d.remote, pkt); err != nil {
-					t.Logf("handle: %v", err)
-				}
-			case <-time.After(tick):
-				for _, x := range h.table.All() {
-					x.Tick()
-				}
-			case <-deadline:
-				t.Fatalf("timed out: %s", what)
-			}
-		}
-	}
 	if err := sa.Start(); err != nil {
 		t.Fatal(err)
 	}
-	pump("IKE SA", func() bool { return sa.State == StateEstablished && len(sa.Children) == 1 || sa.State == StateDead })
+	h.pump("IKE SA", func() bool { return sa.State == StateEstablished && len(sa.Children) == 1 || sa.State == StateDead })
 	if sa.State != StateEstablished {
 		t.Fatalf("IKE SA: %v", sa.Err)
 	}
-	t.Logf("established %s, NAT local %v remote %v, %s", sa.Name(), sa.NATLocal, sa.NATRemote, sa.Suite.EncryptionName())
-
 	old := sa.Children[0]
 	if err := sa.RekeyChild(old); err != nil {
 		t.Fatal(err)
 	}
-	pump("CHILD rekey", func() bool { return h.installs == 2 && len(sa.Children) == 1 && sa.Child(old.SPIIn) == nil })
-	if sa.Children[0].Suite.DH != 19 {
+	h.pump("CHILD rekey", func() bool { return h.installs == 2 && len(sa.Children) == 1 && sa.Child(old.SPIIn) == nil })
+	if sa.Children[0].Suite.DH != cfg.PFSGroup {
 		t.Fatal("CHILD rekey without PFS")
 	}
-
 	if err := sa.Rekey(); err != nil {
 		t.Fatal(err)
 	}
-	pump("IKE rekey", func() bool { return sa.State == StateDead })
-	var n *SA
-	for _, x := range h.table.All() {
-		if x.State == StateEstablished {
-			n = x
-		}
-	}
+	h.pump("IKE rekey", func() bool { return sa.State == StateDead })
+	n := h.established()
 	if n == nil || len(n.Children) != 1 {
 		t.Fatal("no new IKE SA with the CHILD SA")
 	}
-	// The new IKE SA works: create one more CHILD SA on it.
 	if err := n.CreateChild(); err != nil {
 		t.Fatal(err)
 	}
-	pump("CHILD on rekeyed IKE SA", func() bool { return len(n.Children) == 2 })
+	h.pump("CHILD on rekeyed IKE SA", func() bool { return len(n.Children) == 2 })
 	if err := n.Delete(); err != nil {
 		t.Fatal(err)
 	}
-	pump("delete", func() bool { return n.State == StateDead })
+	h.pump("delete", func() bool { return n.State == StateDead })
+	if len(h.installed) != 0 {
+		t.Fatalf("%d CHILD SAs left", len(h.installed))
+	}
+}
+
+// swanctl runs a swanctl command against the test's charon.
+func swanctl(t *testing.T, args ...string) chan error {
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		args = append(args, "--uri", "unix://"+os.Getenv("SITESEC_STRONGSWAN")+"/charon.vici")
+		out, err := exec.CommandContext(ctx, "swanctl", args...).CombinedOutput()
+		if err != nil {
+			t.Logf("swanctl %v: %v\n%s", args, err, out)
+		}
+		done <- err
+	}()
+	return done
+}
+
+// TestStrongSwanResponder: charon initiates and drives the rekeys; this
+// side answers: IKE_SA_INIT and IKE_AUTH (moving to 4500), CHILD SA rekey,
+// IKE SA rekey, and charon's delete.
+func TestStrongSwanResponder(t *testing.T) {
+	cfg := interopConfig(t)
+	h := newUDPHost(t, cfg)
+	swanctl(t, "--initiate", "--child", "net", "--timeout", "15")
+	h.pump("IKE SA", func() bool { sa := h.established(); return sa != nil && len(sa.Children) == 1 })
+	sa := h.established()
+	if sa.Initiator || sa.Local.Port() != 4500 || sa.Remote.Port() != 14500 {
+		t.Fatalf("role %v, %v -> %v", sa.Initiator, sa.Local, sa.Remote)
+	}
+	old := sa.Children[0]
+	swanctl(t, "--rekey", "--child", "net")
+	h.pump("CHILD rekey", func() bool { return h.installs == 2 && len(sa.Children) == 1 && sa.Child(old.SPIIn) == nil })
+	swanctl(t, "--rekey", "--ike", "kmd")
+	h.pump("IKE rekey", func() bool { return sa.State == StateDead && h.established() != nil })
+	n := h.established()
+	if len(n.Children) != 1 || n.Initiator {
+		t.Fatalf("new IKE SA: %d CHILD SAs", len(n.Children))
+	}
+	swanctl(t, "--terminate", "--ike", "kmd", "--timeout", "5")
+	h.pump("delete", func() bool { return n.State == StateDead })
 	if len(h.installed) != 0 {
 		t.Fatalf("%d CHILD SAs left", len(h.installed))
 	}

@@ -1,11 +1,14 @@
 #!/bin/sh
 # Runs the kmd/ikesa strongSwan interop test: charon in private network and
 # mount namespaces on loopback (INTEROP.md), the test binary beside it.
-# Usage: sh run.sh [PROPOSALS ESP_PROPOSALS]   (from kmd/ikesa)
+# Usage: sh run.sh [IKE ESP [SITESEC_IKE SITESEC_ESP]]   (from kmd/ikesa)
+#   e.g. sh run.sh aes256-sha256-modp2048 aes256-sha1-modp3072 \
+#        aes-256-cbc,sha-256,group14 aes-256-cbc,hmac-sha1-96,group15
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 props=${1:-aes256gcm16-prfsha256-ecp256}
 esp=${2:-aes128gcm16-ecp256}
+export SITESEC_IKE=${3:-} SITESEC_ESP=${4:-}
 run=$(mktemp -d /tmp/kmd-interop.XXXXXX)
 ( cd "$here/../.." && go test -c -o "$run/ikesa.test" . )
 sed "s#RUNDIR#$run#g" "$here/strongswan.conf" > "$run/strongswan.conf"
