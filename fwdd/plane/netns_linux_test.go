@@ -2,6 +2,7 @@ package plane
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/sitesec/sitesec/fwdd/sad"
+	"github.com/sitesec/sitesec/proto/pb"
 	"github.com/vishvananda/netns"
 )
 
@@ -129,6 +131,33 @@ func TestNamespacePing(t *testing.T) {
 	if route := run(t, "ip", "-n", nsA, "route", "get", "10.0.2.1"); !strings.Contains(route, "mtu") {
 		t.Fatalf("no path MTU learned: %s", route)
 	}
+	// NAT-T: dynamic AES-GCM SAs in UDP on port 4500 (RFC 3948) take
+	// over; the UDP sockets are opened in each namespace.
+	for i, s := range sides {
+		inNS(t, s.ns, func() {
+			if err := s.w.Listen(map[netip.AddrPort]Kind{netip.AddrPortFrom(netip.MustParseAddr(s.local), 4500): KindNATT}); err != nil {
+				t.Fatal(err)
+			}
+		})
+		in, out := uint32(0x5001), uint32(0x5002)
+		if i == 1 {
+			in, out = out, in
+		}
+		sas := dynamicSAs("aes-256-gcm", "", make([]byte, 36), nil, s.local, s.remote, in, out, pb.Encapsulation_ENCAPSULATION_UDP_NATT, 4500)
+		sas[1].RemoteSelectors = sel(s.dst)
+		if err := s.p.DB.Install(sas, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out = run(t, "ip", "netns", "exec", nsA, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", "10.0.1.1", "10.0.2.1")
+	if !strings.Contains(out, "3 received") {
+		t.Fatalf("ping over NAT-T:\n%s", out)
+	}
+	for _, sa := range sides[1].p.DB.All() {
+		if sa.Config.GetSpi() == 0x5002 && sa.Counters.Get(sad.DecryptedPackets) < 3 {
+			t.Fatalf("NAT-T SA decrypted %d packets", sa.Counters.Get(sad.DecryptedPackets))
+		}
+	}
 	a := sides[0].p.DB.ServiceSetTotals("ss1")
 	b := sides[1].p.DB.ServiceSetTotals("ss1")
 	if a.Get(sad.EncryptedPackets) < 4 || b.Get(sad.DecryptedPackets) < 4 || a.Get(sad.ExceedsTunnelMTU) == 0 {
@@ -137,4 +166,13 @@ func TestNamespacePing(t *testing.T) {
 	if a.Get(sad.AuthFailures)+b.Get(sad.AuthFailures) != 0 {
 		t.Fatal("authentication failures")
 	}
+}
+
+func sel(prefix string) []*pb.TrafficSelector {
+	p := netip.MustParsePrefix(prefix)
+	end := p.Addr().As4()
+	for i := p.Bits(); i < 32; i++ {
+		end[i/8] |= 0x80 >> (i % 8)
+	}
+	return []*pb.TrafficSelector{{StartAddress: p.Addr().AsSlice(), EndAddress: end[:]}}
 }
