@@ -105,6 +105,12 @@ func (h *udpHost) read(c *net.UDPConn, port uint16) {
 			return
 		}
 		b := append([]byte(nil), buf[:n]...)
+		if f := os.Getenv("SITESEC_CAPTURE"); f != "" && port == 500 {
+			// Keep the first IKE_SA_INIT request for the codec's tests.
+			if _, err := os.Stat(f); err != nil {
+				os.WriteFile(f, b, 0o644)
+			}
+		}
 		if port == 4500 {
 			if len(b) < 4 || b[0]|b[1]|b[2]|b[3] != 0 {
 				continue // ESP or a keepalive

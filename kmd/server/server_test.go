@@ -246,3 +246,38 @@ func TestRestartMakeBeforeBreak(t *testing.T) {
 		t.Fatalf("install %v delete %v", lb.installs[0], lb.deletes[0])
 	}
 }
+
+// TestDynamicEndpoint: the right side only has an access profile; it
+// answers any peer with the profile's key and narrows to the allowed
+// proxy pair.
+func TestDynamicEndpoint(t *testing.T) {
+	l, r, lb, rb := pair(t)
+	ctx := t.Context()
+	rc := &pb.Config{
+		ServiceSets: []*pb.ServiceSet{{Name: "dep", IpsecVpnOptions: &pb.IPsecVPNOptions{
+			LocalGateway: &pb.LocalGateway{Address: "198.51.100.1"}, IkeAccessProfile: "prof"}}},
+		AccessProfiles: []*pb.AccessProfile{{Name: "prof", ClientIke: &pb.AccessClientIKE{
+			PreSharedKey:      &pb.Key{Value: []byte("dep-key")},
+			AllowedProxyPairs: []*pb.ProxyPair{{Local: "10.1.0.0/24", Remote: "10.0.0.0/24"}},
+		}}},
+	}
+	if err := r.Apply(ctx, nil, rc); err != nil {
+		t.Fatal(err)
+	}
+	// The initiator asks for more than the proxy pair allows.
+	lc := config("192.0.2.1", "198.51.100.1", "dep-key", pb.EstablishTunnels_ESTABLISH_TUNNELS_IMMEDIATELY, "10.0.0.0/16", "10.1.0.0/16")
+	if err := l.Apply(ctx, nil, lc); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "installs", func() bool { a, _ := lb.count(); b, _ := rb.count(); return a == 1 && b == 1 })
+	in := rb.installs[0].Sas[0]
+	if in.ServiceSet != "dep" || len(in.LocalSelectors) != 1 || net(in.LocalSelectors[0]) != "10.1.0.0-10.1.0.255" || net(in.RemoteSelectors[0]) != "10.0.0.0-10.0.0.255" {
+		t.Fatalf("DEP SA %v %v %v", in.ServiceSet, in.LocalSelectors, in.RemoteSelectors)
+	}
+}
+
+func net(ts *pb.TrafficSelector) string {
+	a, _ := netip.AddrFromSlice(ts.StartAddress)
+	b, _ := netip.AddrFromSlice(ts.EndAddress)
+	return a.String() + "-" + b.String()
+}

@@ -26,7 +26,7 @@ unshare --mount --net sh -c "
   for i in 1 2 3 4 5 6 7 8 9 10; do [ -S $run/charon.vici ] && break; sleep 0.3; done
   swanctl --load-all --uri unix://$run/charon.vici --file $run/swanctl/swanctl.conf >$run/swanctl.out 2>&1 || { cat $run/swanctl.out; exit 1; }
   status=0
-  SITESEC_STRONGSWAN=$run SITESEC_STRONGSWAN_PROPOSALS='$props' $run/ikesa.test -test.run 'TestStrongSwan' -test.v -test.timeout 60s || status=\$?
+  SITESEC_STRONGSWAN=$run SITESEC_CAPTURE=\${SITESEC_CAPTURE:-} $run/ikesa.test -test.run 'TestStrongSwan' -test.v -test.timeout 60s || status=\$?
   swanctl --list-sas --uri unix://$run/charon.vici || true
   exit \$status
 "
