@@ -1,9 +1,12 @@
 #!/bin/bash
-# Build the FROM-scratch container images of sitesec (make images; the
-# Makefile builds bin/ first): sitesec/{cfgd,kmd,pkid,fwdd,cli}, the NATS
-# server (sitesec/nats, nats-server built statically from the module that
-# services already requires) and the test host (sitesec/host: nettool).
-# No registry is contacted: docker build --pull=false of FROM scratch.
+# Build the FROM-scratch container images of sitesec (make images):
+# sitesec/{cfgd,kmd,pkid,fwdd,cli}, the NATS server (sitesec/nats:
+# nats-server built from the module that services already requires) and
+# the test host (sitesec/host: tests/cmd/nettool). Every binary is built
+# here, statically (CGO_ENABLED=0), into a private directory: a scratch
+# image has no dynamic loader, so a binary from bin/ built some other way
+# would not start. No registry is contacted: docker build --pull=false of
+# FROM scratch.
 #
 #   scripts/images.sh            tag :dev (or $SITESEC_TAG)
 set -euo pipefail
@@ -11,24 +14,30 @@ cd "$(dirname "$0")/.."
 tag=${SITESEC_TAG:-dev}
 export CGO_ENABLED=0
 
-for b in cfgd kmd pkid fwdd cli; do
-	[ -x "bin/$b" ] || { echo "images: bin/$b missing: run make build" >&2; exit 1; }
-done
-(cd services && go build -trimpath -o ../bin/nats-server github.com/nats-io/nats-server/v2)
-(cd tests && go build -trimpath -o ../bin/nettool ./cmd/nettool)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/bin"
+out=$PWD/$work
+[ "${work:0:1}" = / ] && out=$work
+go build -trimpath -o "$out/bin/cfgd" ./cfgd/cmd/cfgd
+go build -trimpath -o "$out/bin/cli" ./cfgd/cmd/cli
+go build -trimpath -o "$out/bin/kmd" ./kmd/cmd/kmd
+go build -trimpath -o "$out/bin/pkid" ./pkid/cmd/pkid
+go build -trimpath -o "$out/bin/fwdd" ./fwdd/cmd/fwdd
+(cd services && go build -trimpath -o "$out/bin/nats-server" github.com/nats-io/nats-server/v2)
+(cd tests && go build -trimpath -o "$out/bin/nettool" ./cmd/nettool)
 
-ctx=$(mktemp -d)
-trap 'rm -rf "$ctx"' EXIT
 # image name -> binary
 for pair in cfgd:cfgd kmd:kmd pkid:pkid fwdd:fwdd cli:cli nats:nats-server host:nettool; do
 	name=${pair%%:*} bin=${pair#*:}
-	rm -f "$ctx"/*
-	cp "bin/$bin" "$ctx/$bin"
+	ctx="$out/ctx-$name"
+	mkdir -p "$ctx"
+	cp "$out/bin/$bin" "$ctx/$bin"
 	# The legacy builder warns on every build that it is deprecated: keep
 	# standard error for failures only.
-	if ! out=$(docker build --pull=false -q -f deploy/Dockerfile --build-arg "BIN=$bin" \
+	if ! log=$(docker build --pull=false -q -f deploy/Dockerfile --build-arg "BIN=$bin" \
 		--label org.sitesec.binary="$bin" -t "sitesec/$name:$tag" "$ctx" 2>&1); then
-		echo "$out" >&2
+		echo "$log" >&2
 		exit 1
 	fi
 	echo "sitesec/$name:$tag"

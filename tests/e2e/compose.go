@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -54,6 +55,30 @@ func RequireDocker(t testing.TB) []string {
 	}
 	t.Skip("needs docker compose or docker-compose")
 	return nil
+}
+
+// LockCompose serializes the compose examples on this machine: their
+// subnets are fixed, so two copies cannot run on one docker engine at once
+// (another test binary, or a developer's run, may be using it). It waits
+// up to d for the lock, held until the test's cleanup ends.
+func LockCompose(t testing.TB, d time.Duration) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "sitesec-compose.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(d); ; time.Sleep(time.Second) {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			t.Skipf("another run of the compose example holds %s for more than %s", f.Name(), d)
+		}
+	}
+	// Registered first, so it runs last: after compose down.
+	t.Cleanup(func() { f.Close() })
 }
 
 // BuildImages runs scripts/images.sh (the images of make images).

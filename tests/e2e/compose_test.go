@@ -77,6 +77,7 @@ func composePing(t *testing.T, c *Compose, count string) (PingResult, error) {
 func TestComposeTwoRouters(t *testing.T) {
 	cmd := RequireDocker(t)
 	bin := harness.Bin(t)
+	LockCompose(t, 4*time.Minute)
 	start := time.Now()
 	BuildImages(t)
 	c := NewCompose(t, cmd, filepath.Join(Repo(), "deploy", "two-routers", "compose.yaml"), bin)
