@@ -472,3 +472,27 @@ func TestConfigureKeepsManualSAs(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// TestInnerIPv6 carries an IPv6 packet through an IPv4 tunnel (next
+// header 41) of a next-hop set.
+func TestInnerIPv6(t *testing.T) {
+	a, b := pair(t,
+		manualConfig("192.0.2.1", "192.0.2.2", "10.0.1.0/24", "10.0.2.0/24"),
+		manualConfig("192.0.2.2", "192.0.2.1", "10.0.2.0/24", "10.0.1.0/24"))
+	p := make([]byte, 40+8+5)
+	p[0] = 0x60
+	binary.BigEndian.PutUint16(p[4:], 13)
+	p[6], p[7] = packet.ProtoUDP, 64
+	src, dst := netip.MustParseAddr("2001:db8:1::1").As16(), netip.MustParseAddr("2001:db8:2::1").As16()
+	copy(p[8:], src[:])
+	copy(p[24:], dst[:])
+	binary.BigEndian.PutUint16(p[40:], 1111)
+	binary.BigEndian.PutUint16(p[42:], 2222)
+	binary.BigEndian.PutUint16(p[44:], 13)
+	copy(p[48:], "hello")
+	a.tun.Outbound <- append([]byte(nil), p...)
+	got := recv(t, b.tun.Inbound)
+	if len(got) != len(p) || got[7] != 63 || string(got[48:]) != "hello" {
+		t.Fatalf("got %x", got)
+	}
+}
