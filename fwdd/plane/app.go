@@ -91,11 +91,59 @@ func (a *App) Start(ctx context.Context, d *daemon.Daemon) error {
 		return fmt.Errorf("fwdd: %w", err)
 	}
 	ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	a.wg.Add(3)
+	a.wg.Add(4)
 	go a.events(ctx)
 	go a.sweep(ctx)
 	go a.sync(ctx)
+	go a.watchAddresses(ctx)
 	return nil
+}
+
+// watchAddresses follows the machine's addresses (netlink) and tells kmd
+// when a local gateway address comes or goes (SPEC section 3, gateway
+// down with gw-interface: kmd stops IKE and clears the SAs or marks them
+// Not Installed). A gateway that comes back gets its sockets again.
+func (a *App) watchAddresses(ctx context.Context) {
+	defer a.wg.Done()
+	updates, err := SubscribeAddresses(ctx)
+	if err != nil {
+		a.d.Trace.Event(trace.FlagSocket, trace.Warning).Err(err).Msg("no address updates")
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case u, ok := <-updates:
+			if !ok {
+				return
+			}
+			a.addressChanged(u.Addr, u.Up)
+		}
+	}
+}
+
+func (a *App) addressChanged(addr netip.Addr, up bool) {
+	for _, s := range a.p.SPD().Sets {
+		if s.LocalGateway != addr {
+			continue
+		}
+		a.d.Trace.Event(trace.FlagSocket, trace.Notice).Str("service_set", s.Name).Str("address", addr.String()).Bool("up", up).Msg("local gateway")
+		if up {
+			a.rebind(false) // opens missing sockets, reports the change
+			continue
+		}
+		a.gw.Lock()
+		if a.gwUp == nil {
+			a.gwUp = map[string]bool{}
+		}
+		a.gwUp[s.Name] = false
+		a.gw.Unlock()
+		ev := &pb.GatewayEvent{ServiceSet: s.Name, Address: addr.AsSlice(), Up: false}
+		if err := a.d.Bus.Publish(subject.Fwdd, subject.VerbGatewayEvents, ev); err != nil {
+			a.d.Trace.Event(trace.FlagGeneral, trace.Warning).Err(err).Msg("gateway event")
+		}
+	}
 }
 
 // install serves fwdd.sa.install. SAs in one request go in together,

@@ -146,6 +146,11 @@ func TestAppOverBus(t *testing.T) {
 	waitGateway("ss2", false)
 	run(t, "ip", "addr", "add", "192.0.2.50/24", "dev", "out0")
 	waitGateway("ss2", true)
+	// The address goes away and comes back: netlink tells fwdd at once.
+	run(t, "ip", "addr", "del", "192.0.2.50/24", "dev", "out0")
+	waitGateway("ss2", false)
+	run(t, "ip", "addr", "add", "192.0.2.50/24", "dev", "out0")
+	waitGateway("ss2", true)
 
 	op := func(words string) *pb.OpReply {
 		var rep pb.OpReply

@@ -1,6 +1,7 @@
 package plane
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -120,4 +121,45 @@ func SetRoutes(routes []Route) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// AddressUpdate is an address that appeared (Up) or went away.
+type AddressUpdate struct {
+	Addr netip.Addr
+	Up   bool
+}
+
+// SubscribeAddresses reports address changes of the process's network
+// namespace until ctx ends.
+func SubscribeAddresses(ctx context.Context) (<-chan AddressUpdate, error) {
+	raw := make(chan netlink.AddrUpdate, 64)
+	done := make(chan struct{})
+	if err := netlink.AddrSubscribeWithOptions(raw, done, netlink.AddrSubscribeOptions{}); err != nil {
+		return nil, fmt.Errorf("link: address updates: %w", err)
+	}
+	out := make(chan AddressUpdate, 64)
+	go func() {
+		defer close(out)
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case u, ok := <-raw:
+				if !ok {
+					return
+				}
+				a, ok := netip.AddrFromSlice(u.LinkAddress.IP)
+				if !ok {
+					continue
+				}
+				select {
+				case out <- AddressUpdate{Addr: a.Unmap(), Up: u.NewAddr}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
 }
