@@ -496,3 +496,32 @@ func TestInnerIPv6(t *testing.T) {
 		t.Fatalf("got %x", got)
 	}
 }
+
+// TestFillOptions: an SA kmd installs without data-plane options gets its
+// term's; one that carries them keeps them.
+func TestFillOptions(t *testing.T) {
+	db, _ := sad.Open(sad.Options{})
+	a := &App{p: New(db)}
+	defer a.p.Workers.Close()
+	cfg := dynConfig("192.0.2.1", "192.0.2.2", "10.0.1.0/24", "10.0.2.0/24")
+	then := cfg.IpsecVpn.Rules[0].Terms[0].Then
+	then.TunnelMtu = u32(1300)
+	then.CopyTosFromInnerIpHeader = true
+	then.AntiReplayWindowSize = u32(512)
+	if err := a.p.Configure(cfg); err != nil {
+		t.Fatal(err)
+	}
+	bare := dynamicSAs("aes-128-gcm", "", make([]byte, 20), nil, "192.0.2.1", "192.0.2.2", 0x10, 0x20, pb.Encapsulation_ENCAPSULATION_ESP, 0)
+	for _, s := range bare {
+		s.TunnelMtu, s.ReplayWindow, s.InsideInterface = 0, 0, ""
+	}
+	kept := dynamicSAs("aes-128-gcm", "", make([]byte, 20), nil, "192.0.2.1", "192.0.2.2", 0x30, 0x40, pb.Encapsulation_ENCAPSULATION_ESP, 0)
+	kept[0].ReplayWindow = 64
+	a.fillOptions(append(bare, kept...))
+	if bare[1].TunnelMtu != 1300 || !bare[1].CopyTos || bare[0].ReplayWindow != 512 || bare[0].InsideInterface != "ms-1/2/0.1" {
+		t.Fatalf("filled %v\n%v", bare[0], bare[1])
+	}
+	if kept[1].TunnelMtu != 1500 || kept[1].CopyTos || kept[0].ReplayWindow != 64 {
+		t.Fatalf("overwrote %v", kept)
+	}
+}

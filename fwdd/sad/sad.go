@@ -462,7 +462,11 @@ func (db *DB) Install(cs []*pb.SA, replacesSPI uint32) error {
 	out := clone(*db.out.Load())
 	for _, sa := range built {
 		if sa.Inbound() {
-			in[InKey{sa.Config.GetSpi(), sa.Local}] = sa
+			k := InKey{sa.Config.GetSpi(), sa.Local}
+			if old := in[k]; old != nil {
+				db.retire(old) // reinstalled: keep what it counted
+			}
+			in[k] = sa
 		}
 	}
 	db.in.Store(&in)
@@ -471,7 +475,11 @@ func (db *DB) Install(cs []*pb.SA, replacesSPI uint32) error {
 		if sa.Inbound() {
 			continue
 		}
-		out[OutKey{sa.Config.GetSpi(), sa.Peer().Addr.Addr()}] = sa
+		ok := OutKey{sa.Config.GetSpi(), sa.Peer().Addr.Addr()}
+		if old := out[ok]; old != nil {
+			db.retire(old)
+		}
+		out[ok] = sa
 		set := sa.Config.GetServiceSet()
 		list := []*SA{sa}
 		for _, o := range bySet[set] {
@@ -592,21 +600,26 @@ func (db *DB) Delete(f Filter, reason string) int {
 	db.out.Store(&out)
 	db.bySet.Store(&bySet)
 	for _, sa := range gone {
-		sa.expired.Store(true)
-		db.setMu.Lock()
-		r := db.retired[sa.Config.GetServiceSet()]
-		if r == nil {
-			r = new(Counters)
-			db.retired[sa.Config.GetServiceSet()] = r
-		}
-		db.setMu.Unlock()
-		sa.Counters.AddTo(r)
+		db.retire(sa)
 		if !sa.Inbound() && sa.Config.GetType() != pb.SAType_SA_TYPE_MANUAL {
 			_ = db.marks.Forget(sa.markKey)
 		}
 		db.emit(sa, pb.SAEventKind_SA_EVENT_KIND_DELETED, reason)
 	}
 	return len(gone)
+}
+
+// retire stops an SA and folds its counters into its service set's.
+func (db *DB) retire(sa *SA) {
+	sa.expired.Store(true)
+	db.setMu.Lock()
+	r := db.retired[sa.Config.GetServiceSet()]
+	if r == nil {
+		r = new(Counters)
+		db.retired[sa.Config.GetServiceSet()] = r
+	}
+	db.setMu.Unlock()
+	sa.Counters.AddTo(r)
 }
 
 // Update changes an installed SA's peer or Not Installed state.
