@@ -128,6 +128,12 @@ func TestCookie(t *testing.T) {
 	if sa.State != StateEstablished || w.r.table.Stats.CookiesSent != 1 {
 		t.Fatalf("state %v cookies %d", sa.State, w.r.table.Stats.CookiesSent)
 	}
+	// The half-open SA goes after HalfOpenTimeout.
+	stale.State = StateDead // its initiator gave up; keep it off the wire
+	w.advance(HalfOpenTimeout + time.Second)
+	if w.r.table.HalfOpen() != 0 || len(w.r.sas()) != 1 {
+		t.Fatalf("half-open %d, SAs %d", w.r.table.HalfOpen(), len(w.r.sas()))
+	}
 }
 
 func TestRetransmission(t *testing.T) {

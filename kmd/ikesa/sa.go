@@ -111,6 +111,8 @@ type SA struct {
 	lastSeen      time.Time
 	keepaliveAt   time.Time
 	deleteAt      time.Time
+	// halfOpenUntil ends a responder SA the initiator never authenticated.
+	halfOpenUntil time.Time
 	Err           error
 
 	Stats Stats
@@ -157,8 +159,13 @@ func NewResponder(cfg *Config, local, remote netip.AddrPort, spii uint64, o Opti
 		return nil, err
 	}
 	sa.SPIr = spi
+	sa.halfOpenUntil = o.Now().Add(HalfOpenTimeout)
 	return sa, nil
 }
+
+// HalfOpenTimeout is how long a responder keeps an IKE SA whose IKE_AUTH
+// never came.
+const HalfOpenTimeout = 30 * time.Second
 
 // Start queues IKE_SA_INIT and IKE_AUTH with a first CHILD SA, and sends.
 func (sa *SA) Start() error {
@@ -477,6 +484,9 @@ func (sa *SA) Deadline() time.Time {
 		}
 	}
 	min(sa.mgr.Deadline())
+	if sa.State == StateConnecting && !sa.Initiator {
+		min(sa.halfOpenUntil)
+	}
 	if sa.State == StateEstablished {
 		min(sa.RekeyAt)
 		min(sa.ExpireAt)
@@ -505,6 +515,10 @@ func (sa *SA) Tick() error {
 	if !sa.deleteAt.IsZero() && !now.Before(sa.deleteAt) {
 		sa.deleteAt = time.Time{}
 		sa.die(nil)
+		return nil
+	}
+	if sa.State == StateConnecting && !sa.Initiator && !now.Before(sa.halfOpenUntil) {
+		sa.die(errors.New("ikesa: half-open IKE SA timed out"))
 		return nil
 	}
 	if sa.State != StateEstablished {

@@ -273,10 +273,24 @@ func (s *Server) clearIPsec(args []string) *pb.OpReply {
 	return &pb.OpReply{}
 }
 
+// tsString renders selectors as Junos identities:
+// ipv4_subnet(any:0,[0..7]=10.1.12.0/24), or a range when not a prefix.
 func tsString(ts []message.Selector) string {
 	var parts []string
 	for _, t := range ts {
-		parts = append(parts, fmt.Sprintf("ipv4_subnet(any:0,[0..7]=%s-%s)", t.Start, t.End))
+		kind := "ipv4"
+		if t.Start.Is6() {
+			kind = "ipv6"
+		}
+		what := t.Start.String() + "-" + t.End.String()
+		for bits := 0; bits <= t.Start.BitLen(); bits++ {
+			p := netip.PrefixFrom(t.Start, bits).Masked()
+			if p.Addr() == t.Start && ikesa.PrefixSelector(p).End == t.End {
+				what = p.String()
+				break
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%s_subnet(any:%d,[0..7]=%s)", kind, t.Protocol, what))
 	}
 	return strings.Join(parts, " ")
 }
