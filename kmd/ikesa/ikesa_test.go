@@ -407,3 +407,92 @@ func BenchmarkEstablish(b *testing.B) {
 		w.run()
 	}
 }
+
+// TestRejectMalformed: an authenticated request with an unknown critical
+// payload is answered with UNSUPPORTED_CRITICAL_PAYLOAD, one with a
+// payload its exchange does not allow with INVALID_SYNTAX; the SA lives.
+func TestRejectMalformed(t *testing.T) {
+	w, sa := establish(t, 90)
+	r := w.r.only(t)
+	for i, tc := range []struct {
+		payloads []message.Payload
+		want     message.NotifyType
+	}{
+		{[]message.Payload{&message.Unknown{PayloadType: 200, Data: []byte{1}}}, message.NotifyUnsupportedCriticalPayload},
+		{[]message.Payload{&message.SA{}}, message.NotifyInvalidSyntax},
+	} {
+		// The left side's next request IDs are 2 and 3.
+		m := &message.Message{Header: message.Header{Exchange: message.Informational, MessageID: uint32(2 + i)}, Payloads: tc.payloads}
+		raw, err := sa.Encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := tc.payloads[0].(*message.Unknown); ok {
+			// Set the critical bit of the unknown payload, inside SK: seal
+			// again by hand.
+			inner := []byte{0, 0x80, 0, 5, 1}
+			hdr := m.Header
+			hdr.SPIi, hdr.SPIr, hdr.Flags = sa.SPIi, sa.SPIr, message.FlagInitiator
+			raw = [][]byte{sealRaw(t, sa, hdr, 200, inner)}
+		}
+		before := r.mgr.Stats.ResponsesSent
+		w.queue = append(w.queue, datagram{from: w.l, to: w.r, src: sa.Local, dst: r.Local, raw: raw[0]})
+		var resp []byte
+		w.drop = func(d datagram) bool {
+			if d.from == w.r {
+				resp = d.raw
+				return true
+			}
+			return false
+		}
+		w.run()
+		w.drop = nil
+		if r.mgr.Stats.ResponsesSent != before+1 || resp == nil {
+			t.Fatalf("case %d: no response", i)
+		}
+		p, _ := message.Parse(resp)
+		got, err := p.Open(sa.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := got.ErrorNotify(); n == nil || n.NotifyType != tc.want {
+			t.Fatalf("case %d: response %v", i, got)
+		}
+	}
+	if r.State != StateEstablished {
+		t.Fatal("SA died")
+	}
+	sa.mgr.SetIDs(4, 0)
+	sa.CreateChild()
+	w.run()
+	w.checkChildren(t, 2)
+}
+
+// sealRaw seals a raw inner payload chain whose first payload has type
+// first.
+func sealRaw(t *testing.T, sa *SA, h message.Header, first message.PayloadType, inner []byte) []byte {
+	h.NextPayload = message.PayloadSK
+	h.Version = message.Version
+	bodyLen := sa.out.BodyLen(len(inner))
+	h.Length = uint32(message.HeaderLen + 4 + bodyLen)
+	aad := binaryHeader(h)
+	aad = append(aad, byte(first), 0, byte((4+bodyLen)>>8), byte(4+bodyLen))
+	body, err := sa.out.Seal(aad, inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(aad, body...)
+}
+
+func binaryHeader(h message.Header) []byte {
+	b := make([]byte, 0, message.HeaderLen)
+	for i := 7; i >= 0; i-- {
+		b = append(b, byte(h.SPIi>>(8*i)))
+	}
+	for i := 7; i >= 0; i-- {
+		b = append(b, byte(h.SPIr>>(8*i)))
+	}
+	b = append(b, byte(h.NextPayload), h.Version, byte(h.Exchange), h.Flags)
+	b = append(b, byte(h.MessageID>>24), byte(h.MessageID>>16), byte(h.MessageID>>8), byte(h.MessageID))
+	return append(b, byte(h.Length>>24), byte(h.Length>>16), byte(h.Length>>8), byte(h.Length))
+}

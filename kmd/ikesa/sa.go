@@ -339,7 +339,12 @@ func (sa *SA) Handle(local, remote netip.AddrPort, pkt *message.Packet) error {
 				return err
 			}
 		} else if msg, err = pkt.Open(sa.in); err != nil {
-			// RFC 7296 section 2.21.1: drop messages that fail integrity.
+			// RFC 7296 section 2.21.1: drop messages that fail integrity;
+			// answer authenticated requests that do not parse.
+			var me *message.Error
+			if errors.As(err, &me) && sa.State != StateConnecting {
+				return errors.Join(err, sa.mgr.Reject(pkt.Header, me.Notify, me.Data))
+			}
 			return err
 		}
 		// Authenticated: follow the peer to port 4500, or to a new NAT
@@ -356,6 +361,10 @@ func (sa *SA) Handle(local, remote netip.AddrPort, pkt *message.Packet) error {
 		sa.opts.Trace(sa, false, msg)
 	}
 	if err := message.Check(msg); err != nil {
+		var me *message.Error
+		if errors.As(err, &me) && pkt.Exchange != message.IKESAInit {
+			return errors.Join(err, sa.mgr.Reject(msg.Header, me.Notify, me.Data))
+		}
 		return err
 	}
 	sa.lastSeen = sa.now()

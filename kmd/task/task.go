@@ -382,3 +382,25 @@ func (m *Manager) request(msg *message.Message) error {
 	}
 	return m.Initiate()
 }
+
+// Reject answers a request that failed to parse after its integrity check
+// with one error notification (RFC 7296 section 2.5: an unsupported
+// critical payload; section 2.21: invalid syntax). Retransmissions and
+// requests outside the window are dropped as usual.
+func (m *Manager) Reject(h message.Header, n message.NotifyType, data []byte) error {
+	if h.IsResponse() || h.MessageID != m.expectID {
+		m.Stats.Dropped++
+		return nil
+	}
+	resp := &message.Message{Header: message.Header{Exchange: h.Exchange, MessageID: h.MessageID, Flags: message.FlagResponse},
+		Payloads: []message.Payload{&message.Notify{NotifyType: n, Data: data}}}
+	pkts, err := m.wire.Encode(resp)
+	if err != nil {
+		return err
+	}
+	m.expectID++
+	m.respPkts, m.haveResp = pkts, true
+	m.Stats.ResponsesSent++
+	m.wire.Send(pkts)
+	return nil
+}
