@@ -330,3 +330,34 @@ func icmpError(dst, p []byte, in Info, src netip.Addr, typ, code byte, mtu uint1
 	binary.BigEndian.PutUint16(ic[2:], Checksum(ic, 0))
 	return out
 }
+
+// OuterIPv6 writes a 40-byte IPv6 header into h (RFC 8200) for a payload
+// of n bytes; tc is the traffic class, hop the hop limit.
+func OuterIPv6(h []byte, src, dst netip.Addr, next, hop, tc byte, n int) {
+	binary.BigEndian.PutUint32(h[0:], 6<<28|uint32(tc)<<20)
+	binary.BigEndian.PutUint16(h[4:], uint16(n))
+	h[6] = next
+	h[7] = hop
+	s, d := src.As16(), dst.As16()
+	copy(h[8:24], s[:])
+	copy(h[24:40], d[:])
+}
+
+// UDP6Checksum fills in the checksum of the UDP datagram u (header and
+// payload) sent from src to dst over IPv6, which IPv6 requires (RFC 8200
+// section 8.1).
+func UDP6Checksum(u []byte, src, dst netip.Addr) {
+	s, d := src.As16(), dst.As16()
+	var sum uint32
+	for i := 0; i < 16; i += 2 {
+		sum += uint32(s[i])<<8 | uint32(s[i+1])
+		sum += uint32(d[i])<<8 | uint32(d[i+1])
+	}
+	sum += uint32(len(u)) + ProtoUDP
+	u[6], u[7] = 0, 0
+	c := Checksum(u, sum)
+	if c == 0 {
+		c = 0xffff
+	}
+	binary.BigEndian.PutUint16(u[6:], c)
+}

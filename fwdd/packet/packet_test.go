@@ -245,3 +245,27 @@ func BenchmarkParseCheck(b *testing.B) {
 		}
 	}
 }
+
+func TestOuterIPv6(t *testing.T) {
+	src, dst := netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2")
+	p := make([]byte, 40+8+4)
+	OuterIPv6(p, src, dst, ProtoUDP, 64, 0x20, 12)
+	UDP(p[40:], 4500, 4500, 4)
+	copy(p[48:], "abcd")
+	UDP6Checksum(p[40:], src, dst)
+	in, err := Parse(p)
+	if err != nil || in.Version != 6 || in.Src != src || in.Dst != dst || in.TTL != 64 || in.TOS != 0x20 || in.Len != len(p) || in.DstPort != 4500 {
+		t.Fatalf("%+v %v", in, err)
+	}
+	// The checksum verifies: the sum over pseudo-header and datagram is 0.
+	var sum uint32
+	s, d := src.As16(), dst.As16()
+	for i := 0; i < 16; i += 2 {
+		sum += uint32(s[i])<<8 | uint32(s[i+1])
+		sum += uint32(d[i])<<8 | uint32(d[i+1])
+	}
+	sum += uint32(12) + ProtoUDP
+	if Checksum(p[40:], sum) != 0 {
+		t.Fatal("UDP checksum does not verify")
+	}
+}

@@ -525,3 +525,35 @@ func TestFillOptions(t *testing.T) {
 		t.Fatalf("overwrote %v", kept)
 	}
 }
+
+// TestOuterIPv6 runs a tunnel between IPv6 gateways, raw ESP and NAT-T.
+func TestOuterIPv6(t *testing.T) {
+	for _, tt := range []struct {
+		encap pb.Encapsulation
+		port  uint32
+	}{{pb.Encapsulation_ENCAPSULATION_ESP, 0}, {pb.Encapsulation_ENCAPSULATION_UDP_NATT, 4500}} {
+		a, b := pair(t,
+			dynConfig("2001:db8::1", "2001:db8::2", "10.0.1.0/24", "10.0.2.0/24"),
+			dynConfig("2001:db8::2", "2001:db8::1", "10.0.2.0/24", "10.0.1.0/24"))
+		key := make([]byte, 36)
+		if err := a.p.DB.Install(dynamicSAs("chacha20-poly1305", "", key, nil, "2001:db8::1", "2001:db8::2", 0x610, 0x620, tt.encap, tt.port), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.p.DB.Install(dynamicSAs("chacha20-poly1305", "", key, nil, "2001:db8::2", "2001:db8::1", 0x620, 0x610, tt.encap, tt.port), 0); err != nil {
+			t.Fatal(err)
+		}
+		p := pad(ping(hostB, hostA), 1000)
+		a.tun.Outbound <- p
+		if got := recv(t, b.tun.Inbound); len(got) != len(p) {
+			t.Fatalf("%v: got %d bytes", tt.encap, len(got))
+		}
+		o := lastOuter(t, a)
+		want := byte(packet.ProtoESP)
+		if tt.port != 0 {
+			want = packet.ProtoUDP
+		}
+		if o.Version != 6 || o.Proto != want || o.Src.String() != "2001:db8::1" || o.TTL != 64 {
+			t.Fatalf("outer %+v", o)
+		}
+	}
+}

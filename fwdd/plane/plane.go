@@ -48,9 +48,9 @@ import (
 // Sizes of the pipeline.
 const (
 	// Headroom is where a packet read from a TUN device starts in its
-	// buffer: room for the outer IPv4 (20) and UDP (8) headers, the ESP
-	// header (8) and the longest IV (16), and the virtio header.
-	Headroom = 64
+	// buffer: room for the outer IPv6 (40) and UDP (8) headers, the ESP
+	// header (8) and the longest IV (16).
+	Headroom = 80
 	// BufferSize holds the largest tunnel MTU (9192) and the ESP trailer.
 	BufferSize = Headroom + 9216 + 128
 	// MaxBatch bounds a batch read or written at once.

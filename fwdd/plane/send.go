@@ -1,6 +1,7 @@
 package plane
 
 import (
+	"net/netip"
 	"sync"
 	"time"
 
@@ -287,18 +288,21 @@ func (s *sender) seal(i int) {
 	}
 }
 
-// outer writes the outer IPv4 and, for UDP encapsulation, UDP headers in
-// front of the ESP packet e (a slice of buf) and returns the whole packet.
+// outer writes the outer IPv4 or IPv6 header and, for UDP encapsulation,
+// the UDP header in front of the ESP packet e (a slice of buf) and returns
+// the whole packet. With IPv6 the DF knobs do not apply (IPv6 routers never
+// fragment) and the UDP checksum is required.
 func (p *Plane) outer(sa *sad.SA, buf, e []byte, ttl, tos byte, df bool) []byte {
 	peer := sa.Peer()
 	src, dst := sa.Local, peer.Addr.Addr()
-	if !src.Is4() || !dst.Is4() {
-		return nil // IPv6 outside is not supported yet
+	if src.Is4() != dst.Is4() {
+		return nil
 	}
 	off := cap(buf) - cap(e) // e's offset in buf
-	hl := packet.IPv4HeaderLen
+	iph := ipHeaderLen(src)
+	hl := iph
 	proto := byte(packet.ProtoESP)
-	if peer.Encap == pb.Encapsulation_ENCAPSULATION_UDP_NATT || peer.Encap == pb.Encapsulation_ENCAPSULATION_UDP_MULTIPATH {
+	if udpEncap(peer.Encap) {
 		hl += packet.UDPHeaderLen
 		proto = packet.ProtoUDP
 	}
@@ -311,10 +315,28 @@ func (p *Plane) outer(sa *sad.SA, buf, e []byte, ttl, tos byte, df bool) []byte 
 		if dp == 0 {
 			dp = sp
 		}
-		packet.UDP(o[packet.IPv4HeaderLen:], sp, dp, len(e))
+		packet.UDP(o[iph:], sp, dp, len(e))
+		if !src.Is4() {
+			packet.UDP6Checksum(o[iph:], src, dst)
+		}
 	}
-	packet.OuterIPv4(o, src, dst, proto, ttl, tos, df, uint16(p.ipID.Add(1)), len(o)-packet.IPv4HeaderLen)
+	if src.Is4() {
+		packet.OuterIPv4(o, src, dst, proto, ttl, tos, df, uint16(p.ipID.Add(1)), len(o)-iph)
+	} else {
+		packet.OuterIPv6(o, src, dst, proto, ttl, tos, len(o)-iph)
+	}
 	return o
+}
+
+func udpEncap(e pb.Encapsulation) bool {
+	return e == pb.Encapsulation_ENCAPSULATION_UDP_NATT || e == pb.Encapsulation_ENCAPSULATION_UDP_MULTIPATH
+}
+
+func ipHeaderLen(a netip.Addr) int {
+	if a.Is4() {
+		return packet.IPv4HeaderLen
+	}
+	return packet.IPv6HeaderLen
 }
 
 func localPort(sa *sad.SA) uint16 {
@@ -329,11 +351,11 @@ func localPort(sa *sad.SA) uint16 {
 
 // outerOverhead is the outer header bytes an SA adds before ESP.
 func outerOverhead(sa *sad.SA) int {
-	switch sa.Peer().Encap {
-	case pb.Encapsulation_ENCAPSULATION_UDP_NATT, pb.Encapsulation_ENCAPSULATION_UDP_MULTIPATH:
-		return packet.IPv4HeaderLen + packet.UDPHeaderLen
+	n := ipHeaderLen(sa.Local)
+	if udpEncap(sa.Peer().Encap) {
+		n += packet.UDPHeaderLen
 	}
-	return packet.IPv4HeaderLen
+	return n
 }
 
 // innerMTU is the largest inner packet whose outer packet fits mtu.
