@@ -134,7 +134,7 @@ func TestRestartUnderTraffic(t *testing.T) {
 		}
 	}
 
-	logRows(t, auth, rows)
+	logRows(t, "restart of r2's daemons under 200 pkt/s ping and a TCP stream, "+auth+" tunnel:", rows)
 	var goals Goals
 	checkGoals(t, &goals, rows)
 	defer goals.Done(t)
@@ -166,9 +166,9 @@ func TestRestartUnderTraffic(t *testing.T) {
 	}
 }
 
-func logRows(t *testing.T, auth string, rows []restartRow) {
+func logRows(t *testing.T, title string, rows []restartRow) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "restart of r2's daemons under 200 pkt/s ping and a TCP stream (%s tunnel):\n", auth)
+	fmt.Fprintln(&b, title)
 	fmt.Fprintf(&b, "%-6s %-16s %6s %5s %11s %11s %9s  %s\n", "daemon", "method", "sent", "lost", "outage(ms)", "tcp stall", "back in", "note")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "%-6s %-16s %6d %5d %11.1f %11.1f %9s  %s\n", r.daemon, r.method, r.sent, r.lost, r.outage, r.stall, r.back.Round(time.Millisecond), r.note)
@@ -306,7 +306,7 @@ func TestNATSKillUnderTraffic(t *testing.T) {
 		back := func() bool { _, err := processes(tp.R2); return err == nil }
 		rows = append(rows, measureRestart(t, tp, "nats", "kill -9", act, back))
 	}
-	logRows(t, auth, rows)
+	logRows(t, "kill -9 of r2's external nats-server under 200 pkt/s ping and a TCP stream, "+auth+" tunnel:", rows)
 	var goals Goals
 	defer goals.Done(t)
 	checkGoals(t, &goals, rows)
