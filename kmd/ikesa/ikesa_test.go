@@ -496,3 +496,30 @@ func binaryHeader(h message.Header) []byte {
 	b = append(b, byte(h.MessageID>>24), byte(h.MessageID>>16), byte(h.MessageID>>8), byte(h.MessageID))
 	return append(b, byte(h.Length>>24), byte(h.Length>>16), byte(h.Length>>8), byte(h.Length))
 }
+
+// TestPFSInvalidKE: the initiator's PFS group is refused with
+// INVALID_KE_PAYLOAD in CREATE_CHILD_SA and the rekey is retried with the
+// responder's group (RFC 7296 section 1.3).
+func TestPFSInvalidKE(t *testing.T) {
+	l := testConfig("k")
+	a, _ := transform.ESPSuite("aes-128-gcm", "", "group19")
+	b, _ := transform.ESPSuite("aes-128-gcm", "", "group31")
+	l.ESPProposals = transform.Proposals([]transform.Suite{a, b}, nil)
+	l.PFSGroup = 19
+	r := mirror(testConfig("k"))
+	r.ESPProposals = transform.Proposals([]transform.Suite{b}, nil)
+	r.PFSGroup = 31
+	w := newWorld(t, 95, l, r)
+	sa := w.initiate(l)
+	w.run()
+	w.checkChildren(t, 1)
+	sa.RekeyChild(sa.Children[0])
+	w.run()
+	w.checkChildren(t, 1)
+	if g := sa.Children[0].Suite.DH; g != 31 {
+		t.Fatalf("PFS group %d", g)
+	}
+	if sa.mgr.NextID() != 5 { // AUTH, rekey refused, rekey, delete
+		t.Fatalf("next ID %d", sa.mgr.NextID())
+	}
+}

@@ -19,8 +19,11 @@ import (
 // fakeBus plays fwdd for one kmd: transmitted datagrams go to the other
 // kmd's punt path, installs and deletes are recorded.
 type fakeBus struct {
-	mu       sync.Mutex
-	peer     *Server
+	mu   sync.Mutex
+	peer *Server
+	// route, when set, picks the kmd behind a destination address (nil:
+	// the address is unreachable).
+	route    func(dst netip.Addr) *Server
 	nat      netip.Addr
 	installs []*pb.SAInstall
 	deletes  []*pb.SADelete
@@ -41,7 +44,14 @@ func (b *fakeBus) Publish(daemon, verb string, m proto.Message) error {
 	}
 	// The peer sees our source as its remote and our destination as its
 	// local address.
-	b.peer.Punt(&pb.IKEDatagram{Local: d.GetRemote(), Remote: d.GetLocal(), Payload: d.GetPayload()})
+	to := b.peer
+	if b.route != nil {
+		a, _ := netip.AddrFromSlice(d.GetRemote().GetAddress())
+		if to = b.route(a); to == nil {
+			return nil
+		}
+	}
+	to.Punt(&pb.IKEDatagram{Local: d.GetRemote(), Remote: d.GetLocal(), Payload: d.GetPayload()})
 	return nil
 }
 
@@ -283,4 +293,56 @@ func net(ts *pb.TrafficSelector) string {
 	a, _ := netip.AddrFromSlice(ts.StartAddress)
 	b, _ := netip.AddrFromSlice(ts.EndAddress)
 	return a.String() + "-" + b.String()
+}
+
+// TestBackupGateway: DPD finds the remote gateway dead and the tunnel
+// fails over to backup-remote-gateway.
+func TestBackupGateway(t *testing.T) {
+	l, primary, lb, _ := pair(t)
+	backup := New()
+	bb := &fakeBus{peer: l}
+	backup.StartLocal(t.Context(), bb)
+	t.Cleanup(func() { backup.Stop(context.Background()) })
+	var mu sync.Mutex
+	primaryUp := true
+	lb.route = func(dst netip.Addr) *Server {
+		mu.Lock()
+		defer mu.Unlock()
+		switch dst.String() {
+		case "198.51.100.1":
+			if primaryUp {
+				return primary
+			}
+		case "198.51.100.2":
+			return backup
+		}
+		return nil
+	}
+	ctx := t.Context()
+	lc := config("192.0.2.1", "198.51.100.1", "k", pb.EstablishTunnels_ESTABLISH_TUNNELS_IMMEDIATELY, "10.0.0.0/24", "10.1.0.0/24")
+	th := lc.IpsecVpn.Rules[0].Terms[0].Then
+	th.BackupRemoteGateway = "198.51.100.2"
+	th.InitiateDeadPeerDetection = true
+	th.DeadPeerDetection = &pb.DeadPeerDetection{Interval: proto.Uint32(1), Threshold: proto.Uint32(2)}
+	primary.Apply(ctx, nil, config("198.51.100.1", "192.0.2.1", "k", 0, "10.1.0.0/24", "10.0.0.0/24"))
+	backup.Apply(ctx, nil, config("198.51.100.2", "192.0.2.1", "k", 0, "10.1.0.0/24", "10.0.0.0/24"))
+	if err := l.Apply(ctx, nil, lc); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "primary tunnel", func() bool { a, _ := lb.count(); return a == 1 })
+	mu.Lock()
+	primaryUp = false
+	mu.Unlock()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if a, _ := bb.count(); a == 1 {
+			break
+		}
+	}
+	if a, _ := bb.count(); a != 1 {
+		t.Fatal("no failover to the backup gateway")
+	}
+	sas := l.Op(ctx, &pb.OpRequest{Words: strings.Fields("show services ipsec-vpn ike security-associations")}).GetIkeSecurityAssociations().GetSas()
+	if len(sas) != 1 || sas[0].RemoteAddress != "198.51.100.2" {
+		t.Fatalf("%v", sas)
+	}
 }
