@@ -361,3 +361,37 @@ func UDP6Checksum(u []byte, src, dst netip.Addr) {
 	}
 	binary.BigEndian.PutUint16(u[6:], c)
 }
+
+// PacketTooBig writes into dst an ICMPv6 Packet Too Big (RFC 4443 section
+// 3.2) from src back to the sender of the IPv6 packet p, quoting as much
+// of p as fits in the minimum IPv6 MTU. It returns nil for a packet that
+// must not get one (multicast or unspecified source, an ICMPv6 error).
+func PacketTooBig(dst, p []byte, in Info, src netip.Addr, mtu int) []byte {
+	if in.Version != 6 || !src.Is6() || in.Src.IsMulticast() || in.Src.IsUnspecified() {
+		return nil
+	}
+	if in.Proto == ProtoICMPv6 && in.Len > in.HdrLen && p[in.HdrLen] < 128 {
+		return nil // never about an ICMPv6 error
+	}
+	quote := min(in.Len, 1280-IPv6HeaderLen-8)
+	n := 8 + quote
+	if len(dst) < IPv6HeaderLen+n {
+		return nil
+	}
+	out := dst[:IPv6HeaderLen+n]
+	OuterIPv6(out, src, in.Src, ProtoICMPv6, 64, 0, n)
+	ic := out[IPv6HeaderLen:]
+	ic[0], ic[1] = 2, 0
+	ic[2], ic[3] = 0, 0
+	binary.BigEndian.PutUint32(ic[4:], uint32(mtu))
+	copy(ic[8:], p[:quote])
+	s, d := src.As16(), in.Src.As16()
+	var sum uint32
+	for i := 0; i < 16; i += 2 {
+		sum += uint32(s[i])<<8 | uint32(s[i+1])
+		sum += uint32(d[i])<<8 | uint32(d[i+1])
+	}
+	sum += uint32(n) + ProtoICMPv6
+	binary.BigEndian.PutUint16(ic[2:], Checksum(ic, sum))
+	return out
+}

@@ -269,3 +269,32 @@ func TestOuterIPv6(t *testing.T) {
 		t.Fatal("UDP checksum does not verify")
 	}
 }
+
+func TestPacketTooBig(t *testing.T) {
+	src, dst := netip.MustParseAddr("2001:db8:1::1"), netip.MustParseAddr("2001:db8:2::1")
+	p := make([]byte, 40+1400)
+	OuterIPv6(p, src, dst, ProtoUDP, 64, 0, 1400)
+	in, _ := Parse(p)
+	buf := make([]byte, 1500)
+	e := PacketTooBig(buf, p, in, dst, 1300)
+	ei, err := Parse(e)
+	if err != nil || ei.Proto != ProtoICMPv6 || ei.Dst != src || ei.Src != dst || len(e) != 1280 {
+		t.Fatalf("%+v %v len %d", ei, err, len(e))
+	}
+	if e[40] != 2 || binary.BigEndian.Uint32(e[44:]) != 1300 {
+		t.Fatalf("icmpv6 %x", e[40:48])
+	}
+	var sum uint32
+	s, d := dst.As16(), src.As16()
+	for i := 0; i < 16; i += 2 {
+		sum += uint32(s[i])<<8 | uint32(s[i+1])
+		sum += uint32(d[i])<<8 | uint32(d[i+1])
+	}
+	sum += uint32(len(e)-40) + ProtoICMPv6
+	if Checksum(e[40:], sum) != 0 {
+		t.Fatal("ICMPv6 checksum does not verify")
+	}
+	if PacketTooBig(buf, e, ei, src, 1300) != nil {
+		t.Fatal("error about an error")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sitesec/sitesec/fwdd/packet"
 	"github.com/sitesec/sitesec/fwdd/sad"
 	"github.com/sitesec/sitesec/fwdd/spd"
 	"github.com/sitesec/sitesec/proto/pb"
@@ -375,7 +376,7 @@ func (a *App) Apply(ctx context.Context, old, cfg *pb.Config) error {
 	if a.wire != nil {
 		want := map[netip.AddrPort]Kind{}
 		for _, s := range a.p.SPD().Sets {
-			if !s.LocalGateway.Is4() {
+			if !s.LocalGateway.IsValid() {
 				continue
 			}
 			want[netip.AddrPortFrom(s.LocalGateway, spd.IKEPort)] = KindIKE
@@ -596,14 +597,17 @@ const MaxESPOverhead = 100
 // (SPEC section 3: the tunnel MTU, not the interface's, is what counts).
 // fwdd fragments what still exceeds a smaller term tunnel MTU.
 func insideMTU(set *spd.Set) int {
-	mtu := spd.DefaultTunnelMTU
+	mtu, over := spd.DefaultTunnelMTU, MaxESPOverhead
 	if set != nil {
 		mtu = int(set.Options.TunnelMTU)
 		for _, t := range set.Terms {
 			mtu = max(mtu, int(t.Options.TunnelMTU))
 		}
+		if set.LocalGateway.Is6() {
+			over += packet.IPv6HeaderLen - packet.IPv4HeaderLen
+		}
 	}
-	return max(mtu-MaxESPOverhead, 576)
+	return max(mtu-over, 576)
 }
 
 // Op answers fwdd's operational commands.

@@ -158,6 +158,49 @@ func TestNamespacePing(t *testing.T) {
 			t.Fatalf("NAT-T SA decrypted %d packets", sa.Counters.Get(sad.DecryptedPackets))
 		}
 	}
+	// IPv6 gateways: raw ESP over IPv6 (local address from IPV6_PKTINFO),
+	// then ESP in UDP over IPv6 (with the UDP checksum IPv6 requires).
+	run(t, "ip", "-n", nsA, "addr", "add", "2001:db8::1/64", "dev", "fwva", "nodad")
+	run(t, "ip", "-n", nsB, "addr", "add", "2001:db8::2/64", "dev", "fwvb", "nodad")
+	v6 := []string{"2001:db8::1", "2001:db8::2"}
+	for step, encap := range []pb.Encapsulation{pb.Encapsulation_ENCAPSULATION_ESP, pb.Encapsulation_ENCAPSULATION_UDP_NATT} {
+		port := uint32(0)
+		if encap == pb.Encapsulation_ENCAPSULATION_UDP_NATT {
+			port = 4500
+		}
+		base := uint32(0x6000 + 0x100*step)
+		for i, s := range sides {
+			local, remote := v6[i], v6[1-i]
+			if port != 0 {
+				inNS(t, s.ns, func() {
+					if err := s.w.Listen(map[netip.AddrPort]Kind{
+						netip.AddrPortFrom(netip.MustParseAddr(s.local), 4500): KindNATT,
+						netip.AddrPortFrom(netip.MustParseAddr(local), 4500):   KindNATT,
+					}); err != nil {
+						t.Fatal(err)
+					}
+				})
+			}
+			in, out := base+1, base+2
+			if i == 1 {
+				in, out = out, in
+			}
+			sas := dynamicSAs("aes-128-gcm", "", make([]byte, 20), nil, local, remote, in, out, encap, port)
+			sas[1].RemoteSelectors = sel(s.dst)
+			if err := s.p.DB.Install(sas, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out = run(t, "ip", "netns", "exec", nsA, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", "10.0.1.1", "10.0.2.1")
+		if !strings.Contains(out, "3 received") {
+			t.Fatalf("ping over IPv6 %v:\n%s", encap, out)
+		}
+		for _, sa := range sides[1].p.DB.All() {
+			if sa.Config.GetSpi() == base+2 && sa.Counters.Get(sad.DecryptedPackets) < 3 {
+				t.Fatalf("IPv6 %v SA decrypted %d packets", encap, sa.Counters.Get(sad.DecryptedPackets))
+			}
+		}
+	}
 	a := sides[0].p.DB.ServiceSetTotals("ss1")
 	b := sides[1].p.DB.ServiceSetTotals("ss1")
 	if a.Get(sad.EncryptedPackets) < 4 || b.Get(sad.DecryptedPackets) < 4 || a.Get(sad.ExceedsTunnelMTU) == 0 {

@@ -239,7 +239,12 @@ func (s *sender) classify(buf []byte, start, end int) {
 			// arrives with one of its own addresses as source, and a
 			// strict reverse-path filter wants a source routed via
 			// this interface; the sender only reads the quoted header.
-			s.reply(func(dst []byte) []byte { return packet.FragNeeded(dst, pkt, info, info.Dst, inner) })
+			s.reply(func(dst []byte) []byte {
+				if info.Version == 6 {
+					return packet.PacketTooBig(dst, pkt, info, info.Dst, max(inner, 1280))
+				}
+				return packet.FragNeeded(dst, pkt, info, info.Dst, inner)
+			})
 			return
 		}
 		// Fragment before encapsulation.

@@ -12,6 +12,7 @@ import (
 	"github.com/sitesec/sitesec/fwdd/packet"
 	"github.com/sitesec/sitesec/fwdd/sad"
 	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,13 +23,17 @@ import (
 // gateway: 500 (IKE), 4500 (IKE and ESP behind NAT, RFC 3948) and the
 // udp-encapsulate port.
 type LinuxWire struct {
-	p    *Plane
-	send *ipv4.PacketConn
-	smu  sync.Mutex
-	msgs []ipv4.Message
+	p     *Plane
+	send  *ipv4.PacketConn
+	send6 *ipv6.PacketConn // nil without IPv6
+	smu   sync.Mutex
+	msgs  []ipv4.Message
+	addr4 []net.IPAddr // per message slot, reused
+	addr6 []net.IPAddr
 
 	mu    sync.Mutex
 	esp   *ipv4.PacketConn
+	esp6  *ipv6.PacketConn
 	udp   map[netip.AddrPort]*udpSock
 	wg    sync.WaitGroup
 	Error func(error) // reports a reader that stopped, optional
@@ -36,8 +41,13 @@ type LinuxWire struct {
 
 type udpSock struct {
 	c    *net.UDPConn
-	pc   *ipv4.PacketConn
+	pc   batchConn
 	kind Kind
+}
+
+// batchConn is what ipv4.PacketConn and ipv6.PacketConn share.
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
 }
 
 // OpenLinuxWire opens the raw sockets and starts the ESP reader.
@@ -55,12 +65,29 @@ func OpenLinuxWire(p *Plane) (*LinuxWire, error) {
 	bigBuffers(rc)
 	w := &LinuxWire{p: p, send: ipv4.NewPacketConn(sc), esp: ipv4.NewPacketConn(rc), udp: map[netip.AddrPort]*udpSock{}}
 	w.msgs = make([]ipv4.Message, MaxBatch+extraSlots)
+	w.addr4 = make([]net.IPAddr, len(w.msgs))
+	w.addr6 = make([]net.IPAddr, len(w.msgs))
 	for i := range w.msgs {
 		w.msgs[i].Buffers = make([][]byte, 1)
-		w.msgs[i].Addr = &net.IPAddr{IP: make(net.IP, 4)}
+		w.addr4[i].IP = make(net.IP, 4)
+		w.addr6[i].IP = make(net.IP, 16)
 	}
 	w.wg.Add(1)
-	go w.read(w.esp, KindESP, netip.AddrPort{})
+	go w.read(w.esp, KindESP, netip.AddrPort{}, false)
+	// IPv6: IPPROTO_RAW implies IPV6_HDRINCL too; ESP arrives without its
+	// IPv6 header, so the local address comes from IPV6_PKTINFO. A machine
+	// without IPv6 just has no IPv6 gateways.
+	if sc6, err := net.ListenPacket("ip6:255", "::"); err == nil {
+		bigBuffers(sc6)
+		w.send6 = ipv6.NewPacketConn(sc6)
+		if rc6, err := net.ListenPacket("ip6:50", "::"); err == nil {
+			bigBuffers(rc6)
+			w.esp6 = ipv6.NewPacketConn(rc6)
+			w.esp6.SetControlMessage(ipv6.FlagDst, true)
+			w.wg.Add(1)
+			go w.read(w.esp6, KindESP, netip.AddrPort{}, true)
+		}
+	}
 	return w, nil
 }
 
@@ -89,17 +116,35 @@ func bigBuffers(c any) {
 	})
 }
 
-// WriteOuter sends outer IPv4 packets with sendmmsg.
+// WriteOuter sends outer IPv4 and IPv6 packets with sendmmsg, in order.
 func (w *LinuxWire) WriteOuter(pkts [][]byte) error {
 	w.smu.Lock()
 	defer w.smu.Unlock()
 	for len(pkts) > 0 {
-		n := min(len(pkts), len(w.msgs))
-		for i := 0; i < n; i++ {
-			w.msgs[i].Buffers[0] = pkts[i]
-			copy(w.msgs[i].Addr.(*net.IPAddr).IP, pkts[i][16:20])
+		v6 := pkts[0][0]>>4 == 6
+		n := 0
+		for n < len(pkts) && n < len(w.msgs) && (pkts[n][0]>>4 == 6) == v6 {
+			m := &w.msgs[n]
+			m.Buffers[0] = pkts[n]
+			if v6 {
+				copy(w.addr6[n].IP, pkts[n][24:40])
+				m.Addr = &w.addr6[n]
+			} else {
+				copy(w.addr4[n].IP, pkts[n][16:20])
+				m.Addr = &w.addr4[n]
+			}
+			n++
 		}
-		sent, err := w.send.WriteBatch(w.msgs[:n], 0)
+		var sent int
+		var err error
+		switch {
+		case !v6:
+			sent, err = w.send.WriteBatch(w.msgs[:n], 0)
+		case w.send6 != nil:
+			sent, err = w.send6.WriteBatch(w.msgs[:n], 0)
+		default:
+			err = errors.New("no IPv6")
+		}
 		if err != nil {
 			return fmt.Errorf("wire: %w", err)
 		}
@@ -141,7 +186,11 @@ func (w *LinuxWire) Listen(want map[netip.AddrPort]Kind) error {
 		if w.udp[ap] != nil {
 			continue
 		}
-		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(ap))
+		network := "udp4"
+		if ap.Addr().Is6() {
+			network = "udp6"
+		}
+		c, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(ap))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("wire: %w", err))
 			continue
@@ -150,19 +199,23 @@ func (w *LinuxWire) Listen(want map[netip.AddrPort]Kind) error {
 		s := &udpSock{c: c, pc: ipv4.NewPacketConn(c), kind: k}
 		w.udp[ap] = s
 		w.wg.Add(1)
-		go w.read(s.pc, k, ap)
+		go w.read(s.pc, k, ap, false)
 	}
 	return errors.Join(errs...)
 }
 
 // read is one outside reader: recvmmsg into its own buffers, then the
-// inbound pipeline.
-func (w *LinuxWire) read(pc *ipv4.PacketConn, kind Kind, local netip.AddrPort) {
+// inbound pipeline. raw6 marks the IPv6 ESP socket, whose datagrams come
+// without the IPv6 header.
+func (w *LinuxWire) read(pc batchConn, kind Kind, local netip.AddrPort, raw6 bool) {
 	defer w.wg.Done()
 	r := w.p.NewReceiver()
 	msgs := make([]ipv4.Message, MaxBatch)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{make([]byte, BufferSize)}
+		if raw6 {
+			msgs[i].OOB = ipv6.NewControlMessage(ipv6.FlagDst)
+		}
 	}
 	ds := make([]Datagram, 0, MaxBatch)
 	failures := 0
@@ -184,9 +237,22 @@ func (w *LinuxWire) read(pc *ipv4.PacketConn, kind Kind, local netip.AddrPort) {
 		for i := 0; i < n; i++ {
 			m := &msgs[i]
 			b := m.Buffers[0][:m.N]
-			d := Datagram{Kind: kind, Local: local}
-			if kind == KindESP {
-				// A raw socket hands over the IPv4 header too.
+			d := Datagram{Kind: kind, Local: local, Data: b}
+			switch {
+			case raw6:
+				var cm ipv6.ControlMessage
+				if cm.Parse(m.OOB[:m.NN]) != nil || cm.Dst == nil {
+					w.p.DB.SetCounters("").Add(sad.BadHeaders, 1)
+					continue
+				}
+				la, _ := netip.AddrFromSlice(cm.Dst)
+				d.Local = netip.AddrPortFrom(la.Unmap(), 0)
+				if ia, ok := m.Addr.(*net.IPAddr); ok {
+					ra, _ := netip.AddrFromSlice(ia.IP)
+					d.Remote = netip.AddrPortFrom(ra.Unmap(), 0)
+				}
+			case kind == KindESP:
+				// The IPv4 raw socket hands over the header too.
 				info, err := packet.Parse(b)
 				if err != nil || info.Proto != packet.ProtoESP || info.FragOff != 0 || info.MoreFrag {
 					w.p.DB.SetCounters("").Add(sad.BadHeaders, 1)
@@ -195,8 +261,7 @@ func (w *LinuxWire) read(pc *ipv4.PacketConn, kind Kind, local netip.AddrPort) {
 				d.Data = b[info.HdrLen:info.Len]
 				d.Local = netip.AddrPortFrom(info.Dst, 0)
 				d.Remote = netip.AddrPortFrom(info.Src, 0)
-			} else {
-				d.Data = b
+			default:
 				if ua, ok := m.Addr.(*net.UDPAddr); ok {
 					ap := ua.AddrPort()
 					d.Remote = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
@@ -218,5 +283,11 @@ func (w *LinuxWire) Close() {
 	w.mu.Unlock()
 	w.esp.Close()
 	w.send.Close()
+	if w.esp6 != nil {
+		w.esp6.Close()
+	}
+	if w.send6 != nil {
+		w.send6.Close()
+	}
 	w.wg.Wait()
 }
