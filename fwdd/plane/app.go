@@ -65,6 +65,10 @@ func (a *App) Start(ctx context.Context, d *daemon.Daemon) error {
 			d.Trace.Event(trace.FlagGeneral, trace.Warning).Err(err).Msg("punt")
 		}
 	}
+	a.p.OnDrop = func(dr Drop) {
+		d.Trace.Event(trace.FlagPacket, trace.Info).Str("reason", dr.Reason).Str("service_set", dr.Set).
+			Uint32("spi", dr.SPI).Str("src", dr.Src.String()).Str("dst", dr.Dst.String()).Msg("dropped")
+	}
 	w, err := OpenLinuxWire(a.p)
 	if err != nil {
 		// Without raw sockets (not root) fwdd still keeps SAs and answers

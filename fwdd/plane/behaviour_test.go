@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -196,6 +197,9 @@ func TestInboundErrors(t *testing.T) {
 	for len(lastSent(a)) == 0 || countSent(a) < 2 {
 		time.Sleep(5 * time.Millisecond)
 	}
+	var dmu sync.Mutex
+	var drops []Drop
+	b.p.OnDrop = func(d Drop) { dmu.Lock(); drops = append(drops, d); dmu.Unlock() }
 	r := b.p.NewReceiver()
 	local := netip.MustParseAddrPort("192.0.2.2:0")
 	esp := func(i int) []byte { return append([]byte(nil), keep[i][20:]...) }
@@ -219,6 +223,15 @@ func TestInboundErrors(t *testing.T) {
 	g := b.p.DB.ServiceSetTotals("")
 	if c.Get(sad.AuthFailures) != 1 || c.Get(sad.Replayed) != 1 || g.Get(sad.InvalidSPI) != 1 || g.Get(sad.BadHeaders) != 1 {
 		t.Fatalf("set %v\nglobal %v", c.Proto(), g.Proto())
+	}
+	dmu.Lock()
+	defer dmu.Unlock()
+	reasons := map[string]bool{}
+	for _, d := range drops {
+		reasons[d.Reason] = true
+	}
+	if !reasons["invalid SPI"] || !reasons["esp: authentication failed"] || !reasons["replay: sequence number already received"] {
+		t.Fatalf("drop reports %v", drops)
 	}
 }
 
@@ -555,5 +568,26 @@ func TestOuterIPv6(t *testing.T) {
 		if o.Version != 6 || o.Proto != want || o.Src.String() != "2001:db8::1" || o.TTL != 64 {
 			t.Fatalf("outer %+v", o)
 		}
+	}
+}
+
+func TestDropReportsLimited(t *testing.T) {
+	db, _ := sad.Open(sad.Options{})
+	p := New(db)
+	defer p.Workers.Close()
+	now := time.Unix(100, 0)
+	p.Now = func() time.Time { return now }
+	n := 0
+	p.OnDrop = func(Drop) { n++ }
+	for i := 0; i < 100; i++ {
+		p.report(Drop{Reason: "x"})
+	}
+	if n != DropReportsPerSecond {
+		t.Fatalf("%d reports in one second", n)
+	}
+	now = now.Add(time.Second)
+	p.report(Drop{Reason: "x"})
+	if n != DropReportsPerSecond+1 {
+		t.Fatal("no report in the next second")
 	}
 }

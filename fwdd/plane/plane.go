@@ -133,6 +133,10 @@ type Plane struct {
 
 	// Punt receives IKE datagrams for kmd. It must not block.
 	Punt func(*pb.IKEDatagram)
+	// OnDrop receives rate-limited reports of dropped packets. It must
+	// not block.
+	OnDrop func(Drop)
+	drops  dropLimiter
 }
 
 type wireBox struct{ w Wire }

@@ -168,6 +168,8 @@ func (s *sender) classify(buf []byte, start, end int) {
 	term := set.Lookup(info.Src, info.Dst)
 	if term == nil {
 		p.DB.SetCounters(set.Name).Add(sad.RuleLookupFailures, 1)
+		p.report(Drop{Reason: "no term matches", Set: set.Name,
+			Src: netip.AddrPortFrom(info.Src, info.SrcPort), Dst: netip.AddrPortFrom(info.Dst, info.DstPort)})
 		return
 	}
 	sa := p.DB.Outbound(set.Name, info.Src, info.Dst)
