@@ -223,6 +223,7 @@ func FuzzPacket(f *testing.F) {
 		_ = Check(p, in, true)
 		buf := make([]byte, 2048)
 		_ = FragNeeded(buf, p, in, netip.MustParseAddr("192.0.2.1"), int(mtu))
+		_ = PacketTooBig(buf, p, in, netip.MustParseAddr("2001:db8::1"), int(mtu))
 		if in.Version == 4 && mtu >= 68 && in.HdrLen <= 60 {
 			total := 0
 			_, err := Fragment(p, in, int(mtu), make([]byte, int(mtu)), func(f []byte) { total += len(f) - in.HdrLen })
