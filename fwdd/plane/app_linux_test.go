@@ -243,6 +243,36 @@ func TestAppOverBus(t *testing.T) {
 	if !ports[500] || !ports[4500] {
 		t.Fatalf("punted from ports %v", ports)
 	}
+	// kmd transmits from 4500: the marker is added (checked below); then
+	// a commit that removes everything takes the interfaces, routes and
+	// manual SAs away.
+	defer func() {
+		if t.Failed() {
+			return
+		}
+		if err := ctl.PutConfig(context.Background(), &pb.ConfigSnapshot{Revision: 2, Config: &pb.Config{}}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case a := <-acks:
+			if !a.Ok {
+				t.Fatalf("apply of the empty configuration: %v", a.Errors)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no ack")
+		}
+		if out, err := exec.Command("ip", "link", "show", "ms-1-2-0u1").CombinedOutput(); err == nil {
+			t.Fatalf("inside interface still there: %s", out)
+		}
+		if out := run(t, "ip", "route", "show", "10.0.2.0/24"); strings.TrimSpace(out) != "" {
+			t.Fatalf("route still there: %s", out)
+		}
+		for _, sa := range app.Plane().DB.All() {
+			if sa.Config.GetType() == pb.SAType_SA_TYPE_MANUAL {
+				t.Fatalf("manual SA %d survived", sa.Config.GetSpi())
+			}
+		}
+	}()
 	// kmd transmits from 4500: the marker is added.
 	ctl.Publish(subject.Fwdd, subject.VerbTransmit, &pb.IKEDatagram{
 		Local:   &pb.Endpoint{Address: []byte{192, 0, 2, 1}, Port: 4500},
