@@ -44,11 +44,18 @@ func (t *auth) Build(m *message.Message) (task.Status, error) {
 		return task.Failed, errors.New("ikesa: no authenticator configured")
 	}
 	id := t.localID()
-	a, err := sa.Config.Auth.Sign(sa.prf, t.signedOctets(sa.Initiator, id))
+	ps, err := sa.Config.Auth.Sign(AuthContext{PRF: sa.prf, Octets: t.signedOctets(sa.Initiator, id), PeerHashes: sa.peerHashes})
 	if err != nil {
 		return task.Failed, err
 	}
-	m.Payloads = append(m.Payloads, id, a)
+	m.Payloads = append(m.Payloads, id)
+	if cr, ok := sa.Config.Auth.(CertRequester); ok && sa.Initiator {
+		// RFC 7296 section 1.2: the initiator's CERTREQ is in IKE_AUTH.
+		if req, err := cr.CertReq(); err == nil && req != nil {
+			m.Payloads = append(m.Payloads, req)
+		}
+	}
+	m.Payloads = append(m.Payloads, ps...)
 	if sa.Initiator {
 		return task.NeedMore, nil
 	}
@@ -84,7 +91,14 @@ func (t *auth) Process(m *message.Message) (task.Status, error) {
 	if sa.Config.Auth == nil {
 		return fail(errors.New("ikesa: no authenticator configured"))
 	}
-	if err := sa.Config.Auth.Verify(sa.prf, t.signedOctets(!sa.Initiator, id), a); err != nil {
+	var certs [][]byte
+	for _, p := range m.Payloads {
+		if c, ok := p.(*message.Cert); ok && c.Encoding == message.CertX509Signature {
+			certs = append(certs, c.Data)
+		}
+	}
+	ctx := AuthContext{PRF: sa.prf, Octets: t.signedOctets(!sa.Initiator, id), PeerHashes: sa.peerHashes, PeerID: id, PeerCerts: certs}
+	if err := sa.Config.Auth.Verify(ctx, a); err != nil {
 		return fail(err)
 	}
 	sa.PeerID = id

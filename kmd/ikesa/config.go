@@ -95,18 +95,37 @@ func IPID(a netip.Addr) *message.ID {
 	return &message.ID{IDType: message.IDIPv6Addr, Data: b[:]}
 }
 
+// AuthContext is what an Authenticator signs or verifies.
+type AuthContext struct {
+	// PRF is the IKE SA's PRF.
+	PRF transform.PRF
+	// Octets are the signed octets of RFC 7296 section 2.15.
+	Octets []byte
+	// PeerHashes are the RFC 7427 hash algorithms the peer announced in
+	// SIGNATURE_HASH_ALGORITHMS (none: classic signature methods).
+	PeerHashes []uint16
+	// PeerID and PeerCerts (DER, from CERT payloads) when verifying.
+	PeerID    *message.ID
+	PeerCerts [][]byte
+}
+
 // Authenticator builds and checks AUTH payloads (RFC 7296 section 2.15).
-// The pre-shared key is one; signatures through pkid plug in here.
+// The pre-shared key is one; certificate signatures through pkid are
+// another (SignatureAuth).
 type Authenticator interface {
-	// Method is the Auth Method this side sends.
-	Method() message.AuthMethod
-	// Sign returns the AUTH payload over the signed octets. prf is the
-	// IKE SA's PRF.
-	Sign(prf transform.PRF, octets []byte) (*message.Auth, error)
-	// Verify checks the peer's AUTH payload over its signed octets.
-	Verify(prf transform.PRF, octets []byte, a *message.Auth) error
+	// Sign returns the payloads that authenticate this side: CERT payloads
+	// if any, then AUTH.
+	Sign(c AuthContext) ([]message.Payload, error)
+	// Verify checks the peer's AUTH payload.
+	Verify(c AuthContext, a *message.Auth) error
 	// Name is what show commands print ("Pre-shared-keys").
 	Name() string
+}
+
+// CertRequester is implemented by Authenticators that ask the peer for
+// certificates: the CERTREQ payload (RFC 7296 section 3.7).
+type CertRequester interface {
+	CertReq() (*message.CertReq, error)
 }
 
 // PSK authenticates with a pre-shared key: AUTH = prf(prf(Shared Secret,
@@ -115,21 +134,28 @@ type PSK []byte
 
 const keyPad = "Key Pad for IKEv2"
 
-func (PSK) Method() message.AuthMethod { return message.AuthSharedKeyMIC }
-func (PSK) Name() string               { return "Pre-shared-keys" }
+func (PSK) Name() string { return "Pre-shared-keys" }
 
-func (k PSK) Sign(prf transform.PRF, octets []byte) (*message.Auth, error) {
+func (k PSK) auth(c AuthContext) (*message.Auth, error) {
 	if len(k) == 0 {
 		return nil, errors.New("ikesa: empty pre-shared key")
 	}
-	return &message.Auth{Method: message.AuthSharedKeyMIC, Data: prf.Sum(prf.Sum(k, []byte(keyPad)), octets)}, nil
+	return &message.Auth{Method: message.AuthSharedKeyMIC, Data: c.PRF.Sum(c.PRF.Sum(k, []byte(keyPad)), c.Octets)}, nil
 }
 
-func (k PSK) Verify(prf transform.PRF, octets []byte, a *message.Auth) error {
+func (k PSK) Sign(c AuthContext) ([]message.Payload, error) {
+	a, err := k.auth(c)
+	if err != nil {
+		return nil, err
+	}
+	return []message.Payload{a}, nil
+}
+
+func (k PSK) Verify(c AuthContext, a *message.Auth) error {
 	if a.Method != message.AuthSharedKeyMIC {
 		return fmt.Errorf("ikesa: peer authenticates with method %d, want shared key", a.Method)
 	}
-	want, err := k.Sign(prf, octets)
+	want, err := k.auth(c)
 	if err != nil {
 		return err
 	}

@@ -67,7 +67,13 @@ func (t *ikeInit) Build(m *message.Message) (task.Status, error) {
 		&message.Nonce{Data: sa.nr},
 	)
 	t.natd(m, sa.SPIr)
-	m.Payloads = append(m.Payloads, &message.Notify{NotifyType: message.NotifyFragmentationSupported})
+	m.Payloads = append(m.Payloads, &message.Notify{NotifyType: message.NotifyFragmentationSupported}, hashAlgorithms())
+	if cr, ok := sa.Config.Auth.(CertRequester); ok {
+		// RFC 7296 section 1.2: the responder's CERTREQ is in IKE_SA_INIT.
+		if req, err := cr.CertReq(); err == nil && req != nil {
+			m.Payloads = append(m.Payloads, req)
+		}
+	}
 	return task.Done, nil
 }
 
@@ -100,7 +106,7 @@ func (t *ikeInit) buildRequest(m *message.Message) (task.Status, error) {
 		&message.Nonce{Data: sa.ni},
 	)
 	t.natd(m, 0)
-	m.Payloads = append(m.Payloads, &message.Notify{NotifyType: message.NotifyFragmentationSupported})
+	m.Payloads = append(m.Payloads, &message.Notify{NotifyType: message.NotifyFragmentationSupported}, hashAlgorithms())
 	return task.NeedMore, nil
 }
 
@@ -155,6 +161,7 @@ func (t *ikeInit) Process(m *message.Message) (task.Status, error) {
 	}
 	t.processNATD(m)
 	sa.fragment = m.Notify(message.NotifyFragmentationSupported) != nil
+	sa.peerHashes = peerHashes(m)
 	// RFC 7296 section 2.23: behind a NAT, move to port 4500.
 	if (sa.NATLocal || sa.NATRemote) && sa.Config.NATTraversal && sa.Remote.Port() == 500 {
 		sa.Local = netipPort(sa.Local, 4500)
@@ -211,9 +218,28 @@ func (t *ikeInit) processRequest(m *message.Message) (task.Status, error) {
 	h.SPIr = 0
 	t.processNATD(&message.Message{Header: h, Payloads: m.Payloads})
 	sa.fragment = m.Notify(message.NotifyFragmentationSupported) != nil
+	sa.peerHashes = peerHashes(m)
 	return task.Done, nil
 }
 
 func netipPort(ap netip.AddrPort, port uint16) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr(), port)
+}
+
+// hashAlgorithms announces SHA2-256, SHA2-384 and SHA2-512 for RFC 7427
+// signatures (RFC 7427 section 4).
+func hashAlgorithms() *message.Notify {
+	return &message.Notify{NotifyType: message.NotifySignatureHashAlgorithms, Data: []byte{0, 2, 0, 3, 0, 4}}
+}
+
+func peerHashes(m *message.Message) []uint16 {
+	n := m.Notify(message.NotifySignatureHashAlgorithms)
+	if n == nil {
+		return nil
+	}
+	var out []uint16
+	for i := 0; i+1 < len(n.Data); i += 2 {
+		out = append(out, binary.BigEndian.Uint16(n.Data[i:]))
+	}
+	return out
 }

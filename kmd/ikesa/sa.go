@@ -100,6 +100,8 @@ type SA struct {
 	NATLocal, NATRemote bool
 	fragment            bool
 	PeerID              *message.ID
+	// peerHashes are the peer's RFC 7427 hash algorithms.
+	peerHashes []uint16
 
 	Children []*ChildSA
 	mgr      *task.Manager

@@ -41,6 +41,9 @@ type Peer struct {
 	Dynamic   bool
 	Establish Establish
 	IKE       *ikesa.Config
+	// cert, when set, authenticates with a certificate through pkid; the
+	// server turns it into IKE.Auth.
+	cert *certAuth
 	// Fingerprint changes when any statement the peer depends on changes:
 	// its IKE SAs are then negotiated again.
 	Fingerprint string
@@ -188,10 +191,14 @@ func Peers(c *pb.Config) ([]*Peer, error) {
 				if b := then.GetBackupRemoteGateway(); b != "" {
 					p.Backup, _ = netip.ParseAddr(b)
 				}
-				cfg, err := ikeConfig(c, dyn.GetIkePolicy(), dyn.GetIpsecPolicy(), nil, local)
+				cfg, cert, err := ikeConfig(c, dyn.GetIkePolicy(), dyn.GetIpsecPolicy(), nil, local)
 				if err != nil {
 					errs = append(errs, err)
 					continue
+				}
+				if cert != nil {
+					cert.serviceSet, cert.trustedCA, cert.endEntityOnly = ss.GetName(), opts.GetTrustedCa(), opts.GetNoCertificateChainInIke()
+					p.cert = cert
 				}
 				cfg.Name, cfg.ServiceSet, cfg.Rule, cfg.Term = p.Key, ss.GetName(), p.Rule, p.Term
 				cfg.NATTraversal, cfg.NATKeepalive = natt, keepalive
@@ -226,10 +233,14 @@ func Peers(c *pb.Config) ([]*Peer, error) {
 			ci := prof.GetClientIke()
 			p := base
 			p.Key, p.Dynamic, p.Establish = ss.GetName()+"/"+ap, true, ResponderOnly
-			cfg, err := ikeConfig(c, ci.GetIkePolicy(), ci.GetIpsecPolicy(), ci.GetPreSharedKey(), local)
+			cfg, cert, err := ikeConfig(c, ci.GetIkePolicy(), ci.GetIpsecPolicy(), ci.GetPreSharedKey(), local)
 			if err != nil {
 				errs = append(errs, err)
 				continue
+			}
+			if cert != nil {
+				cert.serviceSet, cert.trustedCA, cert.endEntityOnly = ss.GetName(), opts.GetTrustedCa(), opts.GetNoCertificateChainInIke()
+				p.cert = cert
 			}
 			cfg.Name, cfg.ServiceSet = p.Key, ss.GetName()
 			cfg.NATTraversal, cfg.NATKeepalive = natt, keepalive
@@ -310,8 +321,9 @@ func selectors(f *pb.TermFrom) (src, dst []message.Selector, err error) {
 // IPsec policy. An empty IKE policy name (dynamic endpoints with a key in
 // the access profile) accepts every supported IKE transform; an empty
 // IPsec policy accepts every ESP transform.
-func ikeConfig(c *pb.Config, ikePolicy, ipsecPolicy string, profileKey *pb.Key, local netip.Addr) (*ikesa.Config, error) {
+func ikeConfig(c *pb.Config, ikePolicy, ipsecPolicy string, profileKey *pb.Key, local netip.Addr) (*ikesa.Config, *certAuth, error) {
 	ike := c.GetIpsecVpn().GetIke()
+	var cert *certAuth
 	cfg := &ikesa.Config{
 		IKELifetime:   transform.DefaultIKELifetime * time.Second,
 		ChildLifetime: transform.DefaultIPsecLifetime * time.Second,
@@ -322,7 +334,7 @@ func ikeConfig(c *pb.Config, ikePolicy, ipsecPolicy string, profileKey *pb.Key, 
 	if ikePolicy == "" {
 		cfg.IKEProposals = transform.AllIKE()
 		if profileKey == nil || len(profileKey.GetValue()) == 0 {
-			return nil, confError("access profile", "pre-shared-key or ike-policy must be configured")
+			return nil, nil, confError("access profile", "pre-shared-key or ike-policy must be configured")
 		}
 		cfg.Auth = ikesa.PSK(profileKey.GetValue())
 	} else {
@@ -334,13 +346,14 @@ func ikeConfig(c *pb.Config, ikePolicy, ipsecPolicy string, profileKey *pb.Key, 
 		}
 		path := "services ipsec-vpn ike policy " + ikePolicy
 		if pol == nil {
-			return nil, confError("services ipsec-vpn", "Referenced IKE policy must be defined under [edit services ipsec-vpn ike policy]")
+			return nil, nil, confError("services ipsec-vpn", "Referenced IKE policy must be defined under [edit services ipsec-vpn ike policy]")
 		}
 		if pol.GetVersion() == 1 {
-			return nil, confError(path, "version 1 (IKEv1) is not supported by this kmd; use version 2")
+			return nil, nil, confError(path, "version 1 (IKEv1) is not supported by this kmd; use version 2")
 		}
 		var suites []transform.Suite
 		lifetime := uint32(0)
+		signatures := false
 		for _, name := range pol.GetProposals() {
 			var prop *pb.IKEProposal
 			for _, p := range ike.GetProposals() {
@@ -353,8 +366,12 @@ func ikeConfig(c *pb.Config, ikePolicy, ipsecPolicy string, profileKey *pb.Key, 
 				continue
 			}
 			ppath := "services ipsec-vpn ike proposal " + name
-			if m := prop.GetAuthenticationMethod(); m != "" && m != "pre-shared-keys" {
-				errs = append(errs, confError(ppath, "authentication-method %s needs certificates from pkid, not supported yet", m))
+			switch m := prop.GetAuthenticationMethod(); m {
+			case "", "pre-shared-keys":
+			case "rsa-signatures", "ecdsa-signatures-256", "ecdsa-signatures-384":
+				signatures = true
+			default:
+				errs = append(errs, confError(ppath, "authentication-method %s is not supported", m))
 				continue
 			}
 			s, err := transform.IKESuite(prop.GetEncryptionAlgorithm(), prop.GetAuthenticationAlgorithm(), prop.GetDhGroup())
@@ -379,8 +396,13 @@ func ikeConfig(c *pb.Config, ikePolicy, ipsecPolicy string, profileKey *pb.Key, 
 		if len(key) == 0 && profileKey != nil {
 			key = profileKey.GetValue()
 		}
-		if len(key) == 0 {
-			errs = append(errs, confError(path, "Either pre-shared-key or local-certificate must be configured in the referencd ike policy (local-certificate needs pkid, not supported yet)"))
+		switch {
+		case signatures && pol.GetLocalCertificate() != "":
+			cert = &certAuth{certificateID: pol.GetLocalCertificate(), policyOIDs: pol.GetCertificatePolicyOids()}
+		case signatures:
+			errs = append(errs, confError(path, "local-certificate must be configured for signature authentication"))
+		case len(key) == 0:
+			errs = append(errs, confError(path, "Either pre-shared-key or local-certificate must be configured in the referencd ike policy"))
 		}
 		cfg.Auth = ikesa.PSK(key)
 		if id, err := localID(pol.GetLocalId()); err != nil {
@@ -398,9 +420,9 @@ func ikeConfig(c *pb.Config, ikePolicy, ipsecPolicy string, profileKey *pb.Key, 
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return cfg, nil
+	return cfg, cert, nil
 }
 
 func ipsecConfig(c *pb.Config, name string, cfg *ikesa.Config) error {

@@ -160,6 +160,11 @@ func (s *Server) trace(l trace.Level) *zerolog.Event {
 // the tunnels that have none.
 func (s *Server) Apply(ctx context.Context, old, new *pb.Config) error {
 	peers, err := Peers(new)
+	for _, p := range peers {
+		if p.cert != nil {
+			p.IKE.Auth = s.newCertAuth(p.cert)
+		}
+	}
 	s.mu.Lock()
 	first := !s.applied
 	s.applied = true

@@ -31,7 +31,7 @@ func TestTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := string(b)
-	for _, want := range []string{"sending IKE_SA_INIT request 0 [ SA KE Ni/Nr N(16388) N(16389) N(16430) ]", "received IKE_AUTH response 1 [ IDr AUTH SA TSi TSr ]", "IKE SA established", "CHILD SA installed"} {
+	for _, want := range []string{"sending IKE_SA_INIT request 0 [ SA KE Ni/Nr N(16388) N(16389) N(16430) N(16431) ]", "received IKE_AUTH response 1 [ IDr AUTH SA TSi TSr ]", "IKE SA established", "CHILD SA installed"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("trace lacks %q:\n%s", want, text)
 		}

@@ -1,0 +1,129 @@
+package server
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sitesec/sitesec/kmd/ikesa"
+	"github.com/sitesec/sitesec/kmd/message"
+	"github.com/sitesec/sitesec/proto/pb"
+	"github.com/sitesec/sitesec/proto/subject"
+)
+
+// certAuth authenticates with a local certificate through pkid, which
+// holds the private key, signs, and validates the peer's chain against the
+// service set's trusted-ca (DESIGN.md, "Certificates").
+type certAuth struct {
+	s             *Server
+	serviceSet    string
+	certificateID string
+	trustedCA     []string
+	endEntityOnly bool
+	policyOIDs    []string
+}
+
+func (s *Server) newCertAuth(c *certAuth) *ikesa.SignatureAuth {
+	c.s = s
+	return &ikesa.SignatureAuth{Local: c.local, SignData: c.sign, Validate: c.validate, CAKeyHashes: c.caHashes}
+}
+
+func (c *certAuth) request(verb string, req, rep proto.Message) error {
+	ctx, cancel := context.WithTimeout(c.s.ctx, 5*time.Second)
+	defer cancel()
+	return c.s.Bus.Request(ctx, subject.Pkid, verb, req, rep)
+}
+
+func (c *certAuth) local() ([][]byte, string, error) {
+	rep := &pb.LocalCertificateReply{}
+	if err := c.request(subject.VerbLocalCert, &pb.LocalCertificateRequest{CertificateId: c.certificateID, EndEntityOnly: c.endEntityOnly}, rep); err != nil {
+		return nil, "", err
+	}
+	if rep.GetError() != "" {
+		return nil, "", errors.New(rep.GetError())
+	}
+	return rep.GetCertificates(), rep.GetKeyType(), nil
+}
+
+var schemes = map[ikesa.Scheme]pb.SignatureScheme{
+	ikesa.RSAPKCS1SHA1:    pb.SignatureScheme_SIGNATURE_SCHEME_RSA_PKCS1_SHA1,
+	ikesa.RSAPKCS1SHA256:  pb.SignatureScheme_SIGNATURE_SCHEME_RSA_PKCS1_SHA256,
+	ikesa.RSAPKCS1SHA384:  pb.SignatureScheme_SIGNATURE_SCHEME_RSA_PKCS1_SHA384,
+	ikesa.RSAPKCS1SHA512:  pb.SignatureScheme_SIGNATURE_SCHEME_RSA_PKCS1_SHA512,
+	ikesa.ECDSAP256SHA256: pb.SignatureScheme_SIGNATURE_SCHEME_ECDSA_P256_SHA256,
+	ikesa.ECDSAP384SHA384: pb.SignatureScheme_SIGNATURE_SCHEME_ECDSA_P384_SHA384,
+	ikesa.ECDSAP521SHA512: pb.SignatureScheme_SIGNATURE_SCHEME_ECDSA_P521_SHA512,
+}
+
+func (c *certAuth) sign(s ikesa.Scheme, raw bool, data []byte) ([]byte, error) {
+	rep := &pb.SignReply{}
+	if err := c.request(subject.VerbSign, &pb.SignRequest{CertificateId: c.certificateID, Scheme: schemes[s], Data: data, RawEcdsa: raw}, rep); err != nil {
+		return nil, err
+	}
+	if rep.GetError() != "" {
+		return nil, errors.New(rep.GetError())
+	}
+	return rep.GetSignature(), nil
+}
+
+func (c *certAuth) validate(certs [][]byte, id *message.ID) (crypto.PublicKey, error) {
+	rep := &pb.ValidateChainReply{}
+	req := &pb.ValidateChainRequest{ServiceSet: c.serviceSet, TrustedCa: c.trustedCA, Certificates: certs, PeerIdentity: identity(id), PolicyOids: c.policyOIDs}
+	if err := c.request(subject.VerbValidate, req, rep); err != nil {
+		return nil, err
+	}
+	if !rep.GetValid() {
+		return nil, fmt.Errorf("pkid: %s", rep.GetReason())
+	}
+	return x509.ParsePKIXPublicKey(rep.GetPublicKey())
+}
+
+func (c *certAuth) caHashes() ([]byte, error) {
+	rep := &pb.CAReply{}
+	if err := c.request(subject.VerbCAs, &pb.CARequest{TrustedCa: c.trustedCA}, rep); err != nil {
+		return nil, err
+	}
+	var out []byte
+	for _, h := range rep.GetKeyHashes() {
+		out = append(out, h...)
+	}
+	return out, nil
+}
+
+// identity renders an IKE identity the way pkid matches it against a
+// certificate: "ipv4:ADDR", "ipv6:ADDR", "fqdn:NAME", "email:ADDR",
+// "dn:DN".
+func identity(id *message.ID) string {
+	switch id.IDType {
+	case message.IDIPv4Addr, message.IDIPv6Addr:
+		a, ok := netip.AddrFromSlice(id.Data)
+		if !ok {
+			return ""
+		}
+		if a.Is4() {
+			return "ipv4:" + a.String()
+		}
+		return "ipv6:" + a.String()
+	case message.IDFQDN:
+		return "fqdn:" + string(id.Data)
+	case message.IDRFC822:
+		return "email:" + string(id.Data)
+	case message.IDDERASN1DN:
+		var rdn pkix.RDNSequence
+		if _, err := asn1.Unmarshal(id.Data, &rdn); err != nil {
+			return ""
+		}
+		var n pkix.Name
+		n.FillFromRDNSequence(&rdn)
+		return "dn:" + n.String()
+	}
+	return ""
+}
