@@ -2,11 +2,17 @@ package ikesa
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/sha1"
+	"crypto/x509"
+	"encoding/pem"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +33,7 @@ type udpHost struct {
 	installed   map[uint32]*ChildSA
 	installs    int
 	table       *Table
+	addr        netip.Addr
 }
 
 type datagramIn struct {
@@ -34,16 +41,18 @@ type datagramIn struct {
 	raw           []byte
 }
 
-func newUDPHost(t *testing.T, cfg *Config) *udpHost {
+func newUDPHost(t *testing.T, cfg *Config) *udpHost { return newUDPHostOn(t, cfg, "127.0.0.2") }
+
+func newUDPHostOn(t *testing.T, cfg *Config, addr string) *udpHost {
 	if os.Getenv("SITESEC_STRONGSWAN") == "" {
 		t.Skip("needs charon: sh testdata/strongswan/run.sh")
 	}
-	h := &udpHost{t: t, in: make(chan datagramIn, 64), installed: map[uint32]*ChildSA{}}
+	h := &udpHost{t: t, in: make(chan datagramIn, 64), installed: map[uint32]*ChildSA{}, addr: netip.MustParseAddr(addr)}
 	for _, p := range []struct {
 		port uint16
 		c    **net.UDPConn
 	}{{500, &h.s500}, {4500, &h.s4500}} {
-		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), p.port)))
+		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(h.addr, p.port)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,7 +126,7 @@ func (h *udpHost) read(c *net.UDPConn, port uint16) {
 			}
 			b = b[4:]
 		}
-		h.in <- datagramIn{local: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), port), remote: netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), raw: b}
+		h.in <- datagramIn{local: netip.AddrPortFrom(h.addr, port), remote: netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), raw: b}
 	}
 }
 
@@ -266,7 +275,7 @@ func swanctl(t *testing.T, args ...string) chan error {
 func TestStrongSwanResponder(t *testing.T) {
 	cfg := interopConfig(t)
 	h := newUDPHost(t, cfg)
-	swanctl(t, "--initiate", "--child", "net", "--timeout", "15")
+	swanctl(t, "--initiate", "--ike", "kmd", "--child", "net", "--timeout", "15")
 	h.pump("IKE SA", func() bool { sa := h.established(); return sa != nil && len(sa.Children) == 1 })
 	sa := h.established()
 	if sa.Initiator || sa.Local.Port() != 4500 || sa.Remote.Port() != 14500 {
@@ -286,4 +295,88 @@ func TestStrongSwanResponder(t *testing.T) {
 	if len(h.installed) != 0 {
 		t.Fatalf("%d CHILD SAs left", len(h.installed))
 	}
+}
+
+// TestStrongSwanCertificates: this side (127.0.0.3) authenticates with a
+// certificate run.sh issued, charon with its own, both from one CA.
+func TestStrongSwanCertificates(t *testing.T) {
+	dir := os.Getenv("SITESEC_STRONGSWAN")
+	if dir == "" {
+		t.Skip("needs charon: sh testdata/strongswan/run.sh")
+	}
+	readPEM := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		blk, _ := pem.Decode(b)
+		if blk == nil {
+			t.Fatalf("%s: no PEM", name)
+		}
+		return blk.Bytes
+	}
+	caDER, certDER, keyDER := readPEM("swanctl/x509ca/ca.pem"), readPEM("kmd.pem"), readPEM("kmd-key.pem")
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var key crypto.Signer
+	keyType := "rsa"
+	if k, err := x509.ParsePKCS1PrivateKey(keyDER); err == nil {
+		key = k
+	} else if k, err := x509.ParseECPrivateKey(keyDER); err == nil {
+		key, keyType = k, map[int]string{256: "ecdsa-p256", 384: "ecdsa-p384", 521: "ecdsa-p521"}[k.Curve.Params().BitSize]
+	} else {
+		t.Fatalf("key: %v", err)
+	}
+	auth := &SignatureAuth{
+		Local: func() ([][]byte, string, error) { return [][]byte{certDER}, keyType, nil },
+		SignData: func(s Scheme, raw bool, data []byte) ([]byte, error) {
+			h := map[Scheme]crypto.Hash{RSAPKCS1SHA1: crypto.SHA1, RSAPKCS1SHA256: crypto.SHA256, ECDSAP256SHA256: crypto.SHA256, ECDSAP384SHA384: crypto.SHA384, ECDSAP521SHA512: crypto.SHA512}[s]
+			if raw {
+				k := key.(*ecdsa.PrivateKey)
+				n := (k.Curve.Params().BitSize + 7) / 8
+				r, s2, err := ecdsa.Sign(rand.Reader, k, hashOf(h, data))
+				return append(r.FillBytes(make([]byte, n)), s2.FillBytes(make([]byte, n))...), err
+			}
+			return key.Sign(rand.Reader, hashOf(h, data), h)
+		},
+		Validate: func(certs [][]byte, id *message.ID) (crypto.PublicKey, error) {
+			c, err := x509.ParseCertificate(certs[0])
+			if err != nil {
+				return nil, err
+			}
+			roots := x509.NewCertPool()
+			roots.AddCert(ca)
+			if _, err := c.Verify(x509.VerifyOptions{Roots: roots}); err != nil {
+				return nil, err
+			}
+			return c.PublicKey, nil
+		},
+		CAKeyHashes: func() ([]byte, error) {
+			h := sha1.Sum(ca.RawSubjectPublicKeyInfo)
+			return h[:], nil
+		},
+	}
+	cfg := interopConfig(t)
+	cfg.Auth = auth
+	cfg.LocalID = IPID(netip.MustParseAddr("127.0.0.3"))
+	h := newUDPHostOn(t, cfg, "127.0.0.3")
+	sa, err := NewInitiator(cfg, netip.MustParseAddrPort("127.0.0.3:500"), netip.MustParseAddrPort("127.0.0.1:1500"), h.table.Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.table.Add(sa)
+	if err := sa.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h.pump("IKE SA", func() bool { return sa.State == StateEstablished && len(sa.Children) == 1 || sa.State == StateDead })
+	if sa.State != StateEstablished {
+		t.Fatalf("IKE SA: %v", sa.Err)
+	}
+	t.Logf("authenticated with %s certificates, peer %s", keyType, sa.PeerID)
+	if err := sa.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	h.pump("delete", func() bool { return sa.State == StateDead })
 }

@@ -12,7 +12,20 @@ export SITESEC_IKE=${3:-} SITESEC_ESP=${4:-}
 run=$(mktemp -d /tmp/kmd-interop.XXXXXX)
 ( cd "$here/../.." && go test -c -o "$run/ikesa.test" . )
 sed "s#RUNDIR#$run#g" "$here/strongswan.conf" > "$run/strongswan.conf"
-mkdir -p "$run/swanctl"
+mkdir -p "$run/swanctl/x509" "$run/swanctl/x509ca" "$run/swanctl/private"
+# A CA, charon's certificate (127.0.0.1) and this side's (127.0.0.3) for
+# TestStrongSwanCertificates; KEYTYPE rsa (default) or ecdsa.
+kt=${KEYTYPE:-rsa}
+pki --gen --type "$kt" --outform pem > "$run/ca-key.pem"
+pki --self --ca --lifetime 2 --in "$run/ca-key.pem" --type "$kt" --dn "CN=kmd interop CA" --outform pem > "$run/swanctl/x509ca/ca.pem"
+for who in charon:127.0.0.1 kmd:127.0.0.3; do
+  n=${who%%:*}; ip=${who#*:}
+  pki --gen --type "$kt" --outform pem > "$run/$n-key.pem"
+  pki --pub --in "$run/$n-key.pem" --type "$kt" | pki --issue --lifetime 2 --cacert "$run/swanctl/x509ca/ca.pem" \
+    --cakey "$run/ca-key.pem" --type pub --dn "CN=$ip" --san "$ip" --outform pem > "$run/$n.pem"
+done
+cp "$run/charon.pem" "$run/swanctl/x509/charon.pem"
+cp "$run/charon-key.pem" "$run/swanctl/private/charon.pem"
 sed "s#ESP_PROPOSALS#$esp#; s#IKE_PROPOSALS#$props#" "$here/swanctl.conf" > "$run/swanctl/swanctl.conf"
 unshare --mount --net sh -c "
   set -e
@@ -20,6 +33,7 @@ unshare --mount --net sh -c "
   mkdir -p /run/ipsec /var/run
   ip link set lo up
   ip addr add 10.1.0.1/32 dev lo
+  ip addr add 127.0.0.3/8 dev lo 2>/dev/null || true
   export STRONGSWAN_CONF=$run/strongswan.conf
   /usr/lib/ipsec/charon >$run/charon.out 2>&1 </dev/null & pid=\$!
   trap 'kill \$pid' EXIT
