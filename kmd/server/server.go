@@ -219,7 +219,9 @@ func (s *Server) learnPrevious(ctx context.Context) {
 				if sa.GetDirection() == "outbound" {
 					k.Direction, gw = pb.Direction_DIRECTION_OUTBOUND, t.GetRemoteGateway()
 				}
-				if a, err := netip.ParseAddr(gw); err == nil {
+				if ap, err := netip.ParseAddrPort(gw); err == nil {
+					k.Destination = ap.Addr().AsSlice()
+				} else if a, err := netip.ParseAddr(gw); err == nil {
 					k.Destination = a.AsSlice()
 				}
 				s.previous[key] = append(s.previous[key], k)

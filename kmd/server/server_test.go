@@ -244,7 +244,7 @@ func TestRestartMakeBeforeBreak(t *testing.T) {
 	// fwdd still runs the SAs of the kmd that was restarted.
 	lb.prev = &pb.OpReply{Body: &pb.OpReply_IpsecSecurityAssociations{IpsecSecurityAssociations: &pb.IPsecSecurityAssociations{
 		ServiceSets: []*pb.ServiceSetSAs{{ServiceSet: "ss1", Tunnels: []*pb.IPsecTunnel{{
-			Rule: "r1", Term: "t1", LocalGateway: "192.0.2.1", RemoteGateway: "198.51.100.1",
+			Rule: "r1", Term: "t1", LocalGateway: "192.0.2.1:500", RemoteGateway: "198.51.100.1",
 			Sas: []*pb.IPsecSAInfo{{Direction: "inbound", Spi: 0x1111, Type: "dynamic"}, {Direction: "outbound", Spi: 0x2222, Type: "dynamic"}},
 		}}}},
 	}}}
@@ -255,7 +255,7 @@ func TestRestartMakeBeforeBreak(t *testing.T) {
 	// The tunnel comes back at once although it is on-traffic, replaces
 	// the old outbound SA, and the old pair is deleted after the grace.
 	waitFor(t, "old SAs deleted", func() bool { a, d := lb.count(); return a == 1 && d == 1 })
-	if lb.installs[0].ReplacesSpi != 0x2222 || len(lb.deletes[0].Sas) != 2 {
+	if lb.installs[0].ReplacesSpi != 0x2222 || len(lb.deletes[0].Sas) != 2 || len(lb.deletes[0].Sas[0].Destination) != 4 {
 		t.Fatalf("install %v delete %v", lb.installs[0], lb.deletes[0])
 	}
 }
