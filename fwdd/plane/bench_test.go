@@ -90,14 +90,14 @@ func BenchmarkOutbound(b *testing.B) {
 			s := newSender(p, &Inside{Junos: "ms-1/2/0.1", Dev: &discardTUN{}})
 			pkt := pad(ping(hostB, hostA), 1400-32)
 			for i := 0; i < benchBatch; i++ {
-				s.sizes[i] = len(pkt)
+				s.cur.sizes[i] = len(pkt)
 			}
 			b.SetBytes(int64(len(pkt)) * benchBatch)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
 				for i := 0; i < benchBatch; i++ {
-					copy(s.bufs[i][Headroom:], pkt)
+					copy(s.cur.bufs[i][Headroom:], pkt)
 				}
 				s.batch(benchBatch)
 			}
@@ -128,8 +128,8 @@ func BenchmarkInbound(b *testing.B) {
 			s := newSender(a, &Inside{Junos: "ms-1/2/0.1", Dev: &discardTUN{}})
 			pkt := pad(ping(hostB, hostA), 1400-32)
 			for i := 0; i < benchBatch; i++ {
-				copy(s.bufs[i][Headroom:], pkt)
-				s.sizes[i] = len(pkt)
+				copy(s.cur.bufs[i][Headroom:], pkt)
+				s.cur.sizes[i] = len(pkt)
 			}
 			s.batch(benchBatch)
 			// Receive on plane b.

@@ -3,19 +3,23 @@
 // outside sockets into the forwarding pipeline, and is the daemon App
 // that the bus drives.
 //
-// The pipeline, outbound (inside -> outside), one goroutine per inside
-// interface:
+// The pipeline, outbound (inside -> outside), per inside interface:
 //
-//  1. read a batch of packets from the TUN device (offloads split by the
-//     tun package), each into its own buffer at a fixed headroom;
-//  2. in order, per packet: SPD lookup (service set by interface, term by
-//     addresses), SAD lookup, inner checks, TTL, DF and tunnel MTU
-//     (fragmentation before encapsulation or ICMP fragmentation needed),
-//     and the sequence number, which is handed out here, in order;
-//  3. seal the batch in parallel on the crypto workers (fork-join: the
-//     batch waits until every packet is sealed);
-//  4. prepend the outer IPv4 (and UDP) headers and write the batch to the
-//     outside in its original order (sendmmsg).
+//  1. the reader goroutine reads a batch of packets from the TUN device
+//     (offloads split by the tun package), each into its own buffer at a
+//     fixed headroom;
+//  2. it runs the in-order stage per packet: SPD lookup (service set by
+//     interface, term by addresses), SAD lookup, inner checks, TTL, DF
+//     and tunnel MTU (fragmentation before encapsulation or ICMP
+//     fragmentation needed), and the sequence number, which is handed
+//     out here, in order;
+//  3. it hands the batch to the crypto workers, which seal its packets and
+//     write their outer IPv4/IPv6 (and UDP) headers in parallel, and
+//     queues it for the writer; then it reads the next batch into another
+//     set of buffers (outBatches per interface);
+//  4. the writer goroutine takes the batches in the order they were read,
+//     waits until each is sealed and writes it to the outside (sendmmsg),
+//     so the packets of one SA leave in sequence order.
 //
 // Inbound (outside -> inside), one goroutine per outside socket:
 //
@@ -27,7 +31,10 @@
 //     section 3.4.3), inner checks, traffic selector check, statistics,
 //     and a batched write to each inside TUN device.
 //
-// Buffers belong to the goroutine that reads into them (a fixed set per
+// Inbound batches are fork-join: the reader takes part in the crypto and
+// waits for it, so its buffers are free again when Receive returns.
+//
+// Buffers belong to the reader that reads into them (a fixed set per
 // reader, sized at start), so the number of packets in flight is bounded
 // and nothing is allocated per packet.
 package plane

@@ -26,42 +26,80 @@ type outJob struct {
 	err        error
 }
 
-// sender is the state of one inside reader: its buffers and batch.
-type sender struct {
+// outBatch is one batch of packets read from an inside interface, with
+// its own buffers: MaxBatch read buffers, then extraSlots for fragments
+// and ICMP errors. A sender owns a fixed number of them (outBatches), so
+// the packets in flight per inside interface are bounded.
+type outBatch struct {
 	p      *Plane
-	in     *Inside
-	bufs   [][]byte // MaxBatch read buffers, then extraSlots
+	bufs   [][]byte
 	sizes  []int
 	jobs   []outJob
 	outs   [][]byte
 	back   [][]byte // ICMP errors to write back into the TUN
 	extra  int      // next free extra slot
-	frag   []byte
 	wg     sync.WaitGroup
 	sealFn func(i int)
 }
 
-func newSender(p *Plane, in *Inside) *sender {
-	s := &sender{p: p, in: in, sizes: make([]int, MaxBatch), frag: make([]byte, BufferSize)}
+// outBatches is how many batches one inside interface has in flight: one
+// being read and classified while others are sealed or written.
+const outBatches = 3
+
+func newOutBatch(p *Plane) *outBatch {
+	b := &outBatch{p: p, sizes: make([]int, MaxBatch)}
 	for i := 0; i < MaxBatch+extraSlots; i++ {
-		s.bufs = append(s.bufs, make([]byte, BufferSize))
+		b.bufs = append(b.bufs, make([]byte, BufferSize))
 	}
-	s.jobs = make([]outJob, 0, MaxBatch+extraSlots)
-	s.outs = make([][]byte, 0, MaxBatch+extraSlots)
-	s.back = make([][]byte, 0, extraSlots)
-	s.sealFn = s.seal
+	b.jobs = make([]outJob, 0, MaxBatch+extraSlots)
+	b.outs = make([][]byte, 0, MaxBatch+extraSlots)
+	b.back = make([][]byte, 0, extraSlots)
+	b.sealFn = b.seal
+	return b
+}
+
+// sender is the outbound pipeline of one inside interface.
+type sender struct {
+	p     *Plane
+	in    *Inside
+	cur   *outBatch // the batch the reader classifies
+	frag  []byte
+	free  chan *outBatch // batches ready for reading into
+	ready chan *outBatch // batches being sealed, in read order
+}
+
+func newSender(p *Plane, in *Inside) *sender {
+	s := &sender{p: p, in: in, frag: make([]byte, BufferSize),
+		free: make(chan *outBatch, outBatches), ready: make(chan *outBatch, outBatches)}
+	for i := 0; i < outBatches; i++ {
+		s.free <- newOutBatch(p)
+	}
+	s.cur = <-s.free
 	return s
 }
 
-// readInside is the outbound pipeline of one inside interface.
+// readInside is the outbound pipeline of one inside interface: this
+// goroutine reads and classifies (sequence numbers are handed out here,
+// in order), the crypto workers seal, and the writer goroutine sends each
+// batch, in read order, once it is sealed.
 func (p *Plane) readInside(in *Inside) {
 	defer close(in.done)
 	s := newSender(p, in)
+	written := make(chan struct{})
+	go s.writer(written)
+	defer func() {
+		close(s.ready)
+		<-written
+	}()
 	failures := 0
 	for {
-		n, err := in.Dev.Read(s.bufs[:in.batch], s.sizes, Headroom)
+		b := s.cur
+		n, err := in.Dev.Read(b.bufs[:in.batch], b.sizes, Headroom)
 		if n > 0 {
-			s.batch(n)
+			s.prepare(n)
+			p.Workers.Start(len(b.jobs), b.sealFn, &b.wg)
+			s.ready <- b
+			s.cur = <-s.free
 		}
 		if err == nil {
 			failures = 0
@@ -79,6 +117,16 @@ func (p *Plane) readInside(in *Inside) {
 	}
 }
 
+// writer sends sealed batches in the order they were read.
+func (s *sender) writer(done chan<- struct{}) {
+	defer close(done)
+	for b := range s.ready {
+		b.wg.Wait()
+		s.flush(b)
+		s.free <- b
+	}
+}
+
 // backoff is the pause after the n-th read failure in a row.
 func backoff(n int) time.Duration {
 	if n < 3 {
@@ -87,31 +135,45 @@ func backoff(n int) time.Duration {
 	return min(time.Millisecond<<min(n-3, 10), time.Second)
 }
 
-// batch processes n packets read into s.bufs.
-func (s *sender) batch(n int) {
-	s.jobs = s.jobs[:0]
-	s.back = s.back[:0]
-	s.extra = MaxBatch
+// prepare runs the in-order stage over the n packets read into s.cur.
+func (s *sender) prepare(n int) {
+	b := s.cur
+	b.jobs = b.jobs[:0]
+	b.back = b.back[:0]
+	b.extra = MaxBatch
 	for i := 0; i < n; i++ {
-		s.classify(s.bufs[i], Headroom, Headroom+s.sizes[i])
+		s.classify(b.bufs[i], Headroom, Headroom+b.sizes[i])
 	}
-	s.p.Workers.Run(len(s.jobs), s.sealFn, &s.wg)
-	s.outs = s.outs[:0]
-	for i := range s.jobs {
-		j := &s.jobs[i]
+}
+
+// batch runs the whole pipeline over n packets in s.cur synchronously
+// (tests and benchmarks).
+func (s *sender) batch(n int) {
+	b := s.cur
+	s.prepare(n)
+	s.p.Workers.Run(len(b.jobs), b.sealFn, &b.wg)
+	s.flush(b)
+}
+
+// flush writes a sealed batch: its packets to the outside, its ICMP
+// errors to the inside.
+func (s *sender) flush(b *outBatch) {
+	b.outs = b.outs[:0]
+	for i := range b.jobs {
+		j := &b.jobs[i]
 		if j.err != nil {
 			j.sa.Counters.Add(sad.Discards, 1)
 			continue
 		}
-		s.outs = append(s.outs, j.out)
+		b.outs = append(b.outs, j.out)
 	}
-	if w := s.p.outside(); w != nil && len(s.outs) > 0 {
-		if err := w.WriteOuter(s.outs); err != nil {
-			s.p.DB.SetCounters("").Add(sad.MiscErrors, uint64(len(s.outs)))
+	if w := s.p.outside(); w != nil && len(b.outs) > 0 {
+		if err := w.WriteOuter(b.outs); err != nil {
+			s.p.DB.SetCounters("").Add(sad.MiscErrors, uint64(len(b.outs)))
 		}
 	}
-	if len(s.back) > 0 {
-		s.in.write(s.back, Headroom)
+	if len(b.back) > 0 {
+		s.in.write(b.back, Headroom)
 	}
 }
 
@@ -123,12 +185,13 @@ func (in *Inside) write(bufs [][]byte, offset int) {
 
 // slot returns a free extra buffer, or nil when the batch used them all.
 func (s *sender) slot() []byte {
-	if s.extra >= len(s.bufs) {
+	b := s.cur
+	if b.extra >= len(b.bufs) {
 		return nil
 	}
-	b := s.bufs[s.extra]
-	s.extra++
-	return b
+	buf := b.bufs[b.extra]
+	b.extra++
+	return buf
 }
 
 // reply queues an ICMP error for the inside host.
@@ -138,7 +201,7 @@ func (s *sender) reply(build func(dst []byte) []byte) {
 		return
 	}
 	if pkt := build(b[Headroom:]); pkt != nil {
-		s.back = append(s.back, b[:Headroom+len(pkt)])
+		s.cur.back = append(s.cur.back, b[:Headroom+len(pkt)])
 	}
 }
 
@@ -278,18 +341,18 @@ func (s *sender) queue(sa *sad.SA, buf []byte, start, end int, nh, ttl, tos byte
 		return
 	}
 	sa.Account(end - start)
-	s.jobs = append(s.jobs, outJob{buf: buf, start: start, end: end, sa: sa, seq: seq, nh: nh, ttl: ttl, tos: tos, df: df})
+	s.cur.jobs = append(s.cur.jobs, outJob{buf: buf, start: start, end: end, sa: sa, seq: seq, nh: nh, ttl: ttl, tos: tos, df: df})
 }
 
 // seal is the parallel stage: ESP and the outer headers.
-func (s *sender) seal(i int) {
-	j := &s.jobs[i]
+func (b *outBatch) seal(i int) {
+	j := &b.jobs[i]
 	e, err := j.sa.Cipher.Seal(j.buf, j.start, j.end, j.seq, j.nh)
 	if err != nil {
 		j.err = err
 		return
 	}
-	j.out = s.p.outer(j.sa, j.buf, e, j.ttl, j.tos, j.df)
+	j.out = b.p.outer(j.sa, j.buf, e, j.ttl, j.tos, j.df)
 	if j.out == nil {
 		j.err = esp.ErrBuffer
 	}

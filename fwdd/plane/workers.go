@@ -67,6 +67,29 @@ func (w *Workers) Run(n int, f func(i int), wg *sync.WaitGroup) {
 	wg.Wait()
 }
 
+// Start hands f(0) ... f(n-1) to the workers and returns; wg is done when
+// all returned. When the task queue is full the caller does the rest
+// itself, which slows the reader down to what the workers manage.
+func (w *Workers) Start(n int, f func(i int), wg *sync.WaitGroup) {
+	if n == 0 {
+		return
+	}
+	parts := min(w.n, n)
+	size := (n + parts - 1) / parts
+	for lo := 0; lo < n; lo += size {
+		hi := min(lo+size, n)
+		wg.Add(1)
+		select {
+		case w.tasks <- task{f: f, lo: lo, hi: hi, done: wg}:
+		default:
+			for i := lo; i < hi; i++ {
+				f(i)
+			}
+			wg.Done()
+		}
+	}
+}
+
 // Close stops the workers.
 func (w *Workers) Close() {
 	close(w.tasks)
