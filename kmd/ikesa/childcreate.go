@@ -391,6 +391,15 @@ func (t *childCreate) buildResponse(m *message.Message) (task.Status, error) {
 		m.Payloads = append(m.Payloads, &message.Notify{NotifyType: t.err.Type, Data: t.err.Data})
 		return task.Done, nil
 	}
+	if err := sa.install(t.child, t.rekey); err != nil {
+		// fwdd refused or is away: the peer may retry later (RFC 7296
+		// section 2.25); inside IKE_AUTH the IKE SA still comes up.
+		if t.initial {
+			m.Payloads = append(m.Payloads, &message.Notify{NotifyType: message.NotifyTemporaryFailure})
+			return task.Done, nil
+		}
+		return task.Failed, &task.NotifyError{Type: message.NotifyTemporaryFailure, Err: err}
+	}
 	m.Payloads = append(m.Payloads, &message.SA{Proposals: []message.Proposal{t.chosen}})
 	if !t.initial {
 		m.Payloads = append(m.Payloads, &message.Nonce{Data: t.nr})
@@ -399,9 +408,6 @@ func (t *childCreate) buildResponse(m *message.Message) (task.Status, error) {
 		}
 	}
 	m.Payloads = append(m.Payloads, &message.TS{Selectors: t.tsi}, &message.TS{Responder: true, Selectors: t.tsr})
-	if err := sa.install(t.child, t.rekey); err != nil {
-		return task.Failed, err
-	}
 	if t.rekey != nil && t.rekey.state == childInstalled {
 		// The initiator deletes the old CHILD SA.
 		t.rekey.state = childRekeyed

@@ -44,6 +44,7 @@ type side struct {
 	uninst    int
 	keepalive int
 	replaced  []uint32
+	fail      bool
 }
 
 func (s *side) peer() *side {
@@ -73,6 +74,9 @@ func (s *side) Send(sa *SA, pkts [][]byte, keepalive bool) {
 }
 
 func (s *side) Install(sa *SA, c *ChildSA, replaces *ChildSA) error {
+	if s.fail {
+		return fmt.Errorf("fwdd is away")
+	}
 	if _, dup := s.installed[c.SPIIn]; dup {
 		return fmt.Errorf("duplicate SPI %08x", c.SPIIn)
 	}

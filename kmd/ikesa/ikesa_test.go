@@ -523,3 +523,21 @@ func TestPFSInvalidKE(t *testing.T) {
 		t.Fatalf("next ID %d", sa.mgr.NextID())
 	}
 }
+
+// TestInstallFailure: the responder cannot install (fwdd away): the IKE SA
+// still comes up with TEMPORARY_FAILURE for the CHILD SA, and a later
+// CREATE_CHILD_SA succeeds.
+func TestInstallFailure(t *testing.T) {
+	cfg := testConfig("k")
+	w := newWorld(t, 110, cfg, mirror(cfg))
+	w.r.fail = true
+	sa := w.initiate(cfg)
+	w.run()
+	if sa.State != StateEstablished || len(sa.Children) != 0 || w.r.only(t).State != StateEstablished {
+		t.Fatalf("state %v, %d CHILD SAs", sa.State, len(sa.Children))
+	}
+	w.r.fail = false
+	sa.CreateChild()
+	w.run()
+	w.checkChildren(t, 1)
+}

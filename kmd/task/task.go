@@ -308,13 +308,19 @@ func (m *Manager) response(msg *message.Message) error {
 	ts := m.active
 	m.active = nil
 	var more []Task
+	var failure *Failure
 	for _, t := range ts {
 		st, err := t.Process(msg)
 		if err != nil || st == Failed {
 			if err == nil {
 				err = errors.New("failed")
 			}
-			return &Failure{Tasks: []Task{t}, Err: err}
+			// The exchange is over for every task: the first failure is
+			// reported, the others still see the response.
+			if failure == nil {
+				failure = &Failure{Tasks: []Task{t}, Err: err}
+			}
+			continue
 		}
 		if st == NeedMore {
 			more = append(more, t)
@@ -322,8 +328,11 @@ func (m *Manager) response(msg *message.Message) error {
 	}
 	// IKE_SA_INIT retried after COOKIE or INVALID_KE_PAYLOAD keeps
 	// message ID 0 (RFC 7296 sections 2.6, 1.2).
-	if !(msg.Exchange == message.IKESAInit && len(more) > 0) {
+	if !(msg.Exchange == message.IKESAInit && len(more) > 0 && failure == nil) {
 		m.nextID++
+	}
+	if failure != nil {
+		return failure
 	}
 	if len(more) > 0 {
 		if err := m.start(more); err != nil {

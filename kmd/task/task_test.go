@@ -187,4 +187,8 @@ func TestProcessFailure(t *testing.T) {
 	if !errors.As(err, &f) || f.Tasks[0].Kind() != Auth {
 		t.Fatalf("err = %v", err)
 	}
+	// The failed exchange still used its message ID.
+	if m.NextID() != 1 || m.Busy() {
+		t.Fatalf("next ID %d", m.NextID())
+	}
 }
