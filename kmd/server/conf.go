@@ -483,15 +483,25 @@ func ipsecConfig(c *pb.Config, name string, cfg *ikesa.Config) error {
 			cfg.ChildLifetimeBytes = kb * 1024
 		}
 	}
-	if len(pol.GetProposals()) == 0 {
+	switch {
+	case len(pol.GetProposals()) == 0 && pol.GetProposalSet() != "":
+		// proposal-set basic, compatible, standard: sitesec offers every
+		// supported ESP transform (README).
+		var groups []uint16
+		if cfg.PFSGroup != 0 {
+			groups = []uint16{cfg.PFSGroup}
+		}
+		cfg.ESPProposals = transform.AllESP(groups...)
+	case len(pol.GetProposals()) == 0:
 		// SPEC section 5: ESP, hmac-sha1-96; aes-256-cbc stands in for
 		// 3des-cbc, which the data plane does not implement.
-		s, err := transform.ESPSuite("", "", pfs)
-		if err == nil {
+		if s, err := transform.ESPSuite("", "", pfs); err == nil {
 			suites = append(suites, s)
 		}
+		fallthrough
+	default:
+		cfg.ESPProposals = transform.Proposals(suites, nil)
 	}
-	cfg.ESPProposals = transform.Proposals(suites, nil)
 	if lifetime != 0 {
 		cfg.ChildLifetime = time.Duration(lifetime) * time.Second
 	}

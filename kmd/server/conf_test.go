@@ -79,6 +79,14 @@ func TestPeers(t *testing.T) {
 				t.Fatalf("%d ESP proposals", len(c.ESPProposals))
 			}
 		}},
+		{"proposal-set", func(c *pb.Config) {
+			c.IpsecVpn.Ipsec.Policies[0].Proposals = nil
+			c.IpsecVpn.Ipsec.Policies[0].ProposalSet = "standard"
+		}, "", func(t *testing.T, p []*Peer) {
+			if len(p[0].IKE.ESPProposals) != 2 || p[0].IKE.PFSGroup != 14 {
+				t.Fatalf("%d ESP proposals", len(p[0].IKE.ESPProposals))
+			}
+		}},
 		{"missing access profile", func(c *pb.Config) {
 			c.ServiceSets[0].IpsecVpnOptions.IkeAccessProfile = "nope"
 		}, "referenced ike access profile must be defined", nil},
