@@ -2,6 +2,7 @@ package plane
 
 import (
 	"encoding/binary"
+	"google.golang.org/protobuf/encoding/protojson"
 	"net/netip"
 	"runtime"
 	"strings"
@@ -291,14 +292,14 @@ func TestOp(t *testing.T) {
 		want  []string
 		err   string
 	}{
-		{"show services ipsec-vpn ipsec security-associations", []string{"Service set: ss1", "inbound   4097", "outbound  8194"}, ""},
-		{"show services ipsec-vpn ipsec security-associations detail hex", []string{"SPI: 0x00001001", "Anti-replay service: Enabled, Replay window size: 128", "Copy-TOS: Disabled, TOS: 0, TTL: 64"}, ""},
-		{"show services ipsec-vpn ipsec security-associations extensive service-set ss1", []string{"Primary gateway: 192.0.2.2"}, ""},
-		{"show services ipsec-vpn ipsec statistics", []string{"PIC: ms-1/2/0, Service set: ss1", "Encrypted packets:               1"}, ""},
-		{"show services ipsec-vpn ipsec statistics detail remote-gw 192.0.2.2", []string{"Remote gateway: 192.0.2.2"}, ""},
+		{"show services ipsec-vpn ipsec security-associations", []string{`"service_set":"ss1"`, `"direction":"inbound","spi":4097`, `"direction":"outbound","spi":8194`}, ""},
+		{"show services ipsec-vpn ipsec security-associations detail hex", []string{`"hex":true`, `"anti_replay":true,"replay_window":128`, `"ttl":64`}, ""},
+		{"show services ipsec-vpn ipsec security-associations extensive service-set ss1", []string{`"primary_gateway":"192.0.2.2"`}, ""},
+		{"show services ipsec-vpn ipsec statistics", []string{`"pic":"ms-1/2/0","service_set":"ss1"`, `"esp_encrypted_packets":"1"`}, ""},
+		{"show services ipsec-vpn ipsec statistics detail remote-gw 192.0.2.2", []string{`"remote_gateway":"192.0.2.2"`}, ""},
 		{"show services ipsec-vpn ipsec security-associations service-set", nil, "syntax error"},
 		{"show services ipsec-vpn ipsec statistics bogus", nil, "syntax error at 'bogus'"},
-		{"show services ipsec-vpn interfaces", []string{"ms-1/2/0.1", "ms-1-2-0u1"}, ""},
+		{"show services ipsec-vpn interfaces", []string{`"junos_name":"ms-1/2/0.1","linux_name":"ms-1-2-0u1"`}, ""},
 	}
 	for _, tt := range tests {
 		rep := a.p.Op(strings.Fields(tt.words))
@@ -308,7 +309,9 @@ func TestOp(t *testing.T) {
 			}
 			continue
 		}
-		text := strings.Join(rep.Lines, "\n")
+		// The body is what the cli renders (cfgd/cli/show_ipsec.go).
+		b, _ := protojson.MarshalOptions{UseProtoNames: true}.Marshal(rep)
+		text := strings.ReplaceAll(string(b), " ", "")
 		for _, w := range tt.want {
 			if !strings.Contains(text, w) {
 				t.Errorf("%s: missing %q in\n%s", tt.words, w, text)

@@ -18,8 +18,8 @@ import (
 //	clear services ipsec-vpn ipsec statistics [remote-gateway A] [service-set S]
 //	show services ipsec-vpn interfaces
 //
-// The reply carries the structured body (for `| display json`) and the
-// Junos-style text in Lines.
+// The reply carries the structured body only: the cli renders it as
+// Junos-style text (cfgd/cli/show_ipsec.go) or as JSON.
 func (p *Plane) Op(words []string) *pb.OpReply {
 	line := strings.Join(words, " ")
 	switch {
@@ -29,14 +29,14 @@ func (p *Plane) Op(words []string) *pb.OpReply {
 			return &pb.OpReply{Error: err.Error()}
 		}
 		body := p.SecurityAssociations(level(args, "brief"), args["hex"] != "", args["service-set"])
-		return &pb.OpReply{Body: &pb.OpReply_IpsecSecurityAssociations{IpsecSecurityAssociations: body}, Lines: RenderSAs(body)}
+		return &pb.OpReply{Body: &pb.OpReply_IpsecSecurityAssociations{IpsecSecurityAssociations: body}}
 	case strings.HasPrefix(line, "show services ipsec-vpn ipsec statistics"):
 		args, err := parseArgs(words[5:], []string{"brief", "detail"}, []string{"remote-gw", "service-set"})
 		if err != nil {
 			return &pb.OpReply{Error: err.Error()}
 		}
 		body := p.Statistics(args["detail"] != "", args["service-set"], args["remote-gw"])
-		return &pb.OpReply{Body: &pb.OpReply_IpsecStatistics{IpsecStatistics: body}, Lines: RenderStatistics(body)}
+		return &pb.OpReply{Body: &pb.OpReply_IpsecStatistics{IpsecStatistics: body}}
 	case strings.HasPrefix(line, "clear services ipsec-vpn ipsec statistics"):
 		args, err := parseArgs(words[5:], nil, []string{"remote-gateway", "service-set"})
 		if err != nil {
@@ -46,7 +46,7 @@ func (p *Plane) Op(words []string) *pb.OpReply {
 		return &pb.OpReply{}
 	case line == "show services ipsec-vpn interfaces":
 		body := p.InterfaceMap()
-		return &pb.OpReply{Body: &pb.OpReply_InterfaceMap{InterfaceMap: body}, Lines: RenderInterfaceMap(body)}
+		return &pb.OpReply{Body: &pb.OpReply_InterfaceMap{InterfaceMap: body}}
 	}
 	return &pb.OpReply{Error: fmt.Sprintf("fwdd: unknown command %q", line)}
 }
@@ -246,123 +246,4 @@ func (p *Plane) InterfaceMap() *pb.InterfaceMap {
 	}
 	sort.Slice(out.Entries, func(i, j int) bool { return out.Entries[i].JunosName < out.Entries[j].JunosName })
 	return out
-}
-
-// RenderSAs is the Junos-style text of show ... security-associations.
-func RenderSAs(r *pb.IPsecSecurityAssociations) []string {
-	var l []string
-	add := func(f string, a ...any) { l = append(l, fmt.Sprintf(f, a...)) }
-	spi := func(v uint32) string {
-		if r.GetHex() {
-			return fmt.Sprintf("0x%08x", v)
-		}
-		return fmt.Sprint(v)
-	}
-	for _, ss := range r.GetServiceSets() {
-		add("Service set: %s, IKE Routing-instance: %s", ss.GetServiceSet(), ss.GetRoutingInstance())
-		add("")
-		for _, t := range ss.GetTunnels() {
-			add("  Rule: %s, Term: %s, Tunnel index: %d", t.GetRule(), t.GetTerm(), t.GetTunnelIndex())
-			add("  Local gateway: %s, Remote gateway: %s", t.GetLocalGateway(), t.GetRemoteGateway())
-			add("  IPSec inside interface: %s, Tunnel MTU: %d", t.GetInsideInterface(), t.GetTunnelMtu())
-			if r.GetLevel() != "brief" {
-				add("  Local identity: %s", t.GetLocalIdentity())
-				add("  Remote identity: %s", t.GetRemoteIdentity())
-				add("  UDP encapsulate: %s, UDP Destination port: %d", enabled(t.GetUdpEncapsulate()), t.GetUdpDestPort())
-				add("  NATT Detection: %s, NATT keepalive interval: %d", map[bool]string{true: "Detected", false: "Not Detected"}[t.GetNattDetected()], t.GetNattKeepalive())
-			}
-			if r.GetLevel() == "brief" {
-				add("    Direction SPI         AUX-SPI     Mode       Type     Protocol")
-				for _, s := range t.GetSas() {
-					add("    %-9s %-11s %-11d %-10s %-8s %s", s.GetDirection(), spi(s.GetSpi()), s.GetAuxSpi(), s.GetMode(), s.GetType(), s.GetProtocol())
-				}
-			} else {
-				for _, s := range t.GetSas() {
-					add("")
-					add("    Direction: %s, SPI: %s, AUX-SPI: %d", s.GetDirection(), spi(s.GetSpi()), s.GetAuxSpi())
-					add("    Mode: %s, Type: %s, State: %s", s.GetMode(), s.GetType(), s.GetState())
-					add("    Protocol: %s, Authentication: %s, Encryption: %s", s.GetProtocol(), s.GetAuthentication(), s.GetEncryption())
-					if s.GetType() == "dynamic" {
-						add("    Soft lifetime: Expires in %d seconds", s.GetSoftLifetimeSeconds())
-						add("    Hard lifetime: Expires in %d seconds", s.GetHardLifetimeSeconds())
-					}
-					if s.GetDirection() == "inbound" {
-						add("    Anti-replay service: %s, Replay window size: %d", enabled(s.GetAntiReplay()), s.GetReplayWindow())
-					} else {
-						ttl := fmt.Sprint(s.GetTtl())
-						if s.GetCopyTtl() {
-							ttl = "copied from inner header"
-						}
-						add("    Copy-TOS: %s, TOS: %d, TTL: %s", enabled(s.GetCopyTos()), s.GetTos(), ttl)
-					}
-				}
-				if r.GetLevel() == "extensive" {
-					add("")
-					add("  Primary gateway: %s, State: %s", t.GetPrimaryGateway(), t.GetPrimaryState())
-					add("  Backup gateway: %s, State: %s, Failovers: %d", orNone(t.GetBackupGateway()), orNone(t.GetBackupState()), t.GetFailovers())
-				}
-			}
-			add("")
-		}
-	}
-	return l
-}
-
-func enabled(b bool) string {
-	if b {
-		return "Enabled"
-	}
-	return "Disabled"
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
-}
-
-// RenderStatistics is the Junos-style text of show ... statistics.
-func RenderStatistics(r *pb.IPsecStatistics) []string {
-	var l []string
-	add := func(f string, a ...any) { l = append(l, fmt.Sprintf(f, a...)) }
-	for _, b := range r.GetBlocks() {
-		c := b.GetCounters()
-		if r.GetDetail() {
-			add("PIC: %s, Service set: %s", b.GetPic(), b.GetServiceSet())
-			add("  Local gateway: %s, Remote gateway: %s, Tunnel index: %d", b.GetLocalGateway(), b.GetRemoteGateway(), b.GetTunnelIndex())
-		} else {
-			add("PIC: %s, Service set: %s", b.GetPic(), b.GetServiceSet())
-		}
-		add("")
-		add("ESP Statistics:")
-		add("  Encrypted bytes:      %12d", c.GetEspEncryptedBytes())
-		add("  Decrypted bytes:      %12d", c.GetEspDecryptedBytes())
-		add("  Encrypted packets:    %12d", c.GetEspEncryptedPackets())
-		add("  Decrypted packets:    %12d", c.GetEspDecryptedPackets())
-		add("AH Statistics:")
-		add("  Input bytes:          %12d", c.GetAhInputBytes())
-		add("  Output bytes:         %12d", c.GetAhOutputBytes())
-		add("  Input packets:        %12d", c.GetAhInputPackets())
-		add("  Output packets:       %12d", c.GetAhOutputPackets())
-		add("Errors:")
-		add("  AH authentication failures: %d, Replay errors: %d", c.GetAhAuthenticationFailures(), c.GetReplayErrors())
-		add("  ESP authentication failures: %d, ESP decryption failures: %d", c.GetEspAuthenticationFailures(), c.GetEspDecryptionFailures())
-		add("  Bad headers: %d, Bad trailers: %d", c.GetBadHeaders(), c.GetBadTrailers())
-		add("  Replay before window drops: %d, Replayed packets: %d", c.GetReplayBeforeWindowDrops(), c.GetReplayedPackets())
-		add("  Rule lookup failures: %d, No SA: %d, IP integrity failures: %d", c.GetRuleLookupFailures(), c.GetNoSa(), c.GetIpIntegrityFailures())
-		add("  Exceeds tunnel MTU: %d, Invalid SPI: %d, TS check failures: %d", c.GetExceedsTunnelMtu(), c.GetInvalidSpi(), c.GetTsCheckFailures())
-		add("  Flow errors: %d, Misc errors: %d, Discards: %d", c.GetFlowErrors(), c.GetMiscErrors(), c.GetDiscards())
-		add("")
-	}
-	return l
-}
-
-// RenderInterfaceMap is the text of show services ipsec-vpn interfaces.
-func RenderInterfaceMap(r *pb.InterfaceMap) []string {
-	l := []string{fmt.Sprintf("%-20s %-16s %-12s %-6s %s", "Interface", "Linux name", "Service set", "MTU", "Addresses")}
-	for _, e := range r.GetEntries() {
-		l = append(l, fmt.Sprintf("%-20s %-16s %-12s %-6d %s", e.GetJunosName(), e.GetLinuxName(), e.GetServiceSet(), e.GetMtu(), strings.Join(e.GetAddresses(), " ")))
-	}
-	return l
 }
