@@ -3,7 +3,6 @@ package ikesa
 import (
 	"crypto/sha1"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -629,10 +628,4 @@ func (sa *SA) removeChild(c *ChildSA) {
 		sa.Stats.ChildDeleted++
 	}
 	c.state = childDeleted
-}
-
-func hexSPI(spi uint64) string {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], spi)
-	return hex.EncodeToString(b[:])
 }

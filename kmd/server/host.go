@@ -32,13 +32,13 @@ func (h *host) Send(sa *ikesa.SA, pkts [][]byte, keepalive bool) {
 		return
 	}
 	for _, b := range pkts {
-		m := proto_clone(d)
+		m := cloneDatagram(d)
 		m.Payload = b
 		s.Bus.Publish(subject.Fwdd, subject.VerbTransmit, m)
 	}
 }
 
-func proto_clone(d *pb.IKEDatagram) *pb.IKEDatagram {
+func cloneDatagram(d *pb.IKEDatagram) *pb.IKEDatagram {
 	return &pb.IKEDatagram{Local: d.Local, Remote: d.Remote, ServiceSet: d.ServiceSet, RoutingInstance: d.RoutingInstance}
 }
 

@@ -24,7 +24,6 @@ type fakeBus struct {
 	// route, when set, picks the kmd behind a destination address (nil:
 	// the address is unreachable).
 	route    func(dst netip.Addr) *Server
-	nat      netip.Addr
 	installs []*pb.SAInstall
 	deletes  []*pb.SADelete
 	sent     int
