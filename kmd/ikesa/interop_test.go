@@ -374,7 +374,7 @@ func TestStrongSwanCertificates(t *testing.T) {
 	if sa.State != StateEstablished {
 		t.Fatalf("IKE SA: %v", sa.Err)
 	}
-	t.Logf("authenticated with %s certificates, peer %s", keyType, sa.PeerID)
+	t.Logf("authenticated with %s certificates, peer %s, fragmentation %v", keyType, sa.PeerID, sa.fragment)
 	if err := sa.Delete(); err != nil {
 		t.Fatal(err)
 	}

@@ -14,13 +14,15 @@ run=$(mktemp -d /tmp/kmd-interop.XXXXXX)
 sed "s#RUNDIR#$run#g" "$here/strongswan.conf" > "$run/strongswan.conf"
 mkdir -p "$run/swanctl/x509" "$run/swanctl/x509ca" "$run/swanctl/private"
 # A CA, charon's certificate (127.0.0.1) and this side's (127.0.0.3) for
-# TestStrongSwanCertificates; KEYTYPE rsa (default) or ecdsa.
+# TestStrongSwanCertificates; KEYTYPE rsa (default) or ecdsa, KEYSIZE bits
+# (KEYSIZE=4096 makes IKE_AUTH big enough for RFC 7383 fragments).
 kt=${KEYTYPE:-rsa}
-pki --gen --type "$kt" --outform pem > "$run/ca-key.pem"
+size=${KEYSIZE:+--size $KEYSIZE}
+pki --gen --type "$kt" $size --outform pem > "$run/ca-key.pem"
 pki --self --ca --lifetime 2 --in "$run/ca-key.pem" --type "$kt" --dn "CN=kmd interop CA" --outform pem > "$run/swanctl/x509ca/ca.pem"
 for who in charon:127.0.0.1 kmd:127.0.0.3; do
   n=${who%%:*}; ip=${who#*:}
-  pki --gen --type "$kt" --outform pem > "$run/$n-key.pem"
+  pki --gen --type "$kt" $size --outform pem > "$run/$n-key.pem"
   pki --pub --in "$run/$n-key.pem" --type "$kt" | pki --issue --lifetime 2 --cacert "$run/swanctl/x509ca/ca.pem" \
     --cakey "$run/ca-key.pem" --type pub --dn "CN=$ip" --san "$ip" --outform pem > "$run/$n.pem"
 done
