@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sitesec/sitesec/services/broker"
 	"github.com/sitesec/sitesec/tests/harness"
 )
 
@@ -272,5 +273,35 @@ func TestRestartNATS(t *testing.T) {
 	}
 	if o, err := r.CLIStdin("configure\nset system host-name after-nats\ncommit\nexit configuration-mode\n"); err != nil || !strings.Contains(o, "commit complete") {
 		t.Fatalf("commit after restart: %v\n%s", err, o)
+	}
+}
+
+// TestExternalBusGoneStopsPromptly: a router on an external bus that went
+// away still stops cleanly and quickly on SIGTERM.
+func TestExternalBusGoneStopsPromptly(t *testing.T) {
+	srv, err := broker.Start(broker.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := harness.Start(t, "--bus", srv.ClientURL(), "--name", "ext1")
+	if out := r.MustCLI("show system processes"); !strings.Contains(out, "Router: ext1, bus: nats://") {
+		t.Errorf("processes on an external bus:\n%s", out)
+	}
+	var pids []int
+	for _, d := range []string{"cfgd", "kmd", "pkid", "fwdd"} {
+		p, _ := pidOf(t, r, d)
+		pids = append(pids, p)
+	}
+	srv.Shutdown()
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	r.Stop()
+	if d := time.Since(start); d > 8*time.Second {
+		t.Errorf("sitesecd took %s to stop with its bus gone", d)
+	}
+	for _, p := range pids {
+		if syscall.Kill(p, 0) == nil {
+			t.Errorf("daemon pid %d still alive", p)
+		}
 	}
 }

@@ -137,6 +137,14 @@ func (s *Shell) prompt() string {
 // dial connects as the cli user of the router at root, or to busURL.
 func dial(root, busURL, name, busRoot string) (*bus.Conn, error) {
 	o := bus.Options{URL: busURL, Name: "cli", ConnectTimeout: 2 * time.Second}
+	// With --bus, the password comes from the environment, like the
+	// daemons' (never the command line, where ps shows it).
+	if pw := os.Getenv("SITESEC_BUS_PASSWORD"); busURL != "" && pw != "" {
+		o.User, o.Password = os.Getenv("SITESEC_BUS_USER"), pw
+		if o.User == "" {
+			o.User = subject.CLI
+		}
+	}
 	if busURL == "" {
 		if root == "" {
 			return nil, errors.New("give --root DIR (a router started with sitesecd --root DIR) or --bus URL")
@@ -312,6 +320,13 @@ func (s *Shell) configCommand(ctx context.Context, words []string, pipe *pipelin
 	}
 	for _, l := range pipe.apply(lines) {
 		fmt.Fprintln(s.Out, l)
+	}
+	// The commit is durable, but a daemon that could not apply it makes
+	// the command fail, so a script notices.
+	for _, a := range rep.Acks {
+		if !a.GetOk() {
+			s.failed = true
+		}
 	}
 	if len(rep.Errors) > 0 || (rep.Reply != nil && rep.Reply.Error != "") {
 		s.failed = true

@@ -214,7 +214,8 @@ func Run(ctx context.Context, name string, app App, args []string) error {
 	}
 	d.state.Store(int32(pb.DaemonState_DAEMON_STATE_STOPPED))
 	d.publishHealth()
-	_ = conn.NC.Flush()
+	// Bounded: with the bus gone, a plain Flush would wait 10 s.
+	_ = conn.NC.FlushTimeout(500 * time.Millisecond)
 	tr.Lifecycle().Msg("stopped")
 	return nil
 }

@@ -411,11 +411,18 @@ func (l *Launcher) loadConfig(ctx context.Context, file string) error {
 	return nil
 }
 
-// shutdown stops the daemons in reverse start order, then the bus.
+// shutdown stops the daemons, all at once (each gets SIGTERM, and
+// SIGKILL after stopTimeout), then the bus.
 func (l *Launcher) shutdown() {
-	for i := len(l.order) - 1; i >= 0; i-- {
-		l.procs[l.order[i]].stop()
+	var wg sync.WaitGroup
+	for _, name := range l.order {
+		wg.Add(1)
+		go func(p *process) {
+			defer wg.Done()
+			p.stop()
+		}(l.procs[name])
 	}
+	wg.Wait()
 	if l.conn != nil {
 		l.conn.Close()
 	}
