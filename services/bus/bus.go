@@ -144,7 +144,7 @@ func Connect(ctx context.Context, space subject.Space, o Options) (*Conn, error)
 		nats.Name(o.Name),
 		// Replies to an authenticated user go to an inbox only that user
 		// may read (broker.SubscribePermissions).
-		nats.CustomInboxPrefix(inboxPrefix(o.User)),
+		nats.CustomInboxPrefix(inboxPrefix(userOf(o))),
 		nats.Timeout(timeout),
 		nats.SetCustomDialer(d),
 		nats.MaxReconnects(-1),
@@ -338,4 +338,16 @@ func inboxPrefix(user string) string {
 		return nats.InboxPrefix[:len(nats.InboxPrefix)-1]
 	}
 	return "_INBOX." + user
+}
+
+// userOf is the user a connection authenticates as: Options.User, or the
+// user of a nats://user:password@host URL.
+func userOf(o Options) string {
+	if o.User != "" {
+		return o.User
+	}
+	if u, err := url.Parse(o.URL); err == nil && u.User != nil {
+		return u.User.Username()
+	}
+	return ""
 }

@@ -48,15 +48,6 @@ func write(w io.Writer, root, router string) error {
 	for _, u := range users {
 		pa, pd := broker.Permissions(space, u)
 		sa, sd := broker.SubscribePermissions(space, u)
-		if u == subject.CLI {
-			// The cli given --bus nats://cli:PW@host does not use its own
-			// inbox prefix: let it read _INBOX.> except the daemons'
-			// inboxes (kmd.sa.sync replies carry SA keys).
-			sa = append(sa, "_INBOX.>")
-			for _, d := range append([]string{subject.Sitesecd}, subject.Daemons...) {
-				sd = append(sd, broker.InboxPrefix(d)+".>")
-			}
-		}
 		fmt.Fprintf(&b, "    {\n      user: %q\n      password: $%s\n      permissions: {\n", u, PasswordVar(u))
 		fmt.Fprintf(&b, "        publish: { allow: %s, deny: %s }\n", list(pa), list(pd))
 		fmt.Fprintf(&b, "        subscribe: { allow: %s, deny: %s }\n", list(sa), list(sd))

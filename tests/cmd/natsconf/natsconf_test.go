@@ -64,8 +64,9 @@ func TestPermissions(t *testing.T) {
 		// Only fwdd reads SA installs.
 		{"fwdd", "subscribe:", nil, []string{`"sitesec.r7.fwdd.sa.>"`}},
 		{"pkid", "subscribe:", []string{`"sitesec.r7.fwdd.sa.>"`}, nil},
-		// The cli reads replies in _INBOX but never a daemon's inbox.
-		{"cli", "subscribe:", []string{`"_INBOX.>"`, `"_INBOX.kmd.>"`, `"_INBOX.fwdd.>"`}, nil},
+		// The cli reads its own replies only (a user in the URL gets its
+		// own inbox prefix, services/bus).
+		{"cli", "subscribe:", []string{`"_INBOX.cli.>"`}, []string{`"_INBOX.>"`}},
 		{"cli", "password:", []string{"$SITESEC_PW_CLI"}, nil},
 	}
 	for _, c := range cases {
