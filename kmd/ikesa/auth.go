@@ -27,15 +27,21 @@ func (t *auth) signedOctets(initiator bool, id *message.ID) []byte {
 	return append(append(append([]byte{}, sa.initMsg[1]...), sa.ni...), sa.prf.Sum(sa.keys.Pr, id.Body())...)
 }
 
-func (t *auth) localID() *message.ID {
+func (t *auth) localID() (*message.ID, error) {
 	sa := t.sa
 	id := sa.Config.LocalID
+	if p, ok := sa.Config.Auth.(IDProvider); ok && id == nil {
+		var err error
+		if id, err = p.LocalID(); err != nil {
+			return nil, err
+		}
+	}
 	if id == nil {
 		id = IPID(sa.Local.Addr().Unmap())
 	}
 	c := *id
 	c.Responder = !sa.Initiator
-	return &c
+	return &c, nil
 }
 
 func (t *auth) Build(m *message.Message) (task.Status, error) {
@@ -43,7 +49,10 @@ func (t *auth) Build(m *message.Message) (task.Status, error) {
 	if sa.Config.Auth == nil {
 		return task.Failed, errors.New("ikesa: no authenticator configured")
 	}
-	id := t.localID()
+	id, err := t.localID()
+	if err != nil {
+		return task.Failed, err
+	}
 	ps, err := sa.Config.Auth.Sign(AuthContext{PRF: sa.prf, Octets: t.signedOctets(sa.Initiator, id), PeerHashes: sa.peerHashes})
 	if err != nil {
 		return task.Failed, err

@@ -122,6 +122,13 @@ type Authenticator interface {
 	Name() string
 }
 
+// IDProvider is implemented by Authenticators that derive this side's
+// identity from their credential: local-id distinguished-name takes the
+// certificate's subject. It is used when Config.LocalID is nil.
+type IDProvider interface {
+	LocalID() (*message.ID, error)
+}
+
 // CertRequester is implemented by Authenticators that ask the peer for
 // certificates: the CERTREQ payload (RFC 7296 section 3.7).
 type CertRequester interface {

@@ -8,6 +8,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
+	"crypto/x509"
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -49,6 +50,26 @@ type SignatureAuth struct {
 	// CAKeyHashes are the SHA-1 hashes of trusted CA public keys for
 	// CERTREQ (nil: no CERTREQ).
 	CAKeyHashes func() ([]byte, error)
+	// SubjectID makes the local identity the certificate's subject
+	// (ID_DER_ASN1_DN), for local-id distinguished-name.
+	SubjectID bool
+}
+
+// LocalID implements IDProvider: the subject of the local certificate
+// when SubjectID is set, else nil (the configured or address identity).
+func (a *SignatureAuth) LocalID() (*message.ID, error) {
+	if !a.SubjectID {
+		return nil, nil
+	}
+	certs, _, err := a.Local()
+	if err != nil || len(certs) == 0 {
+		return nil, fmt.Errorf("ikesa: local certificate for the identity: %v", err)
+	}
+	c, err := x509.ParseCertificate(certs[0])
+	if err != nil {
+		return nil, err
+	}
+	return &message.ID{IDType: message.IDDERASN1DN, Data: c.RawSubject}, nil
 }
 
 func (a *SignatureAuth) Name() string { return "RSA-signatures" }

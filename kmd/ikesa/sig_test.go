@@ -77,7 +77,11 @@ func (p *testPKI) auth(t *testing.T, ip string, keyType string) *SignatureAuth {
 			if _, err := c.Verify(x509.VerifyOptions{Roots: roots}); err != nil {
 				return nil, err
 			}
-			if a, ok := netip.AddrFromSlice(id.Data); !ok || len(c.IPAddresses) == 0 || !c.IPAddresses[0].Equal(net.IP(a.AsSlice())) {
+			if id.IDType == message.IDDERASN1DN {
+				if string(id.Data) != string(c.RawSubject) {
+					return nil, errors.New("DN does not match the certificate")
+				}
+			} else if a, ok := netip.AddrFromSlice(id.Data); !ok || len(c.IPAddresses) == 0 || !c.IPAddresses[0].Equal(net.IP(a.AsSlice())) {
 				return nil, errors.New("identity does not match the certificate")
 			}
 			return c.PublicKey, nil
@@ -103,13 +107,28 @@ func TestCertificates(t *testing.T) {
 			w.checkChildren(t, 1)
 		})
 	}
-	// A certificate from another CA is refused.
+	// local-id distinguished-name: the identity is the certificate subject.
+	p := newPKI(t)
 	l := testConfig("")
-	l.Auth = newPKI(t).auth(t, "192.0.2.1", "rsa")
+	l.LocalID = nil
+	sig := p.auth(t, "192.0.2.1", "ecdsa-p256")
+	sig.SubjectID = true
+	l.Auth = sig
 	r := mirror(testConfig(""))
-	r.Auth = newPKI(t).auth(t, "198.51.100.1", "rsa")
-	w := newWorld(t, 101, l, r)
+	r.Auth = p.auth(t, "198.51.100.1", "ecdsa-p256")
+	w := newWorld(t, 102, l, r)
 	sa := w.initiate(l)
+	w.run()
+	if sa.State != StateEstablished || w.r.only(t).PeerID.IDType != message.IDDERASN1DN {
+		t.Fatalf("DN identity: %v", sa.Err)
+	}
+	// A certificate from another CA is refused.
+	l = testConfig("")
+	l.Auth = newPKI(t).auth(t, "192.0.2.1", "rsa")
+	r = mirror(testConfig(""))
+	r.Auth = newPKI(t).auth(t, "198.51.100.1", "rsa")
+	w = newWorld(t, 101, l, r)
+	sa = w.initiate(l)
 	w.run()
 	if sa.State != StateDead {
 		t.Fatal("foreign certificate accepted")

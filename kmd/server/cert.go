@@ -29,11 +29,12 @@ type certAuth struct {
 	trustedCA     []string
 	endEntityOnly bool
 	policyOIDs    []string
+	subjectID     bool
 }
 
 func (s *Server) newCertAuth(c *certAuth) *ikesa.SignatureAuth {
 	c.s = s
-	return &ikesa.SignatureAuth{Local: c.local, SignData: c.sign, Validate: c.validate, CAKeyHashes: c.caHashes}
+	return &ikesa.SignatureAuth{Local: c.local, SignData: c.sign, Validate: c.validate, CAKeyHashes: c.caHashes, SubjectID: c.subjectID}
 }
 
 func (c *certAuth) request(verb string, req, rep proto.Message) error {

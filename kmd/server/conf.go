@@ -2,11 +2,14 @@ package server
 
 import (
 	"crypto/sha256"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -405,7 +408,15 @@ func ikeConfig(c *pb.Config, ikePolicy, ipsecPolicy string, profileKey *pb.Key, 
 			errs = append(errs, confError(path, "Either pre-shared-key or local-certificate must be configured in the referencd ike policy"))
 		}
 		cfg.Auth = ikesa.PSK(key)
-		if id, err := localID(pol.GetLocalId()); err != nil {
+		if _, dn := pol.GetLocalId().GetKind().(*pb.IKEIdentity_DistinguishedName); dn {
+			// The identity is the local certificate's subject.
+			if cert == nil {
+				errs = append(errs, confError(path+" local-id", "distinguished-name needs local-certificate"))
+			} else {
+				cert.subjectID = true
+				cfg.LocalID = nil
+			}
+		} else if id, err := localID(pol.GetLocalId()); err != nil {
 			errs = append(errs, confError(path+" local-id", "%v", err))
 		} else if id != nil {
 			cfg.LocalID = id
@@ -557,10 +568,17 @@ func remoteID(r *pb.RemoteIdentity) (ikesa.IDMatcher, error) {
 	for _, s := range r.GetKeyId() {
 		ids = append(ids, &message.ID{IDType: message.IDKeyID, Data: []byte(s)})
 	}
-	if len(ids) == 0 {
+	dn := r.GetDistinguishedName()
+	if len(ids) == 0 && dn == nil {
 		return ikesa.AnyID, nil
 	}
-	return ikesa.MatchIDs(ids...), nil
+	exact := ikesa.MatchIDs(ids...)
+	return func(id *message.ID) bool {
+		if exact(id) {
+			return true
+		}
+		return dn != nil && id.IDType == message.IDDERASN1DN && matchDN(dn, id.Data)
+	}, nil
 }
 
 // fingerprint hashes the statements a peer is built from.
@@ -597,4 +615,55 @@ func fingerprint(c *pb.Config, ss *pb.ServiceSet, r *pb.Rule, ikePolicy, ipsecPo
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// matchDN applies remote-id distinguished-name: name is the whole DN;
+// container lists components the DN must contain; wildcard is a DN whose
+// "*" values match anything (component order does not matter).
+func matchDN(want *pb.DistinguishedName, der []byte) bool {
+	var rdn pkix.RDNSequence
+	if rest, err := asn1.Unmarshal(der, &rdn); err != nil || len(rest) != 0 {
+		return false
+	}
+	var n pkix.Name
+	n.FillFromRDNSequence(&rdn)
+	have := dnComponents(n.String())
+	pattern, exact := want.GetWildcard(), false
+	switch {
+	case want.GetName() != "":
+		pattern, exact = want.GetName(), true
+	case want.GetContainer() != "":
+		pattern = want.GetContainer()
+	}
+	if pattern == "" {
+		return true
+	}
+	need := dnComponents(pattern)
+	if exact && len(need) != len(have) {
+		return false
+	}
+	for _, c := range need {
+		k, v, _ := strings.Cut(c, "=")
+		if v == "*" {
+			if !slices.ContainsFunc(have, func(h string) bool { return strings.HasPrefix(h, k+"=") }) {
+				return false
+			}
+		} else if !slices.Contains(have, c) {
+			return false
+		}
+	}
+	return true
+}
+
+// dnComponents splits "CN=a, O=b" into normalised "cn=a", "o=b".
+func dnComponents(s string) []string {
+	var out []string
+	for _, c := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(c), "=")
+		if !ok {
+			continue
+		}
+		out = append(out, strings.ToLower(strings.TrimSpace(k))+"="+strings.ToLower(strings.TrimSpace(v)))
+	}
+	return out
 }

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +89,29 @@ func TestPeers(t *testing.T) {
 				t.Fatalf("%d ESP proposals", len(p[0].IKE.ESPProposals))
 			}
 		}},
+		{"certificates with a DN identity", func(c *pb.Config) {
+			c.IpsecVpn.Ike.Proposals[0].AuthenticationMethod = "rsa-signatures"
+			pol := c.IpsecVpn.Ike.Policies[0]
+			pol.PreSharedKey, pol.LocalCertificate = nil, "gw"
+			pol.LocalId = &pb.IKEIdentity{Kind: &pb.IKEIdentity_DistinguishedName{DistinguishedName: &pb.DistinguishedName{}}}
+			pol.RemoteId = &pb.RemoteIdentity{DistinguishedName: &pb.DistinguishedName{Container: "O=Example"}}
+			c.ServiceSets[0].IpsecVpnOptions.TrustedCa = []string{"ca1"}
+		}, "", func(t *testing.T, p []*Peer) {
+			if p[0].cert == nil || !p[0].cert.subjectID || p[0].IKE.LocalID != nil || p[0].cert.trustedCA[0] != "ca1" || p[0].cert.certificateID != "gw" {
+				t.Fatalf("%+v", p[0].cert)
+			}
+			dn := func(s string) *message.ID {
+				n := pkix.Name{CommonName: "gw1", Organization: []string{s}}
+				der, _ := asn1.Marshal(n.ToRDNSequence())
+				return &message.ID{IDType: message.IDDERASN1DN, Data: der}
+			}
+			if !p[0].IKE.RemoteID(dn("Example")) || p[0].IKE.RemoteID(dn("Other")) {
+				t.Fatal("container match")
+			}
+		}},
+		{"signatures without a certificate", func(c *pb.Config) {
+			c.IpsecVpn.Ike.Proposals[0].AuthenticationMethod = "rsa-signatures"
+		}, "local-certificate must be configured", nil},
 		{"missing access profile", func(c *pb.Config) {
 			c.ServiceSets[0].IpsecVpnOptions.IkeAccessProfile = "nope"
 		}, "referenced ike access profile must be defined", nil},
