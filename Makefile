@@ -28,6 +28,7 @@ build:
 # namespaces, Docker or Debian packages skip with their reason when those
 # are missing; CI (.ci/run) provides them all.
 test: deps build lint
+	scripts/interop.sh
 	PATH=$(CURDIR)/.cache/bin:$$PATH SITESEC_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 40m $(PKGS)
 
 deps:
