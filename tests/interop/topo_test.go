@@ -1,0 +1,259 @@
+package interop
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/sitesec/sitesec/tests/e2e"
+	"github.com/sitesec/sitesec/tests/harness"
+)
+
+// Addresses of the two namespaces (doc.go).
+const (
+	SwanOutside = "192.168.77.1"
+	SiteOutside = "192.168.77.2"
+	SwanInside  = "10.1.0.1"
+	SiteInside  = "10.2.0.1"
+	SwanLAN     = "10.1.0.0/24"
+	SiteLAN     = "10.2.0.0/24"
+	// InsideTun is the Linux name fwdd gives ms-0/0/0.1.
+	InsideTun = "ms-0-0-0u1"
+	psk       = "interop-pre-shared-key"
+)
+
+// Set is one proposal set: charon's words and the same in Junos words.
+type Set struct {
+	Name            string
+	IKE, ESP        string // charon proposals
+	IKEEnc, IKEAuth string // Junos ike proposal
+	DHGroup         string // ike dh-group and ipsec pfs keys
+	ESPEnc, ESPAuth string // Junos ipsec proposal (no ESPAuth for AEAD)
+}
+
+// Sets are the four proposal sets of the kmd interop issue.
+var Sets = []Set{
+	{Name: "aes256gcm16-prfsha256-ecp256", IKE: "aes256gcm16-prfsha256-ecp256", ESP: "aes256gcm16-ecp256",
+		IKEEnc: "aes-256-gcm", IKEAuth: "sha-256", DHGroup: "group19", ESPEnc: "aes-256-gcm"},
+	{Name: "aes128-sha256-modp2048", IKE: "aes128-sha256-modp2048", ESP: "aes128-sha256-modp2048",
+		IKEEnc: "aes-128-cbc", IKEAuth: "sha-256", DHGroup: "group14", ESPEnc: "aes-128-cbc", ESPAuth: "hmac-sha-256-128"},
+	{Name: "aes256-sha384-ecp384", IKE: "aes256-sha384-ecp384", ESP: "aes256-sha384-ecp384",
+		IKEEnc: "aes-256-cbc", IKEAuth: "sha-384", DHGroup: "group20", ESPEnc: "aes-256-cbc", ESPAuth: "hmac-sha-384-192"},
+	{Name: "chacha20poly1305-prfsha256-x25519", IKE: "chacha20poly1305-prfsha256-x25519", ESP: "chacha20poly1305-x25519",
+		IKEEnc: "chacha20-poly1305", IKEAuth: "sha-256", DHGroup: "group31", ESPEnc: "chacha20-poly1305"},
+}
+
+// Topo is the two namespaces of one case, charon and the sitesec router.
+type Topo struct {
+	t      *testing.T
+	Swan   string // charon's namespace
+	Site   string // sitesec's namespace
+	Tool   string // nettool
+	Router *harness.Router
+	Charon *Charon
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// requireCharon skips unless charon, swanctl and the kernel-libipsec plugin
+// are installed.
+func requireCharon(t *testing.T) {
+	t.Helper()
+	for _, p := range []string{"/usr/lib/ipsec/charon", "/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("needs strongswan-charon and libcharon-extra-plugins (kernel-libipsec): %v", err)
+		}
+	}
+	for _, p := range []string{"swanctl", "unshare", "mount"} {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Skipf("needs %s (strongswan-swanctl, util-linux): %v", p, err)
+		}
+	}
+}
+
+// NewTopo makes the namespaces, links and addresses (removed in cleanup).
+func NewTopo(t *testing.T) *Topo {
+	t.Helper()
+	e2e.RequireNetns(t)
+	requireCharon(t)
+	id := randHex(3)
+	tp := &Topo{t: t, Swan: "sw-" + id, Site: "ss-" + id, Tool: e2e.NetTool(t)}
+	for _, ns := range []string{tp.Swan, tp.Site} {
+		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+			t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
+		}
+		t.Cleanup(func() {
+			if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
+				t.Logf("ip netns del %s: %v: %s", ns, err, out)
+			}
+		})
+		tp.IP(ns, "link", "set", "lo", "up")
+	}
+	tp.IP(tp.Swan, "link", "add", "eth0", "type", "veth", "peer", "name", "ge-0-0-0", "netns", tp.Site)
+	tp.IP(tp.Swan, "link", "add", "in0", "type", "veth", "peer", "name", "in1")
+	tp.IP(tp.Site, "link", "add", "ge-0-0-1", "type", "veth", "peer", "name", "lan1")
+	for _, a := range []struct{ ns, dev, addr string }{
+		{tp.Swan, "eth0", SwanOutside + "/24"},
+		{tp.Swan, "in0", SwanInside + "/24"},
+		{tp.Swan, "in1", ""},
+		{tp.Site, "ge-0-0-0", SiteOutside + "/24"},
+		{tp.Site, "ge-0-0-1", SiteInside + "/24"},
+		{tp.Site, "lan1", ""},
+	} {
+		if a.addr != "" {
+			tp.IP(a.ns, "addr", "add", a.addr, "dev", a.dev)
+		}
+		tp.IP(a.ns, "link", "set", a.dev, "up")
+	}
+	return tp
+}
+
+// IP runs `ip -n NS args...` and fails the test on error.
+func (tp *Topo) IP(ns string, args ...string) string {
+	tp.t.Helper()
+	out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput()
+	if err != nil {
+		tp.t.Fatalf("ip -n %s %s: %v: %s", ns, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// Run runs a command in namespace ns with a timeout; it returns standard
+// output, and an error with standard error when it fails.
+func Run(ns string, timeout time.Duration, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, args...)...)
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	err := c.Run()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("timed out after %s", timeout)
+	}
+	if err != nil {
+		return out.String(), fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), nil
+}
+
+// Spawn starts a command in ns, killed in cleanup.
+func (tp *Topo) Spawn(ns string, args ...string) *Proc {
+	tp.t.Helper()
+	p := &Proc{done: make(chan struct{})}
+	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		tp.t.Fatalf("start %v: %v", args, err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	tp.t.Cleanup(p.Kill)
+	return p
+}
+
+// Proc is a background process.
+type Proc struct {
+	cmd  *exec.Cmd
+	out  bytes.Buffer
+	err  error
+	done chan struct{}
+}
+
+// Wait waits at most d for the process and returns its output.
+func (p *Proc) Wait(d time.Duration) (string, error) {
+	select {
+	case <-p.done:
+	case <-time.After(d):
+		p.Kill()
+		return p.out.String(), fmt.Errorf("%v: did not exit within %s", p.cmd.Args, d)
+	}
+	return p.out.String(), p.err
+}
+
+// Kill ends the process (SIGKILL) and waits for it.
+func (p *Proc) Kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// Pid is the process id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
+// PingResult is the part of `nettool ping -json` the tests read.
+type PingResult struct {
+	Sent            int     `json:"sent"`
+	Received        int     `json:"received"`
+	Lost            []int   `json:"lost"`
+	LongestOutageMs float64 `json:"longest_outage_ms"`
+}
+
+// Ping sends count probes from charon's namespace (source SwanInside, from
+// the route kernel-libipsec installs) to sitesec's inner address and
+// returns the result; every probe crosses the tunnel both ways.
+func (tp *Topo) Ping(count int, interval time.Duration) (PingResult, error) {
+	out, err := Run(tp.Swan, time.Duration(count)*interval+20*time.Second, tp.Tool, "ping", "-json",
+		"-c", fmt.Sprint(count), "-i", interval.String(), "-w", "1s", SiteInside)
+	return parsePing(out, err)
+}
+
+func parsePing(out string, err error) (PingResult, error) {
+	var r PingResult
+	if jerr := json.Unmarshal([]byte(strings.TrimSpace(out)), &r); jerr != nil {
+		if err == nil {
+			err = fmt.Errorf("nettool ping output %q: %v", out, jerr)
+		}
+		return r, err
+	}
+	return r, nil
+}
+
+// WaitPing pings until a probe is answered or d has passed.
+func (tp *Topo) WaitPing(d time.Duration) bool {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+		if r, err := tp.Ping(2, 200*time.Millisecond); err == nil && r.Received > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// testdata returns the path of a file in tests/interop/testdata.
+func testdata(name string) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "testdata", name)
+}
+
+// render executes the template testdata/name with data into dst (0600:
+// the files hold the pre-shared key).
+func render(name, dst string, data any) error {
+	tm, err := template.ParseFiles(testdata(name))
+	if err != nil {
+		return fmt.Errorf("interop: %w", err)
+	}
+	var b bytes.Buffer
+	if err := tm.Execute(&b, data); err != nil {
+		return fmt.Errorf("interop: render %s: %w", name, err)
+	}
+	return os.WriteFile(dst, b.Bytes(), 0o600)
+}
