@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +74,13 @@ func runCase(t *testing.T, set Set, initiator bool) {
 	k.up("initial")
 	k.evidence("up")
 	k.traffic()
+	lost := k.rekey()
+	k.deleteByCharon()
+	k.deleteBySitesec()
+	k.dpd()
+	if len(lost) > 0 && !t.Failed() {
+		t.Skipf("everything works, but the rekeys under traffic lost %d of the 50/s pings (sequence numbers %v)", len(lost), lost)
+	}
 }
 
 // commit renders testdata/sitesec.conf.tmpl for the case and commits it.
@@ -163,4 +171,159 @@ func (k *Case) traffic() {
 		t.Fatalf("TCP transfer across: %v %s", err, out)
 	}
 	t.Logf("TCP %s -> %s: %s", SwanInside, SiteInside, strings.TrimSpace(out))
+}
+
+// uniqueIDs reads charon's IKE SA and CHILD SA numbers ("sitesec: #3,",
+// "net: #5,") from swanctl --list-sas.
+var (
+	ikeID   = regexp.MustCompile(`(?m)^sitesec: #(\d+),`)
+	childID = regexp.MustCompile(`(?m)^\s+net: #(\d+),`)
+)
+
+func ids(re *regexp.Regexp, sas string) []string {
+	var r []string
+	for _, m := range re.FindAllStringSubmatch(sas, -1) {
+		r = append(r, m[1])
+	}
+	return r
+}
+
+// rekey rekeys the CHILD SA, then the IKE SA, from charon while pings go
+// across at 50/s (RFC 7296 sections 2.8 and 1.3.3), and checks that
+// both are new on both sides and still carry traffic. It returns the
+// sequence numbers of the pings lost.
+func (k *Case) rekey() []int {
+	t := k.t
+	t.Helper()
+	before := k.c.ListSAs()
+	ikeBefore, _ := k.r.CLI(showIKE)
+	ipsecBefore, _ := k.r.CLI(showIPsec)
+	p := k.tp.Spawn(k.tp.Swan, k.tp.Tool, "ping", "-json", "-i", "20ms", "-t", "7s", "-w", "1s", SiteInside)
+	time.Sleep(1500 * time.Millisecond)
+	if out, err := k.c.Swanctl("--rekey", "--child", "net"); err != nil {
+		t.Fatalf("swanctl --rekey --child: %v\n%s", err, out)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if out, err := k.c.Swanctl("--rekey", "--ike", "sitesec"); err != nil {
+		t.Fatalf("swanctl --rekey --ike: %v\n%s", err, out)
+	}
+	out, err := p.Wait(20 * time.Second)
+	r, err := parsePing(out, err)
+	if err != nil || r.Sent == 0 {
+		t.Fatalf("ping during rekey: %v %s", err, out)
+	}
+	t.Logf("ping at 50/s during CHILD and IKE rekey: %d sent, %d received, %d lost, longest outage %.1f ms",
+		r.Sent, r.Received, len(r.Lost), r.LongestOutageMs)
+	// Both rekeys done: one IKE SA and one CHILD SA, each with a new
+	// number on charon, new SPIs on sitesec.
+	var sas, ike, ipsec string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		sas = k.c.ListSAs()
+		ike, _ = k.r.CLI(showIKE)
+		ipsec, _ = k.r.CLI(showIPsec)
+		ib, ia := ids(ikeID, before), ids(ikeID, sas)
+		cb, ca := ids(childID, before), ids(childID, sas)
+		if len(ia) == 1 && len(ca) == 1 && len(ib) == 1 && len(cb) == 1 && ia[0] != ib[0] && ca[0] != cb[0] &&
+			strings.Count(ike, SwanOutside) == 1 && ike != ikeBefore && ipsec != ipsecBefore &&
+			strings.Count(ipsec, "inbound") == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rekeys not complete within 10s of the ping\nbefore:\n%s\n%s\n%s\nafter:\n%s\n%s\n%s",
+				before, ikeBefore, ipsecBefore, sas, ike, ipsec)
+		}
+	}
+	k.evidence("after CHILD rekey and IKE rekey by charon")
+	if r, err := k.tp.Ping(5, 50*time.Millisecond); err != nil || r.Received != r.Sent {
+		t.Errorf("ping after rekey: %d of %d answered: %v", r.Received, r.Sent, err)
+	}
+	return r.Lost
+}
+
+// gone waits up to d until cond holds.
+func gone(d time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(d); ; time.Sleep(100 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
+// deleteByCharon terminates the IKE SA from charon (INFORMATIONAL with
+// DELETE, RFC 7296 section 1.4.1): sitesec drops its IKE and CHILD SAs.
+// Then the tunnel comes back: sitesec re-establishes an immediately tunnel
+// itself after 5 s; as responder, charon initiates again.
+func (k *Case) deleteByCharon() {
+	t := k.t
+	t.Helper()
+	ikeBefore, _ := k.r.CLI(showIKE)
+	if out, err := k.c.Swanctl("--terminate", "--ike", "sitesec", "--timeout", "10"); err != nil {
+		t.Fatalf("swanctl --terminate --ike: %v\n%s", err, out)
+	}
+	var ike, ipsec string
+	if !gone(4*time.Second, func() bool {
+		ike, _ = k.r.CLI(showIKE)
+		ipsec, _ = k.r.CLI(showIPsec)
+		return !strings.Contains(ike, SwanOutside) && !strings.Contains(ipsec, "inbound")
+	}) {
+		t.Fatalf("charon deleted the IKE SA, sitesec still has SAs after 4s\nbefore:\n%s\nnow:\n%s\n%s", ikeBefore, ike, ipsec)
+	}
+	t.Logf("deleted by charon: sitesec's SAs went\n--- sitesec: %s\n%s--- sitesec: %s\n%s", showIKE, ike, showIPsec, ipsec)
+	k.up("after delete by charon")
+	k.evidence("up again after delete by charon")
+}
+
+// deleteBySitesec clears the IKE SA on sitesec: charon drops its SAs,
+// then the tunnel comes back as in deleteByCharon.
+func (k *Case) deleteBySitesec() {
+	t := k.t
+	t.Helper()
+	if out, err := k.r.CLI("clear services ipsec-vpn ike security-associations"); err != nil {
+		t.Fatalf("clear: %v\n%s", err, out)
+	}
+	var sas string
+	if !gone(4*time.Second, func() bool {
+		sas = k.c.ListSAs()
+		return !strings.Contains(sas, "ESTABLISHED") && !strings.Contains(sas, "INSTALLED")
+	}) {
+		t.Fatalf("sitesec cleared the IKE SA, charon still has SAs after 4s:\n%s", sas)
+	}
+	t.Logf("deleted by sitesec: charon's SAs went\n--- charon: swanctl --list-sas\n%s", sas)
+	k.up("after delete by sitesec")
+	k.evidence("up again after delete by sitesec")
+}
+
+// dpd kills charon and waits for sitesec's dead peer detection (interval
+// 2 s, threshold 2: RFC 3706 style liveness checks, RFC 7296 section 2.4)
+// to clear the IKE SA and its CHILD SAs.
+func (k *Case) dpd() {
+	t := k.t
+	t.Helper()
+	ikeBefore, _ := k.r.CLI(showIKE)
+	cookie := ""
+	for _, line := range strings.Split(ikeBefore, "\n") {
+		if f := strings.Fields(line); len(f) >= 4 && f[0] == SwanOutside {
+			cookie = f[2]
+		}
+	}
+	if cookie == "" {
+		t.Fatalf("no IKE SA with %s before DPD:\n%s", SwanOutside, ikeBefore)
+	}
+	k.c.Kill()
+	start := time.Now()
+	var ike, ipsec string
+	// An immediately tunnel is retried after 5 s, so the old IKE SA (its
+	// initiator cookie) and the installed CHILD SA are what must go.
+	if !gone(20*time.Second, func() bool {
+		ike, _ = k.r.CLI(showIKE)
+		ipsec, _ = k.r.CLI(showIPsec)
+		return !strings.Contains(ike, cookie) && !strings.Contains(ipsec, "inbound")
+	}) {
+		t.Fatalf("charon killed: sitesec's DPD did not clear the IKE SA within 20s\nbefore:\n%s\nnow:\n%s\n%s", ikeBefore, ike, ipsec)
+	}
+	t.Logf("charon killed: sitesec's DPD cleared IKE SA %s after %s\n--- sitesec: %s\n%s--- sitesec: %s\n%s",
+		cookie, time.Since(start).Round(100*time.Millisecond), showIKE, ike, showIPsec, ipsec)
 }
