@@ -110,20 +110,42 @@ func (s *Server) childSAs(sa *ikesa.SA, c *ikesa.ChildSA) []*pb.SA {
 // Install asks fwdd to install the inbound SA, then the outbound one,
 // in one request (fwdd applies them in order); the outbound SA replaces
 // the rekeyed one, or after a kmd restart the one fwdd still runs.
+//
+// When this side answered the exchange (c.Initiator is false) and the
+// tunnel already has an outbound SA carrying traffic, only the inbound SA
+// goes in now: the initiator installs its inbound SA only after it has
+// read our response, so an outbound switch at once would send packets
+// the peer drops for an unknown SPI. The outbound SA follows on the
+// first packet received on the new inbound SA (fwdd's inbound activity),
+// on the deletion of the old CHILD SA, or after OutboundDelay, whichever
+// comes first (make-before-break, RFC 7296 section 2.8; strongSwan's
+// child_rekey does the same).
 func (h *host) Install(sa *ikesa.SA, c *ikesa.ChildSA, replaces *ikesa.ChildSA) error {
 	s := h.s()
-	req := &pb.SAInstall{Sas: s.childSAs(sa, c)}
+	key := sa.Config.Name
+	sas := s.childSAs(sa, c)
+	req := &pb.SAInstall{Sas: sas}
 	if replaces != nil {
 		req.ReplacesSpi = replaces.SPIOut
 	}
 	s.mu.Lock()
-	prev := s.previous[sa.Config.Name]
-	delete(s.previous, sa.Config.Name)
-	s.mu.Unlock()
+	prev := s.previous[key]
+	delete(s.previous, key)
 	for _, k := range prev {
-		if k.GetDirection() == pb.Direction_DIRECTION_OUTBOUND && req.ReplacesSpi == 0 {
-			req.ReplacesSpi = k.GetSpi()
+		if k.GetDirection() == pb.Direction_DIRECTION_OUTBOUND {
+			if req.ReplacesSpi == 0 {
+				req.ReplacesSpi = k.GetSpi()
+			}
+			if _, ok := s.active[key]; !ok {
+				s.active[key] = k.GetSpi()
+			}
 		}
+	}
+	_, busy := s.active[key]
+	deferOut := !c.Initiator && busy && s.OutboundDelay > 0
+	s.mu.Unlock()
+	if deferOut {
+		req.Sas, req.ReplacesSpi = sas[:1], 0
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
 	defer cancel()
@@ -134,30 +156,142 @@ func (h *host) Install(sa *ikesa.SA, c *ikesa.ChildSA, replaces *ikesa.ChildSA) 
 	if rep.GetError() != "" {
 		return &installError{rep.GetError()}
 	}
-	if len(prev) > 0 {
-		// Make-before-break: the old SAs go once the new ones carry the
-		// traffic and the peer had time to switch.
-		go func() {
-			select {
-			case <-time.After(s.RestartGrace):
-			case <-s.ctx.Done():
-				return
-			}
-			ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
-			defer cancel()
-			s.Bus.Request(ctx, subject.Fwdd, subject.VerbSADelete, &pb.SADelete{Sas: prev, Reason: "replaced after kmd restart"}, &pb.SADeleteReply{})
-		}()
+	if deferOut {
+		p := &pendingOut{key: key, sa: sas[1], spiIn: c.SPIIn, prev: prev, done: make(chan struct{})}
+		if replaces != nil {
+			p.replaces = replaces.SPIOut
+		}
+		s.mu.Lock()
+		if p.replaces == 0 {
+			p.replaces = s.active[key]
+		}
+		spi := c.SPIIn
+		p.timer = time.AfterFunc(s.OutboundDelay, func() { s.switchOutbound(spi, false) })
+		s.pending[spi] = p
+		s.mu.Unlock()
+		s.trace(trace.Info).Str("sa", sa.Name()).Uint32("spi_in", c.SPIIn).Uint32("spi_out", c.SPIOut).Msg("CHILD SA inbound installed, outbound waits for the peer")
+		return nil
 	}
+	s.mu.Lock()
+	s.active[key] = c.SPIOut
+	s.mu.Unlock()
+	s.retirePrevious(prev)
 	s.trace(trace.Info).Str("sa", sa.Name()).Uint32("spi_in", c.SPIIn).Uint32("spi_out", c.SPIOut).Msg("CHILD SA installed")
 	return nil
+}
+
+// pendingOut is the outbound half of a CHILD SA this side answered,
+// waiting until the peer has certainly installed the matching inbound SA.
+type pendingOut struct {
+	key      string
+	sa       *pb.SA
+	spiIn    uint32
+	replaces uint32 // the outbound SA in use when the CHILD SA came
+	prev     []*pb.SAKey
+	timer    *time.Timer
+	done     chan struct{} // closed once installed or cancelled
+}
+
+// switchOutbound installs the waiting outbound SA of the CHILD SA whose
+// inbound SPI is spiIn. Unless force is set, it does nothing while another
+// outbound SA than the one it was to replace took over the tunnel
+// meanwhile (this side's own rekey after a collision, RFC 7296 section
+// 2.8.1): it then waits, parked, for that one's deletion.
+func (s *Server) switchOutbound(spiIn uint32, force bool) {
+	s.mu.Lock()
+	p := s.pending[spiIn]
+	if p == nil {
+		s.mu.Unlock()
+		return
+	}
+	if cur, ok := s.active[p.key]; !force && ok && cur != p.replaces {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.pending, spiIn)
+	s.mu.Unlock()
+	defer close(p.done)
+	p.timer.Stop()
+	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
+	defer cancel()
+	rep := &pb.SAInstallReply{}
+	err := s.Bus.Request(ctx, subject.Fwdd, subject.VerbSAInstall, &pb.SAInstall{Sas: []*pb.SA{p.sa}, ReplacesSpi: p.replaces}, rep)
+	if err == nil && rep.GetError() != "" {
+		err = &installError{rep.GetError()}
+	}
+	if err != nil {
+		s.trace(trace.Warning).Uint32("spi_out", p.sa.GetSpi()).Err(err).Msg("outbound SA install")
+		return
+	}
+	s.mu.Lock()
+	s.active[p.key] = p.sa.GetSpi()
+	s.mu.Unlock()
+	s.retirePrevious(p.prev)
+	s.trace(trace.Info).Uint32("spi_in", spiIn).Uint32("spi_out", p.sa.GetSpi()).Msg("CHILD SA outbound installed")
+}
+
+// outboundPending reports whether the outbound SA of the CHILD SA with
+// inbound SPI spiIn is not in fwdd yet.
+func (s *Server) outboundPending(spiIn uint32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pending[spiIn] != nil
+}
+
+// retirePrevious deletes, after RestartGrace, the SAs a previous kmd
+// left in fwdd (make-before-break: the new ones carry the traffic and
+// the peer had time to switch).
+func (s *Server) retirePrevious(prev []*pb.SAKey) {
+	if len(prev) == 0 {
+		return
+	}
+	go func() {
+		select {
+		case <-time.After(s.RestartGrace):
+		case <-s.ctx.Done():
+			return
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
+		defer cancel()
+		s.Bus.Request(ctx, subject.Fwdd, subject.VerbSADelete, &pb.SADelete{Sas: prev, Reason: "replaced after kmd restart"}, &pb.SADeleteReply{})
+	}()
 }
 
 type installError struct{ msg string }
 
 func (e *installError) Error() string { return "fwdd: " + e.msg }
 
+// Uninstall deletes both directions of c. A CHILD SA whose outbound SA
+// still waits loses it; when c's outbound SA carries the tunnel, the
+// waiting outbound SAs of the tunnel go in first, so that traffic never
+// stops (the peer that deletes the old CHILD SA has the new one).
 func (h *host) Uninstall(sa *ikesa.SA, c *ikesa.ChildSA) {
 	s := h.s()
+	key := sa.Config.Name
+	s.mu.Lock()
+	if p := s.pending[c.SPIIn]; p != nil {
+		delete(s.pending, c.SPIIn)
+		p.timer.Stop()
+		close(p.done)
+		defer s.retirePrevious(p.prev)
+	}
+	var wait []*pendingOut
+	if cur, ok := s.active[key]; ok && cur == c.SPIOut {
+		delete(s.active, key)
+		for _, p := range s.pending {
+			if p.key == key {
+				wait = append(wait, p)
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range wait {
+		s.switchOutbound(p.spiIn, true)
+		select {
+		case <-p.done:
+		case <-s.ctx.Done():
+		}
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
 	defer cancel()
 	req := &pb.SADelete{Sas: []*pb.SAKey{
@@ -233,7 +367,9 @@ func (s *Server) Sync(req *pb.SASyncRequest) *pb.SASyncReply {
 			mu.Lock()
 			rep.Sas = append(rep.Sas, sas[0])
 			// Without ESN the 32-bit counter must stay far from wrapping.
-			if m, ok := marks[c.SPIOut]; ok && (c.Suite.ESN || m+seqMargin < 1<<31) {
+			if s.outboundPending(c.SPIIn) {
+				// Its outbound SA goes in when the peer is ready.
+			} else if m, ok := marks[c.SPIOut]; ok && (c.Suite.ESN || m+seqMargin < 1<<31) {
 				sas[1].InitialSequence = m + seqMargin
 				rep.Sas = append(rep.Sas, sas[1])
 			} else {

@@ -51,6 +51,10 @@ type Server struct {
 	// Retry is the wait before an immediately-established tunnel whose
 	// IKE SA went away is negotiated again.
 	Retry time.Duration
+	// OutboundDelay is how long, at most, the outbound SA of a CHILD SA
+	// this side answered waits for the peer to install its inbound SA
+	// (host.Install); 0 installs both directions at once.
+	OutboundDelay time.Duration
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -62,6 +66,11 @@ type Server struct {
 	// previous holds, per peer key, the SAs fwdd still runs from before a
 	// kmd restart (make-before-break, README "Restart").
 	previous map[string][]*pb.SAKey
+	// active is, per peer key, the outbound SPI carrying the tunnel in
+	// fwdd; pending the outbound SAs waiting for the peer, by the inbound
+	// SPI of their CHILD SA (host.Install).
+	active  map[string]uint32
+	pending map[uint32]*pendingOut
 	// backup marks the peers that failed over to backup-remote-gateway.
 	backup  map[string]bool
 	applied bool
@@ -76,7 +85,7 @@ type Stats struct {
 
 // New returns a Server with real randomness and clock.
 func New() *Server {
-	return &Server{Rand: rand.Reader, Now: time.Now, RestartGrace: 30 * time.Second, Retry: 5 * time.Second}
+	return &Server{Rand: rand.Reader, Now: time.Now, RestartGrace: 30 * time.Second, Retry: 5 * time.Second, OutboundDelay: time.Second}
 }
 
 func (s *Server) init(ctx context.Context) {
@@ -84,6 +93,8 @@ func (s *Server) init(ctx context.Context) {
 	s.peers = map[string]*Peer{}
 	s.runners = map[*ikesa.SA]*runner{}
 	s.previous = map[string][]*pb.SAKey{}
+	s.active = map[string]uint32{}
+	s.pending = map[uint32]*pendingOut{}
 	s.backup = map[string]bool{}
 	if s.Retry == 0 {
 		s.Retry = 5 * time.Second
@@ -431,6 +442,11 @@ func (s *Server) SAEvent(e *pb.SAEvent) {
 		return
 	}
 	spi := e.GetSa().GetSpi()
+	if e.GetKind() == pb.SAEventKind_SA_EVENT_KIND_INBOUND_ACTIVITY {
+		// The peer sends on the new inbound SA: it has it, and our
+		// outbound SA can follow (host.Install).
+		s.switchOutbound(spi, false)
+	}
 	s.each(func(sa *ikesa.SA) {
 		c := sa.Child(spi)
 		if c == nil {
