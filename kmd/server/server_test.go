@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"strings"
@@ -28,6 +29,39 @@ type fakeBus struct {
 	deletes  []*pb.SADelete
 	sent     int
 	prev     *pb.OpReply
+	// log, when set, records installs and deletes of several buses in
+	// the order fwdd would see them, under name.
+	log  *eventLog
+	name string
+}
+
+type eventLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *eventLog) add(format string, a ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, a...))
+}
+
+// index returns the position of line in the log, or -1.
+func (l *eventLog) index(line string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, x := range l.lines {
+		if x == line {
+			return i
+		}
+	}
+	return -1
+}
+
+func (l *eventLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
 }
 
 func (b *fakeBus) Publish(daemon, verb string, m proto.Message) error {
@@ -43,7 +77,9 @@ func (b *fakeBus) Publish(daemon, verb string, m proto.Message) error {
 	}
 	// The peer sees our source as its remote and our destination as its
 	// local address.
+	b.mu.Lock()
 	to := b.peer
+	b.mu.Unlock()
 	if b.route != nil {
 		a, _ := netip.AddrFromSlice(d.GetRemote().GetAddress())
 		if to = b.route(a); to == nil {
@@ -59,9 +95,21 @@ func (b *fakeBus) Request(ctx context.Context, daemon, verb string, req, rep pro
 	defer b.mu.Unlock()
 	switch verb {
 	case subject.VerbSAInstall:
-		b.installs = append(b.installs, proto.Clone(req).(*pb.SAInstall))
+		in := proto.Clone(req).(*pb.SAInstall)
+		b.installs = append(b.installs, in)
+		if b.log != nil {
+			for _, sa := range in.Sas {
+				b.log.add("%s install %s %08x", b.name, sa.Direction, sa.Spi)
+			}
+		}
 	case subject.VerbSADelete:
-		b.deletes = append(b.deletes, proto.Clone(req).(*pb.SADelete))
+		d := proto.Clone(req).(*pb.SADelete)
+		b.deletes = append(b.deletes, d)
+		if b.log != nil {
+			for _, k := range d.Sas {
+				b.log.add("%s delete %s %08x", b.name, k.Direction, k.Spi)
+			}
+		}
 	case subject.VerbSAUpdate:
 	case subject.VerbOp:
 		if b.prev == nil {
@@ -343,5 +391,132 @@ func TestBackupGateway(t *testing.T) {
 	sas := l.Op(ctx, &pb.OpRequest{Words: strings.Fields("show services ipsec-vpn ike security-associations")}).GetIkeSecurityAssociations().GetSas()
 	if len(sas) != 1 || sas[0].RemoteAddress != "198.51.100.2" {
 		t.Fatalf("%v", sas)
+	}
+}
+
+// TestResponderOutboundAfterInitiator: the responder of a CHILD SA that
+// replaces a live one installs its inbound SA at once but its outbound SA
+// only after the initiator installed the matching inbound SA (RFC 7296
+// section 2.8, make-before-break): when the old CHILD SA is deleted
+// (CHILD rekey), and on the first packet on the new inbound SA (the peer's
+// kmd restarted and came back with a new IKE SA). Otherwise the responder
+// sends on an SPI the initiator does not know yet and packets are lost.
+func TestResponderOutboundAfterInitiator(t *testing.T) {
+	l, r, lb, rb := pair(t)
+	r.OutboundDelay = time.Hour // only the peer's progress may move it
+	log := &eventLog{}
+	lb.log, lb.name, rb.log, rb.name = log, "l", log, "r"
+	ctx := t.Context()
+	lc := config("192.0.2.1", "198.51.100.1", "k", pb.EstablishTunnels_ESTABLISH_TUNNELS_IMMEDIATELY, "10.0.0.0/24", "10.1.0.0/24")
+	rc := config("198.51.100.1", "192.0.2.1", "k", pb.EstablishTunnels_ESTABLISH_TUNNELS_UNSPECIFIED, "10.1.0.0/24", "10.0.0.0/24")
+	r.Apply(ctx, nil, rc)
+	l.Apply(ctx, nil, lc)
+	// A first CHILD SA has nothing to replace: both directions at once.
+	waitFor(t, "installs", func() bool { a, _ := lb.count(); b, _ := rb.count(); return a == 1 && b == 1 })
+	if n := len(rb.installs[0].Sas); n != 2 {
+		t.Fatalf("first responder install has %d SAs", n)
+	}
+	old := lb.installs[0].Sas
+
+	// CHILD rekey initiated by l.
+	l.SAEvent(&pb.SAEvent{Kind: pb.SAEventKind_SA_EVENT_KIND_SOFT_LIFETIME, Sa: &pb.SAKey{Spi: old[0].Spi}})
+	waitFor(t, "rekey", func() bool { _, d := rb.count(); return d == 1 })
+	lNew := lb.installs[1].Sas
+	if len(lNew) != 2 {
+		t.Fatalf("initiator rekey install %v", lb.installs[1])
+	}
+	// r's new outbound SA is l's new inbound SA and the other way round.
+	rIn := fmt.Sprintf("r install DIRECTION_INBOUND %08x", lNew[1].Spi)
+	rOut := fmt.Sprintf("r install DIRECTION_OUTBOUND %08x", lNew[0].Spi)
+	lIn := fmt.Sprintf("l install DIRECTION_INBOUND %08x", lNew[0].Spi)
+	rDel := fmt.Sprintf("r delete DIRECTION_OUTBOUND %08x", old[0].Spi)
+	order := []string{rIn, lIn, rOut, rDel}
+	for i := 1; i < len(order); i++ {
+		a, b := log.index(order[i-1]), log.index(order[i])
+		if a < 0 || b < 0 || a > b {
+			t.Fatalf("want %q before %q in\n%s", order[i-1], order[i], log)
+		}
+	}
+	if rb.installs[2].ReplacesSpi != old[0].Spi {
+		t.Fatalf("responder outbound replaces %08x, want %08x", rb.installs[2].ReplacesSpi, old[0].Spi)
+	}
+
+	// l's kmd restarts; fwdd still runs its SAs and the new kmd
+	// re-establishes the tunnel with a new IKE SA; r answers it while
+	// its old IKE SA still runs the old CHILD SA.
+	stop, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	l.Stop(stop)
+	l2 := New()
+	l2.Rand = rand.NewChaCha8([32]byte{3})
+	l2b := &fakeBus{peer: r, log: log, name: "l2", prev: &pb.OpReply{Body: &pb.OpReply_IpsecSecurityAssociations{IpsecSecurityAssociations: &pb.IPsecSecurityAssociations{
+		ServiceSets: []*pb.ServiceSetSAs{{ServiceSet: "ss1", Tunnels: []*pb.IPsecTunnel{{
+			Rule: "r1", Term: "t1", LocalGateway: "192.0.2.1:500", RemoteGateway: "198.51.100.1",
+			Sas: []*pb.IPsecSAInfo{{Direction: "inbound", Spi: lNew[0].Spi, Type: "dynamic"}, {Direction: "outbound", Spi: lNew[1].Spi, Type: "dynamic"}},
+		}}}},
+	}}}}
+	rb.mu.Lock()
+	rb.peer = l2
+	rb.mu.Unlock()
+	l2.StartLocal(ctx, l2b)
+	t.Cleanup(func() { l2.Stop(context.Background()) })
+	l2.Apply(ctx, nil, lc)
+	waitFor(t, "new IKE SA", func() bool { a, _ := l2b.count(); b, _ := rb.count(); return a == 1 && b == 4 })
+	l2New := l2b.installs[0]
+	if len(l2New.Sas) != 2 || l2New.ReplacesSpi != lNew[1].Spi {
+		t.Fatalf("restarted initiator install %v", l2New)
+	}
+	if len(rb.installs[3].Sas) != 1 || rb.installs[3].Sas[0].Direction != pb.Direction_DIRECTION_INBOUND {
+		t.Fatalf("responder switched its outbound SA before the initiator had the inbound one: %v", rb.installs[3])
+	}
+	// A restarted fwdd does not get the waiting outbound SA either.
+	sync := r.Sync(&pb.SASyncRequest{Marks: []*pb.SequenceMark{{Sa: &pb.SAKey{Spi: lNew[0].Spi}, Sequence: 10}}})
+	for _, sa := range sync.Sas {
+		if sa.Spi == l2New.Sas[0].Spi {
+			t.Fatalf("sync gave the waiting outbound SA: %v", sync.Sas)
+		}
+	}
+	if len(sync.Sas) != 3 {
+		t.Fatalf("sync: %d SAs, want both of the old CHILD SA and the new inbound", len(sync.Sas))
+	}
+	time.Sleep(50 * time.Millisecond)
+	if b, d := rb.count(); b != 4 || d != 1 {
+		t.Fatalf("responder moved before the peer sent on the new SA: %d installs, %d deletes\n%s", b, d, log)
+	}
+	// fwdd sees l2's first packet on the new inbound SA.
+	r.SAEvent(&pb.SAEvent{Kind: pb.SAEventKind_SA_EVENT_KIND_INBOUND_ACTIVITY, Sa: &pb.SAKey{Spi: rb.installs[3].Sas[0].Spi}})
+	waitFor(t, "responder outbound", func() bool { b, _ := rb.count(); return b == 5 })
+	out := rb.installs[4]
+	if len(out.Sas) != 1 || out.Sas[0].Spi != l2New.Sas[0].Spi || out.ReplacesSpi != lNew[0].Spi {
+		t.Fatalf("responder outbound install %v, want %08x replacing %08x", out, l2New.Sas[0].Spi, lNew[0].Spi)
+	}
+	if _, d := rb.count(); d != 1 {
+		t.Fatal("responder deleted the old CHILD SA")
+	}
+}
+
+// TestResponderOutboundGrace: without news from the peer, the waiting
+// outbound SA goes in after OutboundDelay.
+func TestResponderOutboundGrace(t *testing.T) {
+	l, r, lb, rb := pair(t)
+	r.OutboundDelay = 30 * time.Millisecond
+	ctx := t.Context()
+	r.Apply(ctx, nil, config("198.51.100.1", "192.0.2.1", "k", 0, "10.1.0.0/24", "10.0.0.0/24"))
+	l.Apply(ctx, nil, config("192.0.2.1", "198.51.100.1", "k", pb.EstablishTunnels_ESTABLISH_TUNNELS_IMMEDIATELY, "10.0.0.0/24", "10.1.0.0/24"))
+	waitFor(t, "installs", func() bool { a, _ := lb.count(); b, _ := rb.count(); return a == 1 && b == 1 })
+	// The peer answers a new IKE SA of l's while the old one runs: l's
+	// DELETE never comes (fake: r sees only the new IKE SA's CHILD SA).
+	l2 := New()
+	l2.Rand = rand.NewChaCha8([32]byte{4})
+	l2b := &fakeBus{peer: r}
+	rb.mu.Lock()
+	rb.peer = l2
+	rb.mu.Unlock()
+	l2.StartLocal(ctx, l2b)
+	t.Cleanup(func() { l2.Stop(context.Background()) })
+	l2.Apply(ctx, nil, config("192.0.2.1", "198.51.100.1", "k", pb.EstablishTunnels_ESTABLISH_TUNNELS_IMMEDIATELY, "10.0.0.0/24", "10.1.0.0/24"))
+	waitFor(t, "grace", func() bool { b, _ := rb.count(); return b == 3 })
+	if len(rb.installs[1].Sas) != 1 || len(rb.installs[2].Sas) != 1 || rb.installs[2].Sas[0].Direction != pb.Direction_DIRECTION_OUTBOUND {
+		t.Fatalf("installs %v", rb.installs)
 	}
 }
