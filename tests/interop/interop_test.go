@@ -44,6 +44,9 @@ type Case struct {
 	c    *Charon
 	set  Set
 	init bool // sitesec initiates
+	// unknownSPI counts charon's "inbound ESP packet does not belong to
+	// an installed SA" during the rekeys.
+	unknownSPI int
 }
 
 // TestStrongSwan runs every proposal set of the kmd interop issue with
@@ -79,7 +82,12 @@ func runCase(t *testing.T, set Set, initiator bool) {
 	k.deleteBySitesec()
 	k.dpd()
 	if len(lost) > 0 && !t.Failed() {
-		t.Skipf("everything works, but the rekeys under traffic lost %d of the 50/s pings (sequence numbers %v)", len(lost), lost)
+		msg := fmt.Sprintf("the CHILD and IKE rekeys by charon under 50/s pings lost %d pings (sequence numbers %v, 20 ms apart from the start; CHILD rekey at ~1500 ms, IKE rekey at ~4000 ms); charon dropped %d inbound ESP packets for an SA it had not installed yet",
+			len(lost), lost, k.unknownSPI)
+		if os.Getenv(e2e.EnvStrict) != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg + " (SITESEC_E2E_STRICT=1 fails instead)")
 	}
 }
 
@@ -214,6 +222,27 @@ func (k *Case) rekey() []int {
 	}
 	t.Logf("ping at 50/s during CHILD and IKE rekey: %d sent, %d received, %d lost, longest outage %.1f ms",
 		r.Sent, r.Received, len(r.Lost), r.LongestOutageMs)
+	if len(r.Lost) > 0 {
+		// Which side dropped them? libipsec logs ESP for SPIs it does not
+		// know; the kmd trace has the install times.
+		var drops []string
+		for _, l := range strings.Split(k.c.Log(100000), "\n") {
+			if strings.Contains(l, "does not belong to an installed SA") {
+				drops = append(drops, l)
+			}
+		}
+		k.unknownSPI = len(drops)
+		t.Logf("charon's drops of unknown SPIs:\n%s", strings.Join(drops, "\n"))
+		var inst []string
+		for _, l := range strings.Split(k.r.Trace("kmd"), "\n") {
+			if strings.Contains(l, "CHILD SA installed") {
+				inst = append(inst, l)
+			}
+		}
+		t.Logf("kmd CHILD SA installs:\n%s", strings.Join(inst, "\n"))
+		stats, _ := k.r.CLI("show services ipsec-vpn ipsec statistics")
+		t.Logf("sitesec: show services ipsec-vpn ipsec statistics\n%s", stats)
+	}
 	// Both rekeys done: one IKE SA and one CHILD SA, each with a new
 	// number on charon, new SPIs on sitesec.
 	var sas, ike, ipsec string
