@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -207,6 +208,9 @@ func (k *Case) rekey() []int {
 	ikeBefore, _ := k.r.CLI(showIKE)
 	ipsecBefore, _ := k.r.CLI(showIPsec)
 	p := k.tp.Spawn(k.tp.Swan, k.tp.Tool, "ping", "-json", "-i", "20ms", "-t", "7s", "-w", "1s", SiteInside)
+	// A TCP stream too (1000 bytes every 5 ms to the echo server of
+	// traffic): TCP hides a loss, a stall shows it.
+	st := k.tp.Spawn(k.tp.Swan, k.tp.Tool, "stream", "-json", "-t", "7s", SiteInside+":5001")
 	time.Sleep(1500 * time.Millisecond)
 	if out, err := k.c.Swanctl("--rekey", "--child", "net"); err != nil {
 		t.Fatalf("swanctl --rekey --child: %v\n%s", err, out)
@@ -222,6 +226,12 @@ func (k *Case) rekey() []int {
 	}
 	t.Logf("ping at 50/s during CHILD and IKE rekey: %d sent, %d received, %d lost, longest outage %.1f ms",
 		r.Sent, r.Received, len(r.Lost), r.LongestOutageMs)
+	sout, serr := st.Wait(25 * time.Second)
+	var sr StreamResult
+	if err := json.Unmarshal([]byte(strings.TrimSpace(sout)), &sr); err != nil || sr.Error != "" || sr.Sent == 0 || sr.Echoed != sr.Sent {
+		t.Errorf("TCP stream during rekey: %v %v %+v %s", serr, err, sr, sout)
+	}
+	t.Logf("TCP stream during CHILD and IKE rekey: %d bytes sent, %d echoed, longest stall %.1f ms", sr.Sent, sr.Echoed, sr.MaxStallMs)
 	if len(r.Lost) > 0 {
 		// Which side dropped them? libipsec logs ESP for SPIs it does not
 		// know; the kmd trace has the install times.

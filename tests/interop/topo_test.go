@@ -208,6 +208,14 @@ type PingResult struct {
 	LongestOutageMs float64 `json:"longest_outage_ms"`
 }
 
+// StreamResult is what `nettool stream -json` prints.
+type StreamResult struct {
+	Sent       int     `json:"sent"`
+	Echoed     int     `json:"echoed"`
+	MaxStallMs float64 `json:"max_stall_ms"`
+	Error      string  `json:"error,omitempty"`
+}
+
 // Ping sends count probes from charon's namespace (source SwanInside, from
 // the route kernel-libipsec installs) to sitesec's inner address and
 // returns the result; every probe crosses the tunnel both ways.
