@@ -225,6 +225,13 @@ func (tp *Topo) Ping(count int, interval time.Duration) (PingResult, error) {
 	return parsePing(out, err)
 }
 
+// PingSized is Ping with size-byte payloads.
+func (tp *Topo) PingSized(count, size int, interval time.Duration) (PingResult, error) {
+	out, err := Run(tp.Swan, time.Duration(count)*interval+20*time.Second, tp.Tool, "ping", "-json",
+		"-c", fmt.Sprint(count), "-s", fmt.Sprint(size), "-i", interval.String(), "-w", "1s", SiteInside)
+	return parsePing(out, err)
+}
+
 func parsePing(out string, err error) (PingResult, error) {
 	var r PingResult
 	if jerr := json.Unmarshal([]byte(strings.TrimSpace(out)), &r); jerr != nil {
