@@ -165,6 +165,13 @@ func (sa *SA) Account(n int) {
 	if sa.Inbound() {
 		bytes = sa.Counters.c[DecryptedBytes].Add(uint64(n))
 		pkts = sa.Counters.c[DecryptedPackets].Add(1)
+		if pkts == 1 {
+			// The first packet on a new inbound SA tells kmd at once that
+			// the peer sends on it, so a responder waiting to switch its
+			// outbound SA (make-before-break) need not wait for Sweep.
+			sa.lastActivity.Store(sa.db.now().Unix())
+			sa.db.emit(sa, pb.SAEventKind_SA_EVENT_KIND_INBOUND_ACTIVITY, "first packet")
+		}
 	} else {
 		bytes = sa.Counters.c[EncryptedBytes].Add(uint64(n))
 		pkts = sa.Counters.c[EncryptedPackets].Add(1)
