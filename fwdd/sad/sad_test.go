@@ -1,8 +1,8 @@
 package sad
 
 import (
-	"fmt"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
