@@ -228,10 +228,10 @@ func (k *Case) rekey() []int {
 	before := k.c.ListSAs()
 	ikeBefore, _ := k.r.CLI(showIKE)
 	ipsecBefore, _ := k.r.CLI(showIPsec)
-	p := k.tp.Spawn(k.tp.Swan, k.tp.Tool, "ping", "-json", "-i", "20ms", "-t", "7s", "-w", "1s", SiteInside)
+	p := k.tp.Spawn(k.tp.Swan, k.tp.Tool, "ping", "-json", "-i", "20ms", "-t", "6s", "-w", "1s", SiteInside)
 	// A TCP stream too (1000 bytes every 5 ms to the echo server of
 	// traffic): TCP hides a loss, a stall shows it.
-	st := k.tp.Spawn(k.tp.Swan, k.tp.Tool, "stream", "-json", "-t", "7s", SiteInside+":5001")
+	st := k.tp.Spawn(k.tp.Swan, k.tp.Tool, "stream", "-json", "-t", "6s", SiteInside+":5001")
 	time.Sleep(1500 * time.Millisecond)
 	if out, err := k.c.Swanctl("--rekey", "--child", "net"); err != nil {
 		t.Fatalf("swanctl --rekey --child: %v\n%s", err, out)
@@ -402,13 +402,15 @@ func (k *Case) diagnoseLoss(r PingResult) {
 // lifetime-kilobytes 64 fwdd reports the soft byte lifetime after 64 KiB
 // (hard at 110 %), and kmd rekeys (RFC 7296 section 2.8) while pings of
 // 400 bytes go across at 50/s (~20 KB/s each way: a rekey every ~3 s).
-// Each set runs once, sitesec initiator of the IKE SA for the first two,
-// responder for the last two. (IKE rekeys by sitesec need lifetime-seconds,
+// Each set runs once, in parallel, sitesec initiator of the IKE SA for the
+// first two, responder for the last two. (IKE rekeys by sitesec need lifetime-seconds,
 // at least 180: too slow for this package.)
 func TestStrongSwanSitesecRekey(t *testing.T) {
 	for i, set := range Sets {
 		init := i < 2
 		t.Run(set.Name+"/"+role(init), func(t *testing.T) {
+			// Light on CPU (pings): the four run side by side.
+			t.Parallel()
 			k := newCase(t, set, init, 64)
 			k.up("initial")
 			before := k.c.ListSAs()
