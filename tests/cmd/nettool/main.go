@@ -30,6 +30,7 @@ func main() {
 		"stream":   stream,
 		"host":     host,
 		"espwatch": espwatch,
+		"pause":    pause,
 	}
 	f, ok := cmds[os.Args[1]]
 	if !ok {
@@ -42,6 +43,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: nettool (ping|trace|serve|tcp|stream|host|espwatch) [flags] [DEST]")
+	fmt.Fprintln(os.Stderr, "usage: nettool (ping|trace|serve|tcp|stream|host|espwatch|pause) [flags] [DEST]")
 	os.Exit(2)
 }
