@@ -404,7 +404,8 @@ func (k *Case) diagnoseLoss(r PingResult) {
 // 400 bytes go across at 50/s (~20 KB/s each way: a rekey every ~3 s).
 // Each set runs once, in parallel, sitesec initiator of the IKE SA for the
 // first two, responder for the last two. (IKE rekeys by sitesec need lifetime-seconds,
-// at least 180: too slow for this package.)
+// at least 180: too slow for this package.) At the end sitesec is killed
+// and charon's DPD must notice.
 func TestStrongSwanSitesecRekey(t *testing.T) {
 	for i, set := range Sets {
 		init := i < 2
@@ -443,7 +444,29 @@ func TestStrongSwanSitesecRekey(t *testing.T) {
 			if r, err := k.tp.Ping(5, 50*time.Millisecond); err != nil || r.Received != r.Sent {
 				t.Errorf("ping after rekey: %d of %d answered: %v", r.Received, r.Sent, err)
 			}
+			k.killSitesec()
 			k.lossSkip(r.Lost, "the CHILD rekeys by sitesec under 50/s pings", "20 ms apart")
 		})
 	}
+}
+
+// killSitesec kills sitesecd (SIGKILL; its daemons die with it) and waits
+// for charon's DPD (dpd_delay 2 s, then 1 s retransmissions, 3 tries) to
+// give up on the IKE SA.
+func (k *Case) killSitesec() {
+	t := k.t
+	t.Helper()
+	if err := k.r.Cmd.Process.Kill(); err != nil {
+		t.Fatalf("kill sitesecd: %v", err)
+	}
+	start := time.Now()
+	var sas string
+	if !gone(25*time.Second, func() bool {
+		sas = k.c.ListSAs()
+		return !strings.Contains(sas, "sitesec: #")
+	}) {
+		t.Fatalf("sitesec killed: charon's DPD did not clear the IKE SA within 25s:\n%s", sas)
+	}
+	t.Logf("sitesec killed: charon's DPD cleared the IKE SA after %s\n--- charon: swanctl --list-sas\n%s",
+		time.Since(start).Round(100*time.Millisecond), sas)
 }
