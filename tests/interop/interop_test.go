@@ -57,6 +57,9 @@ func TestStrongSwan(t *testing.T) {
 	for _, set := range Sets {
 		for _, role := range []string{"initiator", "responder"} {
 			t.Run(set.Name+"/"+role, func(t *testing.T) {
+				// Each case has its own namespaces and daemons; they run
+				// -parallel (GOMAXPROCS) at a time.
+				t.Parallel()
 				runCase(t, set, role == "initiator")
 			})
 		}
