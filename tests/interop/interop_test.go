@@ -29,6 +29,7 @@ type siteData struct {
 	Establish                 string // immediately or responder-only
 	DPDInterval, DPDThreshold int
 	LifetimeKB                int
+	LifetimeSeconds           int // ike and ipsec proposals
 	Trace                     bool
 }
 
@@ -83,6 +84,12 @@ func runCase(t *testing.T, set Set, initiator bool) {
 // sitesec's configuration (lifetimeKB: the ipsec proposal's
 // lifetime-kilobytes, 0 for none).
 func newCase(t *testing.T, set Set, initiator bool, lifetimeKB int) *Case {
+	return newCaseLifetime(t, set, initiator, lifetimeKB, 0)
+}
+
+// newCaseLifetime is newCase with lifetime-seconds on both proposals
+// (0: none).
+func newCaseLifetime(t *testing.T, set Set, initiator bool, lifetimeKB, lifetimeSeconds int) *Case {
 	tp := NewTopo(t)
 	k := &Case{t: t, tp: tp, set: set, init: initiator}
 	k.r = harness.StartIn(t, tp.Site, "--name", "ss")
@@ -94,7 +101,7 @@ func newCase(t *testing.T, set Set, initiator bool, lifetimeKB int) *Case {
 			t.Logf("fwdd trace (end):\n%s", lastLines(k.r.Trace("fwdd"), 20))
 		}
 	})
-	k.commit(lifetimeKB)
+	k.commit(lifetimeKB, lifetimeSeconds)
 	return k
 }
 
@@ -115,7 +122,7 @@ func (k *Case) lossSkip(lost []int, what, when string) {
 }
 
 // commit renders testdata/sitesec.conf.tmpl for the case and commits it.
-func (k *Case) commit(lifetimeKB int) {
+func (k *Case) commit(lifetimeKB, lifetimeSeconds int) {
 	t := k.t
 	t.Helper()
 	est := "responder-only"
@@ -123,7 +130,7 @@ func (k *Case) commit(lifetimeKB int) {
 		est = "immediately"
 	}
 	d := siteData{Outside: SiteOutside, Peer: SwanOutside, Inside: SiteInside, LocalLAN: SiteLAN, RemoteLAN: SwanLAN,
-		PSK: psk, Set: k.set, Establish: est, DPDInterval: 2, DPDThreshold: 2, LifetimeKB: lifetimeKB, Trace: true}
+		PSK: psk, Set: k.set, Establish: est, DPDInterval: 2, DPDThreshold: 2, LifetimeKB: lifetimeKB, LifetimeSeconds: lifetimeSeconds, Trace: true}
 	file := filepath.Join(k.r.Root, "interop.conf")
 	if err := render("sitesec.conf.tmpl", file, d); err != nil {
 		t.Fatal(err)
@@ -472,4 +479,51 @@ func (k *Case) killSitesec() {
 	}
 	t.Logf("sitesec killed: charon's DPD cleared the IKE SA after %s\n--- charon: swanctl --list-sas\n%s",
 		time.Since(start).Round(100*time.Millisecond), sas)
+}
+
+// EnvLong runs TestStrongSwanSitesecRekeyIKE, which takes about 3 minutes.
+const EnvLong = "SITESEC_INTEROP_LONG"
+
+// TestStrongSwanSitesecRekeyIKE has sitesec rekey the IKE SA and the CHILD
+// SA by time: lifetime-seconds 180 (the schema's minimum) on both
+// proposals, so kmd rekeys each between 144 and 162 s (90 % less up to
+// 10 %), under 10 pings a second. Opt-in (SITESEC_INTEROP_LONG=1): it takes
+// about 3 minutes.
+func TestStrongSwanSitesecRekeyIKE(t *testing.T) {
+	if os.Getenv(EnvLong) == "" {
+		t.Skipf("takes 3 minutes (lifetime-seconds has a minimum of 180): set %s=1 to run", EnvLong)
+	}
+	k := newCaseLifetime(t, Sets[0], true, 0, 180)
+	k.up("initial")
+	k.evidence("up, lifetime-seconds 180")
+	before := k.c.ListSAs()
+	r, err := k.tp.Ping(1700, 100*time.Millisecond)
+	if err != nil || r.Sent == 0 {
+		t.Fatalf("ping: %v", err)
+	}
+	t.Logf("pings at 10/s for 170 s: %d sent, %d received, %d lost, longest outage %.1f ms",
+		r.Sent, r.Received, len(r.Lost), r.LongestOutageMs)
+	k.diagnoseLoss(r)
+	// kmd's CREATE_CHILD_SA requests: with REKEY_SA (16393) a CHILD rekey,
+	// without traffic selectors an IKE rekey (RFC 7296 section 1.3.2).
+	child, ike := 0, 0
+	for _, l := range strings.Split(k.r.Trace("kmd"), "\n") {
+		if !strings.Contains(l, "sending CREATE_CHILD_SA request") {
+			continue
+		}
+		switch {
+		case strings.Contains(l, "N(16393)"):
+			child++
+		case !strings.Contains(l, "TSi"):
+			ike++
+		}
+	}
+	after := k.c.ListSAs()
+	ib, ia := ids(ikeID, before), ids(ikeID, after)
+	t.Logf("sitesec sent %d CHILD and %d IKE rekey requests; charon IKE SA %v -> %v", child, ike, ib, ia)
+	if child < 1 || ike < 1 || len(ia) != 1 || len(ib) != 1 || ia[0] == ib[0] {
+		t.Fatalf("no CHILD and IKE rekey by sitesec within 170 s of lifetime-seconds 180\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	k.evidence("after the CHILD and IKE rekeys by sitesec (lifetime-seconds 180)")
+	k.lossSkip(r.Lost, "the CHILD and IKE rekeys by sitesec under 10/s pings", "100 ms apart")
 }
