@@ -43,13 +43,12 @@ func ikeSAsFixture(detail bool) *pb.IKESecurityAssociations {
 func ikeStatisticsFixture() *pb.IKEStatistics {
 	return &pb.IKEStatistics{Peers: []*pb.IKEStatistics_Peer{
 		{RemoteAddress: "192.0.2.2", LocalAddress: "192.0.2.1", Counters: map[string]uint64{
-			"delete_payloads_received": 1, "delete_payloads_sent": 2,
-			"dpd_requests_sent": 30, "dpd_responses_received": 29, "dpd_responses_missed": 1,
-			"dpd_max_response_delay_seconds": 2, "invalid_spi_notifies_received": 3,
-			"child_rekey_requests_sent": 4, "child_rekey_responses_received": 4,
-			"retransmissions": 5,
+			"delete-payloads-received": 1, "delete-payloads-sent": 2,
+			"dpd-requests-sent": 30, "dpd-responses-received": 29, "dpd-requests-received": 1,
+			"invalid-spi": 3, "ikev2-rekeys": 4, "ipsec-sas-created": 5, "ipsec-sas-deleted": 4,
+			"requests-sent": 40, "responses-sent": 38, "retransmits": 5, "retransmits-answered": 1,
 			// Not in the table: shown after it, not hidden.
-			"zz_new_counter": 9, "cookie_challenges_sent": 6,
+			"zz-new-counter": 9, "cookie-challenges-sent": 6,
 		}},
 		{RemoteAddress: "198.51.100.7"},
 	}}

@@ -119,42 +119,29 @@ func renderIKESADetail(m *pb.IKESecurityAssociations) []string {
 	return l
 }
 
-// ikeCounters are the IKEStatistics.Peer.counters keys kmd fills, in the
-// order and with the wording they are shown (the XML tags of [Yr]
-// ike-security-associations-statistics, snake_cased). A key kmd sends that
-// is not listed here is still shown, after these, in key order, with its
-// underscores turned into spaces: a new counter is never hidden.
+// ikeCounters are the IKEStatistics.Peer.counters keys kmd fills
+// (kmd/server/op.go), in the order and with the wording they are shown. A
+// key kmd sends that is not listed here is still shown, after these, in
+// key order, with its hyphens turned into spaces: a new counter is never
+// hidden.
 var ikeCounters = []struct{ key, label string }{
-	{"delete_payloads_received", "Delete payloads received"},
-	{"delete_payloads_sent", "Delete payloads sent"},
-	// IKEv1 dead peer detection, RFC 3706 section 5.
-	{"r_u_there_received", "R-U-THERE received"},
-	{"r_u_there_sent", "R-U-THERE sent"},
-	{"r_u_there_ack_received", "R-U-THERE-ACK received"},
-	{"r_u_there_ack_sent", "R-U-THERE-ACK sent"},
+	{"delete-payloads-received", "Delete payloads received"},
+	{"delete-payloads-sent", "Delete payloads sent"},
 	// IKEv2 liveness check, RFC 7296 section 2.4: an empty INFORMATIONAL.
-	{"dpd_requests_received", "DPD requests received"},
-	{"dpd_requests_sent", "DPD requests sent"},
-	{"dpd_responses_received", "DPD responses received"},
-	{"dpd_responses_sent", "DPD responses sent"},
-	{"dpd_responses_missed", "DPD responses missed"},
-	{"dpd_max_response_delay_seconds", "DPD maximum response delay (seconds)"},
-	// INVALID_SPI notifies, RFC 7296 section 3.10.1.
-	{"invalid_spi_notifies_received", "Invalid SPI notifies received"},
-	{"invalid_spi_notifies_sent", "Invalid SPI notifies sent"},
+	{"dpd-requests-received", "DPD requests received"},
+	{"dpd-requests-sent", "DPD requests sent"},
+	{"dpd-responses-received", "DPD responses received"},
+	// INVALID_SPI, RFC 7296 section 3.10.1.
+	{"invalid-spi", "Invalid SPI"},
 	// CREATE_CHILD_SA rekeys, RFC 7296 sections 2.8 and 1.3.3.
-	{"ike_rekey_requests_received", "IKEv2 IKE SA rekey requests received"},
-	{"ike_rekey_requests_sent", "IKEv2 IKE SA rekey requests sent"},
-	{"child_rekey_requests_received", "IKEv2 CREATE_CHILD_SA rekey requests received"},
-	{"child_rekey_requests_sent", "IKEv2 CREATE_CHILD_SA rekey requests sent"},
-	{"child_rekey_responses_received", "IKEv2 CREATE_CHILD_SA rekey responses received"},
-	{"child_rekey_responses_sent", "IKEv2 CREATE_CHILD_SA rekey responses sent"},
-	{"child_rekey_failures", "IKEv2 CREATE_CHILD_SA rekey failures"},
+	{"ikev2-rekeys", "IKEv2 rekeys"},
+	{"ipsec-sas-created", "IPsec SAs created"},
+	{"ipsec-sas-deleted", "IPsec SAs deleted"},
 	// Exchange engine (RFC 7296 section 2.1).
-	{"requests_sent", "Requests sent"},
-	{"responses_sent", "Responses sent"},
-	{"retransmissions", "Retransmissions"},
-	{"packets_dropped", "Packets dropped"},
+	{"requests-sent", "Requests sent"},
+	{"responses-sent", "Responses sent"},
+	{"retransmits", "Retransmissions"},
+	{"retransmits-answered", "Retransmissions answered"},
 }
 
 // renderIKEStatistics prints one block per peer:
@@ -191,7 +178,7 @@ func renderIKEStatistics(m *pb.IKEStatistics, now time.Time) []string {
 		}
 		sort.Strings(extra)
 		for _, k := range extra {
-			rows = append(rows, row{capitalized(strings.ReplaceAll(k, "_", " ")), c[k]})
+			rows = append(rows, row{capitalized(strings.ReplaceAll(k, "-", " ")), c[k]})
 		}
 		w := 0
 		for _, r := range rows {

@@ -182,7 +182,7 @@ func TestShowNoSecrets(t *testing.T) {
 
 func TestIKEStatisticsUnknownCounter(t *testing.T) {
 	out := renderIKEStatistics(&pb.IKEStatistics{Peers: []*pb.IKEStatistics_Peer{{RemoteAddress: "192.0.2.9",
-		Counters: map[string]uint64{"b_new": 2, "a_new": 1, "delete_payloads_sent": 5}}}}, showNow)
+		Counters: map[string]uint64{"b-new": 2, "a-new": 1, "delete-payloads-sent": 5}}}}, showNow)
 	text := strings.Join(out, "\n")
 	ia, ib, id := strings.Index(text, "A new:"), strings.Index(text, "B new:"), strings.Index(text, "Delete payloads sent:")
 	if ia < 0 || ib < 0 || id < 0 {

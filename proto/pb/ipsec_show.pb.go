@@ -1297,9 +1297,10 @@ func (x *IPsecCounters) GetDiscards() uint64 {
 	return 0
 }
 
-// counters keys are the ones cfgd/cli/show_ike.go names (ikeCounters):
-// delete-payloads-received, r-u-there-sent, dpd-missed, ...; the cli
-// prints unknown keys after the known ones.
+// counters keys are hyphenated words kmd fills (kmd/server/op.go:
+// delete-payloads-received, dpd-requests-sent, ikev2-rekeys, ...); the
+// cli labels the ones it knows (cfgd/cli/show_ike.go ikeCounters) and
+// prints the others after them.
 type IKEStatistics_Peer struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RemoteAddress string                 `protobuf:"bytes,1,opt,name=remote_address,json=remoteAddress,proto3" json:"remote_address,omitempty"`
