@@ -235,18 +235,45 @@ func (a *App) update(_ context.Context, m proto.Message) (proto.Message, error) 
 
 // transmit sends an IKE datagram (or a NAT keepalive) for kmd: from port
 // 4500 with the non-ESP marker (RFC 3948 section 2.2).
+//
+// kmd may ask before this fwdd has opened the socket of a local gateway
+// that the same commit added (establish-tunnels immediately): such a
+// datagram is retried for a short while instead of waiting for IKE's
+// first retransmission seconds later.
 func (a *App) transmit(m proto.Message) {
 	dg := m.(*pb.IKEDatagram)
-	if err := a.p.Transmit(dg); err != nil {
+	err := a.p.Transmit(dg)
+	if errors.Is(err, ErrNoSocket) {
+		go func() {
+			if err := retry(func() error { return a.p.Transmit(dg) }, 50*time.Millisecond, 40); err != nil {
+				a.d.Trace.Event(trace.FlagGeneral, trace.Warning).Err(err).Msg("transmit")
+			}
+		}()
+		return
+	}
+	if err != nil {
 		a.d.Trace.Event(trace.FlagGeneral, trace.Warning).Err(err).Msg("transmit")
 	}
+}
+
+// retry calls send until it succeeds, fails with another error than
+// ErrNoSocket, or tries times have passed, wait apart.
+func retry(send func() error, wait time.Duration, tries int) error {
+	var err error
+	for i := 0; i < tries; i++ {
+		time.Sleep(wait)
+		if err = send(); !errors.Is(err, ErrNoSocket) {
+			return err
+		}
+	}
+	return err
 }
 
 // Transmit sends an IKE datagram kmd asked for.
 func (p *Plane) Transmit(dg *pb.IKEDatagram) error {
 	w := p.outside()
 	if w == nil {
-		return errors.New("fwdd: no outside sockets")
+		return fmt.Errorf("fwdd: no outside sockets: %w", ErrNoSocket)
 	}
 	la, ok1 := netip.AddrFromSlice(dg.GetLocal().GetAddress())
 	ra, ok2 := netip.AddrFromSlice(dg.GetRemote().GetAddress())

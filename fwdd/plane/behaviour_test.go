@@ -2,6 +2,8 @@ package plane
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"google.golang.org/protobuf/encoding/protojson"
 	"net/netip"
 	"runtime"
@@ -592,5 +594,27 @@ func TestDropReportsLimited(t *testing.T) {
 	p.report(Drop{Reason: "x"})
 	if n != DropReportsPerSecond+1 {
 		t.Fatal("no report in the next second")
+	}
+}
+
+func TestTransmitRetryWaitsForSocket(t *testing.T) {
+	calls := 0
+	err := retry(func() error {
+		calls++
+		if calls < 3 {
+			return fmt.Errorf("wire: %w on 192.0.2.1:500", ErrNoSocket)
+		}
+		return nil
+	}, time.Millisecond, 10)
+	if err != nil || calls != 3 {
+		t.Fatalf("err %v after %d calls", err, calls)
+	}
+	other := errors.New("wire: network unreachable")
+	calls = 0
+	if err := retry(func() error { calls++; return other }, time.Millisecond, 10); err != other || calls != 1 {
+		t.Fatalf("another error must end the retries: %v after %d", err, calls)
+	}
+	if err := retry(func() error { return ErrNoSocket }, time.Millisecond, 3); !errors.Is(err, ErrNoSocket) {
+		t.Fatalf("gives up with %v", err)
 	}
 }

@@ -40,6 +40,7 @@
 package plane
 
 import (
+	"errors"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -89,7 +90,8 @@ type Datagram struct {
 type Wire interface {
 	// WriteOuter sends complete outer IPv4 packets, in order.
 	WriteOuter(pkts [][]byte) error
-	// SendUDP sends one UDP datagram from local (an IKE socket) to remote.
+	// SendUDP sends one UDP datagram from local (an IKE socket) to remote;
+	// ErrNoSocket when no socket is open on local.
 	SendUDP(local, remote netip.AddrPort, payload []byte) error
 }
 
@@ -236,3 +238,6 @@ func (p *Plane) acquire(set *spd.Set, term *spd.Term, src, dst netip.Addr, proto
 	p.DB.Acquire(set.Name, term.Rule, term.Name, &pb.TrafficSelector{
 		StartAddress: src.AsSlice(), EndAddress: dst.AsSlice(), Protocol: uint32(proto)})
 }
+
+// ErrNoSocket is a send from a local address that has no socket (yet).
+var ErrNoSocket = errors.New("no socket")

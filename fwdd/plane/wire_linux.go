@@ -162,7 +162,7 @@ func (w *LinuxWire) SendUDP(local, remote netip.AddrPort, b []byte) error {
 	s := w.udp[local]
 	w.mu.Unlock()
 	if s == nil {
-		return fmt.Errorf("wire: no socket on %s", local)
+		return fmt.Errorf("wire: %w on %s", ErrNoSocket, local)
 	}
 	_, err := s.c.WriteToUDPAddrPort(b, remote)
 	if err != nil {
