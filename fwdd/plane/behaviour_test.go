@@ -4,13 +4,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"google.golang.org/protobuf/encoding/protojson"
 	"net/netip"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/sitesec/sitesec/fwdd/packet"
 	"github.com/sitesec/sitesec/fwdd/sad"
