@@ -51,6 +51,9 @@ type Peer struct {
 	// its IKE SAs are then negotiated again.
 	Fingerprint string
 
+	// TunnelIndex numbers the peer's tunnel for show commands.
+	TunnelIndex uint32
+
 	// Data plane options copied into every pb.SA.
 	ReplayWindow uint32
 	TunnelMTU    uint32
@@ -269,6 +272,11 @@ func Peers(c *pb.Config) ([]*Peer, error) {
 			p.Fingerprint = fingerprint(c, ss, nil, ci.GetIkePolicy(), ci.GetIpsecPolicy(), prof)
 			out = append(out, &p)
 		}
+	}
+	// Tunnel indexes number the tunnels in configuration order, from 1,
+	// as `show services ipsec-vpn ipsec security-associations` shows them.
+	for i, p := range out {
+		p.TunnelIndex = uint32(i + 1)
 	}
 	return out, errors.Join(errs...)
 }

@@ -85,7 +85,7 @@ func (s *Server) childSAs(sa *ikesa.SA, c *ikesa.ChildSA) []*pb.SA {
 		}
 		x := &pb.SA{
 			Spi: spi, Direction: dir, Type: pb.SAType_SA_TYPE_DYNAMIC,
-			ServiceSet: p.ServiceSet, Rule: p.Rule, Term: p.Term,
+			ServiceSet: p.ServiceSet, Rule: p.Rule, Term: p.Term, TunnelIndex: p.TunnelIndex,
 			Local: local, Remote: remote, Encapsulation: enc,
 			EncryptionAlgorithm: c.Suite.EncryptionName(), AuthenticationAlgorithm: c.Suite.IntegrityName(),
 			EncryptionKey: ek, AuthenticationKey: ik, ExtendedSequenceNumbers: c.Suite.ESN,
