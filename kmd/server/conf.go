@@ -53,6 +53,9 @@ type Peer struct {
 
 	// TunnelIndex numbers the peer's tunnel for show commands.
 	TunnelIndex uint32
+	// InterfaceStyle: the set is interface-service (not next-hop), so a
+	// lost gateway puts its SAs in Not Installed (SPEC section 3).
+	InterfaceStyle bool
 
 	// Data plane options copied into every pb.SA.
 	ReplayWindow uint32
@@ -126,7 +129,8 @@ func Peers(c *pb.Config) ([]*Peer, error) {
 		}
 		base := Peer{
 			ServiceSet: ss.GetName(), Local: local, Establish: mode,
-			ReplayWindow: defaultReplayWindow, TunnelMTU: defaultTunnelMTU,
+			InterfaceStyle: ss.GetInterfaceService() != nil,
+			ReplayWindow:   defaultReplayWindow, TunnelMTU: defaultTunnelMTU,
 			DF: opts.GetDontFragment(), Passive: opts.GetPassiveModeTunneling(),
 			HeaderCheck:  ss.GetServiceSetOptions().GetHeaderIntegrityCheckEnableAll(),
 			NoTraceroute: v.GetNoIpsecTunnelInTraceroute(), RoutingInst: opts.GetLocalGateway().GetRoutingInstance(),

@@ -72,7 +72,10 @@ type Server struct {
 	active  map[string]uint32
 	pending map[uint32]*pendingOut
 	// backup marks the peers that failed over to backup-remote-gateway.
-	backup  map[string]bool
+	backup map[string]bool
+	// down holds the service sets whose local gateway went away
+	// (gw-interface): no IKE is started for them until it comes back.
+	down    map[string]bool
 	applied bool
 	wg      sync.WaitGroup
 	stats   Stats
@@ -96,6 +99,7 @@ func (s *Server) init(ctx context.Context) {
 	s.active = map[string]uint32{}
 	s.pending = map[uint32]*pendingOut{}
 	s.backup = map[string]bool{}
+	s.down = map[string]bool{}
 	if s.Retry == 0 {
 		s.Retry = 5 * time.Second
 	}
@@ -287,6 +291,10 @@ func (s *Server) Initiate(p *Peer) error {
 	}
 	remote := p.Remote
 	s.mu.Lock()
+	if s.down[p.ServiceSet] {
+		s.mu.Unlock()
+		return nil
+	}
 	if s.backup[p.Key] && p.Backup.IsValid() {
 		remote = p.Backup
 	}
@@ -464,28 +472,70 @@ func (s *Server) SAEvent(e *pb.SAEvent) {
 }
 
 // GatewayEvent: with gw-interface, a local gateway that goes away stops
-// IKE for its service set and clears its SAs; when it comes back, the
-// immediately-established tunnels start again (SPEC section 3).
+// IKE for its service set (SPEC section 3). A next-hop set's SAs are
+// cleared; an interface-style set's SAs go to Not Installed and are
+// deleted when the address comes back. Then the immediately-established
+// tunnels start again.
 func (s *Server) GatewayEvent(e *pb.GatewayEvent) {
+	set := e.GetServiceSet()
+	s.mu.Lock()
+	wasDown := s.down[set]
+	if e.GetUp() {
+		delete(s.down, set)
+	} else {
+		s.down[set] = true
+	}
+	iface := false
+	var start []*Peer
+	for _, p := range s.peers {
+		if p.ServiceSet != set {
+			continue
+		}
+		iface = iface || p.InterfaceStyle
+		if p.Establish == Immediately {
+			start = append(start, p)
+		}
+	}
+	s.mu.Unlock()
 	if !e.GetUp() {
 		s.each(func(sa *ikesa.SA) {
-			if sa.Config.ServiceSet == e.GetServiceSet() {
+			switch {
+			case sa.Config.ServiceSet != set:
+			case iface:
+				s.notInstalled(sa)
+			default:
 				sa.Delete()
 			}
 		})
 		return
 	}
-	s.mu.Lock()
-	var start []*Peer
-	for _, p := range s.peers {
-		if p.ServiceSet == e.GetServiceSet() && p.Establish == Immediately {
-			start = append(start, p)
-		}
+	if iface && wasDown {
+		s.each(func(sa *ikesa.SA) {
+			if sa.Config.ServiceSet == set {
+				sa.Delete()
+			}
+		})
 	}
-	s.mu.Unlock()
 	for _, p := range start {
 		if s.findSA(p.Key) == nil {
 			s.Initiate(p)
+		}
+	}
+}
+
+// notInstalled marks every CHILD SA of sa Not Installed in fwdd.
+func (s *Server) notInstalled(sa *ikesa.SA) {
+	for _, c := range sa.Children {
+		for _, k := range []*pb.SAKey{
+			{Spi: c.SPIIn, Direction: pb.Direction_DIRECTION_INBOUND, Destination: sa.Local.Addr().AsSlice()},
+			{Spi: c.SPIOut, Direction: pb.Direction_DIRECTION_OUTBOUND, Destination: sa.Remote.Addr().AsSlice()},
+		} {
+			ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
+			err := s.Bus.Request(ctx, subject.Fwdd, subject.VerbSAUpdate, &pb.SAUpdate{Sa: k, NotInstalled: true}, &pb.SAUpdateReply{})
+			cancel()
+			if err != nil {
+				s.trace(trace.Warning).Err(err).Msg("SA not installed")
+			}
 		}
 	}
 }

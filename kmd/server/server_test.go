@@ -33,6 +33,8 @@ type fakeBus struct {
 	// the order fwdd would see them, under name.
 	log  *eventLog
 	name string
+	// updates are the SAUpdate requests (Not Installed).
+	updates []*pb.SAUpdate
 }
 
 type eventLog struct {
@@ -111,6 +113,7 @@ func (b *fakeBus) Request(ctx context.Context, daemon, verb string, req, rep pro
 			}
 		}
 	case subject.VerbSAUpdate:
+		b.updates = append(b.updates, proto.Clone(req).(*pb.SAUpdate))
 	case subject.VerbOp:
 		if b.prev == nil {
 			return errors.New("no fwdd")
@@ -518,5 +521,71 @@ func TestResponderOutboundGrace(t *testing.T) {
 	waitFor(t, "grace", func() bool { b, _ := rb.count(); return b == 3 })
 	if len(rb.installs[1].Sas) != 1 || len(rb.installs[2].Sas) != 1 || rb.installs[2].Sas[0].Direction != pb.Direction_DIRECTION_OUTBOUND {
 		t.Fatalf("installs %v", rb.installs)
+	}
+}
+
+// TestGatewayDown follows SPEC section 3 for gw-interface: an
+// interface-style set's SAs go to Not Installed while its gateway is gone,
+// no IKE starts meanwhile, and they are deleted when it comes back; a
+// next-hop set's SAs are cleared at once.
+func TestGatewayDown(t *testing.T) {
+	for _, iface := range []bool{true, false} {
+		t.Run(map[bool]string{true: "interface-style", false: "next-hop"}[iface], func(t *testing.T) {
+			l, r, lb, _ := pair(t)
+			lc := config("192.0.2.1", "198.51.100.1", "s3cret", pb.EstablishTunnels_ESTABLISH_TUNNELS_IMMEDIATELY, "10.0.0.0/24", "10.1.0.0/24")
+			rc := config("198.51.100.1", "192.0.2.1", "s3cret", pb.EstablishTunnels_ESTABLISH_TUNNELS_UNSPECIFIED, "10.1.0.0/24", "10.0.0.0/24")
+			if iface {
+				lc.ServiceSets[0].Style = &pb.ServiceSet_InterfaceService{InterfaceService: &pb.InterfaceService{ServiceInterface: "ms-0/0/0.1"}}
+			}
+			// A deleted immediately-established tunnel comes back after
+			// Retry.
+			l.Retry = 300 * time.Millisecond
+			ctx := t.Context()
+			r.Apply(ctx, nil, rc)
+			l.Apply(ctx, nil, lc)
+			waitFor(t, "installs", func() bool { a, _ := lb.count(); return a == 1 })
+			lb.mu.Lock()
+			in := lb.installs[0]
+			lb.mu.Unlock()
+
+			l.GatewayEvent(&pb.GatewayEvent{ServiceSet: "ss1", Up: false})
+			if iface {
+				lb.mu.Lock()
+				got := len(lb.updates)
+				var spis []uint32
+				for _, u := range lb.updates {
+					if !u.NotInstalled {
+						t.Errorf("update %v is not Not Installed", u)
+					}
+					spis = append(spis, u.Sa.Spi)
+				}
+				lb.mu.Unlock()
+				if got != 2 || spis[0] != in.Sas[0].Spi || spis[1] != in.Sas[1].Spi {
+					t.Fatalf("Not Installed updates for %08x, want the pair %08x %08x", spis, in.Sas[0].Spi, in.Sas[1].Spi)
+				}
+				if _, d := lb.count(); d != 0 {
+					t.Fatal("SAs deleted while the gateway is down")
+				}
+			} else {
+				waitFor(t, "cleared", func() bool { _, d := lb.count(); return d == 1 })
+			}
+			// No IKE while the gateway is down.
+			sent := func() int { lb.mu.Lock(); defer lb.mu.Unlock(); return lb.sent }
+			before := sent()
+			l.mu.Lock()
+			p := l.peers["ss1/r1/t1"]
+			l.mu.Unlock()
+			l.Initiate(p)
+			time.Sleep(50 * time.Millisecond)
+			if sent() != before {
+				t.Fatal("IKE started with the gateway down")
+			}
+
+			l.GatewayEvent(&pb.GatewayEvent{ServiceSet: "ss1", Up: true})
+			if iface {
+				waitFor(t, "deleted on recovery", func() bool { _, d := lb.count(); return d >= 1 })
+			}
+			waitFor(t, "re-established", func() bool { a, _ := lb.count(); return a >= 2 })
+		})
 	}
 }
