@@ -6,9 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
-pkgs=(protobuf-compiler iproute2 iputils-ping iperf3 tcpdump procps
+pkgs=(protobuf-compiler libprotobuf-dev iproute2 iputils-ping iperf3 tcpdump procps
       strongswan-charon strongswan-swanctl strongswan-pki
-      libcharon-extra-plugins libstrongswan-extra-plugins
+      libcharon-extra-plugins libstrongswan-standard-plugins libstrongswan-extra-plugins
       slapd ldap-utils openssl)
 missing=()
 for p in "${pkgs[@]}"; do
