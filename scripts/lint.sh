@@ -1,7 +1,7 @@
 #!/bin/sh
-# gofmt, go vet, generated protobuf code up to date, and no daemon module
+# gofmt, go vet, generated protobuf code up to date, no daemon module
 # importing another daemon module (DESIGN.md: daemons share only proto/
-# and services/).
+# and services/), and scripts/depcheck.sh (run after scripts/deps.sh).
 set -eu
 cd "$(dirname "$0")/.."
 fail=0
@@ -13,6 +13,8 @@ if [ -n "$bad" ]; then
 fi
 
 go vet ./proto/... ./services/... ./cfgd/... ./kmd/... ./pkid/... ./fwdd/... ./tests/... || fail=1
+# The charon-driven tests of kmd/ikesa build only with -tags strongswan.
+go vet -tags strongswan ./kmd/ikesa || fail=1
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -37,4 +39,7 @@ for d in cfgd kmd pkid fwdd; do
 		fail=1
 	fi
 done
+# Every program and data file the build and tests use comes from a package
+# that a fresh machine has or scripts/deps.sh installs.
+scripts/depcheck.sh || fail=1
 exit $fail

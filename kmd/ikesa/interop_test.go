@@ -1,3 +1,9 @@
+//go:build strongswan
+
+// The tests in this file drive a real strongSwan charon and run only from
+// testdata/strongswan/run.sh (scripts/interop.sh), which builds them with
+// -tags strongswan and starts charon first.
+
 package ikesa
 
 import (
@@ -45,7 +51,7 @@ func newUDPHost(t *testing.T, cfg *Config) *udpHost { return newUDPHostOn(t, cfg
 
 func newUDPHostOn(t *testing.T, cfg *Config, addr string) *udpHost {
 	if os.Getenv("SITESEC_STRONGSWAN") == "" {
-		t.Skip("needs charon: sh testdata/strongswan/run.sh")
+		t.Fatal("SITESEC_STRONGSWAN unset: run through testdata/strongswan/run.sh, which starts charon")
 	}
 	h := &udpHost{t: t, in: make(chan datagramIn, 64), installed: map[uint32]*ChildSA{}, addr: netip.MustParseAddr(addr)}
 	for _, p := range []struct {
@@ -302,7 +308,7 @@ func TestStrongSwanResponder(t *testing.T) {
 func TestStrongSwanCertificates(t *testing.T) {
 	dir := os.Getenv("SITESEC_STRONGSWAN")
 	if dir == "" {
-		t.Skip("needs charon: sh testdata/strongswan/run.sh")
+		t.Fatal("SITESEC_STRONGSWAN unset: run through testdata/strongswan/run.sh, which starts charon")
 	}
 	readPEM := func(name string) []byte {
 		b, err := os.ReadFile(filepath.Join(dir, name))

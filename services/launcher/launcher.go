@@ -76,6 +76,8 @@ type Launcher struct {
 	natsLast    string
 
 	reportMu sync.Mutex
+	// stopRun ends the supervision of every daemon (no more restarts).
+	stopRun context.CancelFunc
 }
 
 // Run starts the router and blocks until ctx ends; then it stops every
@@ -126,7 +128,8 @@ func start(ctx context.Context, o Options) (_ *Launcher, err error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Launcher{o: o, space: space, lock: lock, procs: map[string]*process{}}
+	runCtx, stopRun := context.WithCancel(ctx)
+	l := &Launcher{o: o, space: space, lock: lock, procs: map[string]*process{}, stopRun: stopRun}
 	defer func() {
 		if err != nil {
 			l.shutdown()
@@ -165,9 +168,6 @@ func start(ctx context.Context, o Options) (_ *Launcher, err error) {
 	if l.conn, err = bus.Connect(cctx, space, bo); err != nil {
 		return nil, err
 	}
-	if err := busfile.Write(root, &busfile.Info{URL: busURL, SubjectRoot: space.Root, Router: space.Router, Passwords: passwords, PID: os.Getpid()}); err != nil {
-		return nil, fmt.Errorf("write %s: %v", busfile.Path(root), err)
-	}
 	if err := l.serve(); err != nil {
 		return nil, err
 	}
@@ -193,12 +193,18 @@ func start(ctx context.Context, o Options) (_ *Launcher, err error) {
 		}
 		l.procs[d] = p
 		l.order = append(l.order, d)
-		go p.run(ctx)
+		go p.run(runCtx)
 	}
 	if o.Config != "" {
 		if err := l.loadConfig(ctx, o.Config); err != nil {
 			return nil, err
 		}
+	}
+	// The bus file is how `cli --root` finds the router: it appears once the
+	// router runs its --config, so a script that waits for it finds the
+	// configuration committed.
+	if err := busfile.Write(root, &busfile.Info{URL: busURL, SubjectRoot: space.Root, Router: space.Router, Passwords: passwords, PID: os.Getpid()}); err != nil {
+		return nil, fmt.Errorf("write %s: %v", busfile.Path(root), err)
 	}
 	l.tr.Lifecycle().Str("bus", busURL).Strs("daemons", l.order).Msg("running")
 	return l, nil
@@ -373,47 +379,162 @@ func (l *Launcher) op(ctx context.Context, r *pb.OpRequest) *pb.OpReply {
 	return &pb.OpReply{Error: "syntax error: " + strings.Join(w, " ")}
 }
 
-// loadConfig commits the --config file through cfgd once cfgd answers.
+// Bounds of the start-up commit (DESIGN.md: sitesecd either runs FILE or
+// exits within a few seconds saying why).
+const (
+	readyWait  = 15 * time.Second // every daemon on the bus
+	commitWait = 20 * time.Second // load, commit and every daemon's apply
+)
+
+// loadConfig commits the --config file once every daemon is on the bus, and
+// returns when every daemon has applied it. Its error lists the file's
+// errors one per line, "FILE:LINE: [edit PATH] 'STATEMENT': MESSAGE".
 func (l *Launcher) loadConfig(ctx context.Context, file string) error {
 	abs, err := filepath.Abs(file)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(abs); err != nil {
+	if st, err := os.Stat(abs); err != nil {
 		return fmt.Errorf("--config: %v", err)
+	} else if !st.Mode().IsRegular() {
+		return fmt.Errorf("--config: %s is not a regular file", abs)
 	}
+	if err := l.waitReady(ctx, readyWait); err != nil {
+		return fmt.Errorf("--config %s: not committed: %v", file, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, commitWait)
+	defer cancel()
 	session := "sitesecd-" + randomPassword()[:8]
-	deadline := time.Now().Add(10 * time.Second)
-	steps := [][]string{{"load", "override", abs}, {"commit"}}
-	for _, words := range steps {
-		for {
-			var rep pb.ConfigEditReply
-			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := l.conn.Request(rctx, subject.Cfgd, subject.VerbConfig,
-				&pb.ConfigEditRequest{Session: session, Words: words, User: "sitesecd"}, &rep)
-			cancel()
-			if err == nil {
-				if len(rep.Errors) > 0 {
-					var msgs []string
-					for _, e := range rep.Errors {
-						msgs = append(msgs, fmt.Sprintf("%s:%d: %s %s", e.File, e.Line, e.Path, e.Message))
-					}
-					return fmt.Errorf("--config %s: %s", file, strings.Join(msgs, "; "))
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("--config: %v", err)
-			}
-			time.Sleep(100 * time.Millisecond)
+	var rep pb.ConfigEditReply
+	for _, words := range [][]string{{"load", "override", abs}, {"commit", "comment", "sitesecd --config"}} {
+		rep.Reset()
+		if err := l.conn.Request(ctx, subject.Cfgd, subject.VerbConfig,
+			&pb.ConfigEditRequest{Session: session, Words: words, User: "sitesecd"}, &rep); err != nil {
+			return fmt.Errorf("--config %s: %s: %v", file, words[0], err)
+		}
+		if msgs := replyErrors(file, &rep); len(msgs) > 0 {
+			return fmt.Errorf("--config %s: not committed:\n  %s", file, strings.Join(msgs, "\n  "))
 		}
 	}
+	if err := l.waitApplied(ctx, rep.GetRevision()); err != nil {
+		return fmt.Errorf("--config %s: revision %d committed but %v", file, rep.GetRevision(), err)
+	}
+	l.tr.Lifecycle().Str("config", abs).Uint64("revision", rep.GetRevision()).Msg("configuration committed")
 	return nil
+}
+
+// replyErrors words the errors of a load or commit reply, one line each.
+func replyErrors(file string, rep *pb.ConfigEditReply) []string {
+	var msgs []string
+	for _, e := range rep.GetErrors() {
+		var b strings.Builder
+		f := e.GetFile()
+		if f == "" {
+			f = file
+		}
+		if e.GetLine() > 0 {
+			fmt.Fprintf(&b, "%s:%d: ", f, e.GetLine())
+		}
+		if e.GetPath() != "" {
+			b.WriteString(e.GetPath() + " ")
+		}
+		if e.GetStatement() != "" {
+			b.WriteString("'" + e.GetStatement() + "': ")
+		}
+		b.WriteString(e.GetMessage())
+		msgs = append(msgs, b.String())
+	}
+	for _, line := range rep.GetLines() {
+		if strings.HasPrefix(line, "error:") {
+			msgs = append(msgs, line)
+		}
+	}
+	for _, a := range rep.GetAcks() {
+		if !a.GetOk() && len(a.GetErrors()) == 0 {
+			msgs = append(msgs, "error: "+a.GetDaemon()+" did not apply the configuration")
+		}
+	}
+	return msgs
+}
+
+// waitReady waits until every daemon's current process has said on the bus
+// that it runs (its Health), so that the commit does not race their start.
+func (l *Launcher) waitReady(ctx context.Context, d time.Duration) error {
+	return l.waitDaemons(ctx, d, "on the bus", func(s *pb.ProcessStatus, _ *pb.Health) bool {
+		return s.GetBusStatus() == "connected"
+	})
+}
+
+// waitApplied waits until every daemon's Health reports revision rev (or a
+// later one) applied without error.
+func (l *Launcher) waitApplied(ctx context.Context, rev uint64) error {
+	var failed []string
+	err := l.waitDaemons(ctx, 0, "applied it", func(s *pb.ProcessStatus, h *pb.Health) bool {
+		if h == nil || h.GetConfigRevision() < rev {
+			return false
+		}
+		if e := h.GetConfigError(); e != "" && h.GetConfigRevision() == rev {
+			failed = append(failed, h.GetDaemon()+": "+e)
+		}
+		return true
+	})
+	if len(failed) > 0 {
+		return fmt.Errorf("not applied: %s", strings.Join(failed, "; "))
+	}
+	return err
+}
+
+// waitDaemons polls every daemon until ok holds for all of them, for at
+// most d (0: until ctx ends), and names those it still does not hold for.
+func (l *Launcher) waitDaemons(ctx context.Context, d time.Duration, what string, ok func(*pb.ProcessStatus, *pb.Health) bool) error {
+	if d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var waiting []string
+		for _, name := range l.order {
+			p := l.procs[name]
+			s := p.status()
+			p.mu.Lock()
+			h := p.health
+			p.mu.Unlock()
+			if h != nil && h.GetPid() != s.GetPid() {
+				h = nil
+			}
+			if !ok(s, h) {
+				waiting = append(waiting, fmt.Sprintf("%s (%s)", name, describe(s)))
+			}
+		}
+		if len(waiting) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not every daemon %s: %s", what, strings.Join(waiting, ", "))
+		case <-tick.C:
+		}
+	}
+}
+
+// describe says in a few words where a daemon is, for a start-up error.
+func describe(s *pb.ProcessStatus) string {
+	state := strings.ToLower(strings.TrimPrefix(s.GetState().String(), "DAEMON_STATE_"))
+	if s.GetLastExitReason() != "" {
+		return state + ", last exit: " + s.GetLastExitReason()
+	}
+	return state + ", " + s.GetBusStatus()
 }
 
 // shutdown stops the daemons, all at once (each gets SIGTERM, and
 // SIGKILL after stopTimeout), then the bus.
 func (l *Launcher) shutdown() {
+	if l.stopRun != nil {
+		l.stopRun()
+	}
 	var wg sync.WaitGroup
 	for _, name := range l.order {
 		wg.Add(1)

@@ -58,7 +58,12 @@ type process struct {
 	done      chan struct{}
 	// exited is closed when the current cmd has been waited for.
 	exited chan struct{}
+	// stopping is set by stop: start refuses from then on, so a restart
+	// racing the shutdown cannot leave a daemon behind.
+	stopping bool
 }
+
+var errStopping = errors.New("the router is stopping")
 
 func (p *process) start() error {
 	cmd := exec.Command(p.path, p.args...)
@@ -68,16 +73,19 @@ func (p *process) start() error {
 	// Own process group, and SIGKILL if the launcher dies, so a kill -9 of
 	// sitesecd leaves no orphan daemons.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopping {
+		return errStopping
+	}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	p.mu.Lock()
 	p.cmd = cmd
 	p.exited = make(chan struct{})
 	p.state = pb.DaemonState_DAEMON_STATE_RUNNING
 	p.started = time.Now()
 	p.health = nil
-	p.mu.Unlock()
 	p.l.trace("started", p.name, cmd.Process.Pid, "")
 	return nil
 }
@@ -159,7 +167,10 @@ func (p *process) run(ctx context.Context) {
 			}
 			backoff = min(backoff*2, maxBackoff)
 		}
-		if err := p.start(); err != nil {
+		if err := p.start(); errors.Is(err, errStopping) {
+			p.setState(pb.DaemonState_DAEMON_STATE_STOPPED)
+			return
+		} else if err != nil {
 			p.mu.Lock()
 			p.lastExit = "cannot start: " + err.Error()
 			p.exits = append(p.exits, time.Now())
@@ -233,20 +244,23 @@ func killAfter(cmd *exec.Cmd, exited <-chan struct{}, d time.Duration) {
 	}
 }
 
-// stop sends SIGTERM and SIGKILL after stopTimeout; run then returns
-// because ctx has ended.
+// stop sends SIGTERM and SIGKILL after stopTimeout, and returns when run
+// has returned. The caller has ended run's context first; from here on no
+// new process is started, so none is left behind.
 func (p *process) stop() {
 	p.mu.Lock()
+	p.stopping = true
 	cmd := p.cmd
 	p.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
-		return
+	if cmd != nil && cmd.Process != nil {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
 	case <-time.After(stopTimeout):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		if cmd != nil && cmd.Process != nil {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
 		<-p.done
 	}
 }

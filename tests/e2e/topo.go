@@ -49,53 +49,21 @@ const (
 	InsideTun = "sp-1-2-0u1"
 )
 
-// EnvStrict turns the capability skips (Need) into failures, for when every
-// daemon is expected to be complete.
-const EnvStrict = "SITESEC_E2E_STRICT"
-
-// Need skips the test with the reason when ok is false: a prerequisite that
-// another part of sitesec does not provide yet. With SITESEC_E2E_STRICT=1 it
-// fails instead.
+// Need fails the test with the reason when ok is false: a capability of
+// sitesec the test depends on. Every capability exists now, so a missing one
+// is a regression and fails (issue 10: no skip for our own failures).
 func Need(t testing.TB, ok bool, format string, a ...any) {
 	t.Helper()
-	if ok {
-		return
+	if !ok {
+		t.Fatalf("sitesec cannot: "+format, a...)
 	}
-	if os.Getenv(EnvStrict) != "" {
-		t.Fatalf("prerequisite missing: "+format, a...)
-	}
-	t.Skipf("prerequisite missing: "+format, a...)
 }
 
-// Goals records the performance goals of the daemons under test (not
-// correctness properties of the test). A missed goal is logged as "GOAL
-// MISSED"; Done, called last, ends the test as skipped with the misses as
-// its reason, so that a daemon still being tuned does not turn CI red.
-// With SITESEC_E2E_STRICT=1 a miss fails the test.
-type Goals struct {
-	misses []string
-}
-
-// Check records one goal.
-func (g *Goals) Check(t testing.TB, ok bool, format string, a ...any) {
+// check fails the test (and goes on) when ok is false.
+func check(t testing.TB, ok bool, format string, a ...any) {
 	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv(EnvStrict) != "" {
-		t.Errorf("goal missed: "+format, a...)
-		return
-	}
-	msg := fmt.Sprintf(format, a...)
-	t.Logf("GOAL MISSED: %s", msg)
-	g.misses = append(g.misses, msg)
-}
-
-// Done skips the test when goals were missed and nothing else failed.
-func (g *Goals) Done(t testing.TB) {
-	t.Helper()
-	if len(g.misses) > 0 && !t.Failed() {
-		t.Skipf("goals not met yet (SITESEC_E2E_STRICT=1 fails instead): %s", strings.Join(g.misses, "; "))
+	if !ok {
+		t.Errorf(format, a...)
 	}
 }
 

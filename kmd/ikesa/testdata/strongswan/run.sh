@@ -10,7 +10,7 @@ props=${1:-aes256gcm16-prfsha256-ecp256}
 esp=${2:-aes128gcm16-ecp256}
 export SITESEC_IKE=${3:-} SITESEC_ESP=${4:-}
 run=$(mktemp -d /tmp/kmd-interop.XXXXXX)
-( cd "$here/../.." && go test -c -o "$run/ikesa.test" . )
+( cd "$here/../.." && go test -tags strongswan -c -o "$run/ikesa.test" . )
 sed "s#RUNDIR#$run#g" "$here/strongswan.conf" > "$run/strongswan.conf"
 mkdir -p "$run/swanctl/x509" "$run/swanctl/x509ca" "$run/swanctl/private"
 # A CA, charon's certificate (127.0.0.1) and this side's (127.0.0.3) for
