@@ -24,7 +24,35 @@ type target struct {
 // activate, edit of an existing node) and a trailing keyword may name a
 // statement without its value.
 func walk(cur *Node, ws []token, create bool) (target, error) {
+	return walkx(cur, ws, create, false, nil)
+}
+
+// walkx is walk with two more choices. With open, a list keyword may end
+// the words without its key (the Junos brace form "source-address {
+// 10.1.12.0/24; }"): the target is then the list itself (node nil, schema
+// the list, parent the node holding it). Every node the walk creates is
+// appended to *made, so a failed set can take them back.
+//
+// After a leaf's value, a word that names no statement at the current level
+// names one of a level walked earlier in the same statement, as Junos reads
+// "set ... dead-peer-detection interval 20 threshold 5" and "set ... manual
+// direction bidirectional protocol esp spi 256 authentication algorithm A
+// key ascii-text K encryption algorithm E key ascii-text K".
+func walkx(cur *Node, ws []token, create, open bool, made *[]*Node) (target, error) {
 	var t target
+	ensure := func(n *Node, s *schema.Node, key string, pos Pos) *Node {
+		if c := n.child(s, key); c != nil {
+			return n.ensure(s, key, pos)
+		}
+		c := n.ensure(s, key, pos)
+		if made != nil {
+			*made = append(*made, c)
+		}
+		return c
+	}
+	levels := []*Node{cur} // the containers and list entries walked, for words after a leaf
+	afterLeaf := false
+	lastLeaf := ""
 	t.parent = cur
 	t.node = cur
 	t.schema = cur.Schema
@@ -49,6 +77,18 @@ func walk(cur *Node, ws []token, create bool) (target, error) {
 		if !w.quoted {
 			c = sc.Child(w.text)
 		}
+		if c == nil && afterLeaf && !w.quoted {
+			for j := len(levels) - 2; j >= 0 && c == nil; j-- {
+				if c = levels[j].Schema.Child(w.text); c != nil {
+					cur, sc = levels[j], levels[j].Schema
+					levels = levels[:j+1]
+				}
+			}
+			if c == nil && sc.KeylessList() == nil && sc.PositionalLeaf() == nil {
+				return t, errAt(w, "unexpected '%s' after '%s'", w.text, lastLeaf)
+			}
+		}
+		afterLeaf = false
 		if c != nil {
 			i++
 		} else if kl := sc.KeylessList(); kl != nil {
@@ -68,11 +108,12 @@ func walk(cur *Node, ws []token, create bool) (target, error) {
 				if !create {
 					return t, &Error{Pos: kw.pos, Path: cur.EditPath(), Stmt: c.Name, Msg: "statement not found"}
 				}
-				n = cur.ensure(c, "", kw.pos)
+				n = ensure(cur, c, "", kw.pos)
 			}
 			t.node = n
 			t.segs = append(t.segs, []string{c.Name})
 			cur = n
+			levels = append(levels, n)
 		case schema.List:
 			var key string
 			var seg []string
@@ -100,8 +141,8 @@ func walk(cur *Node, ws []token, create bool) (target, error) {
 				key = strings.Join(parts, " ")
 			} else {
 				if !more() {
-					if !create {
-						return t, nil // every entry
+					if !create || open && i == len(ws) {
+						return t, nil // every entry, or the brace form's list
 					}
 					return t, errAt(kw, "missing name for '%s' (%s)", c.Name, c.Type.Help())
 				}
@@ -122,13 +163,14 @@ func walk(cur *Node, ws []token, create bool) (target, error) {
 					return t, &Error{Pos: kw.pos, Path: cur.EditPath(), Stmt: c.Name + " " + key, Msg: "statement not found"}
 				}
 				if c.Max > 0 && len(cur.All(c.Name)) >= c.Max {
-					return t, valErr(kw, c, fmt.Errorf("at most %d %s may be configured", c.Max, c.Name))
+					return t, valErr(ws[i-1], c, fmt.Errorf("at most %d %s may be configured", c.Max, c.Name))
 				}
-				n = cur.ensure(c, key, kw.pos)
+				n = ensure(cur, c, key, kw.pos)
 			}
 			t.node = n
 			t.segs = append(t.segs, seg)
 			cur = n
+			levels = append(levels, n)
 		case schema.Leaf:
 			var val string
 			if c.Type != nil {
@@ -149,16 +191,17 @@ func walk(cur *Node, ws []token, create bool) (target, error) {
 				i++
 			}
 			if create {
-				t.node = cur.ensure(c, val, kw.pos)
+				t.node = ensure(cur, c, val, kw.pos)
 			} else {
 				t.node = cur.child(c, "")
 				if t.node == nil {
 					return t, &Error{Pos: kw.pos, Path: cur.EditPath(), Stmt: c.Name, Msg: "statement not found"}
 				}
 			}
-			if i < len(ws) && !cur.Schema.Flat {
+			if i < len(ws) && !cur.Schema.Flat && !create {
 				return t, errAt(ws[i], "unexpected '%s' after '%s'", ws[i].text, c.Name)
 			}
+			afterLeaf, lastLeaf = !cur.Schema.Flat, c.Name
 		case schema.LeafList:
 			var vals []token
 			if i < len(ws) && ws[i].kind == tLBrack {
@@ -188,7 +231,7 @@ func walk(cur *Node, ws []token, create bool) (target, error) {
 				if !create {
 					return t, &Error{Pos: kw.pos, Path: cur.EditPath(), Stmt: c.Name, Msg: "statement not found"}
 				}
-				n = cur.ensure(c, "", kw.pos)
+				n = ensure(cur, c, "", kw.pos)
 			}
 			t.node = n
 			for _, v := range vals {
@@ -206,12 +249,24 @@ func walk(cur *Node, ws []token, create bool) (target, error) {
 					n.Values = append(n.Values, v.text)
 				}
 			}
-			if i < len(ws) && !cur.Schema.Flat {
+			if i < len(ws) && !cur.Schema.Flat && !create {
 				return t, errAt(ws[i], "unexpected '%s' after '%s'", ws[i].text, c.Name)
 			}
+			afterLeaf, lastLeaf = !cur.Schema.Flat, c.Name
 		}
 	}
 	return t, nil
+}
+
+// undo removes the nodes a failed statement created, newest first, so a
+// set with a bad value leaves no empty parent block behind.
+func undo(made []*Node) {
+	for i := len(made) - 1; i >= 0; i-- {
+		n := made[i]
+		if n.Parent != nil && len(n.Children) == 0 {
+			n.Parent.remove(n)
+		}
+	}
 }
 
 func expect(s *schema.Node) string {
@@ -292,7 +347,10 @@ func (p *parser) skip() {
 	}
 }
 
-func (p *parser) block(cur *Node, top bool) {
+// block parses the statements of cur's block. prefix is the list keyword
+// of a brace-form list ("source-address { 10.1.12.0/24; }"), which each
+// statement of the block continues.
+func (p *parser) block(cur *Node, top bool, prefix ...token) {
 	var comments []string
 	for {
 		t := p.peek()
@@ -353,14 +411,28 @@ func (p *parser) block(cur *Node, top bool) {
 			p.skip()
 			continue
 		}
-		t2, err := walk(cur, ws, true)
+		if len(prefix) > 0 {
+			ws = append(slices.Clone(prefix), ws...)
+		}
+		var made []*Node
+		t2, err := walkx(cur, ws, true, end.kind == tLBrace && len(prefix) == 0, &made)
 		if err != nil {
+			undo(made)
 			p.fail(err)
 			p.skip()
 			comments = nil
 			continue
 		}
 		p.next()
+		if t2.node == nil { // a list in the brace form: each statement of the block is an entry
+			kw := ws[len(ws)-1]
+			if len(comments) > 0 || inactive {
+				p.fail(&Error{Pos: kw.pos, Path: t2.parent.EditPath(), Stmt: kw.text, Msg: "comments and 'inactive:' go on the entries of a list", Syntax: true})
+			}
+			comments = nil
+			p.block(t2.parent, false, kw)
+			continue
+		}
 		n := t2.node
 		n.Pos = ws[0].pos
 		n.Inactive = n.Inactive || inactive
@@ -440,7 +512,11 @@ func Exec(cfg *Node, at []string, ws []token) error {
 		if len(ws) < 2 {
 			return &Error{Pos: verb.pos, Msg: "missing statement after 'set'", Syntax: true}
 		}
-		_, err := walk(cfg, words, true)
+		var made []*Node
+		_, err := walkx(cfg, words, true, false, &made)
+		if err != nil {
+			undo(made)
+		}
 		return err
 	case "delete", "activate", "deactivate":
 		t, err := walk(cfg, words, false)

@@ -375,3 +375,111 @@ func TestReferenceCompletion(t *testing.T) {
 		t.Fatalf("trusted-ca: %v", got)
 	}
 }
+
+// Juniper's published examples write lists in the brace form; both forms
+// load, and the configuration renders the way Junos renders it.
+func TestBraceFormList(t *testing.T) {
+	brace := `services { ipsec-vpn { rule r { term t { from {
+    source-address { 10.1.12.0/24; }
+    destination-address {
+        10.1.15.0/24;
+    }
+} } match-direction output; } } }`
+	plain := `services { ipsec-vpn { rule r { term t { from { source-address 10.1.12.0/24; destination-address 10.1.15.0/24; } } match-direction output; } } }`
+	a, err := Parse("", brace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Parse("", plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Equal(a, b) {
+		t.Fatalf("brace form differs:\n%s\n%s", a.Render(), b.Render())
+	}
+	want := "                from {\n                    source-address {\n                        10.1.12.0/24;\n                    }\n                    destination-address {\n                        10.1.15.0/24;\n                    }\n                }\n"
+	if !strings.Contains(a.Render(), want) {
+		t.Errorf("render:\n%s", a.Render())
+	}
+	if !strings.Contains(a.RenderSet(), "set services ipsec-vpn rule r term t from source-address 10.1.12.0/24\n") {
+		t.Errorf("set:\n%s", a.RenderSet())
+	}
+	// The rendering loads back to the same tree.
+	c, err := Parse("", a.Render())
+	if err != nil || !Equal(a, c) {
+		t.Fatalf("round trip: %v\n%s", err, a.Render())
+	}
+	// Entries of a keyed list with children take the brace form too.
+	d, err := Parse("", "services { ipsec-vpn { rule { r1 { match-direction input; } r2; } } }")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(d.Get("services", "ipsec-vpn").All("rule")); got != 2 {
+		t.Errorf("%d rules:\n%s", got, d.Render())
+	}
+	// Errors inside the block point at the entry and quote it once.
+	_, err = Parse("f", "services { ipsec-vpn { rule r { term t { from {\n source-address {\n 10.1.12.0/24;\n 10.1.13.0/24;\n }\n} } } } }")
+	if err == nil || !strings.Contains(err.Error(), "line 4: [edit services ipsec-vpn rule r term t from] 'source-address 10.1.13.0/24': at most 1 source-address may be configured") {
+		t.Errorf("got %v", err)
+	}
+}
+
+// Several statements of one level, or of levels walked earlier, on one set
+// line, as Junos accepts them.
+func TestSetSeveralStatements(t *testing.T) {
+	cfg := New()
+	err := ParseSet(cfg, "", `set services ipsec-vpn rule r term t then dead-peer-detection interval 20 threshold 5
+set services ipsec-vpn rule r term t then manual direction bidirectional protocol esp spi 256 authentication algorithm hmac-sha1-96 key ascii-text 12345678901234567890 encryption algorithm 3des-cbc key ascii-text 123456789012345678901234
+set security pki ca-profile P revocation-check crl url http://ca/crl refresh-interval 24
+set services ipsec-vpn ike policy p proposals [ a b ] mode main version 2`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"set services ipsec-vpn rule r term t then manual direction bidirectional protocol esp",
+		"set services ipsec-vpn rule r term t then manual direction bidirectional spi 256",
+		"set services ipsec-vpn rule r term t then manual direction bidirectional authentication algorithm hmac-sha1-96",
+		"set services ipsec-vpn rule r term t then manual direction bidirectional encryption algorithm 3des-cbc",
+		"set services ipsec-vpn rule r term t then dead-peer-detection interval 20",
+		"set services ipsec-vpn rule r term t then dead-peer-detection threshold 5",
+		"set security pki ca-profile P revocation-check crl url http://ca/crl",
+		"set security pki ca-profile P revocation-check crl refresh-interval 24",
+		"set services ipsec-vpn ike policy p mode main",
+		"set services ipsec-vpn ike policy p version 2",
+		"set services ipsec-vpn ike policy p proposals b",
+	}
+	got := cfg.RenderSet()
+	for _, w := range want {
+		if !strings.Contains(got, w+"\n") {
+			t.Errorf("missing %q in\n%s", w, got)
+		}
+	}
+	// A word no walked level knows is still an error, naming the leaf before it.
+	err = ParseSet(cfg, "", "set services ipsec-vpn rule r term t then dead-peer-detection interval 20 bogus 5")
+	if err == nil || !strings.Contains(err.Error(), "'bogus': unexpected 'bogus' after 'interval'") {
+		t.Errorf("got %v", err)
+	}
+}
+
+// A set with a bad value leaves no empty parent behind.
+func TestSetBadValueLeavesNothing(t *testing.T) {
+	cfg := New()
+	before := cfg.Render()
+	err := ParseSet(cfg, "", "set services service-set s ipsec-vpn-options tunnel-mtu 100")
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	if got := cfg.Render(); got != before {
+		t.Errorf("left behind:\n%s", got)
+	}
+	if err := ParseSet(cfg, "", "set services service-set s ipsec-vpn-options tunnel-mtu 1400"); err != nil {
+		t.Fatal(err)
+	}
+	// A failed line takes back what it created, but not what was there.
+	if err := ParseSet(cfg, "", "set services service-set s ipsec-vpn-options udp-encapsulate dest-port 4"); err == nil {
+		t.Fatal("accepted")
+	}
+	if got := cfg.RenderSet(); got != "set services service-set s ipsec-vpn-options tunnel-mtu 1400\n" {
+		t.Errorf("got\n%s", got)
+	}
+}

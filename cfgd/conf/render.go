@@ -12,10 +12,28 @@ import (
 // flagged "## SECRET-DATA".
 func (n *Node) Render() string {
 	var b strings.Builder
-	for _, c := range n.Children {
-		c.curly(&b, 0, "")
-	}
+	block(&b, n.Children, 0)
 	return b.String()
+}
+
+// block writes the statements cs at depth. The entries of a list that
+// Junos writes in the brace form ("source-address { 10.1.12.0/24; }")
+// go together in one block under the list's keyword.
+func block(b *strings.Builder, cs []*Node, depth int) {
+	for i := 0; i < len(cs); {
+		c := cs[i]
+		if !c.Schema.Braces {
+			c.curly(b, depth, "")
+			i++
+			continue
+		}
+		ind := strings.Repeat("    ", depth)
+		b.WriteString(ind + quote(c.Schema.Name) + " {\n")
+		for ; i < len(cs) && cs[i].Schema == c.Schema; i++ {
+			cs[i].curly(b, depth+1, "")
+		}
+		b.WriteString(ind + "}\n")
+	}
 }
 
 // RenderNode returns n itself with its statements, as `show <path>` at a
@@ -49,9 +67,7 @@ func (n *Node) curly(b *strings.Builder, depth int, lead string) {
 	s := n.Schema
 	if (s.Kind == schema.Container || s.Kind == schema.List) && len(n.Children) > 0 && !s.Flat {
 		b.WriteString(" {\n")
-		for _, c := range n.Children {
-			c.curly(b, depth+1, "")
-		}
+		block(b, n.Children, depth+1)
 		b.WriteString(ind + "}\n")
 		return
 	}
@@ -78,7 +94,11 @@ func (n *Node) secret() bool {
 // statement, its children inline.
 func (n *Node) head() []string {
 	var out []string
-	for _, w := range n.words() {
+	ws := n.words()
+	if n.Schema.Braces && !n.flatInline() {
+		ws = ws[1:] // the keyword heads the block
+	}
+	for _, w := range ws {
 		out = append(out, quote(w))
 	}
 	if n.Schema.Kind == schema.LeafList {

@@ -42,6 +42,7 @@ type Node struct {
 	Positional bool     // leaf written without its keyword after its parent's: local-gateway 192.0.2.1
 	Flat       bool     // written on one line: local-gateway 192.0.2.1 routing-instance vrf1;
 	Join       bool     // keyword shares its children's lines: family inet { ... }
+	Braces     bool     // list rendered as one block of its entries: source-address { 10.1.12.0/24; }
 	KeyWords   []string // list keyed by keyword/value pairs: allowed-proxy-pair local P remote P
 	Choice     string   // siblings of one choice exclude each other; setting one removes the others
 	Default    string   // the value used when not configured, shown in help
@@ -105,6 +106,7 @@ func (n *Node) enum(field, value string) *Node {
 }
 func (n *Node) flat() *Node                { n.Flat = true; return n }
 func (n *Node) join() *Node                { n.Join = true; return n }
+func (n *Node) braces() *Node              { n.Braces = true; return n }
 func (n *Node) keyless() *Node             { n.Keyless = true; return n }
 func (n *Node) positional() *Node          { n.Positional = true; return n }
 func (n *Node) choice(c string) *Node      { n.Choice = c; return n }

@@ -188,8 +188,8 @@ func term() *Node {
 	)...)...)
 	return L("term", Name(63), "Define an IPsec VPN term",
 		C("from", "Define match criteria",
-			L("source-address", TPrefix, "Match IP source address").max(1),
-			L("destination-address", TPrefix, "Match IP destination address").max(1),
+			L("source-address", TPrefix, "Match IP source address").max(1).braces(),
+			L("destination-address", TPrefix, "Match IP destination address").max(1).braces(),
 			V("ipsec-inside-interface", TIFL, "IPsec inside interface"),
 		),
 		then,
