@@ -75,6 +75,7 @@ const (
 	MsgInterfaceUndefined    = "Referenced interface must be defined under [edit interfaces]"
 	Msg3DESKeys              = "3des key: bytes 1-8 must differ from bytes 9-16, and bytes 9-16 must equal bytes 17-24"
 	MsgRemoteGatewayRequired = "remote-gateway must be configured"
+	MsgTraceFile             = "Trace file must be a file name (no '/' or '..'): trace files live in /var/log"
 )
 
 // Run checks cfg (inactive statements are ignored) and returns every
@@ -88,6 +89,7 @@ func Run(cfg *conf.Node) conf.Errors {
 	c.access()
 	c.pki()
 	c.routing()
+	c.traceoptions()
 	return c.errs
 }
 
@@ -662,6 +664,28 @@ func (c *checker) pki() {
 			}
 		}
 	}
+}
+
+// traceoptions refuses a trace file that is not a plain name: Junos writes
+// trace files under /var/log only, and the daemons open them as root, so a
+// path would let the operator create or append to any file (issue 14 item 5).
+func (c *checker) traceoptions() {
+	c.cfg.Walk(func(n *conf.Node) {
+		if n.Inactive || n.Schema.Name != "traceoptions" {
+			return
+		}
+		for _, f := range n.Get("file").All("filename") {
+			if !TraceFileName(f.Key) {
+				c.fail(n.Get("file"), f, MsgTraceFile)
+			}
+		}
+	})
+}
+
+// TraceFileName reports whether name is a trace file name traceoptions
+// accepts: not empty, no '/' or NUL, not "." or "..", no "..".
+func TraceFileName(name string) bool {
+	return name != "" && name != "." && !strings.ContainsAny(name, "/\\\x00") && !strings.Contains(name, "..")
 }
 
 func (c *checker) routing() {

@@ -38,6 +38,17 @@ func TestRules(t *testing.T) {
 		lines string
 		want  []string // "path|message"
 	}{
+		{"trace file is a name", `
+set services ipsec-vpn traceoptions file ipsec.log
+set security pki traceoptions file pki-trace
+set system processes cfgd traceoptions file cfgd.log`, nil},
+		{"trace file path refused (issue 14 item 5)", `
+set services ipsec-vpn traceoptions file /etc/cron.d/x
+set security pki traceoptions file ../../etc/shadow
+set system processes fwdd traceoptions file sub/fwdd`,
+			[]string{"[edit services ipsec-vpn traceoptions file]|" + MsgTraceFile,
+				"[edit security pki traceoptions file]|" + MsgTraceFile,
+				"[edit system processes fwdd traceoptions file]|" + MsgTraceFile}},
 		{"1 passive and header check", `
 set services service-set ss2 ipsec-vpn-options passive-mode-tunneling
 set services service-set ss2 service-set-options header-integrity-check enable-all`,

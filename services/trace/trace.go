@@ -34,9 +34,11 @@
 //
 // # Files and rotation
 //
-// The default file is <root>/var/log/<daemon>. A relative `file` name is
-// placed under <root>/var/log/ (and must stay inside it: "../x" is rejected);
-// an absolute name is used as is. Existing files are appended to.
+// The default file is <root>/var/log/<daemon>. A `file` is a file name, as
+// in Junos, placed in <root>/var/log/: a name with '/' or ".." is rejected
+// (cfgd refuses it at commit check too). Existing files are appended to; a
+// symbolic link, a non-regular file or a file with several hard links is
+// refused rather than written through.
 //
 // When writing a line would make the file exceed `size` bytes, the file is
 // renamed <file>.0, the old <file>.0 becomes <file>.1 and so on, keeping
@@ -62,6 +64,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -255,14 +258,10 @@ func (t *Tracer) settingsFor(o *pb.Traceoptions) (*settings, error) {
 		s.all = s.all || f == FlagAll
 	}
 	if name := o.GetFile(); name != "" {
-		switch {
-		case filepath.IsAbs(name):
-			s.path = filepath.Clean(name)
-		case filepath.IsLocal(name):
-			s.path = filepath.Join(t.logDir, name)
-		default:
-			return nil, fmt.Errorf("trace: traceoptions file %q: must stay inside %s", name, t.logDir)
+		if !fileName(name) {
+			return nil, fmt.Errorf("trace: traceoptions file %q: must be a file name in %s (no '/' or '..')", name, t.logDir)
 		}
+		s.path = filepath.Join(t.logDir, name)
 	}
 	if o.Files != nil {
 		n := o.GetFiles()
@@ -473,19 +472,32 @@ func archive(path string, i int) string {
 	return fmt.Sprintf("%s.%d", path, i)
 }
 
+// fileName reports whether name is a plain file name, as Junos takes a
+// trace file name (the file lives in /var/log): no '/' or '\', no NUL,
+// no "..". A path would let whoever configures traceoptions make a root
+// daemon create, append to, chmod and rename any file (issue 14 item 5).
+func fileName(name string) bool {
+	return name != "" && name != "." && !strings.ContainsAny(name, "/\\\x00") && !strings.Contains(name, "..")
+}
+
 // openFile opens path for appending, creating it and its directory, and
-// sets its mode (whatever the umask).
+// sets its mode (whatever the umask). It does not follow a symbolic link
+// and refuses anything but a regular file with one link, so a link planted
+// in the log directory cannot redirect a root daemon's writes.
 func openFile(path string, mode os.FileMode) (*os.File, int64, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, 0, err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, mode)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, mode)
 	if err != nil {
 		return nil, 0, err
 	}
 	fi, err := f.Stat()
 	if err == nil && !fi.Mode().IsRegular() {
 		err = fmt.Errorf("%s: not a regular file", path)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); err == nil && ok && st.Nlink > 1 {
+		err = fmt.Errorf("%s: has %d hard links", path, st.Nlink)
 	}
 	if err == nil && fi.Mode().Perm() != mode {
 		err = f.Chmod(mode)

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -312,20 +313,24 @@ func TestConfigureFile(t *testing.T) {
 	}
 	tr.Event(FlagIKE, Error).Msg("in ipsec.log")
 
+	// Issue 14 item 5: a path is not a trace file name; the daemon keeps
+	// writing where it was and creates nothing there.
 	abs := filepath.Join(t.TempDir(), "sub", "abs.log")
-	if err := tr.Configure(&pb.Traceoptions{File: abs}); err != nil {
-		t.Fatal(err)
+	if err := tr.Configure(&pb.Traceoptions{File: abs}); err == nil {
+		t.Fatal("absolute trace file accepted")
 	}
-	tr.Event(FlagIKE, Error).Msg("in abs")
+	if _, err := os.Stat(filepath.Dir(abs)); !os.IsNotExist(err) {
+		t.Fatalf("rejected trace file's directory was created: %v", err)
+	}
+	tr.Event(FlagIKE, Error).Msg("still in ipsec.log")
 
 	for path, want := range map[string]string{
 		filepath.Join(logDir, "kmd"):       "in default",
-		filepath.Join(logDir, "ipsec.log"): "in ipsec.log",
-		abs:                                "in abs",
+		filepath.Join(logDir, "ipsec.log"): "still in ipsec.log",
 	} {
 		got := lines(readFile(t, path))
-		if len(got) != 1 || !strings.HasSuffix(got[0], want) {
-			t.Errorf("%s = %q, want one line %q", path, got, want)
+		if len(got) == 0 || !strings.HasSuffix(got[len(got)-1], want) {
+			t.Errorf("%s = %q, want last line %q", path, got, want)
 		}
 	}
 
@@ -352,11 +357,27 @@ func TestConfigureErrorKeepsSettings(t *testing.T) {
 		{"files too few", &pb.Traceoptions{Files: files(1)}, "files 1"},
 		{"files too many", &pb.Traceoptions{Files: files(1001)}, "files 1001"},
 		{"escaping name", &pb.Traceoptions{File: "../../etc/passwd"}, `file "../../etc/passwd"`},
-		{"file is a directory", &pb.Traceoptions{File: "/", Flags: []string{"ike"}}, `file: open /: is a directory`},
+		{"absolute path", &pb.Traceoptions{File: "/etc/passwd"}, `file "/etc/passwd": must be a file name`},
+		{"sub directory", &pb.Traceoptions{File: "sub/x"}, `file "sub/x"`},
+		{"file is a directory", &pb.Traceoptions{File: "adir", Flags: []string{"ike"}}, `is a directory`},
+		{"file is a symlink", &pb.Traceoptions{File: "alink", Flags: []string{"ike"}}, `too many levels of symbolic links`},
+		{"file is a fifo", &pb.Traceoptions{File: "afifo", Flags: []string{"ike"}}, `afifo`},
+		{"file has two links", &pb.Traceoptions{File: "ahard", Flags: []string{"ike"}}, `2 hard links`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tr, _ := newTest(t, KMDFlags)
+			tr, root := newTest(t, KMDFlags)
+			logDir := filepath.Join(root, "var", "log")
+			victim := filepath.Join(t.TempDir(), "victim")
+			if err := os.WriteFile(victim, []byte("x\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := errors.Join(os.Mkdir(filepath.Join(logDir, "adir"), 0o755),
+				os.Symlink(victim, filepath.Join(logDir, "alink")),
+				syscall.Mkfifo(filepath.Join(logDir, "afifo"), 0o600),
+				os.Link(victim, filepath.Join(logDir, "ahard"))); err != nil {
+				t.Fatal(err)
+			}
 			good := &pb.Traceoptions{File: "good", Flags: []string{"timer"}, Level: "info", Match: "keep"}
 			if err := tr.Configure(good); err != nil {
 				t.Fatal(err)
@@ -378,6 +399,9 @@ func TestConfigureErrorKeepsSettings(t *testing.T) {
 			if got := lines(readFile(t, path)); len(got) != 1 {
 				t.Fatalf("match not kept: %q", got)
 			}
+			if b := readFile(t, victim); b != "x\n" {
+				t.Fatalf("file outside the log directory written: %q", b)
+			}
 		})
 	}
 }
@@ -396,6 +420,9 @@ func TestValidate(t *testing.T) {
 		{&pb.Traceoptions{Match: "["}, KMDFlags, false},
 		{&pb.Traceoptions{Files: files(0)}, KMDFlags, false},
 		{&pb.Traceoptions{File: "a/../../b"}, KMDFlags, false},
+		{&pb.Traceoptions{File: "/etc/cron.d/x"}, KMDFlags, false},
+		{&pb.Traceoptions{File: "a/b"}, KMDFlags, false},
+		{&pb.Traceoptions{File: ".."}, KMDFlags, false},
 	}
 	for i, tc := range tests {
 		if err := Validate(tc.o, "kmd", tc.flags); (err == nil) != tc.wantOK {
