@@ -35,8 +35,8 @@ func TestPeers(t *testing.T) {
 				t.Fatal("defaults")
 			}
 		}},
-		{"unsupported dh group", func(c *pb.Config) { c.IpsecVpn.Ike.Proposals[0].DhGroup = "group2" },
-			"[edit services ipsec-vpn ike proposal p1] dh-group group2 is not supported", nil},
+		{"unsupported dh group", func(c *pb.Config) { c.IpsecVpn.Ike.Proposals[0].DhGroup = "group3" },
+			"[edit services ipsec-vpn ike proposal p1] dh-group group3 is not supported", nil},
 		{"missing ike policy", func(c *pb.Config) { c.IpsecVpn.Ike.Policies = nil }, "Referenced IKE policy must be defined", nil},
 		{"missing ipsec policy", func(c *pb.Config) { c.IpsecVpn.Ipsec.Policies = nil }, "Referenced IPSec policy must be defined", nil},
 		{"ikev1", func(c *pb.Config) { c.IpsecVpn.Ike.Policies[0].Version = 1 }, "IKEv1", nil},

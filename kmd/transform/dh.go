@@ -24,9 +24,10 @@ type DH interface {
 // them by default.
 var Groups = []uint16{19, 20, 21, 31, 14, 15, 16}
 
-// SupportedGroup reports whether g is implemented.
+// SupportedGroup reports whether g is implemented (Groups and
+// LegacyGroups).
 func SupportedGroup(g uint16) bool {
-	for _, x := range Groups {
+	for _, x := range append(Groups[:len(Groups):len(Groups)], LegacyGroups...) {
 		if x == g {
 			return true
 		}

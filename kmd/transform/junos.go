@@ -80,7 +80,7 @@ func IPsecAuthentication(name string) (uint16, error) {
 func DHGroup(name string) (uint16, error) {
 	n, err := strconv.Atoi(strings.TrimPrefix(name, "group"))
 	if err != nil || !strings.HasPrefix(name, "group") || !SupportedGroup(uint16(n)) {
-		return 0, fmt.Errorf("dh-group %s is not supported (use group14, 15, 16, 19, 20, 21 or 31)", name)
+		return 0, fmt.Errorf("dh-group %s is not supported (use group1, 2, 5, 14, 15, 16, 19, 20, 21, 24 or 31)", name)
 	}
 	return uint16(n), nil
 }

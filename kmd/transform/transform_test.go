@@ -165,8 +165,8 @@ func TestAllGroupsAgree(t *testing.T) {
 			t.Fatalf("group %d: %v %v", g, err1, err2)
 		}
 	}
-	if _, err := NewDH(2, rand.Reader); err == nil {
-		t.Fatal("group 2 accepted")
+	if _, err := NewDH(3, rand.Reader); err == nil {
+		t.Fatal("group 3 (EC2N, never implemented) accepted")
 	}
 }
 
@@ -337,7 +337,8 @@ func TestJunosNames(t *testing.T) {
 		{"aes-192-cbc", "sha1", "group15", Suite{Protocol: message.ProtocolIKE, Encr: message.EncrAESCBC, EncrKeyBits: 192, PRF: message.PRFHMACSHA1, Integ: message.IntegHMACSHA196, DH: 15}, false},
 		{"3des-cbc", "", "", Suite{}, true},
 		{"", "md5", "", Suite{}, true},
-		{"", "", "group2", Suite{}, true},
+		{"", "", "group2", Suite{Protocol: message.ProtocolIKE, Encr: message.EncrAESCBC, EncrKeyBits: 256, PRF: message.PRFHMACSHA2256, Integ: message.IntegHMACSHA256128, DH: 2}, false},
+		{"", "", "group3", Suite{}, true},
 		{"", "", "groupx", Suite{}, true},
 	}
 	for _, tc := range tests {
@@ -356,7 +357,8 @@ func TestJunosNames(t *testing.T) {
 		{"aes-128-cbc", "hmac-sha-256-128", "", Suite{Protocol: message.ProtocolESP, Encr: message.EncrAESCBC, EncrKeyBits: 128, Integ: message.IntegHMACSHA256128}, false},
 		{"aes-256-gcm", "hmac-sha1-96", "", Suite{}, true},
 		{"", "hmac-md5-96", "", Suite{}, true},
-		{"", "", "group1", Suite{}, true},
+		{"", "", "group1", Suite{Protocol: message.ProtocolESP, Encr: message.EncrAESCBC, EncrKeyBits: 256, Integ: message.IntegHMACSHA196, DH: 1}, false},
+		{"", "", "group4", Suite{}, true},
 	}
 	for _, tc := range esp {
 		s, err := ESPSuite(tc.enc, tc.auth, tc.pfs)
