@@ -619,3 +619,72 @@ func TestTransmitRetryWaitsForSocket(t *testing.T) {
 		t.Fatalf("gives up with %v", err)
 	}
 }
+
+// TestDynamicEndpointClients: a service set whose only IPsec statement is
+// an ike-access-profile is a set of the SPD, and each client's outbound
+// SA carries what its selectors cover, side by side.
+func TestDynamicEndpointClients(t *testing.T) {
+	cfg := &pb.Config{
+		ServiceSets: []*pb.ServiceSet{{
+			Name:  "ss1",
+			Style: &pb.ServiceSet_NextHopService{NextHopService: &pb.NextHopService{InsideServiceInterface: "ms-1/2/0.1", OutsideServiceInterface: "ms-1/2/0.2"}},
+			IpsecVpnOptions: &pb.IPsecVPNOptions{
+				LocalGateway: &pb.LocalGateway{Address: "192.0.2.1"}, IkeAccessProfile: "prof"},
+		}},
+		AccessProfiles: []*pb.AccessProfile{{Name: "prof", ClientIke: &pb.AccessClientIKE{PreSharedKey: &pb.Key{Value: []byte("k")}}}},
+	}
+	a := newRouter(t, cfg, "")
+	if set := a.p.SPD().Set("ss1"); set == nil || !set.DEP || set.LocalGateway.String() != "192.0.2.1" {
+		t.Fatalf("dynamic-endpoint set %+v", set)
+	}
+	sel := func(p string) []*pb.TrafficSelector {
+		pp := netip.MustParsePrefix(p)
+		return []*pb.TrafficSelector{{StartAddress: pp.Addr().AsSlice(), EndAddress: netip.MustParseAddr(strings.TrimSuffix(p, ".0/24") + ".255").AsSlice()}}
+	}
+	key := make([]byte, 20)
+	for i, c := range []struct{ addr, lan string }{{"192.0.2.2", "10.0.2.0/24"}, {"192.0.2.3", "10.0.3.0/24"}} {
+		sas := dynamicSAs("aes-128-gcm", "", key, nil, "192.0.2.1", c.addr, uint32(0x100+i), uint32(0x200+i), pb.Encapsulation_ENCAPSULATION_ESP, 0)
+		for _, sa := range sas {
+			sa.Rule, sa.Term, sa.InsideInterface = "", "", ""
+			sa.LocalSelectors, sa.RemoteSelectors = sel("10.0.1.0/24"), sel(c.lan)
+		}
+		if err := a.p.DB.Install(sas, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ dst, gw string }{{"10.0.2.1", "192.0.2.2"}, {"10.0.3.1", "192.0.2.3"}, {"10.0.2.9", "192.0.2.2"}} {
+		a.tun.Outbound <- ping(netip.MustParseAddr(c.dst), hostA)
+		var o packet.Info
+		for end := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			a.wire.mu.Lock()
+			n := len(a.wire.sent)
+			a.wire.mu.Unlock()
+			if n > 0 {
+				o = lastOuter(t, a)
+				a.wire.mu.Lock()
+				a.wire.sent = nil
+				a.wire.mu.Unlock()
+				break
+			}
+			if time.Now().After(end) {
+				t.Fatalf("ping to %s not sent (no SA: %d)", c.dst, a.p.DB.SetCounters("ss1").Get(sad.NoSA))
+			}
+		}
+		if o.Dst.String() != c.gw || o.Proto != packet.ProtoESP {
+			t.Errorf("ping to %s went to %s, want the client %s", c.dst, o.Dst, c.gw)
+		}
+	}
+	// Nobody's selectors cover 10.0.9.1: no SA, and nothing to acquire.
+	a.tun.Outbound <- ping(netip.MustParseAddr("10.0.9.1"), hostA)
+	waitCounter := func() uint64 {
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
+			if n := a.p.DB.SetCounters("ss1").Get(sad.NoSA); n > 0 {
+				return n
+			}
+		}
+		return 0
+	}
+	if n := waitCounter(); n != 1 {
+		t.Fatalf("no SA counted %d times, want 1", n)
+	}
+}

@@ -229,16 +229,21 @@ func (s *sender) classify(buf []byte, start, end int) {
 		return
 	}
 	term := set.Lookup(info.Src, info.Dst)
-	if term == nil {
+	if term == nil && !set.DEP {
 		p.DB.SetCounters(set.Name).Add(sad.RuleLookupFailures, 1)
 		p.report(Drop{Reason: "no term matches", Set: set.Name,
 			Src: netip.AddrPortFrom(info.Src, info.SrcPort), Dst: netip.AddrPortFrom(info.Dst, info.DstPort)})
 		return
 	}
+	// A dynamic-endpoint set's tunnels have no term: the CHILD SA a client
+	// negotiated within the access profile's allowed proxy pairs is found
+	// by its selectors, and its IKE is responder only (nothing to acquire).
 	sa := p.DB.Outbound(set.Name, info.Src, info.Dst)
 	if sa == nil {
 		p.DB.SetCounters(set.Name).Add(sad.NoSA, 1)
-		p.acquire(set, term, info.Src, info.Dst, info.Proto)
+		if term != nil {
+			p.acquire(set, term, info.Src, info.Dst, info.Proto)
+		}
 		return
 	}
 	c := sa.Config

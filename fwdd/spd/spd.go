@@ -100,7 +100,9 @@ type Set struct {
 // Lookup returns the first term matching the inside packet src -> dst.
 // A next-hop set protects everything routed to its inside interface: when
 // no term's from matches, its first term does. An interface-style set
-// protects only what its terms match.
+// protects only what its terms match. A dynamic-endpoint set's tunnels
+// have no term: Lookup returns nil and the packet goes to the outbound SA
+// whose selectors cover it (Set.DEP).
 func (s *Set) Lookup(src, dst netip.Addr) *Term {
 	for _, t := range s.Terms {
 		if t.Matches(src, dst) {
@@ -162,7 +164,7 @@ func Build(c *pb.Config) (*Table, []error) {
 			s.Inside = st.InterfaceService.GetServiceInterface()
 		}
 		o := ss.GetIpsecVpnOptions()
-		if len(ss.GetIpsecVpnRules()) == 0 && len(ss.GetIpsecVpnRuleSets()) == 0 {
+		if len(ss.GetIpsecVpnRules()) == 0 && len(ss.GetIpsecVpnRuleSets()) == 0 && o.GetIkeAccessProfile() == "" {
 			continue // not an IPsec service set
 		}
 		lg := o.GetLocalGateway()

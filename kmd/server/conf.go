@@ -122,9 +122,9 @@ func Peers(c *pb.Config) ([]*Peer, error) {
 		if len(names) == 0 && opts.GetIkeAccessProfile() == "" {
 			continue
 		}
-		local, err := netip.ParseAddr(opts.GetLocalGateway().GetAddress())
+		local, err := localGateway(c, opts.GetLocalGateway())
 		if err != nil {
-			errs = append(errs, confError(path, "local gateway %q is not an address", opts.GetLocalGateway().GetAddress()))
+			errs = append(errs, confError(path, "%v", err))
 			continue
 		}
 		base := Peer{
@@ -283,6 +283,33 @@ func Peers(c *pb.Config) ([]*Peer, error) {
 		p.TunnelIndex = uint32(i + 1)
 	}
 	return out, errors.Join(errs...)
+}
+
+// localGateway is the set's local gateway address: local-gateway ADDRESS,
+// or the first address of local-gateway interface IFL (SPEC section 2,
+// rule 8).
+func localGateway(c *pb.Config, lg *pb.LocalGateway) (netip.Addr, error) {
+	if ifl := lg.GetInterface(); lg.GetAddress() == "" && ifl != "" {
+		name, unit, _ := strings.Cut(ifl, ".")
+		for _, ifd := range c.GetInterfaces() {
+			for _, u := range ifd.GetUnits() {
+				if ifd.GetName() != name || fmt.Sprint(u.GetNumber()) != unit {
+					continue
+				}
+				for _, a := range append(slices.Clone(u.GetInetAddresses()), u.GetInet6Addresses()...) {
+					if p, err := netip.ParsePrefix(a); err == nil {
+						return p.Addr(), nil
+					}
+				}
+			}
+		}
+		return netip.Addr{}, fmt.Errorf("interface %s has no address", ifl)
+	}
+	a, err := netip.ParseAddr(lg.GetAddress())
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("local gateway %q is not an address", lg.GetAddress())
+	}
+	return a, nil
 }
 
 func dpd(d *pb.DeadPeerDetection) (time.Duration, int) {

@@ -47,6 +47,17 @@ func TestPeers(t *testing.T) {
 			"HMAC Authentication is not compatible", nil},
 		{"bad local gateway", func(c *pb.Config) { c.ServiceSets[0].IpsecVpnOptions.LocalGateway.Address = "nope" },
 			"[edit services service-set ss1 ipsec-vpn-options local-gateway]", nil},
+		{"local-gateway interface", func(c *pb.Config) {
+			c.ServiceSets[0].IpsecVpnOptions.LocalGateway = &pb.LocalGateway{Interface: "ge-0/0/0.0"}
+			c.Interfaces = []*pb.Interface{{Name: "ge-0/0/0", Units: []*pb.Unit{{Number: 0, InetAddresses: []string{"192.0.2.7/24"}}}}}
+		}, "", func(t *testing.T, p []*Peer) {
+			if p[0].Local.String() != "192.0.2.7" {
+				t.Fatalf("local gateway %v, want the interface's address 192.0.2.7", p[0].Local)
+			}
+		}},
+		{"local-gateway interface without address", func(c *pb.Config) {
+			c.ServiceSets[0].IpsecVpnOptions.LocalGateway = &pb.LocalGateway{Interface: "ge-0/0/9.0"}
+		}, "interface ge-0/0/9.0 has no address", nil},
 		{"term overrides", func(c *pb.Config) {
 			th := c.IpsecVpn.Rules[0].Terms[0].Then
 			th.NoAntiReplay = true

@@ -122,7 +122,7 @@ func (s *Server) childSAs(sa *ikesa.SA, c *ikesa.ChildSA) []*pb.SA {
 // child_rekey does the same).
 func (h *host) Install(sa *ikesa.SA, c *ikesa.ChildSA, replaces *ikesa.ChildSA) error {
 	s := h.s()
-	key := sa.Config.Name
+	key := s.tunnelKey(sa)
 	sas := s.childSAs(sa, c)
 	req := &pb.SAInstall{Sas: sas}
 	if replaces != nil {
@@ -178,6 +178,18 @@ func (h *host) Install(sa *ikesa.SA, c *ikesa.ChildSA, replaces *ikesa.ChildSA) 
 	s.retirePrevious(prev)
 	s.trace(trace.Info).Str("sa", sa.Name()).Uint32("spi_in", c.SPIIn).Uint32("spi_out", c.SPIOut).Msg("CHILD SA installed")
 	return nil
+}
+
+// tunnelKey names the tunnel whose outbound SA a CHILD SA of sa carries:
+// the peer's key, and for dynamic endpoints (many clients behind one
+// peer key) also the client's address, so that one client's CHILD SA
+// never takes over another client's outbound SA (fwdd's SAD keys its
+// tunnels the same way).
+func (s *Server) tunnelKey(sa *ikesa.SA) string {
+	if p := s.peer(sa.Config.Name); p != nil && p.Dynamic {
+		return sa.Config.Name + "@" + sa.Remote.Addr().String()
+	}
+	return sa.Config.Name
 }
 
 // pendingOut is the outbound half of a CHILD SA this side answered,
@@ -267,7 +279,7 @@ func (e *installError) Error() string { return "fwdd: " + e.msg }
 // stops (the peer that deletes the old CHILD SA has the new one).
 func (h *host) Uninstall(sa *ikesa.SA, c *ikesa.ChildSA) {
 	s := h.s()
-	key := sa.Config.Name
+	key := s.tunnelKey(sa)
 	s.mu.Lock()
 	if p := s.pending[c.SPIIn]; p != nil {
 		delete(s.pending, c.SPIIn)

@@ -225,6 +225,22 @@ func (s *Server) learnPrevious(ctx context.Context) {
 	for _, ss := range rep.GetIpsecSecurityAssociations().GetServiceSets() {
 		for _, t := range ss.GetTunnels() {
 			key := ss.GetServiceSet() + "/" + t.GetRule() + "/" + t.GetTerm()
+			if t.GetRule() == "" {
+				// A dynamic-endpoint tunnel: the set's access-profile peer.
+				for k, p := range s.peers {
+					if p.ServiceSet == ss.GetServiceSet() && p.Rule == "" {
+						key = k
+					}
+				}
+			}
+			if p := s.peers[key]; p != nil && p.Dynamic {
+				// One tunnel per client (tunnelKey).
+				gw := t.GetRemoteGateway()
+				if ap, err := netip.ParseAddrPort(gw); err == nil {
+					gw = ap.Addr().String()
+				}
+				key += "@" + gw
+			}
 			for _, sa := range t.GetSas() {
 				if sa.GetType() != "dynamic" {
 					continue

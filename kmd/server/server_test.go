@@ -589,3 +589,94 @@ func TestGatewayDown(t *testing.T) {
 		})
 	}
 }
+
+// TestDynamicEndpointClients: several clients at different addresses
+// connect to one access-profile set at once; each gets its own tunnel, and
+// no client's CHILD SA takes over another's outbound SA in fwdd.
+func TestDynamicEndpointClients(t *testing.T) {
+	ctx := t.Context()
+	r := New()
+	r.Rand = rand.NewChaCha8([32]byte{9})
+	rb := &fakeBus{}
+	r.StartLocal(ctx, rb)
+	rc := &pb.Config{
+		ServiceSets: []*pb.ServiceSet{{Name: "dep", IpsecVpnOptions: &pb.IPsecVPNOptions{
+			LocalGateway: &pb.LocalGateway{Address: "198.51.100.1"}, IkeAccessProfile: "prof"}}},
+		AccessProfiles: []*pb.AccessProfile{{Name: "prof", ClientIke: &pb.AccessClientIKE{
+			PreSharedKey:      &pb.Key{Value: []byte("dep-key")},
+			AllowedProxyPairs: []*pb.ProxyPair{{Local: "10.1.0.0/16", Remote: "10.0.0.0/8"}},
+		}}},
+	}
+	if err := r.Apply(ctx, nil, rc); err != nil {
+		t.Fatal(err)
+	}
+	const n = 3
+	clients := map[netip.Addr]*Server{}
+	var buses []*fakeBus
+	for i := range n {
+		c := New()
+		c.Rand = rand.NewChaCha8([32]byte{byte(20 + i)})
+		b := &fakeBus{peer: r}
+		c.StartLocal(ctx, b)
+		addr := fmt.Sprintf("192.0.2.%d", i+1)
+		clients[netip.MustParseAddr(addr)] = c
+		buses = append(buses, b)
+		t.Cleanup(func() {
+			sc, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			c.Stop(sc)
+		})
+	}
+	rb.route = func(dst netip.Addr) *Server { return clients[dst] }
+	t.Cleanup(func() {
+		sc, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		r.Stop(sc)
+	})
+	for a, c := range clients {
+		lan := fmt.Sprintf("10.0.%d.0/24", a.As4()[3])
+		if err := c.Apply(ctx, nil, config(a.String(), "198.51.100.1", "dep-key", pb.EstablishTunnels_ESTABLISH_TUNNELS_IMMEDIATELY, lan, "10.1.0.0/24")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "every client installed", func() bool {
+		for _, b := range buses {
+			if a, _ := b.count(); a != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	// Outbound SAs of the responder: one per client, each installed
+	// without replacing any other.
+	waitFor(t, "responder outbound SAs", func() bool {
+		rb.mu.Lock()
+		defer rb.mu.Unlock()
+		k := 0
+		for _, in := range rb.installs {
+			for _, sa := range in.Sas {
+				if sa.Direction == pb.Direction_DIRECTION_OUTBOUND {
+					k++
+				}
+			}
+		}
+		return k == n
+	})
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	remotes := map[string]bool{}
+	for _, in := range rb.installs {
+		if in.ReplacesSpi != 0 {
+			t.Errorf("a client's install replaces outbound SA %08x of another client", in.ReplacesSpi)
+		}
+		for _, sa := range in.Sas {
+			if sa.Direction == pb.Direction_DIRECTION_OUTBOUND {
+				a, _ := netip.AddrFromSlice(sa.Remote.Address)
+				remotes[a.String()+" "+net(sa.RemoteSelectors[0])] = true
+			}
+		}
+	}
+	if len(remotes) != n {
+		t.Errorf("outbound SAs %v, want one per client", remotes)
+	}
+}
