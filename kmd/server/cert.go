@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -17,6 +15,7 @@ import (
 	"github.com/sitesec/sitesec/kmd/message"
 	"github.com/sitesec/sitesec/proto/pb"
 	"github.com/sitesec/sitesec/proto/subject"
+	"github.com/sitesec/sitesec/services/dn"
 )
 
 // certAuth authenticates with a local certificate through pkid, which
@@ -118,12 +117,12 @@ func identity(id *message.ID) string {
 	case message.IDRFC822:
 		return "email:" + string(id.Data)
 	case message.IDDERASN1DN:
-		var rdn pkix.RDNSequence
-		if _, err := asn1.Unmarshal(id.Data, &rdn); err != nil {
+		// RFC 4514 with every separator inside a value escaped; pkid
+		// parses it back to RDNs (services/dn).
+		n, err := dn.ParseDER(id.Data)
+		if err != nil || len(n) == 0 {
 			return ""
 		}
-		var n pkix.Name
-		n.FillFromRDNSequence(&rdn)
 		return "dn:" + n.String()
 	}
 	return ""

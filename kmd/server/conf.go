@@ -2,8 +2,6 @@ package server
 
 import (
 	"crypto/sha256"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,6 +16,7 @@ import (
 	"github.com/sitesec/sitesec/kmd/message"
 	"github.com/sitesec/sitesec/kmd/transform"
 	"github.com/sitesec/sitesec/proto/pb"
+	"github.com/sitesec/sitesec/services/dn"
 )
 
 // Establish is when a peer's tunnel comes up (SPEC section 3).
@@ -607,16 +606,24 @@ func remoteID(r *pb.RemoteIdentity) (ikesa.IDMatcher, error) {
 	for _, s := range r.GetKeyId() {
 		ids = append(ids, &message.ID{IDType: message.IDKeyID, Data: []byte(s)})
 	}
-	dn := r.GetDistinguishedName()
-	if len(ids) == 0 && dn == nil {
+	want := r.GetDistinguishedName()
+	if len(ids) == 0 && want == nil {
 		return ikesa.AnyID, nil
+	}
+	var matchDN func([]byte) bool
+	if want != nil {
+		m, err := dnMatcher(want)
+		if err != nil {
+			return nil, err
+		}
+		matchDN = m
 	}
 	exact := ikesa.MatchIDs(ids...)
 	return func(id *message.ID) bool {
 		if exact(id) {
 			return true
 		}
-		return dn != nil && id.IDType == message.IDDERASN1DN && matchDN(dn, id.Data)
+		return matchDN != nil && id.IDType == message.IDDERASN1DN && matchDN(id.Data)
 	}, nil
 }
 
@@ -656,53 +663,45 @@ func fingerprint(c *pb.Config, ss *pb.ServiceSet, r *pb.Rule, ikePolicy, ipsecPo
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// matchDN applies remote-id distinguished-name: name is the whole DN;
-// container lists components the DN must contain; wildcard is a DN whose
-// "*" values match anything (component order does not matter).
-func matchDN(want *pb.DistinguishedName, der []byte) bool {
-	var rdn pkix.RDNSequence
-	if rest, err := asn1.Unmarshal(der, &rdn); err != nil || len(rest) != 0 {
-		return false
+// dnMatcher applies remote-id distinguished-name to the parsed RDNs of
+// an ID_DER_ASN1_DN (never to its text, issue 14): name is the whole DN
+// (RFC 5280 section 7.1, in RFC 4514 or certificate order); container
+// lists RDNs the DN must contain; wildcard is like container where a
+// value "*" matches any value of its attribute type.
+func dnMatcher(want *pb.DistinguishedName) (func(der []byte) bool, error) {
+	parse := func(s string) (dn.Name, error) {
+		n, err := dn.Parse(s)
+		if err == nil && len(n) == 0 {
+			err = errors.New("dn: empty name")
+		}
+		return n, err
 	}
-	var n pkix.Name
-	n.FillFromRDNSequence(&rdn)
-	have := dnComponents(n.String())
-	pattern, exact := want.GetWildcard(), false
 	switch {
 	case want.GetName() != "":
-		pattern, exact = want.GetName(), true
-	case want.GetContainer() != "":
-		pattern = want.GetContainer()
-	}
-	if pattern == "" {
-		return true
-	}
-	need := dnComponents(pattern)
-	if exact && len(need) != len(have) {
-		return false
-	}
-	for _, c := range need {
-		k, v, _ := strings.Cut(c, "=")
-		if v == "*" {
-			if !slices.ContainsFunc(have, func(h string) bool { return strings.HasPrefix(h, k+"=") }) {
-				return false
-			}
-		} else if !slices.Contains(have, c) {
-			return false
+		name, err := parse(want.GetName())
+		if err != nil {
+			return nil, fmt.Errorf("distinguished-name name %q: %v", want.GetName(), err)
 		}
-	}
-	return true
-}
-
-// dnComponents splits "CN=a, O=b" into normalised "cn=a", "o=b".
-func dnComponents(s string) []string {
-	var out []string
-	for _, c := range strings.Split(s, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(c), "=")
-		if !ok {
-			continue
+		return func(der []byte) bool {
+			have, err := dn.ParseDER(der)
+			return err == nil && dn.EqualEitherOrder(name, have)
+		}, nil
+	case want.GetContainer() != "" || want.GetWildcard() != "":
+		pattern := want.GetContainer()
+		if pattern == "" {
+			pattern = want.GetWildcard()
 		}
-		out = append(out, strings.ToLower(strings.TrimSpace(k))+"="+strings.ToLower(strings.TrimSpace(v)))
+		p, err := parse(pattern)
+		if err != nil {
+			return nil, fmt.Errorf("distinguished-name %q: %v", pattern, err)
+		}
+		return func(der []byte) bool {
+			have, err := dn.ParseDER(der)
+			return err == nil && have.Matches(p)
+		}, nil
 	}
-	return out
+	return func(der []byte) bool {
+		_, err := dn.ParseDER(der)
+		return err == nil
+	}, nil
 }

@@ -23,7 +23,7 @@ func TestParseDN(t *testing.T) {
 		wantErr string
 	}{
 		{"CN=vpn1,OU=net,O=Example,L=Sunnyvale,ST=CA,C=US", "CN=vpn1, OU=net, O=Example, L=Sunnyvale, ST=CA, C=US", ""},
-		{"dc=example, cn=a\\,b", "DC=example, CN=a,b", ""},
+		{"dc=example, cn=a\\,b", "DC=example, CN=a\\,b", ""},
 		{"emailAddress=a@b.c,CN=x", "emailAddress=a@b.c, CN=x", ""},
 		{"", "", "empty subject"},
 		{"CN", "", "not NAME=value"},

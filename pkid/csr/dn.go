@@ -5,6 +5,8 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"strings"
+
+	"github.com/sitesec/sitesec/services/dn"
 )
 
 // Attribute type OIDs accepted in a subject DN (RFC 4519 section 2, RFC 4524
@@ -112,6 +114,11 @@ func FormatDN(n pkix.Name) string {
 			v := a.Value
 			if rv, ok := v.(asn1.RawValue); ok {
 				v = string(rv.Bytes)
+			}
+			if sv, ok := v.(string); ok {
+				// RFC 4514 section 2.4: a comma inside a value must not
+				// read as a separator (issue 14).
+				v = dn.EscapeValue(sv)
 			}
 			parts = append(parts, fmt.Sprintf("%s=%v", name, v))
 		}

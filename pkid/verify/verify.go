@@ -16,6 +16,7 @@ import (
 
 	"github.com/sitesec/sitesec/pkid/csr"
 	"github.com/sitesec/sitesec/pkid/profile"
+	"github.com/sitesec/sitesec/services/dn"
 )
 
 // MaxChain bounds the certificates a peer may send.
@@ -280,34 +281,18 @@ func matchIdentity(c *x509.Certificate, id string) error {
 		}
 		return fmt.Errorf("no rfc822Name %s in subjectAltName", v)
 	case "dn":
-		if dnEqual(v, csr.FormatDN(c.Subject)) {
+		// Structurally (RFC 5280 section 7.1, services/dn): the
+		// identity is an RFC 4514 string whose escaped commas stay
+		// inside their value (issue 14).
+		want, err := dn.Parse(v)
+		if err != nil || len(want) == 0 {
+			return fmt.Errorf("bad distinguished name %q: %v", v, err)
+		}
+		have, err := dn.ParseDER(c.RawSubject)
+		if err == nil && dn.EqualEitherOrder(want, have) {
 			return nil
 		}
 		return fmt.Errorf("subject is %q", csr.FormatDN(c.Subject))
 	}
 	return fmt.Errorf("identity type %q cannot be checked against a certificate", kind)
-}
-
-// dnEqual compares two DN strings attribute by attribute, ignoring
-// order, case of attribute names and spaces around separators.
-func dnEqual(a, b string) bool {
-	na, nb := normalize(a), normalize(b)
-	return slices.Equal(na, nb)
-}
-
-func normalize(dn string) []string {
-	var out []string
-	for _, p := range strings.Split(dn, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
-		if !ok {
-			continue
-		}
-		k = strings.ToUpper(strings.TrimSpace(k))
-		if k == "E" {
-			k = "EMAILADDRESS"
-		}
-		out = append(out, k+"="+strings.TrimSpace(v))
-	}
-	slices.Sort(out)
-	return out
 }

@@ -63,6 +63,8 @@ func TestChain(t *testing.T) {
 	underNoSign, _ := noSign.Leaf(t, "under2", testpki.Options{})
 	expiredMid := root.Intermediate(t, "OldMid", testpki.Options{NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-time.Hour)})
 	underExpiredMid, _ := expiredMid.Leaf(t, "under3", testpki.Options{})
+	forged, _ := mid.Leaf(t, "vpn, OU=Sales", testpki.Options{})
+	realOU, _ := mid.Leaf(t, "vpn", testpki.Options{OU: "Sales"})
 
 	p1 := &profile.Profile{Name: "ca1"}
 	p2 := &profile.Profile{Name: "ca2"}
@@ -107,6 +109,12 @@ func TestChain(t *testing.T) {
 		{"identity fqdn", ders(leaf, mid.Cert), anchors, "fqdn:other.example.net", nil, &fakeRev{}, "ca1", false, "does not match peer identity fqdn:other.example.net: no dNSName"},
 		{"identity ip", ders(leaf, mid.Cert), anchors, "ipv4:192.0.2.9", nil, &fakeRev{}, "ca1", false, "no iPAddress 192.0.2.9"},
 		{"identity dn", ders(leaf, mid.Cert), anchors, "dn:CN=vpn2,O=Test", nil, &fakeRev{}, "ca1", false, `subject is "O=Test, CN=vpn1"`},
+		// Issue 14: a CA-issued CN="vpn, OU=Sales", O=Test is not CN=vpn,OU=Sales,O=Test.
+		{"identity dn comma forgery", ders(forged, mid.Cert), anchors, "dn:CN=vpn,OU=Sales,O=Test", nil, &fakeRev{}, "ca1", false, `subject is "O=Test, CN=vpn\\, OU=Sales"`},
+		{"identity dn comma forgery unordered", ders(forged, mid.Cert), anchors, "dn:O=Test,OU=Sales,CN=vpn", nil, &fakeRev{}, "ca1", false, `subject is`},
+		{"identity dn escaped comma", ders(forged, mid.Cert), anchors, `dn:CN=vpn\, OU=Sales,O=Test`, nil, &fakeRev{}, "ca1", false, ""},
+		{"identity dn real three RDNs", ders(realOU, mid.Cert), anchors, "dn:CN=vpn,OU=Sales,O=Test", nil, &fakeRev{}, "ca1", false, ""},
+		{"identity dn unparsable", ders(leaf, mid.Cert), anchors, "dn:CN", nil, &fakeRev{}, "ca1", false, "bad distinguished name"},
 		{"identity keyid", ders(leaf, mid.Cert), anchors, "key-id:abc", nil, &fakeRev{}, "ca1", false, "cannot be checked"},
 		{"policy", ders(leaf, mid.Cert), anchors, "", []string{"1.2.3.4"}, &fakeRev{}, "ca1", false, "asserts none of the certificate-policy-oids 1.2.3.4"},
 	}

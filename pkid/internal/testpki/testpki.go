@@ -40,6 +40,7 @@ type Options struct {
 	RSA                 bool
 	Key                 crypto.Signer // use this key instead of a fresh one
 	NoBasicConstraints  bool
+	OU                  string // a leaf's organizationalUnitName
 }
 
 func key(t testing.TB, o Options) crypto.Signer {
@@ -79,9 +80,13 @@ func Root(t testing.TB, cn string, o Options) *Issuer {
 	if ku == 0 {
 		ku = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
 	}
+	subject := pkix.Name{CommonName: cn, Organization: []string{"Test"}}
+	if o.OU != "" {
+		subject.OrganizationalUnit = []string{o.OU}
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(serial.Add(1)),
-		Subject:               pkix.Name{CommonName: cn, Organization: []string{"Test"}},
+		Subject:               subject,
 		NotBefore:             nb,
 		NotAfter:              na,
 		KeyUsage:              ku,
@@ -105,9 +110,13 @@ func (p *Issuer) Intermediate(t testing.TB, cn string, o Options) *Issuer {
 	if ku == 0 {
 		ku = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
 	}
+	subject := pkix.Name{CommonName: cn, Organization: []string{"Test"}}
+	if o.OU != "" {
+		subject.OrganizationalUnit = []string{o.OU}
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(serial.Add(1)),
-		Subject:               pkix.Name{CommonName: cn, Organization: []string{"Test"}},
+		Subject:               subject,
 		NotBefore:             nb,
 		NotAfter:              na,
 		KeyUsage:              ku,
@@ -131,9 +140,13 @@ func (p *Issuer) Leaf(t testing.TB, cn string, o Options) (*x509.Certificate, cr
 	if ku == 0 {
 		ku = x509.KeyUsageDigitalSignature
 	}
+	subject := pkix.Name{CommonName: cn, Organization: []string{"Test"}}
+	if o.OU != "" {
+		subject.OrganizationalUnit = []string{o.OU}
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(serial.Add(1)),
-		Subject:               pkix.Name{CommonName: cn, Organization: []string{"Test"}},
+		Subject:               subject,
 		NotBefore:             nb,
 		NotAfter:              na,
 		KeyUsage:              ku,
