@@ -76,6 +76,9 @@ const (
 	Msg3DESKeys              = "3des key: bytes 1-8 must differ from bytes 9-16, and bytes 9-16 must equal bytes 17-24"
 	MsgRemoteGatewayRequired = "remote-gateway must be configured"
 	MsgTraceFile             = "Trace file must be a file name (no '/' or '..'): trace files live in /var/log"
+	MsgMatchDirection        = "Missing mandatory statement: 'match-direction'"
+	MsgServiceSetUndefined   = "Referenced service-set must be defined under [edit services service-set]"
+	MsgServiceSetNotIfStyle  = "Referenced service-set must be an interface-service service set"
 )
 
 // Run checks cfg (inactive statements are ignored) and returns every
@@ -90,7 +93,73 @@ func Run(cfg *conf.Node) conf.Errors {
 	c.pki()
 	c.routing()
 	c.traceoptions()
+	c.serviceFamily()
 	return c.errs
+}
+
+// serviceFamily checks family inet service input|output service-set: the
+// set must exist and be interface-style (a next-hop set is reached by
+// routing to its inside interface, not applied to an interface).
+func (c *checker) serviceFamily() {
+	for _, ifd := range c.cfg.Get("interfaces").All("interface") {
+		for _, u := range ifd.All("unit") {
+			svc := u.Get("family", "inet", "service")
+			for _, dir := range []string{"input", "output"} {
+				at := svc.Get(dir)
+				for _, ref := range at.All("service-set") {
+					ss := c.cfg.Get("services", "service-set", ref.Key)
+					switch {
+					case ss == nil:
+						c.fail(at, ref, MsgServiceSetUndefined)
+					case ss.Get("interface-service") == nil:
+						c.fail(at, ref, MsgServiceSetNotIfStyle)
+					}
+				}
+			}
+		}
+	}
+}
+
+// Warnings returns what commit check warns about without failing: the
+// statements sitesec accepts but does not act on (schema Inert), each
+// once at its highest configured level.
+func Warnings(cfg *conf.Node) conf.Errors {
+	var out conf.Errors
+	var walk func(n *conf.Node)
+	walk = func(n *conf.Node) {
+		for _, ch := range n.Children {
+			if ch.Inactive {
+				continue
+			}
+			if why := ch.Schema.Inert; why != "" {
+				out = append(out, &conf.Error{Pos: ch.Pos, Path: n.EditPath(), Stmt: ch.Statement(),
+					Msg: "statement is accepted but not acted on by sitesec: " + why})
+				continue
+			}
+			walk(ch)
+		}
+	}
+	walk(cfg)
+	return out
+}
+
+// FormatWarnings renders warnings the way Junos prints commit warnings:
+//
+//	[edit protocols]
+//	  'ospf'
+//	    warning: statement is accepted but not acted on by sitesec: ...
+func FormatWarnings(ws conf.Errors) []string {
+	var out []string
+	for _, w := range ws {
+		if w.Path != "" {
+			out = append(out, w.Path)
+		}
+		if w.Stmt != "" {
+			out = append(out, "  '"+w.Stmt+"'")
+		}
+		out = append(out, "    warning: "+w.Msg)
+	}
+	return out
 }
 
 // Format renders errors the way Junos prints a failed commit:
@@ -167,8 +236,8 @@ func (c *checker) ipsecPolicy(n string) *conf.Node {
 // ifl returns the interfaces unit for "name.unit", or nil.
 func (c *checker) ifl(name string) *conf.Node {
 	i := strings.LastIndexByte(name, '.')
-	if i < 0 {
-		return nil
+	if i < 0 { // a service interface written without its unit: unit 0
+		name, i = name+".0", len(name)
 	}
 	return c.cfg.Get("interfaces", name[:i], "unit", name[i+1:])
 }
@@ -322,7 +391,7 @@ func (c *checker) serviceSets() {
 			if b.gw != "" && b.gw == a.gw && b.ri == a.ri {
 				c.fail(a.set.Get("ipsec-vpn-options"), a.set.Get("ipsec-vpn-options", "local-gateway"), MsgSharedLocalGateway+" (service-set "+b.set.Key+")")
 			}
-			if j > i && b.set.Get("ipsec-vpn-options").Has("ike-access-profile") && a.ri == b.ri && a.ri != "default" {
+			if j > i && b.set.Get("ipsec-vpn-options").Has("ike-access-profile") && a.ri == b.ri {
 				c.fail(b.set, "", MsgOneSetPerVRF)
 			}
 		}
@@ -388,6 +457,9 @@ func (c *checker) insideInterfaces(ss, nhs *conf.Node, rules []*conf.Node) {
 func (c *checker) rules() {
 	vpn := c.ipsecVPN()
 	for _, r := range vpn.All("rule") {
+		if !r.Has("match-direction") {
+			c.fail(r, "match-direction", MsgMatchDirection)
+		}
 		for _, t := range r.All("term") {
 			then := t.Get("then")
 			if then == nil {

@@ -65,6 +65,18 @@ set services service-set ss1 ipsec-vpn-options local-gateway 192.168.255.2 routi
 set services service-set ss2 ipsec-vpn-options local-gateway 10.0.1.9 routing-instance vrf1
 set services service-set ss2 ipsec-vpn-options ike-access-profile ike-profile`,
 			[]string{"[edit services service-set ss2]|" + MsgOneSetPerVRF}},
+		{"4 one DEP set in the default instance too", `
+set services service-set ss2 ipsec-vpn-options local-gateway 10.0.1.9
+set services service-set ss2 ipsec-vpn-options ike-access-profile ike-profile`,
+			[]string{"[edit services service-set ss2]|" + MsgOneSetPerVRF}},
+		{"match-direction is mandatory", `
+delete services ipsec-vpn rule static-rule match-direction`,
+			[]string{"[edit services ipsec-vpn rule static-rule]|" + MsgMatchDirection}},
+		{"family inet service names an interface-style set", `
+set interfaces ge-0/0/0 unit 0 family inet service input service-set nope
+set interfaces ge-0/0/0 unit 0 family inet service output service-set ss1`,
+			[]string{"[edit interfaces ge-0/0/0 unit 0 family inet service input]|" + MsgServiceSetUndefined,
+				"[edit interfaces ge-0/0/0 unit 0 family inet service output]|" + MsgServiceSetNotIfStyle}},
 		{"4 inside interfaces in one VRF", `
 set interfaces sp-1/2/0 unit 3 service-domain inside
 set services ipsec-vpn rule static-rule term t1 from ipsec-inside-interface ms-1/2/0.1
@@ -284,5 +296,28 @@ func BenchmarkCheckSeed(b *testing.B) {
 		if errs := Run(cfg); len(errs) > 0 {
 			b.Fatal(errs)
 		}
+	}
+}
+
+// Statements accepted but not acted on are named in a warning, once at
+// their highest level; a configuration without them has none.
+func TestWarnings(t *testing.T) {
+	if w := Warnings(seed(t)); len(w) > 0 {
+		t.Fatalf("seed warns: %v", FormatWarnings(w))
+	}
+	cfg := seed(t)
+	if err := conf.ParseSet(cfg, "w.set", `set routing-options router-id 10.0.0.2
+set protocols ospf area 0.0.0.0 interface lo0.0
+set protocols ospf area 0.0.0.0 interface so-0/0/0.0 passive`); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(FormatWarnings(Warnings(cfg)), "\n")
+	want := "[edit routing-options]\n  'router-id 10.0.0.2'\n    warning: statement is accepted but not acted on by sitesec: no routing protocol runs\n" +
+		"[edit]\n  'protocols'\n    warning: statement is accepted but not acted on by sitesec: sitesec runs no routing protocol; the host's routing reaches the networks"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if errs := Run(cfg); len(errs) > 0 {
+		t.Errorf("inert statements fail the commit: %s", Format(errs))
 	}
 }

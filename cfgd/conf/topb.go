@@ -149,7 +149,7 @@ func convert(c *Node, m protoreflect.Message, prefix string) error {
 			if err != nil {
 				return fmt.Errorf("conf: %s: %w", s.Path(), err)
 			}
-			if v, err = scalar(fd, plain, s); err != nil {
+			if v, err = scalar(fd, s.Type.Canon(plain), s); err != nil {
 				return err
 			}
 		}

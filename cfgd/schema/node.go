@@ -49,6 +49,10 @@ type Node struct {
 	Secret     bool     // value is key material: rendered with ## SECRET-DATA, never traced
 	Max        int      // at most this many values (leaf-list) or entries (list); 0 = no limit
 	Ref        string   // the value names an entry of this list ("services ipsec-vpn ike policy"), for completion
+	// Inert is why a statement is accepted but not acted on (Junos
+	// configurations carry it; sitesec has nothing to do with it):
+	// commit check says so in a warning.
+	Inert string
 
 	// Conversion to pb.Config (see conf.ToPB).
 	PB     string   // field name; "" means Name with '-' as '_'; "-" means not converted
@@ -107,6 +111,7 @@ func (n *Node) enum(field, value string) *Node {
 func (n *Node) flat() *Node                { n.Flat = true; return n }
 func (n *Node) join() *Node                { n.Join = true; return n }
 func (n *Node) braces() *Node              { n.Braces = true; return n }
+func (n *Node) inert(why string) *Node     { n.Inert = why; n.PB = "-"; return n }
 func (n *Node) keyless() *Node             { n.Keyless = true; return n }
 func (n *Node) positional() *Node          { n.Positional = true; return n }
 func (n *Node) choice(c string) *Node      { n.Choice = c; return n }

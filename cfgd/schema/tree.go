@@ -67,6 +67,14 @@ func respondBadSPI() *Node {
 func interfaces() *Node {
 	family := C("family", "Protocol family",
 		C("inet", "IPv4 parameters",
+			C("service", "Service set applied to this logical interface (interface-style service sets)",
+				C("input", "Services applied to traffic the interface receives",
+					L("service-set", Name(63), "Service set").pb("=service_input").ref("services service-set"),
+				).inline(""),
+				C("output", "Services applied to traffic the interface sends",
+					L("service-set", Name(63), "Service set").pb("=service_output").ref("services service-set"),
+				).inline(""),
+			).inline(""),
 			L("address", TPrefix, "Interface address/destination prefix").pb("addresses"),
 			V("mtu", Range(256, 9192), "Protocol family maximum transmission unit").pb("=mtu"),
 		).inline("inet_"),
@@ -89,6 +97,15 @@ func interfaces() *Node {
 		L("interface", TIFD, "Interface name",
 			V("description", Text("<description>", 1, 900), "Text description of interface"),
 			F("disable", "Disable this interface"),
+			V("encapsulation", OneOf("ppp", "cisco-hdlc", "frame-relay", "ethernet", "ethernet-ccc", "flexible-ethernet-services", "vlan-ccc"), "Physical link-layer encapsulation").inert("the link layer is the host's"),
+			F("vlan-tagging", "802.1Q VLAN tagging").inert("VLANs are the host's"),
+			C("services-options", "Service interface options",
+				C("syslog", "System logging of service events",
+					L("host", Text("<host>", 1, 255), "Host to send the messages to ('local' for the router's log)",
+						V("services", OneOf("any", "emergency", "alert", "critical", "error", "warning", "notice", "info", "none"), "Severity of service messages"),
+					),
+				),
+			).inert("services syslog goes to the daemons' trace files"),
 			unit,
 		).keyless().pb("interfaces"),
 	).inline("")
@@ -96,6 +113,8 @@ func interfaces() *Node {
 
 func routingOptions() *Node {
 	return C("routing-options", "Protocol-independent routing option configuration",
+		V("router-id", TAddr4, "Router identifier").inert("no routing protocol runs"),
+		V("autonomous-system", Range(1, 4294967295), "Autonomous system number").inert("no routing protocol runs"),
 		C("static", "Static routing information",
 			L("route", TPrefix, "Static route",
 				LL("next-hop", Text("<next-hop>", 1, 64), "Next hop: an address or an inside service interface").pb("next_hops"),
@@ -110,7 +129,7 @@ func routingOptions() *Node {
 func serviceSet() *Node {
 	return L("service-set", Name(63), "Define a service set",
 		C("interface-service", "Service set is interface based",
-			V("service-interface", TIFL, "Name of adaptive services interface"),
+			V("service-interface", TService, "Name of adaptive services interface"),
 		).choice("style"),
 		C("next-hop-service", "Service set is next-hop based",
 			V("inside-service-interface", TIFL, "Service interface for inside network"),
@@ -184,7 +203,7 @@ func term() *Node {
 		V("ttl", Range(1, 254), "Time to live of the outer header").def("64"),
 		F("copy-tos-from-inner-ip-header", "Copy the ToS from the inner IP header"),
 		V("tos", Range(0, 255), "Type of service of the outer header").def("0"),
-		F("syslog", "Generate system log messages"),
+		F("syslog", "Generate system log messages").inert("tunnel events go to the kmd trace file"),
 	)...)...)
 	return L("term", Name(63), "Define an IPsec VPN term",
 		C("from", "Define match criteria",
@@ -389,12 +408,35 @@ func system() *Node {
 	)
 }
 
+// protocols holds the routing protocols Juniper's examples configure for
+// reachability. sitesec runs none of them: the host's routing does that
+// job, so they are accepted and commit check says they are not acted on.
+func protocols() *Node {
+	ospfIf := L("interface", Text("<interface-name>", 1, 64), "Interface in the area",
+		F("passive", "Do not run OSPF, but advertise it"),
+		V("metric", Range(1, 65535), "Interface metric"),
+		V("interface-type", OneOf("p2p", "p2mp", "nbma"), "Type of interface"),
+		V("hello-interval", Range(1, 255), "Hello interval (seconds)"),
+		V("dead-interval", Range(1, 65535), "Dead interval (seconds)"),
+	)
+	area := L("area", Text("<area-id>", 1, 15), "Configure an OSPF area", ospfIf)
+	return C("protocols", "Routing protocol configuration",
+		C("ospf", "OSPF configuration", area),
+		C("ospf3", "OSPFv3 configuration", L("area", Text("<area-id>", 1, 15), "Configure an OSPF area",
+			L("interface", Text("<interface-name>", 1, 64), "Interface in the area",
+				F("passive", "Do not run OSPF, but advertise it"),
+				V("metric", Range(1, 65535), "Interface metric"),
+			))),
+	).inert("sitesec runs no routing protocol; the host's routing reaches the networks")
+}
+
 // Root is the top of the configuration hierarchy.
 var Root = C("", "",
 	V("version", Text("<version>", 1, 64), "Software version information").pb("-"),
 	system(),
 	interfaces(),
 	routingOptions(),
+	protocols(),
 	routingInstances(),
 	C("services", "Service PIC applications settings",
 		serviceSet(),

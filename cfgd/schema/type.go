@@ -35,10 +35,20 @@ type Type struct {
 	Values []string // Enum
 	Forbid string   // characters a String must not contain
 	Exact  string   // a String that must be exactly this ("*")
+	Unit0  bool     // IFL that may be written without its unit, meaning unit 0
+}
+
+// Canon returns v as the daemons need it: a Unit0 interface written
+// without its unit gets ".0".
+func (t *Type) Canon(v string) string {
+	if t != nil && t.Unit0 && !strings.Contains(v, ".") {
+		return v + ".0"
+	}
+	return v
 }
 
 var (
-	ifdRE  = regexp.MustCompile(`^((ge|xe|et|fe|ms|sp|vms|mams|si|gr|ip|lt|st|so)-\d{1,2}/\d{1,2}/\d{1,3}(:\d{1,2})?|(lo|ams|fxp|em|irb|st|gr|vlan)\d{0,3})$`)
+	ifdRE  = regexp.MustCompile(`^((ge|xe|et|fe|ms|sp|vms|mams|si|gr|ip|lt|st|so|t1|e1|t3|e3|at|as)-\d{1,2}/\d{1,2}/\d{1,3}(:\d{1,2})?|(lo|ams|fxp|em|irb|st|gr|vlan)\d{0,3})$`)
 	sizeRE = regexp.MustCompile(`^(\d{1,19})([kKmMgG]?)$`)
 )
 
@@ -67,9 +77,12 @@ var (
 	TPrefix = &Type{Kind: Prefix, Label: "<prefix>"}
 	TIFD    = &Type{Kind: IFD, Label: "<interface-name>"}
 	TIFL    = &Type{Kind: IFL, Label: "<interface-name.unit>"}
-	TSize   = &Type{Kind: Size, Label: "<size>"}
-	TStar   = &Type{Kind: String, Label: "*", Exact: "*", MinLen: 1, MaxLen: 1}
-	THexKey = &Type{Kind: Hex, Label: "<hexadecimal-key>", MaxLen: 255}
+	// TService is a service interface: "sp-1/2/0" means its unit 0, as
+	// on Junos.
+	TService = &Type{Kind: IFL, Label: "<interface-name>", Unit0: true}
+	TSize    = &Type{Kind: Size, Label: "<size>"}
+	TStar    = &Type{Kind: String, Label: "*", Exact: "*", MinLen: 1, MaxLen: 1}
+	THexKey  = &Type{Kind: Hex, Label: "<hexadecimal-key>", MaxLen: 255}
 )
 
 // Check validates v and returns a message in Junos wording, or nil.
@@ -122,6 +135,9 @@ func (t *Type) Check(v string) error {
 		}
 	case IFL:
 		i := strings.LastIndexByte(v, '.')
+		if i < 0 && t.Unit0 && ifdRE.MatchString(v) {
+			return nil
+		}
 		if i < 0 || !ifdRE.MatchString(v[:i]) {
 			return fmt.Errorf("invalid logical interface name: '%s' (expecting name.unit)", v)
 		}

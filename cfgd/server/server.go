@@ -563,6 +563,7 @@ func (s *Server) commit(ctx context.Context, rep *pb.ConfigEditReply, x *session
 		rep.Lines = append(rep.Lines, "error: configuration check-out failed")
 		return rep
 	}
+	rep.Lines = append(rep.Lines, check.FormatWarnings(check.Warnings(x.cand))...)
 	if checkOnly {
 		// Junos: commit check also confirms a pending commit confirmed.
 		if ok, _ := s.DB.Confirm(); ok {

@@ -844,8 +844,12 @@ type Unit struct {
 	Mtu            *uint32      `protobuf:"varint,6,opt,name=mtu,proto3,oneof" json:"mtu,omitempty"`
 	DialOptions    *DialOptions `protobuf:"bytes,7,opt,name=dial_options,json=dialOptions,proto3" json:"dial_options,omitempty"`
 	Disable        bool         `protobuf:"varint,8,opt,name=disable,proto3" json:"disable,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// family inet service input|output service-set: the interface-style
+	// service sets applied to what this unit receives and sends.
+	ServiceInput  []string `protobuf:"bytes,9,rep,name=service_input,json=serviceInput,proto3" json:"service_input,omitempty"`
+	ServiceOutput []string `protobuf:"bytes,10,rep,name=service_output,json=serviceOutput,proto3" json:"service_output,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Unit) Reset() {
@@ -932,6 +936,20 @@ func (x *Unit) GetDisable() bool {
 		return x.Disable
 	}
 	return false
+}
+
+func (x *Unit) GetServiceInput() []string {
+	if x != nil {
+		return x.ServiceInput
+	}
+	return nil
+}
+
+func (x *Unit) GetServiceOutput() []string {
+	if x != nil {
+		return x.ServiceOutput
+	}
+	return nil
 }
 
 type DialOptions struct {
@@ -4108,7 +4126,7 @@ const file_sitesec_v1_config_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x18\n" +
 	"\adisable\x18\x03 \x01(\bR\adisable\x12&\n" +
-	"\x05units\x18\x04 \x03(\v2\x10.sitesec.v1.UnitR\x05units\"\xc7\x02\n" +
+	"\x05units\x18\x04 \x03(\v2\x10.sitesec.v1.UnitR\x05units\"\x93\x03\n" +
 	"\x04Unit\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\rR\x06number\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12@\n" +
@@ -4117,7 +4135,10 @@ const file_sitesec_v1_config_proto_rawDesc = "" +
 	"\x0finet6_addresses\x18\x05 \x03(\tR\x0einet6Addresses\x12\x15\n" +
 	"\x03mtu\x18\x06 \x01(\rH\x00R\x03mtu\x88\x01\x01\x12:\n" +
 	"\fdial_options\x18\a \x01(\v2\x17.sitesec.v1.DialOptionsR\vdialOptions\x12\x18\n" +
-	"\adisable\x18\b \x01(\bR\adisableB\x06\n" +
+	"\adisable\x18\b \x01(\bR\adisable\x12#\n" +
+	"\rservice_input\x18\t \x03(\tR\fserviceInput\x12%\n" +
+	"\x0eservice_output\x18\n" +
+	" \x03(\tR\rserviceOutputB\x06\n" +
 	"\x04_mtu\"q\n" +
 	"\vDialOptions\x12,\n" +
 	"\x12ipsec_interface_id\x18\x01 \x01(\tR\x10ipsecInterfaceId\x12\x1c\n" +
