@@ -1,6 +1,6 @@
 #!/bin/bash
 # Build the FROM-scratch container images of sitesec (make images):
-# sitesec/{cfgd,kmd,pkid,fwdd,cli}, the NATS server (sitesec/nats:
+# sitesec/{sitesecd,cfgd,kmd,pkid,fwdd,cli}, the NATS server (sitesec/nats:
 # nats-server built from the module that services already requires) and
 # the test host (sitesec/host: tests/cmd/nettool). Every binary is built
 # here, statically (CGO_ENABLED=0), into a private directory: a scratch
@@ -24,11 +24,12 @@ go build -trimpath -o "$out/bin/cli" ./cfgd/cmd/cli
 go build -trimpath -o "$out/bin/kmd" ./kmd/cmd/kmd
 go build -trimpath -o "$out/bin/pkid" ./pkid/cmd/pkid
 go build -trimpath -o "$out/bin/fwdd" ./fwdd/cmd/fwdd
+(cd services && go build -trimpath -o "$out/bin/sitesecd" ./cmd/sitesecd)
 (cd services && go build -trimpath -o "$out/bin/nats-server" github.com/nats-io/nats-server/v2)
 (cd tests && go build -trimpath -o "$out/bin/nettool" ./cmd/nettool)
 
 # image name -> binary
-for pair in cfgd:cfgd kmd:kmd pkid:pkid fwdd:fwdd cli:cli nats:nats-server host:nettool; do
+for pair in sitesecd:sitesecd cfgd:cfgd kmd:kmd pkid:pkid fwdd:fwdd cli:cli nats:nats-server host:nettool; do
 	name=${pair%%:*} bin=${pair#*:}
 	ctx="$out/ctx-$name"
 	mkdir -p "$ctx"

@@ -57,3 +57,25 @@ func TestRegistryUnique(t *testing.T) {
 		}
 	}
 }
+
+func TestAccessCoversRegistry(t *testing.T) {
+	for _, e := range Registry {
+		a, ok := AccessOf(e.Daemon, e.Verb)
+		if !ok {
+			t.Errorf("%s.%s has no row in AccessTable", e.Daemon, e.Verb)
+			continue
+		}
+		if len(a.From) == 0 {
+			t.Errorf("%s.%s: nobody may use it", e.Daemon, e.Verb)
+		}
+		if e.Kind == Publish && len(a.To) == 0 {
+			t.Errorf("%s.%s: published for nobody", e.Daemon, e.Verb)
+		}
+	}
+	if len(AccessTable) != len(Registry) {
+		t.Errorf("%d access rows for %d subjects", len(AccessTable), len(Registry))
+	}
+	if !MayCall(Kmd, Fwdd, VerbSAInstall) || MayCall(Cfgd, Fwdd, VerbSAInstall) || MayCall(Kmd, Fwdd, "nosuch") {
+		t.Error("MayCall")
+	}
+}

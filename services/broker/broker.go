@@ -6,10 +6,11 @@
 // JetStream KV bucket) survives a restart of the launcher. Clients connect
 // over TCP loopback, or in the same process through InProcess.
 //
-// Every daemon has its own user, and the publish permissions of each user
-// come from Permissions: the bus carries SA keys, so only kmd may install
-// SAs, only fwdd may speak for the wire and only cfgd may change the
-// committed configuration (DESIGN.md, "The bus").
+// Every daemon has its own user, and the permissions of each user come
+// from RightsOf, which reads the ownership table subject.AccessTable: the
+// bus carries SA keys, so only kmd may install SAs, only fwdd reads them,
+// only kmd asks pkid to sign, and only cfgd may change the committed
+// configuration (DESIGN.md, "The bus").
 package broker
 
 import (
@@ -29,6 +30,10 @@ import (
 // connections.
 const readyTimeout = 5 * time.Second
 
+// responseExpiry bounds how long a server may answer a request it
+// received (allow_responses); no bus request waits that long.
+const responseExpiry = 2 * time.Minute
+
 // DontListen is the Port that keeps the server off the network: clients can
 // only connect in-process.
 const DontListen = -1
@@ -40,6 +45,9 @@ type User struct {
 	PublishAllow, PublishDeny []string
 	// Allow/Deny subscribe subjects. Empty Allow means ">".
 	SubscribeAllow, SubscribeDeny []string
+	// AllowResponses lets the user answer the requests it received
+	// (Rights.Responses).
+	AllowResponses bool
 }
 
 // Options configure the embedded server.
@@ -121,14 +129,14 @@ func Start(o Options) (*Server, error) {
 		if len(sallow) == 0 {
 			sallow = []string{">"}
 		}
-		so.Users = append(so.Users, &server.User{
-			Username: u.Name,
-			Password: u.Password,
-			Permissions: &server.Permissions{
-				Publish:   &server.SubjectPermission{Allow: allow, Deny: u.PublishDeny},
-				Subscribe: &server.SubjectPermission{Allow: sallow, Deny: u.SubscribeDeny},
-			},
-		})
+		perms := &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: allow, Deny: u.PublishDeny},
+			Subscribe: &server.SubjectPermission{Allow: sallow, Deny: u.SubscribeDeny},
+		}
+		if u.AllowResponses {
+			perms.Response = &server.ResponsePermission{MaxMsgs: 1, Expires: responseExpiry}
+		}
+		so.Users = append(so.Users, &server.User{Username: u.Name, Password: u.Password, Permissions: perms})
 	}
 
 	ns, err := server.NewServer(so)

@@ -6,61 +6,96 @@ import (
 	"github.com/sitesec/sitesec/proto/subject"
 )
 
-// Permissions returns the publish permissions of daemon in space, for
-// User.PublishAllow and User.PublishDeny (DESIGN.md, "The bus").
-//
-// Every daemon may publish anything in its router's space (requests,
-// health, acks, op and status) except the subjects one daemon owns:
-//
-//   - only kmd may publish fwdd.sa.* (install, delete, update: the SA keys)
-//     and fwdd.transmit (IKE datagrams to send);
-//   - only fwdd may publish kmd.punt (IKE datagrams received) and
-//     fwdd.events.*;
-//   - only pkid may publish pkid.events;
-//   - only cfgd may write the configuration KV bucket ($KV.<bucket>.>) and
-//     create or change its stream.
-//
-// Every daemon may publish replies (_INBOX.>) and use the part of the
-// JetStream API that reading and watching the configuration bucket needs.
-// The cli is an operator: it may only send op, status, config, restart and
-// processes requests. An unknown name may publish nothing.
-//
-// Subscriptions are restricted by SubscribePermissions.
-func Permissions(space subject.Space, daemon string) (allow, deny []string) {
-	s := space.Subject
-	// owned lists the subjects only one daemon may publish.
-	owned := map[string][]string{
-		subject.Kmd:  {s(subject.Fwdd, "sa.>"), s(subject.Fwdd, subject.VerbTransmit)},
-		subject.Fwdd: {s(subject.Kmd, subject.VerbPunt), s(subject.Fwdd, "events.>")},
-		subject.Pkid: {s(subject.Pkid, subject.VerbCertEvents), s(subject.Pkid, subject.VerbCertEvents+".>")},
-	}
-	switch daemon {
-	case subject.CLI:
-		for _, d := range append([]string{subject.Sitesecd}, subject.Daemons...) {
-			allow = append(allow, s(d, subject.VerbOp), s(d, subject.VerbStatus))
-		}
-		allow = append(allow,
-			s(subject.Cfgd, subject.VerbConfig),
-			s(subject.Sitesecd, subject.VerbRestart),
-			s(subject.Sitesecd, subject.VerbProcesses),
-		)
-		return allow, nil
-	case subject.Sitesecd, subject.Cfgd, subject.Kmd, subject.Pkid, subject.Fwdd:
-	default:
-		return nil, []string{">"}
-	}
+// Rights are what one bus user may do: the NATS permissions of its user
+// on the embedded server, and of its entry in a standalone server's
+// configuration (tests/cmd/natsconf).
+type Rights struct {
+	// Subjects (NATS wildcards) the user may publish to and subscribe
+	// to. An empty Allow list gives nothing (deny ">").
+	PublishAllow, PublishDeny     []string
+	SubscribeAllow, SubscribeDeny []string
+	// Responses lets the user publish a reply to each request it received
+	// (NATS allow_responses), and only that: a server answers, it cannot
+	// publish to an inbox of its choice.
+	Responses bool
+}
 
-	allow = append([]string{space.All(), "_INBOX.>"}, kvRead(space.ConfigBucket())...)
-	if daemon == subject.Cfgd {
-		allow = append(allow, kvWrite(space.ConfigBucket())...)
+// RightsOf returns the rights of bus user name in space, from the
+// ownership table subject.AccessTable (DESIGN.md, "The bus"):
+//
+//   - a daemon publishes the subjects it is a publisher or caller of, and
+//     subscribes to those it is a subscriber of, the requests it serves
+//     and its own inbox _INBOX.<name>.>; it answers only requests it
+//     received (Responses);
+//   - JetStream: every daemon reads and watches the configuration bucket
+//     and its own secrets bucket; cfgd writes keys into those buckets and
+//     nothing else (no stream create, update or delete, so it cannot point
+//     a stream at another subject); sitesecd creates the buckets
+//     (bus.SetupBuckets) and reads none of their values;
+//   - the cli calls the operator's verbs and may tap every subject of its
+//     router except those that carry keys;
+//   - an unknown name may do nothing.
+func RightsOf(space subject.Space, name string) Rights {
+	if name != subject.CLI && !slices.Contains(subject.Everyone, name) {
+		return Rights{PublishDeny: []string{">"}, SubscribeDeny: []string{">"}}
 	}
-	for owner, subjects := range owned {
-		if owner != daemon {
-			deny = append(deny, subjects...)
+	var r Rights
+	for _, a := range subject.AccessTable {
+		e, _ := subject.Find(a.Daemon, a.Verb)
+		s := a.Subject(space)
+		if slices.Contains(a.From, name) {
+			r.PublishAllow = append(r.PublishAllow, s)
+		}
+		switch {
+		case e != nil && e.Kind == subject.Request && a.Daemon == name:
+			r.SubscribeAllow = append(r.SubscribeAllow, s)
+			r.Responses = true
+		case e != nil && e.Kind == subject.Publish && slices.Contains(a.To, name):
+			r.SubscribeAllow = append(r.SubscribeAllow, s)
+		}
+		if a.Secret && name == subject.CLI {
+			r.SubscribeDeny = append(r.SubscribeDeny, s)
 		}
 	}
-	slices.Sort(deny)
-	return allow, deny
+	if name == subject.CLI {
+		// monitor bus: a tap on the router's subjects. The server filters
+		// the secret ones out of a wider subscription.
+		r.SubscribeAllow = append([]string{space.All()}, r.SubscribeAllow...)
+	}
+	r.SubscribeAllow = append(r.SubscribeAllow, subject.InboxPrefix(name)+".>")
+
+	switch name {
+	case subject.Sitesecd:
+		r.PublishAllow = append(r.PublishAllow, kvAdmin(Buckets(space)...)...)
+	case subject.CLI:
+	default:
+		r.PublishAllow = append(r.PublishAllow, kvRead(space.ConfigBucket())...)
+		if name == subject.Cfgd {
+			for _, b := range Buckets(space) {
+				r.PublishAllow = append(r.PublishAllow, kvPut(b)...)
+			}
+		}
+	}
+	r.PublishAllow = dedup(r.PublishAllow)
+	r.SubscribeAllow = dedup(r.SubscribeAllow)
+	slices.Sort(r.SubscribeDeny)
+	return r
+}
+
+// Buckets are the JetStream KV buckets of a router: the committed
+// configuration.
+func Buckets(space subject.Space) []string {
+	return []string{space.ConfigBucket()}
+}
+
+func dedup(s []string) []string {
+	var out []string
+	for _, x := range s {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // kvRead is what a client of the bucket needs to look it up, get a key
@@ -83,37 +118,40 @@ func kvRead(bucket string) []string {
 	}
 }
 
-// kvWrite is what the bucket's owner needs on top of kvRead.
-func kvWrite(bucket string) []string {
-	stream := "KV_" + bucket
+// kvPut is what the bucket's writer needs: look the bucket up (its
+// configuration, not its values) and put keys. No stream create or
+// update: the stream's subjects and republish settings are sitesecd's.
+func kvPut(bucket string) []string {
 	return []string{
+		"$JS.API.INFO",
+		"$JS.API.STREAM.INFO.KV_" + bucket,
 		"$KV." + bucket + ".>",
-		"$JS.API.STREAM.CREATE." + stream,
-		"$JS.API.STREAM.UPDATE." + stream,
 	}
 }
 
-// InboxPrefix is the reply inbox prefix of user name: bus.Connect uses it
-// for an authenticated connection, and SubscribePermissions lets only that
-// user read it, so replies (kmd.sa.sync answers carry SA keys) reach only
-// the one who asked.
-func InboxPrefix(name string) string { return "_INBOX." + name }
+// kvAdmin is what sitesecd needs to create the buckets (and update them
+// when their settings change), without reading or writing any value.
+func kvAdmin(buckets ...string) []string {
+	out := []string{"$JS.API.INFO"}
+	for _, b := range buckets {
+		stream := "KV_" + b
+		out = append(out,
+			"$JS.API.STREAM.INFO."+stream,
+			"$JS.API.STREAM.CREATE."+stream,
+			"$JS.API.STREAM.UPDATE."+stream,
+		)
+	}
+	return out
+}
 
-// SubscribePermissions returns what user name may subscribe to: its
-// router's subjects and its own inbox. Nobody but fwdd may read
-// fwdd.sa.* (the requests that carry SA keys), not even with a wildcard:
-// the server filters those messages out of a wider subscription, so a bus
-// tap (cli monitor bus) sees everything else. An unknown name may
-// subscribe to nothing.
-func SubscribePermissions(space subject.Space, name string) (allow, deny []string) {
-	switch name {
-	case subject.CLI, subject.Sitesecd, subject.Cfgd, subject.Kmd, subject.Pkid, subject.Fwdd:
-	default:
-		return nil, []string{">"}
-	}
-	allow = []string{space.All(), InboxPrefix(name) + ".>"}
-	if name != subject.Fwdd {
-		deny = []string{space.Subject(subject.Fwdd, "sa.>")}
-	}
-	return allow, deny
+// InboxPrefix is the reply inbox prefix of user name (subject.InboxPrefix).
+func InboxPrefix(name string) string { return subject.InboxPrefix(name) }
+
+// UserFor is the embedded server's user name with password and its rights.
+func UserFor(space subject.Space, name, password string) User {
+	r := RightsOf(space, name)
+	return User{Name: name, Password: password,
+		PublishAllow: r.PublishAllow, PublishDeny: r.PublishDeny,
+		SubscribeAllow: r.SubscribeAllow, SubscribeDeny: r.SubscribeDeny,
+		AllowResponses: r.Responses}
 }

@@ -24,9 +24,7 @@ func TestSubscribePermissions(t *testing.T) {
 	names := append([]string{subject.Sitesecd, subject.CLI}, subject.Daemons...)
 	var users []broker.User
 	for _, n := range names {
-		pa, pd := broker.Permissions(space, n)
-		sa, sd := broker.SubscribePermissions(space, n)
-		users = append(users, broker.User{Name: n, Password: "pw-" + n, PublishAllow: pa, PublishDeny: pd, SubscribeAllow: sa, SubscribeDeny: sd})
+		users = append(users, broker.UserFor(space, n, "pw-"+n))
 	}
 	srv, err := broker.Start(broker.Options{StoreDir: filepath.Join(t.TempDir(), "nats"), Users: users})
 	if err != nil {
@@ -97,11 +95,15 @@ func TestSubscribePermissions(t *testing.T) {
 		t.Fatal("cli could subscribe to kmd's inbox")
 	}
 
-	// Configuration: cfgd writes, every daemon watches.
+	// Configuration: sitesecd creates the bucket, cfgd writes, every
+	// daemon watches.
+	if err := conns[subject.Sitesecd].SetupBuckets(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if err := conns[subject.Cfgd].PutConfig(context.Background(), &pb.ConfigSnapshot{Revision: 4}); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range append([]string{subject.Sitesecd}, subject.Daemons...) {
+	for _, n := range subject.Daemons {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		got := make(chan uint64, 1)
 		go conns[n].WatchConfig(ctx, func(s *pb.ConfigSnapshot) {

@@ -28,7 +28,8 @@ func kvContext(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // PutConfig stores s as the committed configuration, creating the bucket
-// if it is missing. Only cfgd may (broker.Permissions).
+// if it is missing and the user may (sitesecd creates it, SetupBuckets).
+// Only cfgd may store (broker.RightsOf).
 func (c *Conn) PutConfig(ctx context.Context, s *pb.ConfigSnapshot) error {
 	if s == nil {
 		return errors.New("bus: nil configuration snapshot")
@@ -42,12 +43,9 @@ func (c *Conn) PutConfig(ctx context.Context, s *pb.ConfigSnapshot) error {
 	bucket := c.Space.ConfigBucket()
 	kv, err := c.js.KeyValue(ctx, bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = c.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      bucket,
-			Description: "sitesec committed configuration of router " + c.Space.Router,
-			History:     1,
-			Storage:     jetstream.FileStorage,
-		})
+		// On a locked-down bus only sitesecd may create it
+		// (SetupBuckets); this is for a bus without users.
+		kv, err = c.js.CreateKeyValue(ctx, c.configBucket())
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			kv, err = c.js.KeyValue(ctx, bucket)
 		}

@@ -194,6 +194,12 @@ func (c *Conn) sync() {
 }
 
 func (c *Conn) serve(e *subject.Entry, subj string, m *nats.Msg, h Handler) {
+	if err := c.checkCaller(e, m); err != nil {
+		// No reply: the reply subject is not a caller's, and on a
+		// locked-down bus it would be refused anyway.
+		c.report(err)
+		return
+	}
 	req := e.Message.New().Interface()
 	if err := proto.Unmarshal(m.Data, req); err != nil {
 		c.reply(m, nil, fmt.Errorf("bus: malformed %s request on %s: %v", e.Message.Descriptor().FullName(), subj, err))
@@ -211,6 +217,28 @@ func (c *Conn) serve(e *subject.Entry, subj string, m *nats.Msg, h Handler) {
 		err = checkType(e.Daemon, e.Verb, "reply", rep, e.Reply)
 	}
 	c.reply(m, rep, err)
+}
+
+// checkCaller refuses a request whose reply subject is not the inbox of
+// one of the subject's callers (subject.AccessTable): the server's
+// permissions already keep others from sending it, and this keeps a
+// caller from aiming the answer (which may carry keys, kmd.sa.sync) at
+// someone else's inbox, or a JetStream consumer from delivering stored
+// messages as requests. A connection without a user (a bus without
+// authentication, tests) checks nothing.
+func (c *Conn) checkCaller(e *subject.Entry, m *nats.Msg) error {
+	if userOf(c.opts) == "" {
+		return nil
+	}
+	if a, ok := subject.AccessOf(e.Daemon, e.Verb); ok {
+		for _, from := range a.From {
+			if strings.HasPrefix(m.Reply, subject.InboxPrefix(from)+".") {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("bus: %s: request with reply subject %q refused: not the inbox of a caller of %s.%s",
+		m.Subject, m.Reply, e.Daemon, e.Verb)
 }
 
 // handlerContext ends with the Conn, and when the caller gives up.
@@ -269,8 +297,8 @@ func headerValue(s string) string {
 }
 
 // Subscribe delivers the messages published on <space>.<daemon>.<verb>,
-// decoded as the registry's type. Malformed ones are dropped and counted
-// (Dropped). Every subscriber gets every message (no queue group). A panic
+// decoded as the registry's type. Malformed ones, and those with a reply
+// subject (no event has one), are dropped and counted (Dropped). Every subscriber gets every message (no queue group). A panic
 // in h is recovered and reported to Options.OnError.
 func (c *Conn) Subscribe(daemon, verb string, h func(m proto.Message)) (*nats.Subscription, error) {
 	e, err := entry(daemon, verb, subject.Publish)
@@ -282,6 +310,12 @@ func (c *Conn) Subscribe(daemon, verb string, h func(m proto.Message)) (*nats.Su
 	}
 	subj := c.Space.Subject(daemon, verb)
 	sub, err := c.NC.Subscribe(subj, func(m *nats.Msg) {
+		if m.Reply != "" {
+			// An event has no reply subject: this is a request, or a
+			// JetStream consumer delivering stored messages here.
+			c.dropped.Add(1)
+			return
+		}
 		msg := e.Message.New().Interface()
 		if err := proto.Unmarshal(m.Data, msg); err != nil {
 			c.dropped.Add(1)

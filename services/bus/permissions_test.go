@@ -18,8 +18,7 @@ import (
 func daemonUsers() []broker.User {
 	var users []broker.User
 	for _, d := range append([]string{subject.Sitesecd, subject.CLI}, subject.Daemons...) {
-		allow, deny := broker.Permissions(space, d)
-		users = append(users, broker.User{Name: d, Password: "pw-" + d, PublishAllow: allow, PublishDeny: deny})
+		users = append(users, broker.UserFor(space, d, "pw-"+d))
 	}
 	return users
 }
@@ -88,12 +87,20 @@ func TestPermissions(t *testing.T) {
 		}
 		cancelShort()
 		cfgd := as(subject.Cfgd, nil)
+		short, cancelShort = context.WithTimeout(ctx, 300*time.Millisecond)
+		if err := cfgd.PutConfig(short, snapshot(1)); err == nil {
+			t.Error("cfgd created the configuration bucket")
+		}
+		cancelShort()
+		if err := as(subject.Sitesecd, nil).SetupBuckets(ctx); err != nil {
+			t.Fatalf("sitesecd sets the buckets up: %v", err)
+		}
 		if err := cfgd.PutConfig(ctx, snapshot(1)); err != nil {
 			t.Fatalf("cfgd PutConfig: %v", err)
 		}
 		var ws []*watcher
 		var logs []*errLog
-		for _, d := range append([]string{subject.Sitesecd}, subject.Daemons...) {
+		for _, d := range subject.Daemons {
 			log := &errLog{}
 			c := as(d, log)
 			if got, err := c.GetConfig(ctx); err != nil || got.GetRevision() != 1 {

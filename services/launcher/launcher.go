@@ -168,6 +168,10 @@ func start(ctx context.Context, o Options) (_ *Launcher, err error) {
 	if l.conn, err = bus.Connect(cctx, space, bo); err != nil {
 		return nil, err
 	}
+	// The buckets before the daemons: only sitesecd may create them.
+	if err := l.conn.SetupBuckets(cctx); err != nil {
+		return nil, err
+	}
 	if err := l.serve(); err != nil {
 		return nil, err
 	}
@@ -214,10 +218,7 @@ func (l *Launcher) startBroker(listen string) (*broker.Server, error) {
 	host, port := splitListen(listen)
 	var users []broker.User
 	for name, pw := range l.passwords {
-		allow, deny := broker.Permissions(l.space, name)
-		sallow, sdeny := broker.SubscribePermissions(l.space, name)
-		users = append(users, broker.User{Name: name, Password: pw,
-			PublishAllow: allow, PublishDeny: deny, SubscribeAllow: sallow, SubscribeDeny: sdeny})
+		users = append(users, broker.UserFor(l.space, name, pw))
 	}
 	return broker.Start(broker.Options{
 		StoreDir:   filepath.Join(l.o.Root, "var", "db", "nats"),

@@ -97,7 +97,7 @@ func BuildImages(t testing.TB) {
 func NewCompose(t testing.TB, cmd []string, file, bin string) *Compose {
 	c := &Compose{t: t, cmd: cmd, File: file, Project: "sse2e" + randHex(3), Passwords: map[string]string{}, bin: bin}
 	c.Env = os.Environ()
-	for _, u := range []string{"CFGD", "KMD", "PKID", "FWDD", "CLI"} {
+	for _, u := range []string{"SITESECD", "CFGD", "KMD", "PKID", "FWDD", "CLI"} {
 		pw := randHex(12)
 		c.Passwords[u] = pw
 		c.Env = append(c.Env, "SITESEC_PW_"+u+"="+pw)
@@ -153,15 +153,15 @@ func (c *Compose) Container(service string) string {
 	return id
 }
 
-// BusURL is the host's URL of router r's NATS server (its published port)
-// with the cli's credentials.
+// BusURL is the host's URL of router r's NATS server (its published port);
+// the cli's credentials go in its environment (CLI).
 func (c *Compose) BusURL(r string) string {
 	c.t.Helper()
 	out, err := c.Run(30*time.Second, "port", "nats-"+r, "4222")
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	return "nats://cli:" + c.Passwords["CLI"] + "@" + strings.TrimSpace(out)
+	return "nats://" + strings.TrimSpace(out)
 }
 
 // CLI runs the cli on this machine against router r, with script on
@@ -174,6 +174,7 @@ func (c *Compose) CLI(r, script string) (string, error) {
 		args = append(args, "-c", script)
 	}
 	x := exec.CommandContext(ctx, filepath.Join(c.bin, "cli"), args...)
+	x.Env = append(os.Environ(), "SITESEC_BUS_USER=cli", "SITESEC_BUS_PASSWORD="+c.Passwords["CLI"])
 	x.Stdin = strings.NewReader(script)
 	out, err := x.CombinedOutput()
 	if err != nil {

@@ -11,8 +11,11 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/sitesec/sitesec/proto/subject"
+	"github.com/sitesec/sitesec/services/bus"
+	"github.com/sitesec/sitesec/services/daemon"
 	"github.com/sitesec/sitesec/services/launcher"
 )
 
@@ -27,6 +30,8 @@ func main() {
 	fs.StringVar(&o.SubjectRoot, "bus-root", subject.DefaultRoot, "first token of every bus subject")
 	fs.StringVar(&o.Router, "name", subject.DefaultRouter, "router `name` on the bus")
 	fs.StringVar(&o.BinDir, "bin", "", "`directory` holding cfgd, kmd, pkid and fwdd (default: sitesecd's own)")
+	setup := fs.Bool("setup-bus", false, "create the router's buckets on the --bus server and exit (docker compose's one-shot; user sitesecd, password in $"+daemon.EnvPassword+")")
+	wait := fs.Duration("bus-wait", 30*time.Second, "with --setup-bus: how long to wait for the server")
 	fs.Usage = func() {}
 	fs.SetOutput(new(discard))
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -38,6 +43,17 @@ func main() {
 		}
 		fmt.Fprintf(os.Stderr, "sitesecd: %v\n", err)
 		os.Exit(2)
+	}
+	if *setup {
+		if fs.NArg() > 0 || o.BusURL == "" {
+			fmt.Fprintln(os.Stderr, "sitesecd: usage: sitesecd --setup-bus --bus nats://HOST:PORT [--name ROUTER]")
+			os.Exit(2)
+		}
+		if err := setupBus(o, *wait); err != nil {
+			fmt.Fprintf(os.Stderr, "sitesecd: %v\n", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if fs.NArg() > 0 || o.Root == "" {
 		fmt.Fprintln(os.Stderr, "sitesecd: usage: sitesecd --root DIR [--config FILE] [--bus nats://HOST:PORT]")
@@ -57,6 +73,38 @@ func main() {
 		fmt.Fprintf(os.Stderr, "sitesecd: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// setupBus creates the router's JetStream buckets on a standalone server
+// as the sitesecd user, the only one allowed to (broker.RightsOf), retrying
+// the connection for wait while the server starts.
+func setupBus(o launcher.Options, wait time.Duration) error {
+	space, err := subject.New(o.SubjectRoot, o.Router)
+	if err != nil {
+		return err
+	}
+	user := os.Getenv(daemon.EnvUser)
+	if user == "" {
+		user = subject.Sitesecd
+	}
+	bo := bus.Options{URL: o.BusURL, User: user, Password: os.Getenv(daemon.EnvPassword), Name: "sitesecd --setup-bus"}
+	ctx, cancel := context.WithTimeout(context.Background(), wait+10*time.Second)
+	defer cancel()
+	var c *bus.Conn
+	for deadline := time.Now().Add(wait); ; time.Sleep(200 * time.Millisecond) {
+		if c, err = bus.Connect(ctx, space, bo); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.SetupBuckets(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "sitesecd: buckets of router %s ready\n", space.Router)
+	return nil
 }
 
 type discard struct{}

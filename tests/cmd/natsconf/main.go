@@ -1,8 +1,8 @@
 // Command natsconf writes the nats-server configuration of one router for
 // docker compose (deploy/nats/<router>.conf): JetStream on, and one user per
-// daemon with the same publish and subscribe permissions the launcher gives
-// its embedded server (services/broker), so that a compose router is as
-// locked down as a sitesecd one. Passwords are not in the file: each is
+// daemon with the rights the launcher gives its embedded server
+// (broker.RightsOf, from the ownership table subject.AccessTable), so that
+// a compose router is as locked down as a sitesecd one. Passwords are not in the file: each is
 // the environment variable SITESEC_PW_<USER> of the nats container.
 //
 //	natsconf --name r1 > deploy/nats/r1.conf
@@ -43,14 +43,16 @@ func write(w io.Writer, root, router string) error {
 	fmt.Fprintf(&b, "server_name: %s\nlisten: \"0.0.0.0:4222\"\n", router)
 	b.WriteString("jetstream {\n  store_dir: \"/data\"\n}\n")
 	b.WriteString("authorization {\n  users = [\n")
-	users := append([]string{}, subject.Daemons...)
-	users = append(users, subject.CLI)
-	for _, u := range users {
-		pa, pd := broker.Permissions(space, u)
-		sa, sd := broker.SubscribePermissions(space, u)
+	// sitesecd is here for `sitesecd --setup-bus`, which creates the
+	// buckets (only it may).
+	for _, u := range append([]string{subject.Sitesecd, subject.CLI}, subject.Daemons...) {
+		r := broker.RightsOf(space, u)
 		fmt.Fprintf(&b, "    {\n      user: %q\n      password: $%s\n      permissions: {\n", u, PasswordVar(u))
-		fmt.Fprintf(&b, "        publish: { allow: %s, deny: %s }\n", list(pa), list(pd))
-		fmt.Fprintf(&b, "        subscribe: { allow: %s, deny: %s }\n", list(sa), list(sd))
+		fmt.Fprintf(&b, "        publish: { allow: %s, deny: %s }\n", list(r.PublishAllow), list(r.PublishDeny))
+		fmt.Fprintf(&b, "        subscribe: { allow: %s, deny: %s }\n", list(r.SubscribeAllow), list(r.SubscribeDeny))
+		if r.Responses {
+			b.WriteString("        allow_responses: true\n")
+		}
 		b.WriteString("      }\n    }\n")
 	}
 	b.WriteString("  ]\n}\n")

@@ -57,16 +57,19 @@ func TestPermissions(t *testing.T) {
 		must, never []string
 	}{
 		{"kmd", "password:", []string{"$SITESEC_PW_KMD"}, nil},
-		// Only kmd may install SAs (their keys); the others are denied it.
-		{"kmd", "publish:", nil, []string{`"sitesec.r7.fwdd.sa.>"`, "$KV."}},
-		{"cfgd", "publish:", []string{`"sitesec.r7.fwdd.sa.>"`, "$KV.sitesec_r7_config.>"}, nil},
-		{"fwdd", "publish:", []string{`"sitesec.r7.fwdd.transmit"`}, []string{"$KV."}},
-		// Only fwdd reads SA installs.
-		{"fwdd", "subscribe:", nil, []string{`"sitesec.r7.fwdd.sa.>"`}},
-		{"pkid", "subscribe:", []string{`"sitesec.r7.fwdd.sa.>"`}, nil},
-		// The cli reads its own replies only (a user in the URL gets its
-		// own inbox prefix, services/bus).
-		{"cli", "subscribe:", []string{`"_INBOX.cli.>"`}, []string{`"_INBOX.>"`}},
+		// Only kmd installs SAs (their keys) and asks pkid to sign.
+		{"kmd", "publish:", []string{`"sitesec.r7.fwdd.sa.install"`, `"sitesec.r7.pkid.sign"`}, []string{"$KV.", "STREAM.CREATE", "STREAM.UPDATE"}},
+		{"cfgd", "publish:", []string{`"$KV.sitesec_r7_config.>"`}, []string{"sitesec.r7.fwdd.sa", "pkid.sign", "kmd.sa.sync", "STREAM.CREATE", "STREAM.UPDATE"}},
+		{"fwdd", "publish:", []string{`"sitesec.r7.kmd.punt"`}, []string{"$KV.", "fwdd.sa.", "pkid.", "fwdd.transmit"}},
+		// Only fwdd reads SA installs; only pkid serves validate.
+		{"fwdd", "subscribe:", []string{`"sitesec.r7.fwdd.sa.install"`}, []string{"pkid.validate", `"sitesec.r7.>"`}},
+		{"pkid", "subscribe:", []string{`"sitesec.r7.pkid.validate"`}, []string{"fwdd.sa.", `"sitesec.r7.>"`}},
+		{"pkid", "allow_responses", []string{"true"}, nil},
+		// sitesecd creates the buckets and reads no value.
+		{"sitesecd", "publish:", []string{`"$JS.API.STREAM.CREATE.KV_sitesec_r7_config"`}, []string{"$KV.", "DIRECT.GET", "CONSUMER.CREATE", "pkid.sign"}},
+		// The cli reads its own replies only, and taps everything but
+		// the SA keys.
+		{"cli", "subscribe:", []string{`"_INBOX.cli.>"`, `"sitesec.r7.>"`, `deny: ["sitesec.r7.fwdd.sa.delete", "sitesec.r7.fwdd.sa.install"`}, []string{`"_INBOX.>"`}},
 		{"cli", "password:", []string{"$SITESEC_PW_CLI"}, nil},
 	}
 	for _, c := range cases {
