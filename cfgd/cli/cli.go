@@ -275,9 +275,12 @@ func (s *Shell) collectProcesses(ctx context.Context) *pb.OpReply {
 
 func (s *Shell) print(rep *pb.OpReply, pipe *pipeline) {
 	var lines []string
-	if pipe.display == "json" {
-		lines = strings.Split(renderJSON(rep), "\n")
-	} else {
+	switch pipe.display {
+	case "json":
+		lines = strings.Split(renderDisplayJSON(rep), "\n")
+	case "xml":
+		lines = strings.Split(renderXML(replyTree(rep)), "\n")
+	default:
 		lines = renderText(rep)
 	}
 	for _, l := range pipe.apply(lines) {
@@ -298,7 +301,7 @@ func (s *Shell) configCommand(ctx context.Context, words []string, pipe *pipelin
 		return
 	}
 	req := &pb.ConfigEditRequest{Session: s.session, Words: words, User: s.user}
-	if pipe.display != "" && pipe.display != "json" {
+	if pipe.display == "set" {
 		req.Words = append(req.Words, "|", "display", pipe.display)
 	}
 	if pipe.compare != nil {

@@ -80,7 +80,7 @@ func TestPipes(t *testing.T) {
 	if got := p.apply([]string{"kmd 1", "fwdd 2", "cfgd 3"}); len(got) != 1 || got[0] != "Count: 2 lines" {
 		t.Errorf("match|count: %v", got)
 	}
-	for _, bad := range []string{"show x | display xml", "show x | match", "show x |", "show x | match (", "show x | last 0", "show x | frob"} {
+	for _, bad := range []string{"show x | display yaml", "show x | match", "show x |", "show x | match (", "show x | last 0", "show x | frob"} {
 		if _, _, err := splitPipes(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}

@@ -10,7 +10,7 @@ import (
 // pipeline is what follows the first '|' of a command: Junos output
 // modifiers, applied in order to the rendered lines.
 type pipeline struct {
-	display string // "", "json" or "set"
+	display string // "", "json", "xml" or "set"
 	// compare is "| compare [rollback N]" of configuration mode, passed
 	// to cfgd as words.
 	compare []string
@@ -29,8 +29,8 @@ func splitPipes(line string) ([]string, *pipeline, error) {
 		}
 		switch f[0] {
 		case "display":
-			if len(f) != 2 || (f[1] != "json" && f[1] != "set") {
-				return nil, nil, fmt.Errorf("syntax error, expecting 'json' or 'set' after 'display'")
+			if len(f) != 2 || (f[1] != "json" && f[1] != "set" && f[1] != "xml") {
+				return nil, nil, fmt.Errorf("syntax error, expecting 'json', 'set' or 'xml' after 'display'")
 			}
 			p.display = f[1]
 		case "match", "except", "find":
