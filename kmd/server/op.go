@@ -18,6 +18,7 @@ import (
 //
 //	show services ipsec-vpn ike security-associations [brief|detail] [PEER]
 //	show services ipsec-vpn ike statistics [PEER]
+//	clear services ipsec-vpn ike statistics [PEER]
 //	clear services ipsec-vpn ike security-associations [PEER] [service-set S]
 //	clear services ipsec-vpn ipsec security-associations [S] [remote-gateway A]
 func (s *Server) Op(ctx context.Context, req *pb.OpRequest) *pb.OpReply {
@@ -32,6 +33,8 @@ func (s *Server) Op(ctx context.Context, req *pb.OpRequest) *pb.OpReply {
 		return s.showSAs(args)
 	case verb == "show" && what == "ike" && obj == "statistics":
 		return s.showStats(args)
+	case verb == "clear" && what == "ike" && obj == "statistics":
+		return s.clearStats(args)
 	case verb == "clear" && what == "ike" && obj == "security-associations":
 		return s.clearIKE(args)
 	case verb == "clear" && what == "ipsec" && obj == "security-associations":
@@ -220,17 +223,9 @@ func (s *Server) showStats(args []string) *pb.OpReply {
 			p = &pb.IKEStatistics_Peer{RemoteAddress: key, LocalAddress: sa.Local.Addr().String(), Counters: map[string]uint64{}}
 			peers[key] = p
 		}
-		st, ms := sa.Stats, sa.Manager().Stats
-		for k, v := range map[string]uint64{
-			"delete-payloads-received": st.DeletesIn, "delete-payloads-sent": st.DeletesOut,
-			"dpd-requests-sent": st.DPDSent, "dpd-responses-received": st.DPDAnswered,
-			"dpd-requests-received": st.DPDReceived, "invalid-spi": st.InvalidSPI,
-			"ikev2-rekeys": uint64(st.Rekeys), "ipsec-sas-created": uint64(st.ChildCreated),
-			"ipsec-sas-deleted": uint64(st.ChildDeleted), "requests-sent": ms.RequestsSent,
-			"responses-sent": ms.ResponsesSent, "retransmits": ms.Retransmits,
-			"retransmits-answered": ms.RetransmitsAnswered,
-		} {
-			p.Counters[k] += v
+		zero := s.cleared.get(sa)
+		for k, v := range saCounters(sa) {
+			p.Counters[k] += v - min(v, zero[k])
 		}
 	})
 	out := &pb.IKEStatistics{}
@@ -239,6 +234,73 @@ func (s *Server) showStats(args []string) *pb.OpReply {
 	}
 	sort.Slice(out.Peers, func(i, j int) bool { return out.Peers[i].RemoteAddress < out.Peers[j].RemoteAddress })
 	return &pb.OpReply{Body: &pb.OpReply_IkeStatistics{IkeStatistics: out}}
+}
+
+// saCounters are the counters of one IKE SA, keyed as IKEStatistics
+// sends them. Call it on the SA's runner.
+func saCounters(sa *ikesa.SA) map[string]uint64 {
+	st, ms := sa.Stats, sa.Manager().Stats
+	return map[string]uint64{
+		"delete-payloads-received": st.DeletesIn, "delete-payloads-sent": st.DeletesOut,
+		"dpd-requests-sent": st.DPDSent, "dpd-responses-received": st.DPDAnswered,
+		"dpd-requests-received": st.DPDReceived, "invalid-spi": st.InvalidSPI,
+		"ikev2-rekeys": uint64(st.Rekeys), "ipsec-sas-created": uint64(st.ChildCreated),
+		"ipsec-sas-deleted": uint64(st.ChildDeleted), "requests-sent": ms.RequestsSent,
+		"responses-sent": ms.ResponsesSent, "retransmits": ms.Retransmits,
+		"retransmits-answered": ms.RetransmitsAnswered,
+	}
+}
+
+// clearedStats is, per IKE SA, its counters at the last clear: show
+// statistics prints the counts since then, as Junos's clear does. An SA's
+// entry goes when the SA does (pruned at each clear).
+type clearedStats struct {
+	mu   sync.Mutex
+	zero map[*ikesa.SA]map[string]uint64
+}
+
+func (c *clearedStats) get(sa *ikesa.SA) map[string]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.zero[sa]
+}
+
+// clearStats is `clear services ipsec-vpn ike statistics [PEER]`: the
+// matching SAs' counters start again from zero.
+func (s *Server) clearStats(args []string) *pb.OpReply {
+	f, err := parseFilter(args)
+	if err != nil {
+		return &pb.OpReply{Error: err.Error()}
+	}
+	now := map[*ikesa.SA]map[string]uint64{}
+	live := map[*ikesa.SA]bool{}
+	var mu sync.Mutex
+	s.each(func(sa *ikesa.SA) {
+		var c map[string]uint64
+		if f.match(sa) {
+			c = saCounters(sa)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		live[sa] = true
+		if c != nil {
+			now[sa] = c
+		}
+	})
+	s.cleared.mu.Lock()
+	defer s.cleared.mu.Unlock()
+	if s.cleared.zero == nil {
+		s.cleared.zero = map[*ikesa.SA]map[string]uint64{}
+	}
+	for sa := range s.cleared.zero {
+		if !live[sa] {
+			delete(s.cleared.zero, sa)
+		}
+	}
+	for sa, c := range now {
+		s.cleared.zero[sa] = c
+	}
+	return &pb.OpReply{}
 }
 
 func (s *Server) clearIKE(args []string) *pb.OpReply {

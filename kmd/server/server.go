@@ -60,6 +60,10 @@ type Server struct {
 	cancel context.CancelFunc
 	table  *ikesa.Table
 
+	// cleared holds the IKE counters as they were at `clear services
+	// ipsec-vpn ike statistics` (op.go).
+	cleared clearedStats
+
 	mu      sync.Mutex
 	peers   map[string]*Peer
 	runners map[*ikesa.SA]*runner

@@ -220,6 +220,22 @@ func TestTwoKMDs(t *testing.T) {
 	if p := st.GetIkeStatistics().GetPeers(); len(p) != 1 || p[0].Counters["ipsec-sas-created"] != 1 {
 		t.Fatalf("statistics: %v", st)
 	}
+	// clear ike statistics starts the counters again from zero; a peer
+	// that matches nothing clears nothing.
+	if rep := r.Op(ctx, &pb.OpRequest{Words: strings.Fields("clear services ipsec-vpn ike statistics 203.0.113.1")}); rep.Error != "" {
+		t.Fatal(rep.Error)
+	}
+	st = r.Op(ctx, &pb.OpRequest{Words: strings.Fields("show services ipsec-vpn ike statistics")})
+	if p := st.GetIkeStatistics().GetPeers(); len(p) != 1 || p[0].Counters["ipsec-sas-created"] != 1 {
+		t.Fatalf("statistics after clearing another peer: %v", st)
+	}
+	if rep := r.Op(ctx, &pb.OpRequest{Words: strings.Fields("clear services ipsec-vpn ike statistics")}); rep.Error != "" {
+		t.Fatal(rep.Error)
+	}
+	st = r.Op(ctx, &pb.OpRequest{Words: strings.Fields("show services ipsec-vpn ike statistics")})
+	if p := st.GetIkeStatistics().GetPeers(); len(p) != 1 || p[0].Counters["ipsec-sas-created"] != 0 || p[0].Counters["responses-sent"] != 0 {
+		t.Fatalf("statistics after clear: %v", st)
+	}
 
 	// fwdd reports the soft lifetime: the CHILD SA is rekeyed with PFS
 	// and the new outbound SA replaces the old one.
