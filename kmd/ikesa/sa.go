@@ -128,6 +128,9 @@ type Stats struct {
 	DPDSent, DPDAnswered, DPDMissed          uint64
 	DPDReceived                              uint64
 	InvalidSPI                               uint64
+	// AddressChangesRefused counts authenticated messages from another
+	// address that did not move the SA (follow).
+	AddressChangesRefused uint64
 }
 
 func newSA(cfg *Config, o Options) *SA {
@@ -319,11 +322,15 @@ func (sa *SA) Handle(local, remote netip.AddrPort, pkt *message.Packet) error {
 			return errors.New("ikesa: encrypted IKE_SA_INIT")
 		}
 		msg = &message.Message{Header: pkt.Header, Payloads: pkt.Payloads}
-		if pkt.IsResponse() {
-			sa.initMsg[1] = pkt.Raw
-		} else {
-			sa.initMsg[0] = pkt.Raw
-			sa.Local, sa.Remote = local, remote
+		// The signed octets of IKE_AUTH (RFC 7296 section 2.15) are the
+		// IKE_SA_INIT messages this SA processed, not a later stray.
+		if sa.mgr.Expected(msg) {
+			if pkt.IsResponse() {
+				sa.initMsg[1] = pkt.Raw
+			} else if sa.State == StateConnecting {
+				sa.initMsg[0] = pkt.Raw
+				sa.Local, sa.Remote = local, remote
+			}
 		}
 	} else {
 		if pkt.Encrypted == nil || sa.in == nil {
@@ -348,15 +355,6 @@ func (sa *SA) Handle(local, remote netip.AddrPort, pkt *message.Packet) error {
 			}
 			return err
 		}
-		// Authenticated: follow the peer to port 4500, or to a new NAT
-		// mapping (RFC 7296 section 2.23).
-		if (remote != sa.Remote || local != sa.Local) && (sa.NATLocal || sa.NATRemote || local.Port() == 4500) {
-			moved := sa.State == StateEstablished && remote != sa.Remote
-			sa.Local, sa.Remote = local, remote
-			if moved {
-				sa.opts.Host.Event(sa, Event{Kind: EventRemoteMoved})
-			}
-		}
 	}
 	if sa.opts.Trace != nil {
 		sa.opts.Trace(sa, false, msg)
@@ -368,8 +366,32 @@ func (sa *SA) Handle(local, remote netip.AddrPort, pkt *message.Packet) error {
 		}
 		return err
 	}
+	if pkt.Exchange != message.IKESAInit && (remote != sa.Remote || local != sa.Local) {
+		sa.follow(local, remote, msg)
+	}
 	sa.lastSeen = sa.now()
 	return sa.check(sa.mgr.Receive(msg))
+}
+
+// follow moves the SA to the addresses an authenticated message came
+// from, under RFC 7296 section 2.23: only a message that decrypted, passed
+// its integrity check and carries the message ID this side expects (not
+// a retransmission or a replay, which an attacker can send from any
+// address), and only when NAT was detected, where a peer's mapping may
+// change. Without NAT the only move is the float to port 4500 on the
+// same addresses. Everything else is counted and ignored.
+func (sa *SA) follow(local, remote netip.AddrPort, msg *message.Message) {
+	nat := sa.NATLocal || sa.NATRemote
+	float := local.Addr() == sa.Local.Addr() && remote.Addr() == sa.Remote.Addr() && local.Port() == 4500
+	if !sa.mgr.Expected(msg) || !(nat || float) {
+		sa.Stats.AddressChangesRefused++
+		return
+	}
+	moved := sa.State == StateEstablished && remote != sa.Remote
+	sa.Local, sa.Remote = local, remote
+	if moved {
+		sa.opts.Host.Event(sa, Event{Kind: EventRemoteMoved})
+	}
 }
 
 // check turns a task failure into SA state: a failed IKE_INIT, IKE_AUTH,

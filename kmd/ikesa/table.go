@@ -119,6 +119,13 @@ func (t *Table) Route(local, remote netip.AddrPort, raw []byte) (*SA, *message.P
 	if t.halfOpen == nil {
 		t.halfOpen = map[halfKey]*SA{}
 	}
+	// RFC 7296 section 3.1: the responder SPI of an IKE_SA_INIT request
+	// is zero. One that names an SA must not reach it (it would reset
+	// the SA's addresses or signed octets).
+	if pkt.Exchange == message.IKESAInit && !pkt.IsResponse() && pkt.SPIr != 0 {
+		t.Stats.Malformed++
+		return nil, nil, nil, errors.New("ikesa: IKE_SA_INIT request with a responder SPI")
+	}
 	// The SPI this side chose is SPIr when the original initiator sent
 	// the message, else SPIi.
 	if pkt.IsInitiator() && pkt.SPIr == 0 {

@@ -247,7 +247,7 @@ func saCounters(sa *ikesa.SA) map[string]uint64 {
 		"ikev2-rekeys": uint64(st.Rekeys), "ipsec-sas-created": uint64(st.ChildCreated),
 		"ipsec-sas-deleted": uint64(st.ChildDeleted), "requests-sent": ms.RequestsSent,
 		"responses-sent": ms.ResponsesSent, "retransmits": ms.Retransmits,
-		"retransmits-answered": ms.RetransmitsAnswered,
+		"retransmits-answered": ms.RetransmitsAnswered, "address-changes-refused": st.AddressChangesRefused,
 	}
 }
 

@@ -290,6 +290,16 @@ func (m *Manager) Tick() error {
 	return nil
 }
 
+// Expected reports whether Receive would process msg as new: a response
+// to the outstanding request, or the request with the next message ID
+// (RFC 7296 section 2.3). Retransmissions, replays and strays are not.
+func (m *Manager) Expected(msg *message.Message) bool {
+	if msg.IsResponse() {
+		return m.active != nil && msg.MessageID == m.reqID && msg.Exchange == m.exchange
+	}
+	return msg.MessageID == m.expectID
+}
+
 // Receive handles a decoded message of this IKE SA.
 func (m *Manager) Receive(msg *message.Message) error {
 	if msg.IsResponse() {
