@@ -1,7 +1,9 @@
 // Package busfile is how the processes of one router find its bus: the
-// launcher writes <root>/var/run/sitesec/bus.json (mode 0600, it holds
-// passwords) when the embedded NATS server is up, and the daemons and the
-// cli read it when they are given --root but no --bus.
+// launcher writes <root>/var/run/sitesec/bus.json (mode 0600) when the
+// router is up, and the cli (or a daemon run by hand) reads it when given
+// --root but no --bus. It holds the cli's password alone: the daemons get
+// theirs from sitesecd on an inherited pipe, so reading this file makes a
+// process the operator, never a daemon.
 package busfile
 
 import (
@@ -20,7 +22,7 @@ type Info struct {
 	// SubjectRoot and Router name the router's subjects.
 	SubjectRoot string `json:"subject_root"`
 	Router      string `json:"router"`
-	// Passwords by user name; the user name is the daemon's name, or "cli".
+	// Passwords by user name: only "cli".
 	Passwords map[string]string `json:"passwords,omitempty"`
 	// PID of the launcher that wrote the file.
 	PID int `json:"pid"`

@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sitesec/sitesec/proto/subject"
@@ -15,13 +18,20 @@ import (
 )
 
 // Environment variables a supervisor may set instead of flags. The password
-// travels in the environment, never on the command line where ps shows it.
+// never travels on the command line, where ps shows it: sitesecd hands each
+// daemon its own on an inherited pipe (EnvCredentialFD), read once at start
+// and closed, so it is in no file, environment or argument list; docker
+// compose gives each container its own in the environment (EnvPassword).
 const (
-	EnvBus      = "SITESEC_BUS"
-	EnvUser     = "SITESEC_BUS_USER"
-	EnvPassword = "SITESEC_BUS_PASSWORD"
-	EnvRouter   = "SITESEC_ROUTER"
+	EnvBus          = "SITESEC_BUS"
+	EnvUser         = "SITESEC_BUS_USER"
+	EnvPassword     = "SITESEC_BUS_PASSWORD"
+	EnvCredentialFD = "SITESEC_BUS_CREDENTIAL_FD"
+	EnvRouter       = "SITESEC_ROUTER"
 )
+
+// maxCredential bounds what is read from the credential descriptor.
+const maxCredential = 4096
 
 var errHelp = errors.New("help requested")
 
@@ -41,11 +51,47 @@ type options struct {
 	wait     time.Duration
 }
 
+// display names the bus in traces, without a password.
 func (o options) display() string {
 	if o.busURL == "" {
 		return "(none)"
 	}
-	return o.busURL
+	return RedactURL(o.busURL)
+}
+
+// RedactURL is u with the password of nats://user:password@host replaced
+// by "xxxxx", for traces and process lists.
+func RedactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.User == nil {
+		if i := strings.LastIndexByte(u, '@'); i >= 0 && err != nil {
+			return "(unparsable URL)"
+		}
+		return u
+	}
+	return p.Redacted()
+}
+
+// readCredential reads the password sitesecd wrote on descriptor fd, and
+// closes it.
+func readCredential(fd string) (string, error) {
+	n, err := strconv.Atoi(fd)
+	if err != nil || n < 3 {
+		return "", fmt.Errorf("%s=%q: not a descriptor number", EnvCredentialFD, fd)
+	}
+	f := os.NewFile(uintptr(n), "bus credential")
+	if f == nil {
+		return "", fmt.Errorf("%s=%d: no such descriptor", EnvCredentialFD, n)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxCredential+1))
+	if err != nil {
+		return "", fmt.Errorf("read the bus credential from descriptor %d: %v", n, err)
+	}
+	if len(b) > maxCredential {
+		return "", fmt.Errorf("bus credential on descriptor %d longer than %d bytes", n, maxCredential)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 func parseFlags(name string, args []string) (options, error) {
@@ -70,6 +116,15 @@ func parseFlags(name string, args []string) (options, error) {
 		return o, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	o.user, o.password = os.Getenv(EnvUser), os.Getenv(EnvPassword)
+	if fd := os.Getenv(EnvCredentialFD); fd != "" {
+		pw, err := readCredential(fd)
+		if err != nil {
+			return o, err
+		}
+		o.password = pw
+		os.Unsetenv(EnvCredentialFD)
+	}
+	os.Unsetenv(EnvPassword)
 	if o.user == "" {
 		o.user = name
 	}

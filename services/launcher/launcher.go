@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +44,10 @@ type Options struct {
 	BinDir string
 	// BusURL is an external NATS server; empty runs the embedded one.
 	BusURL string
+	// BusCredentials is a file of SITESEC_PW_<USER>=PASSWORD lines (the
+	// format of deploy/env.sh, mode 0600) for an external server: the
+	// launcher connects as sitesecd and hands each daemon its own.
+	BusCredentials string
 	// Listen is the embedded server's address, "127.0.0.1:0" by default
 	// (a free port, written to the bus file).
 	Listen      string
@@ -140,6 +145,9 @@ func start(ctx context.Context, o Options) (_ *Launcher, err error) {
 	}
 	l.tr.Lifecycle().Int("pid", os.Getpid()).Str("root", root).Msg("starting")
 
+	// Every process gets its own bus password, and only its own: the
+	// daemons on an inherited pipe (process.start), the cli in the bus
+	// file. The launcher keeps them all, since it starts the server.
 	passwords := map[string]string{}
 	for _, d := range append([]string{subject.Sitesecd, subject.CLI}, o.Daemons...) {
 		passwords[d] = randomPassword()
@@ -161,7 +169,16 @@ func start(ctx context.Context, o Options) (_ *Launcher, err error) {
 	} else {
 		bo.URL = busURL
 		passwords = nil
-		l.busID = busURL
+		if o.BusCredentials != "" {
+			if passwords, err = readCredentials(o.BusCredentials); err != nil {
+				return nil, err
+			}
+			bo.User, bo.Password = subject.Sitesecd, passwords[subject.Sitesecd]
+		}
+		// The daemons get the server's address, never the launcher's own
+		// credentials in it.
+		busURL = stripUser(busURL)
+		l.busID = daemon.RedactURL(o.BusURL)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -177,16 +194,16 @@ func start(ctx context.Context, o Options) (_ *Launcher, err error) {
 	}
 
 	for _, d := range o.Daemons {
-		env := append(os.Environ(),
+		env := append(withoutBusSecrets(os.Environ()),
 			daemon.EnvBus+"="+busURL,
 			daemon.EnvRouter+"="+space.Router,
 			"SITESEC_SUPERVISOR=sitesecd",
 		)
-		if passwords != nil {
-			env = append(env, daemon.EnvUser+"="+d, daemon.EnvPassword+"="+passwords[d])
+		if passwords[d] != "" {
+			env = append(env, daemon.EnvUser+"="+d, daemon.EnvCredentialFD+"=3")
 		}
 		p := &process{
-			name: d, path: filepath.Join(o.BinDir, d), l: l, env: env,
+			name: d, path: filepath.Join(o.BinDir, d), l: l, env: env, credential: passwords[d],
 			args:       []string{"--root", root, "--bus-root", space.Root},
 			out:        &prefixWriter{prefix: d + ": ", w: o.Out},
 			restartNow: make(chan struct{}, 1),
@@ -207,10 +224,16 @@ func start(ctx context.Context, o Options) (_ *Launcher, err error) {
 	// The bus file is how `cli --root` finds the router: it appears once the
 	// router runs its --config, so a script that waits for it finds the
 	// configuration committed.
-	if err := busfile.Write(root, &busfile.Info{URL: busURL, SubjectRoot: space.Root, Router: space.Router, Passwords: passwords, PID: os.Getpid()}); err != nil {
+	// It holds the cli's password alone: a process that can read it can
+	// be the operator, not a daemon.
+	in := &busfile.Info{URL: busURL, SubjectRoot: space.Root, Router: space.Router, PID: os.Getpid()}
+	if pw := passwords[subject.CLI]; pw != "" {
+		in.Passwords = map[string]string{subject.CLI: pw}
+	}
+	if err := busfile.Write(root, in); err != nil {
 		return nil, fmt.Errorf("write %s: %v", busfile.Path(root), err)
 	}
-	l.tr.Lifecycle().Str("bus", busURL).Strs("daemons", l.order).Msg("running")
+	l.tr.Lifecycle().Str("bus", daemon.RedactURL(busURL)).Strs("daemons", l.order).Msg("running")
 	return l, nil
 }
 
@@ -594,6 +617,61 @@ func lockRoot(root string) (*os.File, error) {
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte(fmt.Sprintf("%d\n", os.Getpid())), 0)
 	return f, nil
+}
+
+// readCredentials reads a SITESEC_PW_<USER>=PASSWORD file (deploy/env.sh),
+// which must not be readable by others.
+func readCredentials(file string) (map[string]string, error) {
+	st, err := os.Stat(file)
+	if err != nil {
+		return nil, fmt.Errorf("--bus-credentials: %v", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("--bus-credentials: %s is mode %04o: it holds passwords, make it 0600", file, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--bus-credentials: %v", err)
+	}
+	out := map[string]string{}
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		user, isPW := strings.CutPrefix(k, "SITESEC_PW_")
+		if !ok || !isPW || user == "" {
+			return nil, fmt.Errorf("--bus-credentials: %s:%d: want SITESEC_PW_<USER>=PASSWORD", file, i+1)
+		}
+		out[strings.ToLower(user)] = strings.Trim(v, `"'`)
+	}
+	return out, nil
+}
+
+// stripUser is u without user and password.
+func stripUser(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.User == nil {
+		return u
+	}
+	p.User = nil
+	return p.String()
+}
+
+// withoutBusSecrets is env without the bus settings of the launcher's own
+// environment: a daemon gets its own below.
+func withoutBusSecrets(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case daemon.EnvPassword, daemon.EnvUser, daemon.EnvCredentialFD:
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }
 
 func randomPassword() string {

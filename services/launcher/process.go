@@ -37,7 +37,10 @@ type process struct {
 	path string
 	args []string
 	env  []string
-	out  io.Writer
+	// credential is the daemon's bus password, written on a fresh pipe
+	// at every start (descriptor 3 of the child, daemon.EnvCredentialFD).
+	credential string
+	out        io.Writer
 	l    *Launcher
 
 	mu         sync.Mutex
@@ -78,6 +81,14 @@ func (p *process) start() error {
 	if p.stopping {
 		return errStopping
 	}
+	if p.credential != "" {
+		r, err := credentialPipe(p.credential)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		cmd.ExtraFiles = []*os.File{r}
+	}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -88,6 +99,25 @@ func (p *process) start() error {
 	p.health = nil
 	p.l.trace("started", p.name, cmd.Process.Pid, "")
 	return nil
+}
+
+// credentialPipe returns the read end of a pipe that holds secret and is
+// closed for writing: the child reads the secret and sees the end of it.
+func credentialPipe(secret string) (*os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	// Far below the pipe's buffer: the write does not block.
+	_, err = io.WriteString(w, secret)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("credential pipe: %w", err)
+	}
+	return r, nil
 }
 
 // run supervises the daemon until ctx ends.

@@ -26,6 +26,7 @@ func main() {
 	fs.StringVar(&o.Root, "root", "", "router root `directory` (traces in DIR/var/log, state in DIR/var/db); required")
 	fs.StringVar(&o.Config, "config", "", "configuration `file` (curly-brace or set lines) committed at start")
 	fs.StringVar(&o.BusURL, "bus", "", "external NATS server `URL` (default: run the embedded server)")
+	fs.StringVar(&o.BusCredentials, "bus-credentials", "", "with --bus: `file` of SITESEC_PW_<USER>=PASSWORD lines (deploy/env.sh, mode 0600); each daemon gets only its own")
 	fs.StringVar(&o.Listen, "listen", "127.0.0.1:0", "embedded server `address` (port 0: any free port)")
 	fs.StringVar(&o.SubjectRoot, "bus-root", subject.DefaultRoot, "first token of every bus subject")
 	fs.StringVar(&o.Router, "name", subject.DefaultRouter, "router `name` on the bus")
