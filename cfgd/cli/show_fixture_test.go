@@ -130,6 +130,7 @@ func pkiCertificatesFixture(kind string, detail bool) *pb.PKICertificates {
 				PublicKeyAlgorithm: "rsaEncryption(4096 bits)", SignatureAlgorithm: "SHA256-RSA",
 				FingerprintSha1:   "00:8e:6f:58:dd:68:bf:25:0a:e3:f9:17:70:d6:61:f3:53:a7:79:10",
 				FingerprintSha256: "3a:7b:1c:9d:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:01:23:45:67:89:ab:cd:ef:fe:dc:ba:98",
+				FingerprintMd5:    "d4:1d:8c:d9:8f:00:b2:04:e9:80:09:98:ec:f8:42:7e",
 				KeyUsage:          []string{"Certificate signing", "CRL signing"}, Status: "valid",
 				Der: []byte{0x30, 0x82}},
 			// An old CA pkid did not label: now decides it has expired.
@@ -148,6 +149,7 @@ func pkiCertificatesFixture(kind string, detail bool) *pb.PKICertificates {
 			PublicKeyAlgorithm: "rsaEncryption(2048 bits)", SignatureAlgorithm: "SHA256-RSA",
 			FingerprintSha1:   "46:71:15:34:ab:cd:ef:01:23:45:67:89:aa:bb:cc:dd:ee:ff:00:11",
 			FingerprintSha256: "9f:86:d0:81:88:4c:7d:65:9a:2f:ea:a0:c5:5a:d0:15:a3:bf:4f:1b:2b:0b:82:2c:d1:5d:6c:15:b0:f0:0a:08",
+			FingerprintMd5:    "0c:c1:75:b9:c0:f1:b6:a8:31:c3:99:e2:69:77:26:61",
 			DistributionCrl:   []string{"http://ca.example.net/crl/root.crl"},
 			KeyUsage:          []string{"Digital signature", "Key encipherment"},
 			AutoReEnrollment:  "Enabled (scep, ca-profile ca1, at 80% of validity: 2026-09-14T21:15:00Z)", Status: "valid"},
@@ -209,4 +211,15 @@ var bodyFixtures = map[string]func() proto.Message{
 	},
 	"interface_map": func() proto.Message { return interfaceMapFixture() },
 	"config_text":   func() proto.Message { return &pb.ConfigText{Text: "services {\n    ipsec-vpn;\n}\n"} },
+}
+
+func servicesCertificatesFixture() *pb.PKICertificates {
+	c := pkiCertificatesFixture("local-certificate", true).Certificates[0]
+	a := proto.Clone(c).(*pb.PKICertificate)
+	a.CertificateId, a.ServiceSet, a.Status = "1", "ss1", "valid"
+	b := proto.Clone(c).(*pb.PKICertificate)
+	b.CertificateId, b.ServiceSet, b.Status, b.Subject, b.AlternateSubject = "2", "ss1", "root valid", b.Issuer, nil
+	d := proto.Clone(c).(*pb.PKICertificate)
+	d.CertificateId, d.ServiceSet = "1", "ss-vrf"
+	return &pb.PKICertificates{Kind: "services-certificates", Certificates: []*pb.PKICertificate{a, b, d}}
 }

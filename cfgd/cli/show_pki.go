@@ -163,6 +163,9 @@ func certStatus(c *pb.PKICertificate, now time.Time) string {
 // subject, signature algorithm, CRL distribution points, key usage,
 // fingerprints and (local certificates) auto-re-enrollment.
 func renderPKICertificates(m *pb.PKICertificates, now time.Time) []string {
+	if m.GetKind() == "services-certificates" {
+		return renderServicesCertificates(m, now)
+	}
 	local := m.GetKind() != "ca-certificate"
 	var l showLines
 	for i, c := range m.GetCertificates() {
@@ -211,7 +214,7 @@ func renderPKICertificates(m *pb.PKICertificates, now time.Time) []string {
 		if u := c.GetKeyUsage(); len(u) > 0 {
 			l.add("  Use for key: %s", strings.Join(u, ", "))
 		}
-		addFingerprints(&l, c.GetFingerprintSha1(), c.GetFingerprintSha256())
+		addFingerprints(&l, c.GetFingerprintSha1(), c.GetFingerprintMd5())
 		if local {
 			a := c.GetAutoReEnrollment()
 			if a == "" {
@@ -223,19 +226,67 @@ func renderPKICertificates(m *pb.PKICertificates, now time.Time) []string {
 	return l
 }
 
-// addFingerprints prints the Fingerprint: block, leaving out the digests
-// pkid did not send.
-func addFingerprints(l *showLines, sha1, sha256 string) {
-	if sha1 == "" && sha256 == "" {
+// addFingerprints prints the Fingerprint: block as Junos does, sha1 then
+// md5, leaving out the digests pkid did not send (the SHA-256 one is in
+// `| display json`).
+func addFingerprints(l *showLines, sha1, md5 string) {
+	if sha1 == "" && md5 == "" {
 		return
 	}
 	l.add("  Fingerprint:")
 	if sha1 != "" {
 		l.add("    %s (sha1)", sha1)
 	}
-	if sha256 != "" {
-		l.add("    %s (sha256)", sha256)
+	if md5 != "" {
+		l.add("    %s (md5)", md5)
 	}
+}
+
+// renderServicesCertificates prints `show services ipsec-vpn
+// certificates`: per service set, the certificates its IKE peers
+// presented and pkid validated.
+//
+//	Service set: ss1, Total entries: 2
+//	  Certificate cache entry: 1
+//	    Flags: Non-root Trusted
+//	    Issued to: vpn2.example.net, Issued by: Example CA
+//	    Alternate subject: vpn2.example.net
+//	    Validity:
+//	      Not before: 11-27-2025 21:15 UTC
+//	      Not after: 11-27-2026 21:15 UTC
+func renderServicesCertificates(m *pb.PKICertificates, now time.Time) []string {
+	var l showLines
+	count := map[string]int{}
+	for _, c := range m.GetCertificates() {
+		count[c.GetServiceSet()]++
+	}
+	set := "\x00"
+	for _, c := range m.GetCertificates() {
+		if c.GetServiceSet() != set {
+			if set != "\x00" {
+				l.blank()
+			}
+			set = c.GetServiceSet()
+			l.add("Service set: %s, Total entries: %d", dash(set), count[set])
+		}
+		l.add("  Certificate cache entry: %s", dash(c.GetCertificateId()))
+		flags := "Non-root"
+		if strings.HasPrefix(c.GetStatus(), "root") {
+			flags = "Root"
+		}
+		l.add("    Flags: %s Trusted", flags)
+		l.add("    Issued to: %s, Issued by: %s", commonName(c.GetSubject()), commonName(c.GetIssuer()))
+		l.add("    Alternate subject: %s", alternateSubject(c.GetAlternateSubject()))
+		l.add("    Validity:")
+		l.add("      Not before: %s", junosDate(c.GetNotBeforeUnix()))
+		l.add("      Not after: %s", junosDate(c.GetNotAfterUnix()))
+		if m.GetDetail() {
+			l.add("    Serial number: %s", dash(c.GetSerial()))
+			l.add("    Public key algorithm: %s", dash(c.GetPublicKeyAlgorithm()))
+			addFingerprints(&l, c.GetFingerprintSha1(), c.GetFingerprintMd5())
+		}
+	}
+	return l
 }
 
 func addValidity(l *showLines, c *pb.PKICertificate, now time.Time) {

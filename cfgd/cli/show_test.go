@@ -43,6 +43,7 @@ var showGolden = []struct {
 	{"pki_local_certificate_detail", func(n time.Time) []string {
 		return renderPKICertificates(pkiCertificatesFixture("local-certificate", true), n)
 	}},
+	{"services_certificates", func(n time.Time) []string { return renderPKICertificates(servicesCertificatesFixture(), n) }},
 	{"pki_certificate_request", func(n time.Time) []string { return renderPKICertificateRequests(pkiRequestsFixture(), n) }},
 	{"pki_crl", func(n time.Time) []string { return renderPKICRLs(pkiCRLsFixture(), n) }},
 	{"interface_map", func(n time.Time) []string { return renderInterfaceMap(interfaceMapFixture(), n) }},

@@ -92,8 +92,10 @@ func (s *Store) Generate(id, typ string, size int) (crypto.PublicKey, error) {
 		if size == 0 {
 			size = 2048
 		}
-		if size != 2048 && size != 3072 && size != 4096 {
-			return nil, fmt.Errorf("keystore: rsa size %d not supported (2048, 3072, 4096)", size)
+		// Junos offers 1024 too (with a warning, see pki's
+		// generateKeyPair); 512 is refused: it is factored in hours.
+		if size != 1024 && size != 2048 && size != 3072 && size != 4096 {
+			return nil, fmt.Errorf("keystore: rsa size %d not supported (1024, 2048, 3072, 4096)", size)
 		}
 		key, err = rsa.GenerateKey(s.rand(), size)
 	case TypeECDSA:
@@ -103,10 +105,16 @@ func (s *Store) Generate(id, typ string, size int) (crypto.PublicKey, error) {
 			c = elliptic.P256()
 		case 384:
 			c = elliptic.P384()
+		case 521:
+			c = elliptic.P521()
 		default:
-			return nil, fmt.Errorf("keystore: ecdsa size %d not supported (256, 384)", size)
+			return nil, fmt.Errorf("keystore: ecdsa size %d not supported (256, 384, 521)", size)
 		}
 		key, err = ecdsa.GenerateKey(c, s.rand())
+	case "dsa":
+		// Junos offers dsa; DSA signatures (FIPS 186-5 withdrew them) are
+		// not implemented, so a DSA key could never authenticate IKE.
+		return nil, fmt.Errorf("keystore: key type dsa not supported: sitesec signs IKE with rsa or ecdsa keys only")
 	default:
 		return nil, fmt.Errorf("keystore: key type %q not supported (rsa, ecdsa)", typ)
 	}

@@ -31,9 +31,12 @@ func TestGenerate(t *testing.T) {
 		{"rsa", 3072, "rsaEncryption(3072 bits)", ""},
 		{"ecdsa", 0, "ecdsaEncryption(P-256)", ""},
 		{"ecdsa", 384, "ecdsaEncryption(P-384)", ""},
-		{"rsa", 1024, "", "rsa size 1024 not supported"},
-		{"ecdsa", 521, "", "ecdsa size 521 not supported"},
-		{"dsa", 1024, "", `key type "dsa" not supported`},
+		{"rsa", 1024, "rsaEncryption(1024 bits)", ""},
+		{"ecdsa", 521, "ecdsaEncryption(P-521)", ""},
+		{"rsa", 512, "", "rsa size 512 not supported"},
+		{"ecdsa", 224, "", "ecdsa size 224 not supported"},
+		{"dsa", 1024, "", "key type dsa not supported"},
+		{"ed448", 0, "", `key type "ed448" not supported`},
 	}
 	dir := t.TempDir()
 	s := New(filepath.Join(dir, "certs"))
@@ -79,7 +82,7 @@ func TestGenerate(t *testing.T) {
 		t.Errorf("dir mode %v, want 0700", fi.Mode().Perm())
 	}
 	ids, _ := s.List()
-	if strings.Join(ids, ",") != "ka,kb,kc,kd" {
+	if strings.Join(ids, ",") != "ka,kb,kc,kd,ke,kf" {
 		t.Errorf("List = %v", ids)
 	}
 }

@@ -69,6 +69,7 @@ type App struct {
 
 	keys  *keystore.Store
 	certs *certstore.Store
+	peers peerCache // show services ipsec-vpn certificates
 	crls  *crl.Cache
 	ocsp  *ocsp.Checker
 

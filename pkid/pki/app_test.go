@@ -306,6 +306,32 @@ func TestValidateWithCRL(t *testing.T) {
 	if !v.Valid {
 		t.Errorf("expired CRL, fail open: %+v", v)
 	}
+	// A valid peer certificate is listed under its service set by show
+	// services ipsec-vpn certificates, once however often it is seen, and
+	// clear forgets it.
+	for range 2 {
+		f.app.Validate(context.Background(), &pb.ValidateChainRequest{ServiceSet: "ss1", TrustedCa: []string{"open"}, Certificates: [][]byte{good.Raw}})
+	}
+	sc := f.ok(t, "show services ipsec-vpn certificates").GetPkiCertificates()
+	if c := sc.GetCertificates(); sc.GetKind() != "services-certificates" || len(c) != 1 || c[0].ServiceSet != "ss1" || c[0].CertificateId != "1" || c[0].FingerprintMd5 == "" || len(c[0].Der) != 0 {
+		t.Errorf("show services ipsec-vpn certificates: %v", sc)
+	}
+	if n := len(f.ok(t, "show services ipsec-vpn certificates service-set other").GetPkiCertificates().GetCertificates()); n != 0 {
+		t.Errorf("other set lists %d", n)
+	}
+	for cmd, want := range map[string]string{
+		"clear services ipsec-vpn certificates":                                           "expecting service-set",
+		"clear services ipsec-vpn certificates service-set other":                         "no cached certificates",
+		"clear services ipsec-vpn certificates service-set ss1 certificate-cache-entry 9": "not found",
+	} {
+		if rep := f.op(t, cmd, false, ""); !strings.Contains(rep.Error, want) {
+			t.Errorf("%s: %q, want %q", cmd, rep.Error, want)
+		}
+	}
+	f.ok(t, "clear services ipsec-vpn certificates service-set ss1 certificate-cache-entry 1")
+	if c := f.ok(t, "show services ipsec-vpn certificates").GetPkiCertificates().GetCertificates(); len(c) != 0 {
+		t.Errorf("cached after clear: %v", c)
+	}
 	// The operator loads a CRL by hand.
 	os.WriteFile(filepath.Join(f.dir, "new.crl"), root.CRL(t, f.clk.now(), f.clk.now().Add(time.Hour), bad, good), 0o644)
 	f.ok(t, "request security pki crl load ca-profile peers filename new.crl")
@@ -442,7 +468,9 @@ func TestOpErrors(t *testing.T) {
 		{"request security pki generate-key-pair certificate-id", "expecting value for certificate-id"},
 		{"request security pki generate-key-pair type rsa", "certificate-id is required"},
 		{"request security pki generate-key-pair certificate-id x size big", "not a number"},
-		{"request security pki generate-key-pair certificate-id x size 1024", "not supported"},
+		{"request security pki generate-key-pair certificate-id x size 512", "rsa size 512 not supported (1024, 2048, 3072, 4096)"},
+		{"request security pki generate-key-pair certificate-id x type dsa", "key type dsa not supported"},
+		{"request security pki generate-key-pair certificate-id x type ecdsa size 1024", "ecdsa size 1024 not supported (256, 384, 521)"},
 		{"request security pki generate-key-pair certificate-id x color red", `unexpected "color"`},
 		{"request security pki generate-certificate-request certificate-id none subject CN=a", "no such key pair"},
 		{"request security pki generate-certificate-request certificate-id e1", "subject is required"},
@@ -588,5 +616,28 @@ func TestExpiringWarnedOnce(t *testing.T) {
 	f.app.Tick(context.Background())
 	if count() != 1 {
 		t.Fatalf("%d LOCAL_EXPIRING events, want 1", count())
+	}
+}
+
+// Junos offers RSA 1024 with a warning; operator messages carry no
+// package prefixes and no kilobyte words.
+func TestKeySizesAndMessages(t *testing.T) {
+	f := newFixture(t)
+	f.apply(t, f.config(nil))
+	rep := f.ok(t, "request security pki generate-key-pair certificate-id weak size 1024")
+	if len(rep.Lines) != 2 || !strings.HasPrefix(rep.Lines[0], "warning: a 1024-bit RSA key is weak") || rep.Lines[1] != "Generated key pair weak, key size 1024 bits" {
+		t.Errorf("1024: %q", rep.Lines)
+	}
+	rep = f.ok(t, "request security pki generate-key-pair certificate-id p521 type ecdsa size 521")
+	if len(rep.Lines) != 1 {
+		t.Errorf("521: %q", rep.Lines)
+	}
+	if rep := f.op(t, "request security pki generate-key-pair certificate-id weak", false, ""); strings.Contains(rep.Error, "keystore:") || !strings.Contains(rep.Error, "already exists") {
+		t.Errorf("prefix kept: %q", rep.Error)
+	}
+	long := "http://ca.example/scep?operation=PKIOperation&message=" + strings.Repeat("QUJD", 1000)
+	got := operatorText("certstore: GET " + long + ": 500 Internal Server Error")
+	if len(got) > 300 || strings.Contains(got, "certstore:") || !strings.HasSuffix(got, "bytes) 500 Internal Server Error") {
+		t.Errorf("operatorText: %q", got)
 	}
 }

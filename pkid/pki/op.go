@@ -90,9 +90,43 @@ func errReply(format string, a ...any) *pb.OpReply {
 	return &pb.OpReply{Error: fmt.Sprintf(format, a...)}
 }
 
-// Op answers `show|clear|request security pki ...`.
+// Op answers `show|clear|request security pki ...` and `show|clear
+// services ipsec-vpn certificates`. Errors read as operator messages:
+// without the package prefixes of pkid's own errors, and without the
+// bulk of an over-long word (a SCEP URL carries a whole PKCS#7 message).
 func (a *App) Op(ctx context.Context, req *pb.OpRequest) *pb.OpReply {
+	rep := a.op(ctx, req)
+	if rep.Error != "" {
+		rep.Error = operatorText(rep.Error)
+	}
+	return rep
+}
+
+// internalPrefixes are the package prefixes of pkid's errors ("keystore:
+// no such key pair"), which mean nothing to an operator.
+var internalPrefixes = []string{"keystore: ", "certstore: ", "csr: ", "crl: ", "ocsp: ", "scep: ", "verify: ", "profile: "}
+
+// maxWord bounds one word of an operator message.
+const maxWord = 200
+
+func operatorText(s string) string {
+	for _, p := range internalPrefixes {
+		s = strings.ReplaceAll(s, p, "")
+	}
+	f := strings.Split(s, " ")
+	for i, w := range f {
+		if len(w) > maxWord {
+			f[i] = w[:maxWord] + fmt.Sprintf("...(%d bytes)", len(w))
+		}
+	}
+	return strings.Join(f, " ")
+}
+
+func (a *App) op(ctx context.Context, req *pb.OpRequest) *pb.OpReply {
 	w := req.GetWords()
+	if len(w) >= 4 && w[1] == "services" && w[2] == "ipsec-vpn" && w[3] == "certificates" {
+		return a.servicesCertificates(w[0], w[4:])
+	}
 	if len(w) < 4 || w[1] != "security" || w[2] != "pki" {
 		return errReply("syntax error: %s", strings.Join(w, " "))
 	}
@@ -164,7 +198,12 @@ func (a *App) generateKeyPair(words []string) *pb.OpReply {
 		return errReply("%v", err)
 	}
 	a.trace(trace.FlagAll, trace.Info).Str("certificate_id", id).Msg("key pair generated")
-	return &pb.OpReply{Lines: []string{"Generated key pair " + id + ", key size " + describeSize(ar.one("type"), size) + " bits"}}
+	var lines []string
+	if (ar.one("type") == "" || ar.one("type") == keystore.TypeRSA) && size == 1024 {
+		// NIST SP 800-131A disallows 1024-bit RSA for signatures.
+		lines = append(lines, "warning: a 1024-bit RSA key is weak (NIST SP 800-131A disallows it for signatures); use 2048 bits or more")
+	}
+	return &pb.OpReply{Lines: append(lines, "Generated key pair "+id+", key size "+describeSize(ar.one("type"), size)+" bits")}
 }
 
 func describeSize(typ string, size int) string {

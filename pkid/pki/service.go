@@ -49,6 +49,7 @@ func (a *App) Validate(ctx context.Context, r *pb.ValidateChainRequest) *pb.Vali
 		rep.SubjectAltNames = altNames(res.Leaf)
 		if res.Valid {
 			rep.PublicKey = res.Leaf.RawSubjectPublicKeyInfo
+			a.peers.add(r.GetServiceSet(), r.GetCertificates())
 		}
 	}
 	ev := a.trace(trace.FlagCertificateVerification, trace.Info)

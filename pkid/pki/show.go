@@ -32,7 +32,9 @@ var keyUsageNames = []struct {
 func describe(c *x509.Certificate, id, prof string, now time.Time) *pb.PKICertificate {
 	s1 := sha1.Sum(c.Raw)
 	s256 := sha256.Sum256(c.Raw)
+	m5 := md5.Sum(c.Raw)
 	p := &pb.PKICertificate{
+		FingerprintMd5:     csr.Colon(m5[:]),
 		CertificateId:      id,
 		CaProfile:          prof,
 		Version:            uint32(c.Version),

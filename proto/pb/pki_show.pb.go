@@ -28,7 +28,7 @@ type PKICertificates struct {
 	Certificates []*PKICertificate      `protobuf:"bytes,1,rep,name=certificates,proto3" json:"certificates,omitempty"`
 	// brief or detail, as asked.
 	Detail bool `protobuf:"varint,2,opt,name=detail,proto3" json:"detail,omitempty"`
-	// "ca-certificate" or "local-certificate".
+	// "ca-certificate", "local-certificate" or "services-certificates".
 	Kind          string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -109,8 +109,14 @@ type PKICertificate struct {
 	Status string `protobuf:"bytes,18,opt,name=status,proto3" json:"status,omitempty"`
 	// "Keypair generated locally", "Keypair loaded with the certificate".
 	KeypairLocation string `protobuf:"bytes,19,opt,name=keypair_location,json=keypairLocation,proto3" json:"keypair_location,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Junos shows sha1 and md5 fingerprints.
+	FingerprintMd5 string `protobuf:"bytes,20,opt,name=fingerprint_md5,json=fingerprintMd5,proto3" json:"fingerprint_md5,omitempty"`
+	// show services ipsec-vpn certificates: the service set whose IKE
+	// peers presented the certificate; certificate_id is then the cache
+	// entry number.
+	ServiceSet    string `protobuf:"bytes,21,opt,name=service_set,json=serviceSet,proto3" json:"service_set,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PKICertificate) Reset() {
@@ -272,6 +278,20 @@ func (x *PKICertificate) GetStatus() string {
 func (x *PKICertificate) GetKeypairLocation() string {
 	if x != nil {
 		return x.KeypairLocation
+	}
+	return ""
+}
+
+func (x *PKICertificate) GetFingerprintMd5() string {
+	if x != nil {
+		return x.FingerprintMd5
+	}
+	return ""
+}
+
+func (x *PKICertificate) GetServiceSet() string {
+	if x != nil {
+		return x.ServiceSet
 	}
 	return ""
 }
@@ -566,7 +586,7 @@ const file_sitesec_v1_pki_show_proto_rawDesc = "" +
 	"\x0fPKICertificates\x12>\n" +
 	"\fcertificates\x18\x01 \x03(\v2\x1a.sitesec.v1.PKICertificateR\fcertificates\x12\x16\n" +
 	"\x06detail\x18\x02 \x01(\bR\x06detail\x12\x12\n" +
-	"\x04kind\x18\x03 \x01(\tR\x04kind\"\xbd\x05\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\"\x87\x06\n" +
 	"\x0ePKICertificate\x12%\n" +
 	"\x0ecertificate_id\x18\x01 \x01(\tR\rcertificateId\x12\x1d\n" +
 	"\n" +
@@ -588,7 +608,10 @@ const file_sitesec_v1_pki_show_proto_rawDesc = "" +
 	"\x12auto_re_enrollment\x18\x10 \x01(\tR\x10autoReEnrollment\x12\x10\n" +
 	"\x03der\x18\x11 \x01(\fR\x03der\x12\x16\n" +
 	"\x06status\x18\x12 \x01(\tR\x06status\x12)\n" +
-	"\x10keypair_location\x18\x13 \x01(\tR\x0fkeypairLocation\"\xc9\x02\n" +
+	"\x10keypair_location\x18\x13 \x01(\tR\x0fkeypairLocation\x12'\n" +
+	"\x0ffingerprint_md5\x18\x14 \x01(\tR\x0efingerprintMd5\x12\x1f\n" +
+	"\vservice_set\x18\x15 \x01(\tR\n" +
+	"serviceSet\"\xc9\x02\n" +
 	"\x16PKICertificateRequests\x12F\n" +
 	"\brequests\x18\x01 \x03(\v2*.sitesec.v1.PKICertificateRequests.RequestR\brequests\x1a\xe6\x01\n" +
 	"\aRequest\x12%\n" +
