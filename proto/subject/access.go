@@ -1,6 +1,10 @@
 package subject
 
-import "slices"
+import (
+	"slices"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
 
 // Access is one row of the bus's ownership table (DESIGN.md, "The bus"):
 // who may put messages on a subject and who may read them. The broker
@@ -111,3 +115,30 @@ func InboxPrefix(user string) string { return "_INBOX." + user }
 func (s Space) SecretsBucket(daemon string) string {
 	return s.Root + "_" + s.Router + "_secrets_" + daemon
 }
+
+// SecretFieldOwners says which daemon needs each secret of the
+// configuration (fields marked [(sitesec.v1.secret) = true]): by the field
+// that holds it, or by the nearest enclosing field listed here (a Key
+// message's value is kmd's in an IKE policy and fwdd's in a manual SA).
+// The secrets go only to their daemon (bus.Conn.PutConfig), and a secret
+// with no owner here fails the commit rather than reach everyone.
+var SecretFieldOwners = map[protoreflect.FullName]string{
+	"sitesec.v1.IKEPolicy.pre_shared_key":             Kmd,
+	"sitesec.v1.AccessClientIKE.pre_shared_key":       Kmd,
+	"sitesec.v1.ManualSADirection.authentication_key": Fwdd,
+	"sitesec.v1.ManualSADirection.encryption_key":     Fwdd,
+	"sitesec.v1.CAProfile.crl_password":               Pkid,
+	"sitesec.v1.AutoReEnrollment.challenge_password":  Pkid,
+}
+
+// SecretOwners are the daemons that have a secrets bucket, sorted.
+var SecretOwners = func() []string {
+	var out []string
+	for _, d := range SecretFieldOwners {
+		if !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	slices.Sort(out)
+	return out
+}()

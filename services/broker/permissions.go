@@ -28,7 +28,8 @@ type Rights struct {
 //     and its own inbox _INBOX.<name>.>; it answers only requests it
 //     received (Responses);
 //   - JetStream: every daemon reads and watches the configuration bucket
-//     and its own secrets bucket; cfgd writes keys into those buckets and
+//     and its own secrets bucket, no other's; cfgd writes keys into the
+//     buckets (reading none of the secrets back) and
 //     nothing else (no stream create, update or delete, so it cannot point
 //     a stream at another subject); sitesecd creates the buckets
 //     (bus.SetupBuckets) and reads none of their values;
@@ -70,6 +71,9 @@ func RightsOf(space subject.Space, name string) Rights {
 	case subject.CLI:
 	default:
 		r.PublishAllow = append(r.PublishAllow, kvRead(space.ConfigBucket())...)
+		if slices.Contains(subject.SecretOwners, name) {
+			r.PublishAllow = append(r.PublishAllow, kvRead(space.SecretsBucket(name))...)
+		}
 		if name == subject.Cfgd {
 			for _, b := range Buckets(space) {
 				r.PublishAllow = append(r.PublishAllow, kvPut(b)...)
@@ -83,9 +87,13 @@ func RightsOf(space subject.Space, name string) Rights {
 }
 
 // Buckets are the JetStream KV buckets of a router: the committed
-// configuration.
+// configuration, and the secrets of each daemon that has some.
 func Buckets(space subject.Space) []string {
-	return []string{space.ConfigBucket()}
+	out := []string{space.ConfigBucket()}
+	for _, d := range subject.SecretOwners {
+		out = append(out, space.SecretsBucket(d))
+	}
+	return out
 }
 
 func dedup(s []string) []string {

@@ -30,7 +30,7 @@ func (c *Conn) configBucket() jetstream.KeyValueConfig {
 func (c *Conn) SetupBuckets(ctx context.Context) error {
 	ctx, cancel := kvContext(ctx)
 	defer cancel()
-	for _, cfg := range []jetstream.KeyValueConfig{c.configBucket()} {
+	for _, cfg := range append([]jetstream.KeyValueConfig{c.configBucket()}, c.secretsBuckets()...) {
 		if _, err := c.js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
 			return fmt.Errorf("bus: set up bucket %s: %w", cfg.Bucket, err)
 		}

@@ -66,6 +66,10 @@ type Options struct {
 	User, Password string
 	// Name is the connection name the server shows, e.g. "kmd".
 	Name string
+	// Daemon is whose configuration secrets GetConfig and WatchConfig
+	// join in (pre-shared keys for kmd, ...); default User. Only that
+	// daemon's user may read them (broker.RightsOf).
+	Daemon string
 	// ConnectTimeout bounds the first connection; default 2s.
 	ConnectTimeout time.Duration
 	// Reconnect forever with backoff from ReconnectWait (default 100ms)

@@ -34,6 +34,12 @@ func (c *Conn) PutConfig(ctx context.Context, s *pb.ConfigSnapshot) error {
 	if s == nil {
 		return errors.New("bus: nil configuration snapshot")
 	}
+	// The secrets first, into their owners' buckets (secrets.go): a
+	// reader of this revision then finds them.
+	s, err := c.putSecrets(ctx, s)
+	if err != nil {
+		return err
+	}
 	data, err := proto.Marshal(s)
 	if err != nil {
 		return fmt.Errorf("bus: marshal configuration: %w", err)
@@ -83,7 +89,7 @@ func (c *Conn) GetConfig(ctx context.Context) (*pb.ConfigSnapshot, error) {
 	if err := proto.Unmarshal(e.Value(), s); err != nil {
 		return nil, fmt.Errorf("bus: malformed configuration in %s (KV revision %d): %w", bucket, e.Revision(), err)
 	}
-	return s, nil
+	return c.withSecrets(ctx, s)
 }
 
 // WatchConfig calls fn with the current configuration (if any) and then
@@ -97,7 +103,7 @@ func (c *Conn) GetConfig(ctx context.Context) (*pb.ConfigSnapshot, error) {
 // again after a reconnect is not delivered twice. Malformed snapshots are
 // dropped and counted (Dropped). fn runs on WatchConfig's goroutine.
 func (c *Conn) WatchConfig(ctx context.Context, fn func(*pb.ConfigSnapshot)) error {
-	w := &configWatch{c: c, fn: fn}
+	w := &configWatch{c: c, ctx: ctx, fn: fn}
 	wait := c.opts.ReconnectWait
 	for attempt := 1; ; {
 		if ctx.Err() != nil {
@@ -132,6 +138,7 @@ func (c *Conn) WatchConfig(ctx context.Context, fn func(*pb.ConfigSnapshot)) err
 
 type configWatch struct {
 	c    *Conn
+	ctx  context.Context
 	fn   func(*pb.ConfigSnapshot)
 	seen bool
 	last uint64
@@ -247,6 +254,14 @@ func (w *configWatch) deliver(e jetstream.KeyValueEntry) {
 		return
 	}
 	if w.seen && s.GetRevision() <= w.last {
+		return
+	}
+	s, err := w.c.withSecrets(w.ctx, s)
+	if errors.Is(err, errSecretsAhead) {
+		return // a newer revision is on its way
+	}
+	if err != nil {
+		w.c.report(err)
 		return
 	}
 	w.seen, w.last = true, s.GetRevision()

@@ -150,7 +150,7 @@ func parseFlags(name string, args []string) (options, error) {
 // connect joins the bus, retrying for o.wait so that a daemon started
 // together with its bus (docker compose) does not lose the race.
 func connect(ctx context.Context, space subject.Space, name string, o options) (*bus.Conn, error) {
-	bo := bus.Options{URL: o.busURL, Name: name}
+	bo := bus.Options{URL: o.busURL, Name: name, Daemon: name}
 	if o.password != "" {
 		bo.User, bo.Password = o.user, o.password
 	}

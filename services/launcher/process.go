@@ -41,7 +41,7 @@ type process struct {
 	// at every start (descriptor 3 of the child, daemon.EnvCredentialFD).
 	credential string
 	out        io.Writer
-	l    *Launcher
+	l          *Launcher
 
 	mu         sync.Mutex
 	cmd        *exec.Cmd
