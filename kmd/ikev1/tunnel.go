@@ -190,6 +190,21 @@ func (t *Tunnel) startPhase1() error {
 	return sa.start()
 }
 
+// Busy reports a phase 1 or an initiated quick mode under way.
+func (t *Tunnel) Busy() bool {
+	for _, sa := range t.SAs {
+		if sa.State != StateEstablished && sa.State != StateDead {
+			return true
+		}
+		for _, x := range sa.exch {
+			if x.quick && x.initiator && x.state == 1 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Handle processes one datagram addressed to this tunnel.
 func (t *Tunnel) Handle(local, remote netip.AddrPort, pkt []byte) error {
 	t.Stats.InPackets++

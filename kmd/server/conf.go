@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sitesec/sitesec/kmd/ikesa"
+	"github.com/sitesec/sitesec/kmd/ikev1"
 	"github.com/sitesec/sitesec/kmd/message"
 	"github.com/sitesec/sitesec/kmd/transform"
 	"github.com/sitesec/sitesec/proto/pb"
@@ -43,6 +44,9 @@ type Peer struct {
 	Dynamic   bool
 	Establish Establish
 	IKE       *ikesa.Config
+	// V1, when set, negotiates IKEv1 (kmd/ikev1) instead of IKEv2; IKE
+	// then only carries the shared parts (identities, selectors, DPD).
+	V1 *ikev1.Config
 	// cert, when set, authenticates with a certificate through pkid; the
 	// server turns it into IKE.Auth.
 	cert *certAuth
@@ -229,6 +233,12 @@ func Peers(c *pb.Config) ([]*Peer, error) {
 					p.Establish = ResponderOnly
 				}
 				p.IKE = cfg
+				if isV1(c, dyn.GetIkePolicy()) {
+					if p.V1, err = v1Config(c, dyn.GetIkePolicy(), dyn.GetIpsecPolicy(), cfg); err != nil {
+						errs = append(errs, err)
+						continue
+					}
+				}
 				p.Fingerprint = fingerprint(c, ss, r, dyn.GetIkePolicy(), dyn.GetIpsecPolicy(), nil)
 				out = append(out, &p)
 			}
@@ -372,6 +382,7 @@ func ikeConfig(c *pb.Config, ikePolicy, ipsecPolicy string, profileKey *pb.Key, 
 		LocalID:       ikesa.IPID(local),
 	}
 	var errs []error
+	v1 := false
 	if ikePolicy == "" {
 		cfg.IKEProposals = transform.AllIKE()
 		if profileKey == nil || len(profileKey.GetValue()) == 0 {
@@ -389,13 +400,16 @@ func ikeConfig(c *pb.Config, ikePolicy, ipsecPolicy string, profileKey *pb.Key, 
 		if pol == nil {
 			return nil, nil, confError("services ipsec-vpn", "Referenced IKE policy must be defined under [edit services ipsec-vpn ike policy]")
 		}
-		if pol.GetVersion() == 1 {
-			return nil, nil, confError(path, "version 1 (IKEv1) is not supported by this kmd; use version 2")
-		}
+		// IKEv1 (version 1, or unset: Junos's default) builds its
+		// proposals in v1Config; the rest is shared.
+		v1 = pol.GetVersion() != 2
 		var suites []transform.Suite
 		lifetime := uint32(0)
 		signatures := false
 		for _, name := range pol.GetProposals() {
+			if v1 {
+				break
+			}
 			var prop *pb.IKEProposal
 			for _, p := range ike.GetProposals() {
 				if p.GetName() == name {
@@ -465,7 +479,9 @@ func ikeConfig(c *pb.Config, ikePolicy, ipsecPolicy string, profileKey *pb.Key, 
 			cfg.RemoteID = m
 		}
 	}
-	if err := ipsecConfig(c, ipsecPolicy, cfg); err != nil {
+	if v1 {
+		// v1Config reads the IPsec policy.
+	} else if err := ipsecConfig(c, ipsecPolicy, cfg); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {

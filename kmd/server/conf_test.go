@@ -39,7 +39,39 @@ func TestPeers(t *testing.T) {
 			"[edit services ipsec-vpn ike proposal p1] dh-group group3 is not supported", nil},
 		{"missing ike policy", func(c *pb.Config) { c.IpsecVpn.Ike.Policies = nil }, "Referenced IKE policy must be defined", nil},
 		{"missing ipsec policy", func(c *pb.Config) { c.IpsecVpn.Ipsec.Policies = nil }, "Referenced IPSec policy must be defined", nil},
-		{"ikev1", func(c *pb.Config) { c.IpsecVpn.Ike.Policies[0].Version = 1 }, "IKEv1", nil},
+		{"ikev1 refuses an IKEv2-only transform", func(c *pb.Config) { c.IpsecVpn.Ike.Policies[0].Version = 1 },
+			"[edit services ipsec-vpn ike proposal p1] encryption-algorithm aes-256-gcm is not available with IKEv1", nil},
+		{"ikev1 is the default version, with Junos's defaults", func(c *pb.Config) {
+			c.IpsecVpn.Ike.Policies[0].Version = 0
+			c.IpsecVpn.Ike.Proposals[0] = &pb.IKEProposal{Name: "p1"}
+			c.IpsecVpn.Ipsec.Proposals[0] = &pb.IPsecProposal{Name: "e1"}
+			c.IpsecVpn.Ipsec.Policies[0].PerfectForwardSecrecyKeys = "group2"
+		}, "", func(t *testing.T, p []*Peer) {
+			v := p[0].V1
+			if v == nil || v.Aggressive || len(v.Proposals) != 1 || len(v.ESP) != 1 {
+				t.Fatalf("%+v", v)
+			}
+			if got := v.Proposals[0].String(); got != "aes-256-cbc/sha1/group1" || v.Lifetime != time.Hour {
+				t.Fatalf("phase 1 %s %v", got, v.Lifetime)
+			}
+			if e := v.ESP[0]; e.EncryptionName() != "3des-cbc" || e.IntegrityName() != "hmac-sha1-96" || e.Group != 2 || v.ChildLifetime != 8*time.Hour {
+				t.Fatalf("phase 2 %+v", e)
+			}
+			if v.LocalTS.Start.String() != "10.0.0.0" || v.RemoteTS.End.String() != "10.1.0.255" || string(v.PSK) == "" {
+				t.Fatalf("%+v", v)
+			}
+		}},
+		{"ikev1 aggressive, no proposals: Junos's standard sets", func(c *pb.Config) {
+			c.IpsecVpn.Ike.Policies[0].Version = 1
+			c.IpsecVpn.Ike.Policies[0].Mode = "aggressive"
+			c.IpsecVpn.Ike.Policies[0].Proposals = nil
+			c.IpsecVpn.Ipsec.Policies[0].Proposals = nil
+		}, "", func(t *testing.T, p []*Peer) {
+			v := p[0].V1
+			if !v.Aggressive || len(v.Proposals) != 2 || v.Proposals[1].String() != "3des-cbc/sha1/group2" || len(v.ESP) != 2 || v.ESP[0].Group != 14 {
+				t.Fatalf("%+v", v)
+			}
+		}},
 		{"no psk", func(c *pb.Config) { c.IpsecVpn.Ike.Policies[0].PreSharedKey = nil }, "Either pre-shared-key or local-certificate", nil},
 		{"ah", func(c *pb.Config) { c.IpsecVpn.Ipsec.Proposals[0].Protocol = pb.IPsecProtocol_IPSEC_PROTOCOL_AH },
 			"[edit services ipsec-vpn ipsec proposal e1] protocol", nil},

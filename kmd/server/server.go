@@ -81,7 +81,9 @@ type Server struct {
 	// (gw-interface): no IKE is started for them until it comes back.
 	down    map[string]bool
 	applied bool
-	wg      sync.WaitGroup
+	// v1s holds the IKEv1 tunnels (v1.go).
+	v1s *v1State
+	wg  sync.WaitGroup
 	stats   Stats
 }
 
@@ -104,6 +106,7 @@ func (s *Server) init(ctx context.Context) {
 	s.pending = map[uint32]*pendingOut{}
 	s.backup = map[string]bool{}
 	s.down = map[string]bool{}
+	s.v1s = &v1State{tunnels: map[string]*v1Runner{}, cookies: map[[8]byte]*v1Runner{}}
 	if s.Retry == 0 {
 		s.Retry = 5 * time.Second
 	}
@@ -319,6 +322,10 @@ func (s *Server) Initiate(p *Peer) error {
 		remote = p.Backup
 	}
 	s.mu.Unlock()
+	if p.V1 != nil {
+		s.v1Initiate(p, remote)
+		return nil
+	}
 	sa, err := ikesa.NewInitiator(p.IKE, netip.AddrPortFrom(p.Local, 500), netip.AddrPortFrom(remote, 500), s.table.Options)
 	if err != nil {
 		return err
@@ -363,6 +370,7 @@ func (s *Server) reestablish(dead *ikesa.SA, err error) {
 }
 
 func (s *Server) deletePeer(key string) {
+	s.v1DeletePeer(key)
 	s.each(func(sa *ikesa.SA) {
 		if sa.Config.Name == key {
 			sa.Delete()
@@ -404,6 +412,10 @@ func (s *Server) Punt(d *pb.IKEDatagram) {
 	s.mu.Unlock()
 	if !ok1 || !ok2 {
 		s.drop()
+		return
+	}
+	if isV1Datagram(d.GetPayload()) {
+		s.v1Punt(local, remote, d.GetPayload())
 		return
 	}
 	sa, pkt, reply, err := s.table.Route(local, remote, d.GetPayload())
@@ -470,6 +482,9 @@ func (s *Server) SAEvent(e *pb.SAEvent) {
 		return
 	}
 	spi := e.GetSa().GetSpi()
+	if s.v1SAEvent(e) {
+		return
+	}
 	if e.GetKind() == pb.SAEventKind_SA_EVENT_KIND_INBOUND_ACTIVITY {
 		// The peer sends on the new inbound SA: it has it, and our
 		// outbound SA can follow (host.Install).

@@ -1,0 +1,62 @@
+package server
+
+import (
+	"testing"
+
+	"github.com/sitesec/sitesec/proto/pb"
+)
+
+func v1config(local, remote string, mode pb.EstablishTunnels, src, dst string) *pb.Config {
+	c := config(local, remote, "s3cret", mode, src, dst)
+	ike := c.IpsecVpn.Ike
+	ike.Policies[0].Version = 0 // Junos's default: IKEv1
+	ike.Proposals[0] = &pb.IKEProposal{Name: "p1", DhGroup: "group2", AuthenticationAlgorithm: "sha1", EncryptionAlgorithm: "3des-cbc"}
+	c.IpsecVpn.Ipsec.Proposals[0] = &pb.IPsecProposal{Name: "e1", Protocol: pb.IPsecProtocol_IPSEC_PROTOCOL_ESP, EncryptionAlgorithm: "3des-cbc", AuthenticationAlgorithm: "hmac-md5-96"}
+	c.IpsecVpn.Ipsec.Policies[0].PerfectForwardSecrecyKeys = "group1"
+	return c
+}
+
+// Two kmds with an IKEv1 configuration (no version statement) negotiate
+// main mode and quick mode with PFS over the fake fwdd bus and install
+// matching ESP SAs, inbound before outbound; deleting the tunnel by
+// configuration removes them on both sides.
+func TestTwoKMDsIKEv1(t *testing.T) {
+	l, r, lb, rb := pair(t)
+	lc := v1config("192.0.2.1", "198.51.100.1", pb.EstablishTunnels_ESTABLISH_TUNNELS_IMMEDIATELY, "10.0.0.0/24", "10.1.0.0/24")
+	rc := v1config("198.51.100.1", "192.0.2.1", pb.EstablishTunnels_ESTABLISH_TUNNELS_UNSPECIFIED, "10.1.0.0/24", "10.0.0.0/24")
+	ctx := t.Context()
+	if err := r.Apply(ctx, nil, rc); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Apply(ctx, nil, lc); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "installs", func() bool { a, _ := lb.count(); b, _ := rb.count(); return a == 2 && b == 2 })
+	lin, lout := lb.installs[0].Sas[0], lb.installs[1].Sas[0]
+	rin, rout := rb.installs[0].Sas[0], rb.installs[1].Sas[0]
+	if lin.Direction != pb.Direction_DIRECTION_INBOUND || lout.Direction != pb.Direction_DIRECTION_OUTBOUND || rin.Direction != pb.Direction_DIRECTION_INBOUND {
+		t.Fatal("not inbound before outbound")
+	}
+	if lin.Spi != rout.Spi || string(lin.EncryptionKey) != string(rout.EncryptionKey) || string(lout.AuthenticationKey) != string(rin.AuthenticationKey) {
+		t.Fatal("keys of the two sides differ")
+	}
+	if lin.EncryptionAlgorithm != "3des-cbc" || lin.AuthenticationAlgorithm != "hmac-md5-96" || len(lin.EncryptionKey) != 24 || len(lin.AuthenticationKey) != 16 ||
+		lin.Encapsulation != pb.Encapsulation_ENCAPSULATION_ESP || lin.Rule != "r1" || lin.LocalIdentity != "192.0.2.1" || lin.RemoteIdentity != "198.51.100.1" {
+		t.Fatalf("SA %+v", lin)
+	}
+	// fwdd's soft lifetime rekeys by a new quick mode; the new outbound
+	// SA replaces the old one.
+	l.SAEvent(&pb.SAEvent{Kind: pb.SAEventKind_SA_EVENT_KIND_SOFT_LIFETIME, Sa: &pb.SAKey{Spi: lin.Spi}})
+	waitFor(t, "rekey", func() bool { a, _ := lb.count(); return a == 4 })
+	if lb.installs[3].ReplacesSpi != lout.Spi {
+		t.Fatalf("rekey replaces %08x, want %08x", lb.installs[3].ReplacesSpi, lout.Spi)
+	}
+	// Removing the tunnel from the configuration deletes every SA on both
+	// sides (DELETE informational).
+	lc2 := v1config("192.0.2.1", "198.51.100.1", pb.EstablishTunnels_ESTABLISH_TUNNELS_IMMEDIATELY, "10.0.0.0/24", "10.1.0.0/24")
+	lc2.ServiceSets[0].IpsecVpnRules = nil
+	if err := l.Apply(ctx, lc, lc2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "deletes", func() bool { _, a := lb.count(); _, b := rb.count(); return a >= 2 && b >= 2 })
+}

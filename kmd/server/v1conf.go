@@ -1,0 +1,241 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sitesec/sitesec/kmd/ikesa"
+	"github.com/sitesec/sitesec/kmd/ikev1"
+	"github.com/sitesec/sitesec/kmd/isakmp"
+	"github.com/sitesec/sitesec/kmd/message"
+	"github.com/sitesec/sitesec/kmd/transform"
+	"github.com/sitesec/sitesec/proto/pb"
+)
+
+// Junos's IKEv1 defaults (SPEC section 5): an IKE proposal field left out
+// takes the schema's default (group1 (weak; commit check warns), sha1,
+// aes-256-cbc, pre-shared keys); an IPsec proposal ESP with hmac-sha1-96
+// and 3des-cbc. A policy naming no proposal offers Junos's "standard"
+// set: pre-g2-aes128-sha and pre-g2-3des-sha for IKE, g2-esp-3des-sha and
+// g2-esp-aes128-sha for IPsec (without PFS unless the policy sets it).
+const (
+	v1DefaultGroup     = "group1"
+	v1DefaultHash      = "sha1"
+	v1DefaultIKEEnc    = "aes-256-cbc"
+	v1DefaultIPsecAuth = "hmac-sha1-96"
+	v1DefaultIPsecEnc  = "3des-cbc"
+)
+
+// isV1 reports whether the named IKE policy negotiates IKEv1: version 1,
+// or no version (Junos's default).
+func isV1(c *pb.Config, ikePolicy string) bool {
+	for _, p := range c.GetIpsecVpn().GetIke().GetPolicies() {
+		if p.GetName() == ikePolicy {
+			return p.GetVersion() != 2
+		}
+	}
+	return false
+}
+
+func v1Encryption(name string) (id, bits uint16, err error) {
+	switch name {
+	case "des-cbc":
+		return isakmp.EncrDES, 0, nil
+	case "3des-cbc":
+		return isakmp.Encr3DES, 0, nil
+	case "aes-128-cbc":
+		return isakmp.EncrAES, 128, nil
+	case "aes-192-cbc":
+		return isakmp.EncrAES, 192, nil
+	case "aes-256-cbc":
+		return isakmp.EncrAES, 256, nil
+	}
+	return 0, 0, fmt.Errorf("encryption-algorithm %s is not available with IKEv1", name)
+}
+
+// V1Phase1 maps a Junos IKE proposal onto an IKEv1 phase 1 transform.
+func V1Phase1(method, group, auth, enc string) (ikev1.Phase1, error) {
+	s := ikev1.Phase1{Auth: isakmp.AuthPSK}
+	switch method {
+	case "", "pre-shared-keys":
+	default:
+		return s, fmt.Errorf("authentication-method %s is not supported with IKEv1 yet", method)
+	}
+	if group == "" {
+		group = v1DefaultGroup
+	}
+	if auth == "" {
+		auth = v1DefaultHash
+	}
+	if enc == "" {
+		enc = v1DefaultIKEEnc
+	}
+	var err error
+	if s.Group, err = transform.DHGroup(group); err != nil {
+		return s, err
+	}
+	h, ok := map[string]uint16{"md5": isakmp.HashMD5, "sha1": isakmp.HashSHA1, "sha-256": isakmp.HashSHA256, "sha-384": isakmp.HashSHA384, "sha-512": isakmp.HashSHA512}[auth]
+	if !ok {
+		return s, fmt.Errorf("authentication-algorithm %s is not supported", auth)
+	}
+	s.Hash = h
+	if s.Encr, s.KeyBits, err = v1Encryption(enc); err != nil {
+		return s, err
+	}
+	return s, s.Valid()
+}
+
+// V1Phase2 maps a Junos IPsec proposal and PFS group onto an ESP
+// transform of quick mode.
+func V1Phase2(auth, enc, pfs string) (ikev1.Phase2, error) {
+	var s ikev1.Phase2
+	if enc == "" {
+		enc = v1DefaultIPsecEnc
+	}
+	switch enc {
+	case "des-cbc":
+		s.ESP = isakmp.ESPDES
+	case "3des-cbc":
+		s.ESP = isakmp.ESP3DES
+	case "aes-128-cbc", "aes-192-cbc", "aes-256-cbc":
+		s.ESP, s.KeyBits = isakmp.ESPAES, map[string]uint16{"aes-128-cbc": 128, "aes-192-cbc": 192, "aes-256-cbc": 256}[enc]
+	case "aes-128-gcm", "aes-192-gcm", "aes-256-gcm":
+		s.ESP, s.KeyBits = isakmp.ESPAESGCM16, map[string]uint16{"aes-128-gcm": 128, "aes-192-gcm": 192, "aes-256-gcm": 256}[enc]
+	default:
+		return s, fmt.Errorf("encryption-algorithm %s is not available with IKEv1", enc)
+	}
+	if s.ESP != isakmp.ESPAESGCM16 {
+		if auth == "" {
+			auth = v1DefaultIPsecAuth
+		}
+		a, ok := map[string]uint16{"hmac-md5-96": isakmp.AuthHMACMD5, "hmac-sha1-96": isakmp.AuthHMACSHA, "hmac-sha-256-128": isakmp.AuthHMACSHA256, "hmac-sha2-256": isakmp.AuthHMACSHA256, "hmac-sha-384-192": isakmp.AuthHMACSHA384, "hmac-sha-512-256": isakmp.AuthHMACSHA512}[auth]
+		if !ok {
+			return s, fmt.Errorf("authentication-algorithm %s is not available with IKEv1", auth)
+		}
+		s.AuthAlg = a
+	} else if auth != "" {
+		return s, fmt.Errorf("HMAC Authentication is not compatible with %s", enc)
+	}
+	if pfs != "" {
+		g, err := transform.DHGroup(pfs)
+		if err != nil {
+			return s, err
+		}
+		s.Group = g
+	}
+	return s, s.Valid()
+}
+
+// v1Config builds the IKEv1 tunnel configuration of a term from its
+// policies and the version-independent parts of cfg (identities,
+// selectors, DPD, NAT-T).
+func v1Config(c *pb.Config, ikePolicy, ipsecPolicy string, cfg *ikesa.Config) (*ikev1.Config, error) {
+	v := c.GetIpsecVpn()
+	var pol *pb.IKEPolicy
+	for _, p := range v.GetIke().GetPolicies() {
+		if p.GetName() == ikePolicy {
+			pol = p
+		}
+	}
+	path := "services ipsec-vpn ike policy " + ikePolicy
+	out := &ikev1.Config{
+		Name: cfg.Name, ServiceSet: cfg.ServiceSet, Aggressive: pol.GetMode() == "aggressive",
+		PSK:           pol.GetPreSharedKey().GetValue(),
+		Lifetime:      transform.DefaultIKELifetime * time.Second,
+		ChildLifetime: transform.DefaultIPsecLifetime * time.Second,
+		NATTraversal:  cfg.NATTraversal, NATKeepalive: cfg.NATKeepalive,
+		DPDInterval: cfg.DPDInterval, DPDThreshold: cfg.DPDThreshold,
+	}
+	var errs []error
+	if len(out.PSK) == 0 {
+		errs = append(errs, confError(path, "IKEv1 needs a pre-shared-key (certificates are not supported with IKEv1 yet)"))
+	}
+	if cfg.LocalID != nil {
+		out.LocalID = isakmp.ID{Type: uint8(cfg.LocalID.IDType), Data: cfg.LocalID.Data}
+	}
+	if m := cfg.RemoteID; m != nil {
+		// IKEv1 and IKEv2 share the identification type numbers.
+		out.RemoteID = func(id isakmp.ID) bool { return m(&message.ID{IDType: message.IDType(id.Type), Data: id.Data}) }
+	}
+	if len(cfg.LocalTS) != 1 || len(cfg.RemoteTS) != 1 {
+		errs = append(errs, confError("services ipsec-vpn rule "+cfg.Rule+" term "+cfg.Term+" from", "IKEv1 carries one source and one destination address per term"))
+	} else {
+		out.LocalTS, out.RemoteTS = cfg.LocalTS[0], cfg.RemoteTS[0]
+	}
+	lifetime := uint32(0)
+	for _, name := range pol.GetProposals() {
+		for _, p := range v.GetIke().GetProposals() {
+			if p.GetName() != name {
+				continue
+			}
+			s, err := V1Phase1(p.GetAuthenticationMethod(), p.GetDhGroup(), p.GetAuthenticationAlgorithm(), p.GetEncryptionAlgorithm())
+			if err != nil {
+				errs = append(errs, confError("services ipsec-vpn ike proposal "+name, "%v", err))
+				continue
+			}
+			out.Proposals = append(out.Proposals, s)
+			if p.LifetimeSeconds != nil && (lifetime == 0 || p.GetLifetimeSeconds() < lifetime) {
+				lifetime = p.GetLifetimeSeconds()
+			}
+		}
+	}
+	if len(pol.GetProposals()) == 0 {
+		for _, enc := range []string{"aes-128-cbc", "3des-cbc"} {
+			s, _ := V1Phase1("", "group2", "sha1", enc)
+			out.Proposals = append(out.Proposals, s)
+		}
+	}
+	if lifetime != 0 {
+		out.Lifetime = time.Duration(lifetime) * time.Second
+	}
+	for i := range out.Proposals {
+		out.Proposals[i].Lifetime = out.Lifetime
+	}
+	var ipol *pb.IPsecPolicy
+	for _, p := range v.GetIpsec().GetPolicies() {
+		if p.GetName() == ipsecPolicy {
+			ipol = p
+		}
+	}
+	if ipsecPolicy != "" && ipol == nil {
+		errs = append(errs, confError("services ipsec-vpn", "Referenced IPSec policy must be defined under [edit services ipsec-vpn ipsec policy]"))
+	}
+	pfs := ipol.GetPerfectForwardSecrecyKeys()
+	lifetime = 0
+	for _, name := range ipol.GetProposals() {
+		for _, p := range v.GetIpsec().GetProposals() {
+			if p.GetName() != name {
+				continue
+			}
+			ppath := "services ipsec-vpn ipsec proposal " + name
+			if pr := p.GetProtocol(); pr == pb.IPsecProtocol_IPSEC_PROTOCOL_AH || pr == pb.IPsecProtocol_IPSEC_PROTOCOL_BUNDLE {
+				errs = append(errs, confError(ppath, "protocol %s is not supported: the data plane is ESP only", pr))
+				continue
+			}
+			s, err := V1Phase2(p.GetAuthenticationAlgorithm(), p.GetEncryptionAlgorithm(), pfs)
+			if err != nil {
+				errs = append(errs, confError(ppath, "%v", err))
+				continue
+			}
+			out.ESP = append(out.ESP, s)
+			if p.LifetimeSeconds != nil && (lifetime == 0 || p.GetLifetimeSeconds() < lifetime) {
+				lifetime = p.GetLifetimeSeconds()
+			}
+		}
+	}
+	if len(ipol.GetProposals()) == 0 {
+		for _, enc := range []string{"3des-cbc", "aes-128-cbc"} {
+			s, err := V1Phase2("hmac-sha1-96", enc, pfs)
+			if err != nil {
+				errs = append(errs, confError("services ipsec-vpn ipsec policy "+ipsecPolicy, "%v", err))
+				break
+			}
+			out.ESP = append(out.ESP, s)
+		}
+	}
+	if lifetime != 0 {
+		out.ChildLifetime = time.Duration(lifetime) * time.Second
+	}
+	return out, errors.Join(errs...)
+}
