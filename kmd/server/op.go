@@ -110,6 +110,7 @@ func (s *Server) snapshot(f filter) []*pb.IKESecurityAssociation {
 		out = append(out, x)
 		mu.Unlock()
 	})
+	out = append(out, s.v1Snapshot(f)...)
 	sort.Slice(out, func(i, j int) bool { return out[i].InitiatorCookie < out[j].InitiatorCookie })
 	for i, x := range out {
 		x.Index = uint32(i + 1)
@@ -313,6 +314,7 @@ func (s *Server) clearIKE(args []string) *pb.OpReply {
 			sa.Delete()
 		}
 	})
+	s.v1Clear(f, false)
 	return &pb.OpReply{}
 }
 
@@ -332,6 +334,7 @@ func (s *Server) clearIPsec(args []string) *pb.OpReply {
 			sa.DeleteChild(c)
 		}
 	})
+	s.v1Clear(f, true)
 	return &pb.OpReply{}
 }
 

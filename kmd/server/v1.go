@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -393,4 +395,85 @@ func (h *v1Host) Event(t *ikev1.Tunnel, e ikev1.Event) {
 			}
 		})
 	}
+}
+
+func (f filter) matchV1(t *ikev1.Tunnel) bool {
+	if f.peer.IsValid() && t.Remote.Addr() != f.peer {
+		return false
+	}
+	return f.serviceSet == "" || t.Config.ServiceSet == f.serviceSet
+}
+
+// v1Snapshot renders the ISAKMP SAs as `show services ipsec-vpn ike
+// security-associations` prints them (Exchange type Main or Aggressive,
+// the quick mode negotiations as Phase 2).
+func (s *Server) v1Snapshot(f filter) []*pb.IKESecurityAssociation {
+	var out []*pb.IKESecurityAssociation
+	s.v1Each(func(r *v1Runner) {
+		t := r.t
+		if !f.matchV1(t) {
+			return
+		}
+		for _, sa := range t.SAs {
+			if sa.State == ikev1.StateDead {
+				continue
+			}
+			role, state, exch := "Responder", "not matured", "Main"
+			if sa.Initiator {
+				role = "Initiator"
+			}
+			if sa.Aggressive {
+				exch = "Aggressive"
+			}
+			x := &pb.IKESecurityAssociation{
+				RemoteAddress: t.Remote.Addr().String(), InitiatorCookie: fmt.Sprintf("%x", sa.ICookie), ResponderCookie: fmt.Sprintf("%x", sa.RCookie),
+				ExchangeType: exch, Role: role, LocalAddress: t.Local.Addr().String(), LocalPort: uint32(t.Local.Port()), RemotePort: uint32(t.Remote.Port()),
+				PacketsIn: t.Stats.InPackets, PacketsOut: t.Stats.OutPackets, IpsecSasCreated: uint32(t.Stats.Phase2),
+				ServiceSet: t.Config.ServiceSet, NatDetected: t.NATLocal || t.NATRemote, AuthenticationMethod: "Pre-shared-keys",
+				LocalIdentity: idString(t.Config.LocalID), RemoteIdentity: idString(sa.PeerID), RoutingInstance: "default",
+			}
+			if r.peer.RoutingInst != "" {
+				x.RoutingInstance = r.peer.RoutingInst
+			}
+			if sa.State == ikev1.StateEstablished {
+				state = "matured"
+				x.Flags = []string{"IKE SA created"}
+				enc, hash, _ := strings.Cut(sa.Suite.String(), "/")
+				hash, group, _ := strings.Cut(hash, "/")
+				x.EncryptionAlgorithm, x.AuthenticationAlgorithm, x.PrfAlgorithm = enc, hash, "hmac-"+hash
+				x.DhGroup = strings.TrimPrefix(group, "group")
+			}
+			x.State = state
+			for _, c := range t.Children {
+				role := "Responder"
+				if c.Initiator {
+					role = "Initiator"
+				}
+				x.Phase2 = append(x.Phase2, &pb.Phase2Negotiation{
+					Type: "quick", Role: role, Local: t.Local.String(), Remote: t.Remote.String(),
+					LocalIdentity: tsString([]message.Selector{c.LocalTS}), RemoteIdentity: tsString([]message.Selector{c.RemoteTS}),
+				})
+			}
+			out = append(out, x)
+		}
+	})
+	return out
+}
+
+// v1Clear deletes the matching tunnels (clear ... ike
+// security-associations), or only their ESP SAs (clear ... ipsec
+// security-associations).
+func (s *Server) v1Clear(f filter, childrenOnly bool) {
+	s.v1Each(func(r *v1Runner) {
+		if !f.matchV1(r.t) {
+			return
+		}
+		if !childrenOnly {
+			r.t.Delete()
+			return
+		}
+		for _, c := range append([]*ikev1.Child(nil), r.t.Children...) {
+			r.t.DeleteChild(c)
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/sitesec/sitesec/proto/pb"
@@ -43,6 +44,12 @@ func TestTwoKMDsIKEv1(t *testing.T) {
 	if lin.EncryptionAlgorithm != "3des-cbc" || lin.AuthenticationAlgorithm != "hmac-md5-96" || len(lin.EncryptionKey) != 24 || len(lin.AuthenticationKey) != 16 ||
 		lin.Encapsulation != pb.Encapsulation_ENCAPSULATION_ESP || lin.Rule != "r1" || lin.LocalIdentity != "192.0.2.1" || lin.RemoteIdentity != "198.51.100.1" {
 		t.Fatalf("SA %+v", lin)
+	}
+	rep := l.Op(ctx, &pb.OpRequest{Words: strings.Fields("show services ipsec-vpn ike security-associations detail")})
+	sas := rep.GetIkeSecurityAssociations().GetSas()
+	if rep.Error != "" || len(sas) != 1 || sas[0].State != "matured" || sas[0].ExchangeType != "Main" || sas[0].Role != "Initiator" ||
+		sas[0].EncryptionAlgorithm != "3des-cbc" || sas[0].DhGroup != "2" || len(sas[0].Phase2) != 1 {
+		t.Fatalf("show: %v", rep)
 	}
 	// fwdd's soft lifetime rekeys by a new quick mode; the new outbound
 	// SA replaces the old one.

@@ -41,6 +41,11 @@ type Set struct {
 	IKEEnc, IKEAuth string // Junos ike proposal
 	DHGroup         string // ike dh-group and ipsec pfs keys
 	ESPEnc, ESPAuth string // Junos ipsec proposal (no ESPAuth for AEAD)
+	// V1 runs IKEv1 (charon version = 1, sitesec without a version
+	// statement, Junos's default); Aggressive its aggressive mode; NoPFS
+	// leaves perfect-forward-secrecy out (charon's ESP proposal then has
+	// no group).
+	V1, Aggressive, NoPFS bool
 }
 
 // Sets are the four proposal sets of the kmd interop issue.
