@@ -122,7 +122,7 @@ func (c *checker) serviceFamily() {
 
 // Warnings returns what commit check warns about without failing: the
 // statements sitesec accepts but does not act on (schema Inert), each
-// once at its highest configured level.
+// once at its highest configured level, and weak transforms (weak.go).
 func Warnings(cfg *conf.Node) conf.Errors {
 	var out conf.Errors
 	var walk func(n *conf.Node)
@@ -140,7 +140,7 @@ func Warnings(cfg *conf.Node) conf.Errors {
 		}
 	}
 	walk(cfg)
-	return out
+	return append(out, weakWarnings(cfg)...)
 }
 
 // FormatWarnings renders warnings the way Junos prints commit warnings:

@@ -302,10 +302,16 @@ func BenchmarkCheckSeed(b *testing.B) {
 // Statements accepted but not acted on are named in a warning, once at
 // their highest level; a configuration without them has none.
 func TestWarnings(t *testing.T) {
-	if w := Warnings(seed(t)); len(w) > 0 {
-		t.Fatalf("seed warns: %v", FormatWarnings(w))
+	// The seed's only warnings are its group1 IKE and PFS groups.
+	wantSeed := "[edit services ipsec-vpn ike proposal ike-proposal1]\n  'dh-group group1'\n    warning: group1 is weak (kept for older peers); prefer aes-cbc or aes-gcm, sha-256 and group14 or stronger\n" +
+		"[edit services ipsec-vpn ipsec policy ipsec-policy1 perfect-forward-secrecy]\n  'keys group1'\n    warning: group1 is weak (kept for older peers); prefer aes-cbc or aes-gcm, sha-256 and group14 or stronger"
+	if got := strings.Join(FormatWarnings(Warnings(seed(t))), "\n"); got != wantSeed {
+		t.Fatalf("seed warns:\n%s\nwant\n%s", got, wantSeed)
 	}
 	cfg := seed(t)
+	if err := conf.ParseSet(cfg, "w.set", "delete services ipsec-vpn ike proposal ike-proposal1 dh-group\ndelete services ipsec-vpn ipsec policy ipsec-policy1 perfect-forward-secrecy"); err != nil {
+		t.Fatal(err)
+	}
 	if err := conf.ParseSet(cfg, "w.set", `set routing-options router-id 10.0.0.2
 set protocols ospf area 0.0.0.0 interface lo0.0
 set protocols ospf area 0.0.0.0 interface so-0/0/0.0 passive`); err != nil {
