@@ -64,6 +64,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	busURL := fs.String("bus", "", "NATS `URL` of the router's bus")
 	name := fs.String("name", "", "router `name` on the bus (default r0)")
 	busRoot := fs.String("bus-root", "", "first token of every bus subject (default sitesec)")
+	busCA := fs.String("bus-ca", os.Getenv("SITESEC_BUS_CA"), "CA `file` (PEM) of the bus server's TLS certificate")
 	cmd := fs.String("c", "", "run one `command` and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -79,7 +80,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cli: unexpected argument %q (quote the command: -c '...')\n", fs.Arg(0))
 		return 2
 	}
-	conn, err := dial(*root, *busURL, *name, *busRoot)
+	conn, err := dial(*root, *busURL, *name, *busRoot, *busCA)
 	if err != nil {
 		fmt.Fprintf(stderr, "cli: %v\n", err)
 		return 1
@@ -135,8 +136,8 @@ func (s *Shell) prompt() string {
 }
 
 // dial connects as the cli user of the router at root, or to busURL.
-func dial(root, busURL, name, busRoot string) (*bus.Conn, error) {
-	o := bus.Options{URL: busURL, Name: "cli", ConnectTimeout: 2 * time.Second}
+func dial(root, busURL, name, busRoot, ca string) (*bus.Conn, error) {
+	o := bus.Options{URL: busURL, Name: "cli", ConnectTimeout: 2 * time.Second, CAFile: ca}
 	// With --bus, the password comes from the environment, like the
 	// daemons' (never the command line, where ps shows it).
 	if pw := os.Getenv("SITESEC_BUS_PASSWORD"); busURL != "" && pw != "" {

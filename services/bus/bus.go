@@ -66,6 +66,11 @@ type Options struct {
 	User, Password string
 	// Name is the connection name the server shows, e.g. "kmd".
 	Name string
+	// CAFile is a PEM file of the CA that signed the server's certificate:
+	// the connection then requires TLS and verifies the server (its name
+	// or address in the URL) against it. A bus that leaves the machine
+	// uses it (DESIGN.md, "The bus").
+	CAFile string
 	// Daemon is whose configuration secrets GetConfig and WatchConfig
 	// join in (pre-shared keys for kmd, ...); default User. Only that
 	// daemon's user may read them (broker.RightsOf).
@@ -188,6 +193,13 @@ func Connect(ctx context.Context, space subject.Space, o Options) (*Conn, error)
 	}
 	if o.InProcess != nil {
 		nopts = append(nopts, nats.InProcessServer(o.InProcess))
+	}
+	if o.CAFile != "" {
+		if _, err := os.Stat(o.CAFile); err != nil {
+			c.cancel()
+			return nil, fmt.Errorf("bus: CA file: %w", err)
+		}
+		nopts = append(nopts, nats.RootCAs(o.CAFile))
 	}
 	nc, err := nats.Connect(o.URL, nopts...)
 	if err != nil {

@@ -28,6 +28,8 @@ const (
 	EnvPassword     = "SITESEC_BUS_PASSWORD"
 	EnvCredentialFD = "SITESEC_BUS_CREDENTIAL_FD"
 	EnvRouter       = "SITESEC_ROUTER"
+	// EnvCA is the CA file that verifies a TLS bus (--bus-ca).
+	EnvCA = "SITESEC_BUS_CA"
 )
 
 // maxCredential bounds what is read from the credential descriptor.
@@ -45,6 +47,7 @@ type options struct {
 	root     string
 	busURL   string
 	busRoot  string
+	busCA    string
 	router   string
 	user     string
 	password string
@@ -100,6 +103,7 @@ func parseFlags(name string, args []string) (options, error) {
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.root, "root", "/", "root `directory`: traces in DIR/var/log, state in DIR/var/db")
 	fs.StringVar(&o.busURL, "bus", os.Getenv(EnvBus), "NATS `URL` (default: the router's bus found under --root)")
+	fs.StringVar(&o.busCA, "bus-ca", os.Getenv(EnvCA), "CA `file` (PEM) of the bus server's TLS certificate: the bus is then TLS only")
 	fs.StringVar(&o.busRoot, "bus-root", subject.DefaultRoot, "first token of every bus subject")
 	fs.StringVar(&o.router, "name", os.Getenv(EnvRouter), "router `name` on the bus (default r0)")
 	fs.DurationVar(&o.wait, "bus-wait", 3*time.Second, "how long to wait for the bus at start")
@@ -150,7 +154,7 @@ func parseFlags(name string, args []string) (options, error) {
 // connect joins the bus, retrying for o.wait so that a daemon started
 // together with its bus (docker compose) does not lose the race.
 func connect(ctx context.Context, space subject.Space, name string, o options) (*bus.Conn, error) {
-	bo := bus.Options{URL: o.busURL, Name: name, Daemon: name}
+	bo := bus.Options{URL: o.busURL, Name: name, Daemon: name, CAFile: o.busCA}
 	if o.password != "" {
 		bo.User, bo.Password = o.user, o.password
 	}

@@ -48,6 +48,9 @@ type Options struct {
 	// format of deploy/env.sh, mode 0600) for an external server: the
 	// launcher connects as sitesecd and hands each daemon its own.
 	BusCredentials string
+	// BusCA is the CA file that verifies an external server's TLS
+	// certificate; the daemons get it too.
+	BusCA string
 	// Listen is the embedded server's address, "127.0.0.1:0" by default
 	// (a free port, written to the bus file).
 	Listen      string
@@ -168,6 +171,12 @@ func start(ctx context.Context, o Options) (_ *Launcher, err error) {
 		l.busID = "embedded"
 	} else {
 		bo.URL = busURL
+		if o.BusCA != "" {
+			if o.BusCA, err = filepath.Abs(o.BusCA); err != nil {
+				return nil, err
+			}
+			bo.CAFile = o.BusCA
+		}
 		passwords = nil
 		if o.BusCredentials != "" {
 			if passwords, err = readCredentials(o.BusCredentials); err != nil {
@@ -199,6 +208,9 @@ func start(ctx context.Context, o Options) (_ *Launcher, err error) {
 			daemon.EnvRouter+"="+space.Router,
 			"SITESEC_SUPERVISOR=sitesecd",
 		)
+		if o.BusCA != "" {
+			env = append(env, daemon.EnvCA+"="+o.BusCA)
+		}
 		if passwords[d] != "" {
 			env = append(env, daemon.EnvUser+"="+d, daemon.EnvCredentialFD+"=3")
 		}
@@ -666,7 +678,7 @@ func withoutBusSecrets(env []string) []string {
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case daemon.EnvPassword, daemon.EnvUser, daemon.EnvCredentialFD:
+		case daemon.EnvPassword, daemon.EnvUser, daemon.EnvCredentialFD, daemon.EnvCA:
 			continue
 		}
 		out = append(out, kv)

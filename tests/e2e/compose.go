@@ -25,7 +25,11 @@ type Compose struct {
 	Env     []string
 	// Passwords of the bus users (SITESEC_PW_*), given in Env.
 	Passwords map[string]string
-	bin       string
+	// CA verifies the bus servers' TLS certificates (deploy/certs.sh).
+	CA string
+	// Single: deploy/compose.yaml, whose one router's server is "nats".
+	Single bool
+	bin    string
 }
 
 // Repo returns the repository root.
@@ -97,6 +101,12 @@ func BuildImages(t testing.TB) {
 func NewCompose(t testing.TB, cmd []string, file, bin string) *Compose {
 	c := &Compose{t: t, cmd: cmd, File: file, Project: "sse2e" + randHex(3), Passwords: map[string]string{}, bin: bin}
 	c.Env = os.Environ()
+	// The buses are TLS only: a CA and server certificate of their own.
+	certs := exec.Command(filepath.Join(Repo(), "deploy", "certs.sh"))
+	if out, err := certs.CombinedOutput(); err != nil {
+		t.Fatalf("deploy/certs.sh: %v\n%s", err, out)
+	}
+	c.CA = filepath.Join(Repo(), "deploy", "certs", "ca.pem")
 	for _, u := range []string{"SITESECD", "CFGD", "KMD", "PKID", "FWDD", "CLI"} {
 		pw := randHex(12)
 		c.Passwords[u] = pw
@@ -157,7 +167,11 @@ func (c *Compose) Container(service string) string {
 // the cli's credentials go in its environment (CLI).
 func (c *Compose) BusURL(r string) string {
 	c.t.Helper()
-	out, err := c.Run(30*time.Second, "port", "nats-"+r, "4222")
+	svc := "nats-" + r
+	if c.Single {
+		svc = "nats"
+	}
+	out, err := c.Run(30*time.Second, "port", svc, "4222")
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -174,7 +188,7 @@ func (c *Compose) CLI(r, script string) (string, error) {
 		args = append(args, "-c", script)
 	}
 	x := exec.CommandContext(ctx, filepath.Join(c.bin, "cli"), args...)
-	x.Env = append(os.Environ(), "SITESEC_BUS_USER=cli", "SITESEC_BUS_PASSWORD="+c.Passwords["CLI"])
+	x.Env = append(os.Environ(), "SITESEC_BUS_USER=cli", "SITESEC_BUS_PASSWORD="+c.Passwords["CLI"], "SITESEC_BUS_CA="+c.CA)
 	x.Stdin = strings.NewReader(script)
 	out, err := x.CombinedOutput()
 	if err != nil {

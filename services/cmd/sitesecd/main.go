@@ -26,6 +26,7 @@ func main() {
 	fs.StringVar(&o.Root, "root", "", "router root `directory` (traces in DIR/var/log, state in DIR/var/db); required")
 	fs.StringVar(&o.Config, "config", "", "configuration `file` (curly-brace or set lines) committed at start")
 	fs.StringVar(&o.BusURL, "bus", "", "external NATS server `URL` (default: run the embedded server)")
+	fs.StringVar(&o.BusCA, "bus-ca", os.Getenv(daemon.EnvCA), "with --bus: CA `file` (PEM) of the server's TLS certificate; the daemons get it too")
 	fs.StringVar(&o.BusCredentials, "bus-credentials", "", "with --bus: `file` of SITESEC_PW_<USER>=PASSWORD lines (deploy/env.sh, mode 0600); each daemon gets only its own")
 	fs.StringVar(&o.Listen, "listen", "127.0.0.1:0", "embedded server `address` (port 0: any free port)")
 	fs.StringVar(&o.SubjectRoot, "bus-root", subject.DefaultRoot, "first token of every bus subject")
@@ -88,7 +89,7 @@ func setupBus(o launcher.Options, wait time.Duration) error {
 	if user == "" {
 		user = subject.Sitesecd
 	}
-	bo := bus.Options{URL: o.BusURL, User: user, Password: os.Getenv(daemon.EnvPassword), Name: "sitesecd --setup-bus"}
+	bo := bus.Options{URL: o.BusURL, User: user, Password: os.Getenv(daemon.EnvPassword), Name: "sitesecd --setup-bus", CAFile: o.BusCA}
 	ctx, cancel := context.WithTimeout(context.Background(), wait+10*time.Second)
 	defer cancel()
 	var c *bus.Conn

@@ -1,5 +1,6 @@
 // Command natsconf writes the nats-server configuration of one router for
-// docker compose (deploy/nats/<router>.conf): JetStream on, and one user per
+// docker compose (deploy/nats/<router>.conf): TLS only (deploy/certs.sh's
+// server certificate), JetStream on, and one user per
 // daemon with the rights the launcher gives its embedded server
 // (broker.RightsOf, from the ownership table subject.AccessTable), so that
 // a compose router is as locked down as a sitesecd one. Passwords are not in the file: each is
@@ -42,6 +43,9 @@ func write(w io.Writer, root, router string) error {
 	fmt.Fprintf(&b, "# (go run ./tests/cmd/natsconf --name %s); do not edit.\n", router)
 	fmt.Fprintf(&b, "server_name: %s\nlisten: \"0.0.0.0:4222\"\n", router)
 	b.WriteString("jetstream {\n  store_dir: \"/data\"\n}\n")
+	// TLS only: the bus carries SA keys and leaves the container. The
+	// certificates are deploy/certs.sh's, mounted at /certs.
+	b.WriteString("tls {\n  cert_file: \"/certs/server.pem\"\n  key_file: \"/certs/server-key.pem\"\n  timeout: 2\n}\n")
 	b.WriteString("authorization {\n  users = [\n")
 	// sitesecd is here for `sitesecd --setup-bus`, which creates the
 	// buckets (only it may).
