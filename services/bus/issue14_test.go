@@ -93,6 +93,48 @@ func TestIssue14Demonstrations(t *testing.T) {
 		}
 	})
 
+	t.Run("JetStream consumer delivering into a handler", func(t *testing.T) {
+		// A daemon may create consumers on the configuration bucket (to
+		// watch it), and the server does not check a push consumer's
+		// deliver subject against its creator's rights: pkid can have
+		// the stored configuration delivered on kmd.sa.sync and
+		// kmd.punt. kmd must take neither for a request or an event.
+		if err := conns[subject.Sitesecd].SetupBuckets(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := conns[subject.Cfgd].PutConfig(ctx, snapshot(1)); err != nil {
+			t.Fatal(err)
+		}
+		var punts atomic.Int32
+		if _, err := Listen(conns[subject.Kmd], subject.Kmd, subject.VerbPunt, func(*pb.IKEDatagram) { punts.Add(1) }); err != nil {
+			t.Fatal(err)
+		}
+		before := syncs.Load()
+		droppedBefore := conns[subject.Kmd].Dropped()
+		js, _ := jetstream.New(conns[subject.Pkid].NC)
+		for _, verb := range []string{subject.VerbSASync, subject.VerbPunt} {
+			cc := jetstream.ConsumerConfig{DeliverSubject: space.Subject(subject.Kmd, verb), AckPolicy: jetstream.AckNonePolicy}
+			if verb == subject.VerbSASync {
+				cc.DeliverGroup = subject.Kmd // the handlers' queue group
+			}
+			if _, err := js.CreateConsumer(ctx, "KV_"+space.ConfigBucket(), cc); err != nil {
+				t.Fatalf("pkid creates a push consumer: %v", err)
+			}
+		}
+		waitFor(t, "the deliveries refused and dropped", func() bool {
+			refused := 0
+			for _, err := range logs[subject.Kmd].all() {
+				if strings.Contains(err.Error(), `reply subject "$JS.ACK.`) {
+					refused++
+				}
+			}
+			return refused >= 1 && conns[subject.Kmd].Dropped() > droppedBefore
+		})
+		if syncs.Load() != before || punts.Load() != 0 {
+			t.Errorf("kmd served %d sa.sync and took %d punts from JetStream deliveries", syncs.Load()-before, punts.Load())
+		}
+	})
+
 	t.Run("fwdd answers pkid.validate first", func(t *testing.T) {
 		if _, err := Serve(conns[subject.Pkid], subject.Pkid, subject.VerbValidate, func(context.Context, *pb.ValidateChainRequest) (*pb.ValidateChainReply, error) {
 			return &pb.ValidateChainReply{Valid: false, Reason: "pkid: untrusted"}, nil
@@ -148,9 +190,6 @@ func TestIssue14Demonstrations(t *testing.T) {
 	})
 
 	t.Run("cfgd points a stream at fwdd.sa", func(t *testing.T) {
-		if err := conns[subject.Sitesecd].SetupBuckets(ctx); err != nil {
-			t.Fatal(err)
-		}
 		js, _ := jetstream.New(conns[subject.Cfgd].NC)
 		capture := []string{space.Subject(subject.Fwdd, "sa.>")}
 		c, cancel := short()
