@@ -593,10 +593,20 @@ func (sa *ISAKMPSA) established() {
 	t.activity = now
 	// Older ISAKMP SAs of the tunnel are replaced (phase 1 rekey): they
 	// are deleted after the grace, their ESP SAs stay.
+	//
+	// Both sides initiating at once (establish-tunnels immediately on
+	// both) gives two SAs established within moments of each other, in an
+	// order each side may see differently: then both keep the one with the
+	// greater cookie pair, so they never delete different ones.
 	for _, o := range t.SAs {
-		if o != sa && o.State == StateEstablished && o.deleteAt.IsZero() {
-			o.deleteAt, o.rekeyAt = now.Add(DeleteGrace), time.Time{}
+		if o == sa || o.State != StateEstablished || !o.deleteAt.IsZero() {
+			continue
 		}
+		loser := o
+		if now.Sub(o.EstablishedAt) < collisionWindow && cookies(o) > cookies(sa) {
+			loser = sa
+		}
+		loser.deleteAt, loser.rekeyAt = now.Add(DeleteGrace), time.Time{}
 	}
 	t.opts.Host.Event(t, Event{Kind: EventPhase1Up, SA: sa})
 	for ; t.wantQM > 0; t.wantQM-- {
@@ -609,6 +619,13 @@ func (sa *ISAKMPSA) established() {
 		t.startQuick(sa, rekey)
 	}
 }
+
+// collisionWindow: two ISAKMP SAs, or two ESP SA pairs of the same
+// selectors, made this close together come from a simultaneous
+// initiation by both sides, not from a rekey.
+const collisionWindow = 2 * time.Second
+
+func cookies(sa *ISAKMPSA) string { return string(sa.ICookie[:]) + string(sa.RCookie[:]) }
 
 // notifyPlain answers a phase 1 failure with an unencrypted
 // informational notify (RFC 2408 section 5.5).

@@ -498,18 +498,25 @@ func (sa *ISAKMPSA) quickDone(x *exchange, ps []isakmp.Payload) error {
 	x.state = 3
 	t := sa.t
 	c := x.child
-	var replaces *Child
-	for _, o := range t.Children {
-		if o != c && o.deleteAt.IsZero() && o.LocalTS == c.LocalTS && o.RemoteTS == c.RemoteTS {
-			replaces = o
-		}
-	}
+	replaces, lost := t.predecessor(c, nil)
+	return t.installOut(c, replaces, lost)
+}
+
+// installOut puts the outbound SA of c in, taking over from replaces,
+// which goes after the grace. A pair that lost a simultaneous
+// negotiation keeps only its inbound SA and goes after the grace too.
+func (t *Tunnel) installOut(c, replaces *Child, lost bool) error {
 	t.Children = append(t.Children, c)
+	if lost {
+		c.deleteAt = t.now().Add(DeleteGrace)
+		return nil
+	}
 	if err := t.opts.Host.InstallOut(t, c, replaces); err != nil {
 		return err
 	}
 	c.outInstalled = true
 	if replaces != nil {
+		replaces.rekeying = false
 		replaces.deleteAt = t.now().Add(DeleteGrace)
 	}
 	t.Stats.Phase2++
@@ -523,26 +530,36 @@ func (t *Tunnel) installChild(c *Child, rekeys *Child) error {
 	if err := t.opts.Host.InstallIn(t, c); err != nil {
 		return err
 	}
-	replaces := rekeys
-	if replaces == nil {
-		for _, o := range t.Children {
-			if o.deleteAt.IsZero() && o.LocalTS == c.LocalTS && o.RemoteTS == c.RemoteTS {
-				replaces = o
-			}
+	replaces, lost := t.predecessor(c, rekeys)
+	return t.installOut(c, replaces, lost)
+}
+
+func childKey(c *Child) uint64 {
+	a, b := c.SPIIn, c.SPIOut
+	if a < b {
+		a, b = b, a
+	}
+	return uint64(a)<<32 | uint64(b)
+}
+
+// predecessor finds the pair that c takes over from: the one it rekeys,
+// or the current pair of the same selectors. When both sides negotiated
+// a pair at once, both keep the pair with the greater SPIs (lost: c is
+// the other), so that they never delete different ones.
+func (t *Tunnel) predecessor(c, rekeys *Child) (replaces *Child, lost bool) {
+	if rekeys != nil && rekeys.deleteAt.IsZero() {
+		return rekeys, false
+	}
+	for _, o := range t.Children {
+		if o == c || !o.deleteAt.IsZero() || o.LocalTS != c.LocalTS || o.RemoteTS != c.RemoteTS {
+			continue
 		}
+		if !o.rekeying && c.CreatedAt.Sub(o.CreatedAt) < collisionWindow && childKey(o) > childKey(c) {
+			return nil, true
+		}
+		replaces = o
 	}
-	t.Children = append(t.Children, c)
-	if err := t.opts.Host.InstallOut(t, c, replaces); err != nil {
-		return err
-	}
-	c.outInstalled = true
-	if replaces != nil {
-		replaces.rekeying = false
-		replaces.deleteAt = t.now().Add(DeleteGrace)
-	}
-	t.Stats.Phase2++
-	t.opts.Host.Event(t, Event{Kind: EventPhase2Up})
-	return nil
+	return replaces, false
 }
 
 // newChild cuts the keys of both directions (RFC 2409 section 5.5: each

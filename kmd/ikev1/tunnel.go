@@ -158,14 +158,21 @@ func (t *Tunnel) random(n int) []byte {
 	return b
 }
 
-// Established returns the newest established ISAKMP SA, or nil.
+// Established returns the newest established ISAKMP SA that is not
+// being replaced, else one that is, or nil.
 func (t *Tunnel) Established() *ISAKMPSA {
+	var old *ISAKMPSA
 	for i := len(t.SAs) - 1; i >= 0; i-- {
-		if t.SAs[i].State == StateEstablished {
-			return t.SAs[i]
+		if sa := t.SAs[i]; sa.State == StateEstablished {
+			if sa.deleteAt.IsZero() {
+				return sa
+			}
+			if old == nil {
+				old = sa
+			}
 		}
 	}
-	return nil
+	return old
 }
 
 // Initiate starts phase 1 if no ISAKMP SA is up or under way, then a
