@@ -153,3 +153,35 @@ func runFor(d time.Duration, name string, args ...string) (string, error) {
 	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
 	return string(out), err
 }
+
+// TestEmbeddedBusBeyondLoopbackIsTLS: the embedded server listens beyond
+// this machine only with TLS (DESIGN.md, "The bus"); then the daemons and
+// the cli verify its certificate, and a client without TLS gets nothing.
+func TestEmbeddedBusBeyondLoopbackIsTLS(t *testing.T) {
+	bin := harness.Bin(t)
+	if out, err := runFor(10*time.Second, filepath.Join(bin, "sitesecd"), "--root", t.TempDir(), "--listen", "0.0.0.0:0"); err == nil || !strings.Contains(out, "needs TLS") {
+		t.Errorf("--listen 0.0.0.0 without a certificate: %v %s", err, out)
+	}
+	repo, _ := filepath.Abs(filepath.Join("..", "deploy"))
+	if out, err := runFor(30*time.Second, filepath.Join(repo, "certs.sh")); err != nil {
+		t.Fatalf("deploy/certs.sh: %v %s", err, out)
+	}
+	certs := filepath.Join(repo, "certs")
+	r := harness.Start(t, "--listen", "0.0.0.0:0", "--listen-cert", filepath.Join(certs, "server.pem"),
+		"--listen-key", filepath.Join(certs, "server-key.pem"), "--bus-ca", filepath.Join(certs, "ca.pem"))
+	waitConnected(t, r)
+	in, err := busfile.Read(r.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(in.URL, "tls://") || in.CA == "" {
+		t.Errorf("bus file: url %s, ca %q", in.URL, in.CA)
+	}
+	plain := strings.Replace(in.URL, "tls://", "nats://", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if c, err := bus.Connect(ctx, subject.Space{Root: in.SubjectRoot, Router: in.Router}, bus.Options{URL: plain, User: subject.CLI, Password: in.Passwords[subject.CLI]}); err == nil {
+		c.Close()
+		t.Error("a client without TLS connected")
+	}
+}

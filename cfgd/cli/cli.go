@@ -155,6 +155,9 @@ func dial(root, busURL, name, busRoot, ca string) (*bus.Conn, error) {
 			return nil, err
 		}
 		o.URL = in.URL
+		if o.CAFile == "" {
+			o.CAFile = in.CA
+		}
 		if pw := in.Passwords[subject.CLI]; pw != "" {
 			o.User, o.Password = subject.CLI, pw
 		}

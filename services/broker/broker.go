@@ -19,6 +19,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,6 +66,11 @@ type Options struct {
 	// ServerName names the server in INFO and in JetStream; default
 	// "sitesec".
 	ServerName string
+	// TLSCert and TLSKey are PEM files of the server's certificate and
+	// key: clients must then use TLS. A server that listens beyond the
+	// loopback needs them (DESIGN.md, "The bus": TLS whenever it leaves
+	// the machine).
+	TLSCert, TLSKey string
 	// Logf, when set, receives the server's notices, warnings and errors
 	// (not its debug or trace output).
 	Logf func(format string, args ...any)
@@ -101,6 +107,15 @@ func Start(o Options) (*Server, error) {
 		NoSigs:     true,
 		// Our own logger below decides what is shown.
 		NoLog: o.Logf == nil,
+	}
+	if o.TLSCert != "" || o.TLSKey != "" {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: o.TLSCert, KeyFile: o.TLSKey})
+		if err != nil {
+			return nil, fmt.Errorf("broker: TLS: %w", err)
+		}
+		so.TLS, so.TLSConfig, so.TLSTimeout = true, tc, 2
+	} else if o.Port != DontListen && !loopback(o.Host) {
+		return nil, fmt.Errorf("broker: %s is not a loopback address: a bus that leaves the machine needs TLS (a certificate and key)", o.Host)
 	}
 	switch {
 	case o.Port == DontListen:
@@ -209,13 +224,27 @@ func probe(host string, port int) error {
 	return l.Close()
 }
 
-// ClientURL is the URL clients connect to, "nats://127.0.0.1:PORT", or ""
-// when the server does not listen.
+// ClientURL is the URL clients connect to, "nats://127.0.0.1:PORT"
+// ("tls://..." with TLS), or "" when the server does not listen. A server
+// that listens on every address is reached on 127.0.0.1.
 func (s *Server) ClientURL() string {
 	if !s.listen {
 		return ""
 	}
-	return s.ns.ClientURL()
+	u := s.ns.ClientURL()
+	for _, any := range []string{"0.0.0.0", "[::]"} {
+		u = strings.Replace(u, "//"+any+":", "//127.0.0.1:", 1)
+	}
+	return u
+}
+
+// loopback reports whether host is a loopback address or name.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Port is the port the server listens on (0 when it does not).

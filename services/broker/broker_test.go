@@ -111,6 +111,8 @@ func TestStartErrors(t *testing.T) {
 		{"store is a file", Options{StoreDir: file}, "broker: JetStream store"},
 		{"store below a file", Options{StoreDir: filepath.Join(file, "nats")}, "broker: JetStream store"},
 		{"user without name", Options{StoreDir: t.TempDir(), Users: []User{{Password: "x"}}}, "broker: user without a name"},
+		{"beyond the loopback without TLS", Options{StoreDir: t.TempDir(), Host: "0.0.0.0"}, "needs TLS"},
+		{"missing TLS key", Options{StoreDir: t.TempDir(), Host: "0.0.0.0", TLSCert: file, TLSKey: file + ".none"}, "broker: TLS"},
 	}
 	if os.Geteuid() != 0 { // root writes anywhere
 		tests = append(tests, struct {

@@ -24,6 +24,9 @@ type Info struct {
 	Router      string `json:"router"`
 	// Passwords by user name: only "cli".
 	Passwords map[string]string `json:"passwords,omitempty"`
+	// CA is the file of the CA that verifies the server's TLS
+	// certificate, when the bus is TLS.
+	CA string `json:"ca,omitempty"`
 	// PID of the launcher that wrote the file.
 	PID int `json:"pid"`
 }

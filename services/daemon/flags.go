@@ -138,6 +138,9 @@ func parseFlags(name string, args []string) (options, error) {
 			return o, err
 		}
 		o.busURL = in.URL
+		if o.busCA == "" {
+			o.busCA = in.CA
+		}
 		if o.router == "" {
 			o.router = in.Router
 		}

@@ -48,9 +48,13 @@ type Options struct {
 	// format of deploy/env.sh, mode 0600) for an external server: the
 	// launcher connects as sitesecd and hands each daemon its own.
 	BusCredentials string
-	// BusCA is the CA file that verifies an external server's TLS
-	// certificate; the daemons get it too.
+	// BusCA is the CA file that verifies the server's TLS certificate
+	// (an external one, or the embedded one with ListenCert); the daemons
+	// and the cli (bus file) get it too.
 	BusCA string
+	// ListenCert and ListenKey make the embedded server TLS only; it
+	// needs them to listen beyond the loopback.
+	ListenCert, ListenKey string
 	// Listen is the embedded server's address, "127.0.0.1:0" by default
 	// (a free port, written to the bus file).
 	Listen      string
@@ -157,6 +161,12 @@ func start(ctx context.Context, o Options) (_ *Launcher, err error) {
 	}
 	busURL := o.BusURL
 	bo := bus.Options{Name: subject.Sitesecd}
+	if o.BusCA != "" {
+		if o.BusCA, err = filepath.Abs(o.BusCA); err != nil {
+			return nil, err
+		}
+		bo.CAFile = o.BusCA
+	}
 	if busURL == "" {
 		l.passwords = passwords
 		if l.srv, err = l.startBroker(l.o.Listen); err != nil {
@@ -171,12 +181,6 @@ func start(ctx context.Context, o Options) (_ *Launcher, err error) {
 		l.busID = "embedded"
 	} else {
 		bo.URL = busURL
-		if o.BusCA != "" {
-			if o.BusCA, err = filepath.Abs(o.BusCA); err != nil {
-				return nil, err
-			}
-			bo.CAFile = o.BusCA
-		}
 		passwords = nil
 		if o.BusCredentials != "" {
 			if passwords, err = readCredentials(o.BusCredentials); err != nil {
@@ -238,7 +242,7 @@ func start(ctx context.Context, o Options) (_ *Launcher, err error) {
 	// configuration committed.
 	// It holds the cli's password alone: a process that can read it can
 	// be the operator, not a daemon.
-	in := &busfile.Info{URL: busURL, SubjectRoot: space.Root, Router: space.Router, PID: os.Getpid()}
+	in := &busfile.Info{URL: busURL, SubjectRoot: space.Root, Router: space.Router, CA: o.BusCA, PID: os.Getpid()}
 	if pw := passwords[subject.CLI]; pw != "" {
 		in.Passwords = map[string]string{subject.CLI: pw}
 	}
@@ -260,6 +264,8 @@ func (l *Launcher) startBroker(listen string) (*broker.Server, error) {
 		Host:       host,
 		Port:       port,
 		Users:      users,
+		TLSCert:    l.o.ListenCert,
+		TLSKey:     l.o.ListenKey,
 		ServerName: l.space.Root + "-" + l.space.Router,
 	})
 }
