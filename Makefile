@@ -9,7 +9,7 @@ export CGO_ENABLED := 0
 # (protobuf-compiler 3.21.12) and protoc-gen-go v1.36.12.
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: all build deps test unit lint proto proto-tools run images e2e bench fuzz clean
+.PHONY: all build deps test unit lint proto proto-tools run images e2e bench bench-net fuzz clean
 
 all: build
 
@@ -59,6 +59,12 @@ e2e: build
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# Whole-system benchmarks (tests/bench, build tag bench, root): sitesec
+# against its anchors in the same run (wireguard-go, strongSwan). Narrow
+# with BENCH=TestThroughput etc.; BENCH_REPS, BENCH_SECONDS, BENCH_CASES.
+bench-net: build
+	SITESEC_BIN=$(CURDIR)/$(BIN) $(GO) test -tags bench -count=1 -timeout 60m -v -run '$(or $(BENCH),.)' ./tests/bench
 
 fuzz:
 	scripts/fuzz.sh 10s

@@ -15,6 +15,8 @@ fi
 go vet ./proto/... ./services/... ./cfgd/... ./kmd/... ./pkid/... ./fwdd/... ./tests/... || fail=1
 # The charon-driven tests of kmd/ikesa build only with -tags strongswan.
 go vet -tags strongswan ./kmd/ikesa || fail=1
+# The whole-system benchmarks build only with -tags bench (make bench-net).
+go vet -tags bench ./tests/bench || fail=1
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
