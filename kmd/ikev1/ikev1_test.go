@@ -98,7 +98,7 @@ func checkKeys(t *testing.T, ha, hb *fakeHost) {
 	}
 	for spi, c := range ha.in {
 		o := hb.ob[spi]
-		if o == nil || !bytes.Equal(c.EncrIn, o.EncrOut) || !bytes.Equal(c.IntegIn, o.IntegOut) || c.Suite != o.Suite {
+		if o == nil || !bytes.Equal(c.EncrIn, o.EncrOut) || !bytes.Equal(c.IntegIn, o.IntegOut) || !c.Suite.same(o.Suite) {
 			t.Fatalf("SPI %x: keys differ", spi)
 		}
 	}
@@ -284,4 +284,31 @@ func TestSimultaneousInitiation(t *testing.T) {
 		}
 		checkKeys(t, ha, hb)
 	}
+}
+
+// A peer that lost its state (rebooted) comes back with INITIAL-CONTACT:
+// what the tunnel held from before goes; RESPONDER-LIFETIME from a
+// responder with a shorter lifetime shortens the initiator's.
+func TestInitialContactAndResponderLifetime(t *testing.T) {
+	p1 := Phase1{Encr: isakmp.EncrAES, KeyBits: 128, Hash: isakmp.HashSHA1, Auth: isakmp.AuthPSK, Group: 14}
+	p2 := Phase2{ESP: isakmp.ESPAES, KeyBits: 128, AuthAlg: isakmp.AuthHMACSHA}
+	ta, tb, ha, hb, ck := pair(t, false, p1, p2)
+	tb.Config.ChildLifetime = 10 * time.Minute
+	ta.Initiate()
+	run(t, ta, tb, ha, hb)
+	c := ta.Children[0]
+	if got := c.expireAt.Sub(c.CreatedAt); got != 10*time.Minute {
+		t.Fatalf("initiator's ESP lifetime %v, want the responder's 10m", got)
+	}
+	old := tb.Children[0]
+	// a reboots: a fresh tunnel with the same configuration.
+	ck.t = ck.t.Add(time.Minute)
+	ta2 := New(ta.Config, ta.Local, ta.Remote, ta.opts)
+	ha.in, ha.ob = map[uint32]*Child{}, map[uint32]*Child{}
+	ta2.Initiate()
+	run(t, ta2, tb, ha, hb)
+	if len(tb.SAs) != 1 || len(tb.Children) != 1 || tb.Child(old.SPIIn) != nil || hb.in[old.SPIIn] != nil {
+		t.Fatalf("after INITIAL-CONTACT: %d ISAKMP SAs, %d pairs, old pair still there: %v", len(tb.SAs), len(tb.Children), tb.Child(old.SPIIn) != nil)
+	}
+	checkKeys(t, ha, hb)
 }

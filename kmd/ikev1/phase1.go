@@ -337,6 +337,7 @@ func (sa *ISAKMPSA) mainInitiator(local, remote netip.AddrPort, h isakmp.Header,
 		}
 		idb := t.Config.LocalID.Marshal()
 		out := []isakmp.Payload{{Type: isakmp.PayloadID, Body: idb}, {Type: isakmp.PayloadHash, Body: sa.authHash(true, idb)}}
+		out = append(out, sa.initialContact()...)
 		sa.State = StateSentID
 		sa.sendEncryptedPhase1(out)
 	case StateSentID:
@@ -407,6 +408,7 @@ func (sa *ISAKMPSA) mainResponder(local, remote netip.AddrPort, h isakmp.Header,
 		out := []isakmp.Payload{{Type: isakmp.PayloadID, Body: idb}, {Type: isakmp.PayloadHash, Body: sa.authHash(false, idb)}}
 		sa.sendEncryptedPhase1(out)
 		sa.established()
+		sa.readInitialContact(ps)
 	default:
 		return fmt.Errorf("ikev1: unexpected main mode message in state %v", sa.State)
 	}
@@ -438,6 +440,7 @@ func (sa *ISAKMPSA) aggressive(local, remote netip.AddrPort, h isakmp.Header, ps
 			return err
 		}
 		out := []isakmp.Payload{{Type: isakmp.PayloadHash, Body: sa.authHash(true, t.Config.LocalID.Marshal())}}
+		out = append(out, sa.initialContact()...)
 		if sa.PeerNATT && len(isakmp.All(ps, isakmp.PayloadNATD)) > 0 {
 			sa.detectNAT(ps, local, remote)
 			out = append(out, sa.natPayloads()...)
@@ -501,6 +504,7 @@ func (sa *ISAKMPSA) aggressive(local, remote netip.AddrPort, h isakmp.Header, ps
 		}
 		t.moved(local, remote)
 		sa.established()
+		sa.readInitialContact(ps)
 	default:
 		return fmt.Errorf("ikev1: unexpected aggressive mode message in state %v", sa.State)
 	}
@@ -617,6 +621,48 @@ func (sa *ISAKMPSA) established() {
 			}
 		}
 		t.startQuick(sa, rekey)
+	}
+}
+
+// initialContact is the INITIAL-CONTACT notify (RFC 2407 section
+// 4.6.3.3) that the initiator adds, encrypted, to its last phase 1
+// message when the tunnel has nothing with the peer yet, as Junos does:
+// the peer then drops what it still holds from before (a reboot of
+// ours).
+func (sa *ISAKMPSA) initialContact() []isakmp.Payload {
+	t := sa.t
+	if len(t.Children) > 0 || t.Established() != nil {
+		return nil
+	}
+	return []isakmp.Payload{{Type: isakmp.PayloadNotify, Body: isakmp.Notify{DOI: isakmp.DOIIPsec, Protocol: isakmp.ProtoISAKMP,
+		SPI: append(sa.ICookie[:], sa.RCookie[:]...), Type: isakmp.NotifyInitialContact}.Marshal()}}
+}
+
+// readInitialContact honours the peer's INITIAL-CONTACT: the other
+// ISAKMP SAs and the ESP pairs of the tunnel are dropped without telling
+// the peer, which no longer has them.
+func (sa *ISAKMPSA) readInitialContact(ps []isakmp.Payload) {
+	t := sa.t
+	for _, b := range isakmp.All(ps, isakmp.PayloadNotify) {
+		n, err := isakmp.ParseNotify(b)
+		if err != nil || n.Type != isakmp.NotifyInitialContact {
+			continue
+		}
+		// What the peer negotiated moments ago (both sides initiating
+		// at once, each with INITIAL-CONTACT) is not from before.
+		old := t.now().Add(-collisionWindow)
+		for _, o := range t.SAs {
+			if o != sa && o.State == StateEstablished && o.EstablishedAt.Before(old) {
+				o.State = StateDead
+			}
+		}
+		for _, c := range append([]*Child(nil), t.Children...) {
+			if c.CreatedAt.Before(old) {
+				t.deleteChild(c, false)
+			}
+		}
+		t.prune()
+		return
 	}
 }
 

@@ -422,6 +422,13 @@ func (sa *ISAKMPSA) quickResponder(x *exchange, ps []isakmp.Payload) error {
 	if len(ids) == 2 {
 		rest = append(rest, isakmp.Payload{Type: isakmp.PayloadID, Body: ids[0]}, isakmp.Payload{Type: isakmp.PayloadID, Body: ids[1]})
 	}
+	if l := t.Config.ChildLifetime; l > 0 && (x.suite.Lifetime == 0 || x.suite.Lifetime > l) {
+		// RFC 2407 section 4.6.3.1: our lifetime is shorter than the
+		// one proposed; tell the initiator so that it rekeys in time.
+		data := isakmp.AppendAttrs(nil, []isakmp.Attr{isakmp.Basic(isakmp.AttrSALifeType, isakmp.LifeSeconds), isakmp.Long(isakmp.AttrSALifeDuration, uint32(l/time.Second))})
+		rest = append(rest, isakmp.Payload{Type: isakmp.PayloadNotify, Body: isakmp.Notify{DOI: isakmp.DOIIPsec, Protocol: isakmp.ProtoESP,
+			SPI: binary.BigEndian.AppendUint32(nil, x.spiIn), Type: isakmp.NotifyResponderLifetime, Data: data}.Marshal()})
+	}
 	out := append([]isakmp.Payload{{Type: isakmp.PayloadHash, Body: sa.qmHash(x.mid, x.ni, rest)}}, rest...)
 	x.child = sa.newChild(x, spiOut)
 	// The inbound SA goes in before the answer leaves: the initiator
@@ -443,9 +450,14 @@ func (sa *ISAKMPSA) quickInitiator(x *exchange, ps []isakmp.Payload) error {
 	if !hmac.Equal(ps[0].Body, sa.qmHash(x.mid, x.ni, ps[1:])) {
 		return errors.New("ikev1: quick mode HASH(2) does not verify")
 	}
+	var responderLifetime time.Duration
 	for _, n := range isakmp.All(ps, isakmp.PayloadNotify) {
-		if nt, err := isakmp.ParseNotify(n); err == nil && nt.Type < 16384 {
+		nt, err := isakmp.ParseNotify(n)
+		if err == nil && nt.Type < 16384 {
 			return fmt.Errorf("ikev1: quick mode refused (notify %d)", nt.Type)
+		}
+		if err == nil && nt.Type == isakmp.NotifyResponderLifetime {
+			responderLifetime = lifetimeOf(nt.Data)
 		}
 	}
 	if err := need(ps, isakmp.PayloadSA, isakmp.PayloadNonce); err != nil {
@@ -479,6 +491,9 @@ func (sa *ISAKMPSA) quickInitiator(x *exchange, ps []isakmp.Payload) error {
 		if x.gxy, err = x.dh.Shared(ke); err != nil {
 			return err
 		}
+	}
+	if responderLifetime > 0 && (x.suite.Lifetime == 0 || responderLifetime < x.suite.Lifetime) {
+		x.suite.Lifetime = responderLifetime
 	}
 	spiOut := binary.BigEndian.Uint32(ans.Proposals[0].SPI)
 	c := sa.newChild(x, spiOut)
@@ -582,7 +597,29 @@ func (sa *ISAKMPSA) newChild(x *exchange, spiOut uint32) *Child {
 		lifetime = x.suite.Lifetime
 	}
 	if lifetime > 0 {
+		c.Lifetime = lifetime
 		t.lifetimes(c, lifetime)
 	}
 	return c
+}
+
+// lifetimeOf reads the seconds of a RESPONDER-LIFETIME notify's
+// attributes (RFC 2407 section 4.6.3.1); 0 when there are none.
+func lifetimeOf(data []byte) time.Duration {
+	as, err := isakmp.ParseAttrs(data)
+	if err != nil {
+		return 0
+	}
+	seconds := true
+	for _, a := range as {
+		v, ok := a.Uint()
+		switch {
+		case !ok:
+		case a.Type == isakmp.AttrSALifeType:
+			seconds = v == isakmp.LifeSeconds
+		case a.Type == isakmp.AttrSALifeDuration && seconds && v < 1<<31:
+			return time.Duration(v) * time.Second
+		}
+	}
+	return 0
 }

@@ -131,6 +131,7 @@ type Child struct {
 	UDPEncap          bool
 	Initiator         bool
 	CreatedAt         time.Time
+	Lifetime          time.Duration // the shorter of both sides' (0: none)
 	Reqid             uint32
 	rekeyAt, expireAt time.Time
 	deleteAt          time.Time // set once replaced

@@ -195,6 +195,13 @@ func (a Attr) Uint() (uint64, bool) {
 	return v, true
 }
 
+// ParseAttrs reads a list of data attributes (the data of a
+// RESPONDER-LIFETIME notify, RFC 2407 section 4.6.3.1).
+func ParseAttrs(b []byte) ([]Attr, error) { return parseAttrs(cryptobyte.String(b)) }
+
+// AppendAttrs renders data attributes.
+func AppendAttrs(b []byte, as []Attr) []byte { return appendAttrs(b, as) }
+
 func parseAttrs(s cryptobyte.String) ([]Attr, error) {
 	var out []Attr
 	for !s.Empty() {

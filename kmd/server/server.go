@@ -82,9 +82,9 @@ type Server struct {
 	down    map[string]bool
 	applied bool
 	// v1s holds the IKEv1 tunnels (v1.go).
-	v1s *v1State
-	wg  sync.WaitGroup
-	stats   Stats
+	v1s   *v1State
+	wg    sync.WaitGroup
+	stats Stats
 }
 
 // Stats count the receive path.

@@ -285,10 +285,7 @@ func (s *Server) v1SAs(t *ikev1.Tunnel, c *ikev1.Child) (in, out *pb.SA) {
 	if t.NATLocal {
 		keepalive = uint32(t.Config.NATKeepalive / time.Second)
 	}
-	lt := &pb.Lifetime{HardSeconds: uint32(c.Suite.Lifetime / time.Second)}
-	if lt.HardSeconds == 0 {
-		lt.HardSeconds = uint32(t.Config.ChildLifetime / time.Second)
-	}
+	lt := &pb.Lifetime{HardSeconds: uint32(c.Lifetime / time.Second)}
 	localID, remoteID, ike := "", "", ""
 	if sa := t.Established(); sa != nil {
 		remoteID, ike = idString(sa.PeerID), sa.Name()
