@@ -312,3 +312,25 @@ func TestInitialContactAndResponderLifetime(t *testing.T) {
 	}
 	checkKeys(t, ha, hb)
 }
+
+// Unauthenticated first messages cannot make a tunnel hold more than
+// MaxHalfOpen phase 1 exchanges.
+func TestHalfOpenBound(t *testing.T) {
+	p1 := Phase1{Encr: isakmp.EncrAES, KeyBits: 128, Hash: isakmp.HashSHA1, Auth: isakmp.AuthPSK, Group: 14}
+	p2 := Phase2{ESP: isakmp.ESPAES, KeyBits: 128, AuthAlg: isakmp.AuthHMACSHA}
+	ta, tb, ha, _, _ := pair(t, false, p1, p2)
+	ta.Initiate()
+	first := ha.out[0]
+	refused := 0
+	for i := 0; i < 3*MaxHalfOpen; i++ {
+		m := append([]byte(nil), first...)
+		m[0] = byte(i) // a new initiator cookie
+		m[1] = byte(i >> 8)
+		if err := tb.Handle(tb.Local, tb.Remote, m); err != nil {
+			refused++
+		}
+	}
+	if len(tb.SAs) != MaxHalfOpen || refused != 2*MaxHalfOpen {
+		t.Fatalf("%d half-open SAs, %d refused", len(tb.SAs), refused)
+	}
+}

@@ -198,6 +198,21 @@ func (t *Tunnel) startPhase1() error {
 	return sa.start()
 }
 
+// MaxHalfOpen bounds the phase 1 exchanges a tunnel answers at once:
+// each holds a DH key and a minute of state, and the first message is
+// unauthenticated (addresses can be spoofed).
+const MaxHalfOpen = 8
+
+func (t *Tunnel) halfOpen() int {
+	n := 0
+	for _, sa := range t.SAs {
+		if !sa.Initiator && sa.State != StateEstablished && sa.State != StateDead {
+			n++
+		}
+	}
+	return n
+}
+
 // Busy reports a phase 1 or an initiated quick mode under way.
 func (t *Tunnel) Busy() bool {
 	for _, sa := range t.SAs {
@@ -231,6 +246,10 @@ func (t *Tunnel) Handle(local, remote netip.AddrPort, pkt []byte) error {
 		if h.RCookie != ([8]byte{}) || (h.Exchange != isakmp.ExchangeMain && h.Exchange != isakmp.ExchangeAggressive) {
 			t.Stats.Dropped++
 			return fmt.Errorf("ikev1: no ISAKMP SA for cookies %x/%x", h.ICookie, h.RCookie)
+		}
+		if t.halfOpen() >= MaxHalfOpen {
+			t.Stats.Dropped++
+			return errors.New("ikev1: too many half-open ISAKMP SAs")
 		}
 		sa = &ISAKMPSA{t: t, Aggressive: h.Exchange == isakmp.ExchangeAggressive, ICookie: h.ICookie, exch: map[uint32]*exchange{}}
 		copy(sa.RCookie[:], t.random(8))
