@@ -67,7 +67,8 @@ func (a *App) Start(ctx context.Context, d *daemon.Daemon) error {
 	}
 	a.p.OnDrop = func(dr Drop) {
 		d.Trace.Event(trace.FlagPacket, trace.Info).Str("reason", dr.Reason).Str("service_set", dr.Set).
-			Uint32("spi", dr.SPI).Str("src", dr.Src.String()).Str("dst", dr.Dst.String()).Msg("dropped")
+			Uint32("spi", dr.SPI).Str("src", dr.Src.String()).Str("dst", dr.Dst.String()).
+			Str("packet", dr.Decode()).Msg("dropped")
 	}
 	w, err := OpenLinuxWire(a.p)
 	if err != nil {

@@ -2,6 +2,8 @@ package plane
 
 import (
 	"bytes"
+	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/gopacket/gopacket"
@@ -204,4 +206,41 @@ func TestGopacketICMPErrors(t *testing.T) {
 		a.tun.Outbound <- append([]byte(nil), p...)
 		check(t, recv(t, a.tun.Inbound), 11, 0, p)
 	})
+}
+
+// TestDropDecode: drop reports (flag packet) carry the start of the packet
+// and describe it with gopacket: the inner headers of an IP packet, the
+// SPI and sequence number of an ESP packet with an unknown SPI (RFC 4303
+// section 3.4.2), never its ciphertext.
+func TestDropDecode(t *testing.T) {
+	p := pad(ping(hostB, hostA), 500)
+	if got, want := (Drop{Packet: p}).Decode(), "IPv4 10.0.1.1>10.0.2.1 ttl 64 len 532 | ICMPv4 EchoRequest id 0 seq 0"; got != want {
+		t.Errorf("ping: %q, want %q", got, want)
+	}
+	if got := (Drop{Packet: []byte{0x45, 0, 0}}).Decode(); !strings.HasPrefix(got, "undecodable: ") {
+		t.Errorf("3 bytes: %q", got)
+	}
+	_, b := tunnel(t, nil)
+	var drops []Drop
+	b.p.OnDrop = func(d Drop) { drops = append(drops, d) }
+	esp := []byte{0, 0, 0x99, 0x99, 0, 0, 0, 7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24}
+	b.p.NewReceiver().Receive([]Datagram{{Data: esp, Local: netip.MustParseAddrPort("192.0.2.2:0"), Remote: netip.MustParseAddrPort("192.0.2.1:0"), Kind: KindESP}})
+	if len(drops) != 1 || drops[0].Reason != "invalid SPI" {
+		t.Fatalf("drops %+v", drops)
+	}
+	esp[2] = 0 // the report holds its own copy
+	if got, want := drops[0].Decode(), "ESP spi 0x9999 seq 7"; got != want {
+		t.Errorf("ESP: %q, want %q", got, want)
+	}
+	if len(drops[0].Packet) != len(esp) {
+		t.Errorf("report keeps %d bytes of %d", len(drops[0].Packet), len(esp))
+	}
+	long := pad(ping(hostB, hostA), 1000)
+	b.p.report(Drop{Reason: "x", Packet: long})
+	if n := len(drops[1].Packet); n != DropSnap {
+		t.Errorf("report keeps %d bytes of a %d-byte packet, want %d", n, len(long), DropSnap)
+	}
+	if got := drops[1].Decode(); !strings.HasPrefix(got, "IPv4 10.0.1.1>10.0.2.1 ttl 64 len 1032 | ICMPv4 EchoRequest") {
+		t.Errorf("snapped ping: %q", got)
+	}
 }

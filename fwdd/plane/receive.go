@@ -130,13 +130,13 @@ func (r *Receiver) classify(d *Datagram) {
 	if sa == nil || !sa.Usable() {
 		// RFC 4303 section 3.4.2: no SA, drop (and audit, rate-limited).
 		p.DB.SetCounters("").Add(sad.InvalidSPI, 1)
-		p.report(Drop{Reason: "invalid SPI", SPI: spi, Src: d.Remote, Dst: d.Local})
+		p.report(Drop{Reason: "invalid SPI", SPI: spi, Src: d.Remote, Dst: d.Local, Packet: d.Data, ESP: true})
 		return
 	}
 	seq := sa.Replay.Infer(esp.SeqOf(d.Data))
 	if err := sa.Replay.Check(seq); err != nil {
 		countReplay(sa, err)
-		p.report(Drop{Reason: err.Error(), SPI: spi, Src: d.Remote, Dst: d.Local})
+		p.report(Drop{Reason: err.Error(), SPI: spi, Src: d.Remote, Dst: d.Local, Packet: d.Data, ESP: true})
 		return
 	}
 	r.jobs = append(r.jobs, inJob{d: d, sa: sa, seq: seq})
@@ -163,7 +163,7 @@ func (r *Receiver) open(i int) {
 func (r *Receiver) deliver(j *inJob) {
 	sa := j.sa
 	if j.err != nil {
-		r.p.report(Drop{Reason: j.err.Error(), SPI: sa.Config.GetSpi(), Src: j.d.Remote, Dst: j.d.Local})
+		r.p.report(Drop{Reason: j.err.Error(), SPI: sa.Config.GetSpi(), Src: j.d.Remote, Dst: j.d.Local, Packet: j.d.Data, ESP: true})
 		switch {
 		case errors.Is(j.err, esp.ErrAuth):
 			sa.Counters.Add(sad.AuthFailures, 1)
@@ -178,7 +178,7 @@ func (r *Receiver) deliver(j *inJob) {
 	}
 	if err := sa.Replay.Accept(j.seq); err != nil {
 		countReplay(sa, err) // a duplicate within this batch
-		r.p.report(Drop{Reason: err.Error(), SPI: sa.Config.GetSpi(), Src: j.d.Remote, Dst: j.d.Local})
+		r.p.report(Drop{Reason: err.Error(), SPI: sa.Config.GetSpi(), Src: j.d.Remote, Dst: j.d.Local, Packet: j.d.Data, ESP: true})
 		return
 	}
 	switch j.nh {
@@ -207,7 +207,7 @@ func (r *Receiver) deliver(j *inJob) {
 	if !sa.Matches(info.Src, info.Dst) {
 		sa.Counters.Add(sad.TSCheckFailures, 1)
 		r.p.report(Drop{Reason: "inner addresses outside the SA's traffic selectors", SPI: sa.Config.GetSpi(),
-			Src: netip.AddrPortFrom(info.Src, info.SrcPort), Dst: netip.AddrPortFrom(info.Dst, info.DstPort)})
+			Src: netip.AddrPortFrom(info.Src, info.SrcPort), Dst: netip.AddrPortFrom(info.Dst, info.DstPort), Packet: inner})
 		return
 	}
 	sa.Account(len(inner))

@@ -232,7 +232,7 @@ func (s *sender) classify(buf []byte, start, end int) {
 	if term == nil && !set.DEP {
 		p.DB.SetCounters(set.Name).Add(sad.RuleLookupFailures, 1)
 		p.report(Drop{Reason: "no term matches", Set: set.Name,
-			Src: netip.AddrPortFrom(info.Src, info.SrcPort), Dst: netip.AddrPortFrom(info.Dst, info.DstPort)})
+			Src: netip.AddrPortFrom(info.Src, info.SrcPort), Dst: netip.AddrPortFrom(info.Dst, info.DstPort), Packet: pkt})
 		return
 	}
 	// A dynamic-endpoint set's tunnels have no term: the CHILD SA a client
