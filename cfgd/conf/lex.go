@@ -54,49 +54,65 @@ func (t token) String() string {
 	return "'" + t.text + "'"
 }
 
-// lex splits text into tokens. It never fails: an unterminated string or
-// comment runs to the end of input and is reported by the parser.
-func lex(file, text string) ([]token, error) {
-	var toks []token
-	line, col := 1, 1
-	lastLine := 0 // line of the last non-comment token
-	i := 0
-	adv := func(n int) {
-		for k := 0; k < n && i < len(text); k++ {
-			if text[i] == '\n' {
-				line++
-				col = 1
-			} else {
-				col++
-			}
-			i++
+// lexer splits text into tokens, one at a time: a 10 MB configuration is
+// parsed without holding its millions of tokens at once. It never fails:
+// an unterminated string or comment ends the input (tEOF), and err says
+// why, for the parser to report.
+type lexer struct {
+	file, text string
+	i          int
+	line, col  int
+	lastLine   int // line of the last non-comment token
+	err        *Error
+}
+
+func newLexer(file, text string) *lexer {
+	return &lexer{file: file, text: text, line: 1, col: 1}
+}
+
+func (l *lexer) adv(n int) {
+	for k := 0; k < n && l.i < len(l.text); k++ {
+		if l.text[l.i] == '\n' {
+			l.line++
+			l.col = 1
+		} else {
+			l.col++
 		}
+		l.i++
 	}
-	for i < len(text) {
-		c := text[i]
-		pos := Pos{File: file, Line: line, Col: col}
+}
+
+// next returns the next token; at the end (or after an error) tEOF, again
+// and again.
+func (l *lexer) next() token {
+	text := l.text
+	for l.i < len(text) && l.err == nil {
+		i, c := l.i, text[l.i]
+		pos := Pos{File: l.file, Line: l.line, Col: l.col}
 		switch {
 		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
-			adv(1)
+			l.adv(1)
 		case c == '#':
 			j := strings.IndexByte(text[i:], '\n')
 			if j < 0 {
 				j = len(text) - i
 			}
-			toks = append(toks, token{kind: tComment, text: strings.TrimRight(text[i:i+j], "\r"), pos: pos, trailing: lastLine == line})
-			adv(j)
+			t := token{kind: tComment, text: strings.TrimRight(text[i:i+j], "\r"), pos: pos, trailing: l.lastLine == l.line}
+			l.adv(j)
+			return t
 		case c == '/' && i+1 < len(text) && text[i+1] == '*':
 			j := strings.Index(text[i+2:], "*/")
 			if j < 0 {
-				return append(toks, token{kind: tEOF, pos: pos}), &Error{Pos: pos, Msg: "unterminated comment", Syntax: true}
+				l.err = &Error{Pos: pos, Msg: "unterminated comment", Syntax: true}
+				return token{kind: tEOF, pos: pos}
 			}
-			toks = append(toks, token{kind: tComment, text: text[i : i+2+j+2], pos: pos, trailing: lastLine == line})
-			adv(j + 4)
+			t := token{kind: tComment, text: text[i : i+2+j+2], pos: pos, trailing: l.lastLine == l.line}
+			l.adv(j + 4)
+			return t
 		case c == '{' || c == '}' || c == ';' || c == '[' || c == ']':
-			k := map[byte]tokKind{'{': tLBrace, '}': tRBrace, ';': tSemi, '[': tLBrack, ']': tRBrack}[c]
-			toks = append(toks, token{kind: k, text: string(c), pos: pos})
-			lastLine = line
-			adv(1)
+			l.lastLine = l.line
+			l.adv(1)
+			return token{kind: punct[c], text: text[i : i+1], pos: pos}
 		case c == '"':
 			var b strings.Builder
 			j := i + 1
@@ -115,27 +131,41 @@ func lex(file, text string) ([]token, error) {
 				j++
 			}
 			if !closed {
-				return append(toks, token{kind: tEOF, pos: pos}), &Error{Pos: pos, Msg: "unterminated quoted string", Syntax: true}
+				l.err = &Error{Pos: pos, Msg: "unterminated quoted string", Syntax: true}
+				return token{kind: tEOF, pos: pos}
 			}
-			toks = append(toks, token{kind: tWord, text: b.String(), pos: pos, quoted: true})
-			lastLine = line
-			adv(j + 1 - i)
+			l.lastLine = l.line
+			l.adv(j + 1 - i)
+			return token{kind: tWord, text: b.String(), pos: pos, quoted: true}
 		default:
 			j := i
-			for j < len(text) && !strings.ContainsRune(" \t\r\n{};[]\"", rune(text[j])) {
+			for j < len(text) && !wordEnd[text[j]] {
 				if text[j] == '#' && j > i {
 					break
 				}
 				j++
 			}
-			toks = append(toks, token{kind: tWord, text: text[i:j], pos: pos})
-			lastLine = line
-			adv(j - i)
+			l.lastLine = l.line
+			l.adv(j - i)
+			return token{kind: tWord, text: text[i:j], pos: pos}
 		}
 	}
-	toks = append(toks, token{kind: tEOF, pos: Pos{File: file, Line: line, Col: col}})
-	return toks, nil
+	if l.err != nil {
+		return token{kind: tEOF, pos: l.err.Pos}
+	}
+	return token{kind: tEOF, pos: Pos{File: l.file, Line: l.line, Col: l.col}}
 }
+
+// punct is the kind of each punctuation byte.
+var punct = [256]tokKind{'{': tLBrace, '}': tRBrace, ';': tSemi, '[': tLBrack, ']': tRBrack}
+
+// wordEnd marks the bytes that end an unquoted word.
+var wordEnd = func() (t [256]bool) {
+	for _, c := range []byte(" \t\r\n{};[]\"") {
+		t[c] = true
+	}
+	return t
+}()
 
 // quote renders a value so that lex reads it back as one word.
 func quote(v string) string {

@@ -20,6 +20,7 @@ func Merge(dst, src *Node, replace bool) {
 			r.replace = false
 			i := slices.Index(dst.Children, m)
 			dst.Children[i] = r
+			dst.changed()
 			r.Parent = dst
 			continue
 		}

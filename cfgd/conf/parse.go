@@ -288,11 +288,11 @@ const maxErrors = 50
 // accepted. It reports every syntax error it can recover from.
 func Parse(file, text string) (*Node, error) {
 	root := New()
-	toks, lerr := lex(file, text)
-	p := &parser{toks: toks}
+	p := &parser{lx: newLexer(file, text)}
+	p.tok = p.lx.next()
 	p.block(root, true)
-	if lerr != nil {
-		p.errs = append(p.errs, lerr.(*Error))
+	if p.lx.err != nil {
+		p.errs = append(p.errs, p.lx.err)
 	}
 	if len(p.errs) > 0 {
 		return root, p.errs
@@ -301,16 +301,16 @@ func Parse(file, text string) (*Node, error) {
 }
 
 type parser struct {
-	toks []token
-	i    int
+	lx   *lexer
+	tok  token // the next token
 	errs Errors
 }
 
-func (p *parser) peek() token { return p.toks[p.i] }
+func (p *parser) peek() token { return p.tok }
 func (p *parser) next() token {
-	t := p.toks[p.i]
+	t := p.tok
 	if t.kind != tEOF {
-		p.i++
+		p.tok = p.lx.next()
 	}
 	return t
 }
@@ -465,11 +465,8 @@ func ParseSet(cfg *Node, file, text string) error {
 }
 
 func parseSetAt(cfg *Node, at []string, file, text string) error {
-	toks, lerr := lex(file, text)
+	lx := newLexer(file, text)
 	var errs Errors
-	if lerr != nil {
-		errs = append(errs, lerr.(*Error))
-	}
 	var line []token
 	flush := func() {
 		if len(line) == 0 {
@@ -481,18 +478,22 @@ func parseSetAt(cfg *Node, at []string, file, text string) error {
 			errs = append(errs, err.(*Error))
 		}
 	}
-	for _, t := range toks {
+	for {
+		t := lx.next()
 		if t.kind == tComment {
 			continue
 		}
-		if len(line) > 0 && t.pos.Line != line[0].pos.Line {
+		if len(line) > 0 && (t.kind == tEOF || t.pos.Line != line[0].pos.Line) {
 			flush()
 		}
-		if t.kind != tEOF {
-			line = append(line, t)
+		if t.kind == tEOF {
+			break
 		}
+		line = append(line, t)
 	}
-	flush()
+	if lx.err != nil {
+		errs = append(Errors{lx.err}, errs...)
+	}
 	if len(errs) > 0 {
 		return errs
 	}
@@ -685,8 +686,8 @@ func Resolve(cfg *Node, path []string) ([][]string, error) {
 // IsSetSyntax reports whether text looks like set/delete lines rather than
 // curly-brace configuration: its first statement word is a set verb.
 func IsSetSyntax(text string) bool {
-	toks, _ := lex("", text)
-	for _, t := range toks {
+	lx := newLexer("", text)
+	for t := lx.next(); t.kind != tEOF; t = lx.next() {
 		if t.kind == tComment {
 			continue
 		}

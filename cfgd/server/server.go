@@ -122,6 +122,12 @@ func (s *Server) publish(ctx context.Context, cfg *conf.Node, m db.Meta) error {
 	if err != nil {
 		return err
 	}
+	return s.publishPB(ctx, c, m)
+}
+
+// publishPB is publish of a configuration already converted (by commit's
+// check: a 10,000-service-set configuration is not converted twice).
+func (s *Server) publishPB(ctx context.Context, c *pb.Config, m db.Meta) error {
 	return s.Pub.PutConfig(ctx, &pb.ConfigSnapshot{
 		Revision: m.Revision, CommittedAt: timestamppb.New(m.Time), CommittedBy: m.User,
 		Comment: m.Comment, ConfirmMinutes: m.ConfirmMinutes, Config: c,
@@ -517,13 +523,16 @@ func unwrap(err error) error {
 
 // Validate runs every check on cfg and the conversion the daemons need.
 func Validate(cfg *conf.Node) error {
+	_, err := validate(cfg)
+	return err
+}
+
+// validate is Validate returning the conversion.
+func validate(cfg *conf.Node) (*pb.Config, error) {
 	if errs := check.Run(cfg); len(errs) > 0 {
-		return errs
+		return nil, errs
 	}
-	if _, err := conf.ToPB(cfg); err != nil {
-		return err
-	}
-	return nil
+	return conf.ToPB(cfg)
 }
 
 func (s *Server) commit(ctx context.Context, rep *pb.ConfigEditReply, x *session, req *pb.ConfigEditRequest, args []string) *pb.ConfigEditReply {
@@ -558,7 +567,8 @@ func (s *Server) commit(ctx context.Context, rep *pb.ConfigEditReply, x *session
 			return failMsg(rep, "syntax error: '%s' (expecting check, confirmed, comment, and-quit)", args[i])
 		}
 	}
-	if err := Validate(x.cand); err != nil {
+	converted, err := validate(x.cand)
+	if err != nil {
 		fail(rep, err)
 		rep.Lines = append(rep.Lines, "error: configuration check-out failed")
 		return rep
@@ -583,7 +593,7 @@ func (s *Server) commit(ctx context.Context, rep *pb.ConfigEditReply, x *session
 	x.base = m.Revision
 	rep.Revision = m.Revision
 	if s.Pub != nil {
-		if err := s.publish(ctx, x.cand, m); err != nil {
+		if err := s.publishPB(ctx, converted, m); err != nil {
 			rep.Lines = append(rep.Lines, fmt.Sprintf("warning: revision %d is committed but was not sent to the daemons: %v", m.Revision, err))
 		} else {
 			acks, missing := s.waitAcks(ctx, m.Revision)

@@ -36,7 +36,7 @@ func (b *fakeBus) PutConfig(_ context.Context, s *pb.ConfigSnapshot) error {
 	return nil
 }
 
-func newServer(t *testing.T, daemons ...string) (*Server, *fakeBus) {
+func newServer(t testing.TB, daemons ...string) (*Server, *fakeBus) {
 	t.Helper()
 	d, err := db.Open(db.Options{Dir: filepath.Join(t.TempDir(), "config")})
 	if err != nil {

@@ -1,7 +1,9 @@
 package bus
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -19,6 +21,79 @@ import (
 // Space.ConfigBucket() under subject.ConfigKey, as a marshalled
 // pb.ConfigSnapshot (DESIGN.md, "Data flows" 1). Only the latest value is
 // kept: rollback history is cfgd's, on disk.
+//
+// No message may outgrow the server's maximum payload (1 MiB by default),
+// and a router with 10,000 service sets has a snapshot of several MiB. A
+// snapshot larger than chunkMax is therefore stored in pieces: the chunks
+// first, each under its own key (ConfigKey-chunk.GEN.I), then ConfigKey
+// with a head naming them (chunkedMagic GEN N SIZE SHA256), then the
+// previous generation's chunks are purged. A reader that follows the head
+// finds every chunk in place, or finds one purged because a newer head was
+// written meanwhile, which it then reads instead.
+
+// chunkMax is the largest snapshot stored inline, and the chunk size.
+const chunkMax = 256 << 10
+
+const chunkedMagic = "sitesec-chunked-config/1"
+
+// chunkedHead is the value of ConfigKey for a snapshot stored in chunks.
+type chunkedHead struct {
+	gen  uint64
+	n    int
+	size int
+	sum  [sha256.Size]byte
+}
+
+func (h chunkedHead) String() string {
+	return fmt.Sprintf("%s %d %d %d %x", chunkedMagic, h.gen, h.n, h.size, h.sum)
+}
+
+func (h chunkedHead) key(i int) string {
+	return fmt.Sprintf("%s-chunk.%d.%d", subject.ConfigKey, h.gen, i)
+}
+
+// parseHead reads a chunked head; ok is false for an inline snapshot.
+func parseHead(v []byte) (h chunkedHead, ok bool, err error) {
+	if !bytes.HasPrefix(v, []byte(chunkedMagic+" ")) {
+		return h, false, nil
+	}
+	var sum []byte
+	if _, err := fmt.Sscanf(string(v), chunkedMagic+" %d %d %d %x", &h.gen, &h.n, &h.size, &sum); err != nil {
+		return h, true, fmt.Errorf("bad chunked head: %v", err)
+	}
+	if len(sum) != sha256.Size || h.n < 1 || h.size < 0 || h.n > h.size/chunkMax+1 {
+		return h, true, errors.New("bad chunked head")
+	}
+	copy(h.sum[:], sum)
+	return h, true, nil
+}
+
+// readSnapshot decodes the value of ConfigKey, fetching its chunks.
+func readSnapshot(ctx context.Context, kv jetstream.KeyValue, v []byte) (*pb.ConfigSnapshot, error) {
+	h, chunked, err := parseHead(v)
+	if err != nil {
+		return nil, err
+	}
+	if chunked {
+		data := make([]byte, 0, h.size)
+		for i := 0; i < h.n; i++ {
+			e, err := kv.Get(ctx, h.key(i))
+			if err != nil {
+				return nil, fmt.Errorf("chunk %d of %d: %w", i+1, h.n, err)
+			}
+			data = append(data, e.Value()...)
+		}
+		if len(data) != h.size || sha256.Sum256(data) != h.sum {
+			return nil, fmt.Errorf("chunks of generation %d do not add up", h.gen)
+		}
+		v = data
+	}
+	s := new(pb.ConfigSnapshot)
+	if err := proto.Unmarshal(v, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
 
 func kvContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
@@ -59,8 +134,32 @@ func (c *Conn) PutConfig(ctx context.Context, s *pb.ConfigSnapshot) error {
 	if err != nil {
 		return fmt.Errorf("bus: configuration bucket %s: %w", bucket, err)
 	}
-	if _, err := kv.Put(ctx, subject.ConfigKey, data); err != nil {
+	// The chunks of the snapshot being replaced, purged once the new head
+	// is in place.
+	var old *chunkedHead
+	if e, err := kv.Get(ctx, subject.ConfigKey); err == nil {
+		if h, ok, err := parseHead(e.Value()); ok && err == nil {
+			old = &h
+		}
+	}
+	value := data
+	if len(data) > chunkMax {
+		h := chunkedHead{gen: uint64(time.Now().UnixNano()), n: (len(data) + chunkMax - 1) / chunkMax,
+			size: len(data), sum: sha256.Sum256(data)}
+		for i := 0; i < h.n; i++ {
+			if _, err := kv.Put(ctx, h.key(i), data[i*chunkMax:min((i+1)*chunkMax, len(data))]); err != nil {
+				return fmt.Errorf("bus: store configuration revision %d in %s (chunk %d of %d): %w", s.GetRevision(), bucket, i+1, h.n, err)
+			}
+		}
+		value = []byte(h.String())
+	}
+	if _, err := kv.Put(ctx, subject.ConfigKey, value); err != nil {
 		return fmt.Errorf("bus: store configuration revision %d in %s: %w", s.GetRevision(), bucket, err)
+	}
+	if old != nil {
+		for i := 0; i < old.n; i++ {
+			_ = kv.Purge(ctx, old.key(i))
+		}
 	}
 	return nil
 }
@@ -78,18 +177,25 @@ func (c *Conn) GetConfig(ctx context.Context) (*pb.ConfigSnapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bus: configuration bucket %s: %w", bucket, err)
 	}
-	e, err := kv.Get(ctx, subject.ConfigKey)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return nil, nil
+	// A second try: the chunks of the head just read can be purged by a
+	// commit that replaced it meanwhile.
+	for try := 0; ; try++ {
+		e, err := kv.Get(ctx, subject.ConfigKey)
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bus: read configuration from %s: %w", bucket, err)
+		}
+		s, err := readSnapshot(ctx, kv, e.Value())
+		if err != nil && try == 0 && errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bus: malformed configuration in %s (KV revision %d): %w", bucket, e.Revision(), err)
+		}
+		return c.withSecrets(ctx, s)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("bus: read configuration from %s: %w", bucket, err)
-	}
-	s := new(pb.ConfigSnapshot)
-	if err := proto.Unmarshal(e.Value(), s); err != nil {
-		return nil, fmt.Errorf("bus: malformed configuration in %s (KV revision %d): %w", bucket, e.Revision(), err)
-	}
-	return c.withSecrets(ctx, s)
 }
 
 // WatchConfig calls fn with the current configuration (if any) and then
@@ -139,6 +245,7 @@ func (c *Conn) WatchConfig(ctx context.Context, fn func(*pb.ConfigSnapshot)) err
 type configWatch struct {
 	c    *Conn
 	ctx  context.Context
+	kv   jetstream.KeyValue
 	fn   func(*pb.ConfigSnapshot)
 	seen bool
 	last uint64
@@ -179,7 +286,7 @@ func (w *configWatch) once(ctx context.Context) (progressed bool, err error) {
 			if !ok {
 				return true, errWatchEnded
 			}
-			w.deliver(e)
+			w.deliver(ctx, e)
 		}
 	}
 }
@@ -223,6 +330,7 @@ func (w *configWatch) start(ctx context.Context) (kw jetstream.KeyWatcher, stop 
 			r.err = context.DeadlineExceeded
 		}
 		if r.err == nil {
+			w.kv = kv
 			return r.kw, func() { stopWatcher(r.kw); wcancel() }, nil
 		}
 		wcancel()
@@ -243,12 +351,17 @@ func stopWatcher(kw jetstream.KeyWatcher) {
 	}()
 }
 
-func (w *configWatch) deliver(e jetstream.KeyValueEntry) {
+func (w *configWatch) deliver(ctx context.Context, e jetstream.KeyValueEntry) {
 	if e == nil || e.Operation() != jetstream.KeyValuePut {
 		return // end of initial values, or a delete
 	}
-	s := new(pb.ConfigSnapshot)
-	if err := proto.Unmarshal(e.Value(), s); err != nil {
+	rctx, cancel := kvContext(ctx)
+	s, err := readSnapshot(rctx, w.kv, e.Value())
+	cancel()
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return // a newer head replaced it meanwhile: the watch brings it next
+	}
+	if err != nil {
 		w.c.dropped.Add(1)
 		w.c.report(fmt.Errorf("bus: malformed configuration in %s (KV revision %d): %w", e.Bucket(), e.Revision(), err))
 		return
@@ -256,7 +369,7 @@ func (w *configWatch) deliver(e jetstream.KeyValueEntry) {
 	if w.seen && s.GetRevision() <= w.last {
 		return
 	}
-	s, err := w.c.withSecrets(w.ctx, s)
+	s, err = w.c.withSecrets(w.ctx, s)
 	if errors.Is(err, errSecretsAhead) {
 		return // a newer revision is on its way
 	}

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -303,4 +304,123 @@ func waitFor(t *testing.T, what string, f func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// bigSnapshot is a configuration with n service sets, each with its rule
+// and local gateway: 10,000 of them marshal to several MiB, past the
+// server's 1 MiB maximum payload.
+func bigSnapshot(rev uint64, n int) *pb.ConfigSnapshot {
+	s := snapshot(rev)
+	for i := range n {
+		s.Config.ServiceSets = append(s.Config.ServiceSets, &pb.ServiceSet{
+			Name:          fmt.Sprintf("ss%d-rev%d", i, rev),
+			IpsecVpnRules: []string{fmt.Sprintf("rule-%d-for-a-concentrator-with-long-names", i), fmt.Sprintf("rule-%d-second", i)},
+			IpsecVpnOptions: &pb.IPsecVPNOptions{
+				LocalGateway: &pb.LocalGateway{Address: fmt.Sprintf("10.%d.%d.1", i/250, i%250)},
+			},
+		})
+	}
+	return s
+}
+
+// configKeys lists the keys of the configuration bucket.
+func configKeys(t *testing.T, ctx context.Context, c *Conn) []string {
+	t.Helper()
+	js, _ := jetstream.New(c.NC)
+	kv, err := js.KeyValue(ctx, space.ConfigBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kv.Keys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// TestConfigKVLarge stores snapshots bigger than a NATS message: a
+// watcher and GetConfig get them whole, a replaced snapshot's chunks are
+// purged, and a chunk that does not add up is refused, not applied.
+func TestConfigKVLarge(t *testing.T) {
+	eachTransport(t, func(t *testing.T, s *broker.Server, o Options) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		cfgd := connect(t, o)
+		kmd := connect(t, o)
+		w := watch(t, ctx, kmd)
+
+		big := bigSnapshot(1, 20000)
+		if size := proto.Size(big); size < 1<<20 {
+			t.Fatalf("snapshot is only %d bytes", size)
+		}
+		if err := cfgd.PutConfig(ctx, big); err != nil {
+			t.Fatalf("PutConfig of %d bytes: %v", proto.Size(big), err)
+		}
+		w.next(t, 1)
+		got, err := kmd.GetConfig(ctx)
+		if err != nil || !proto.Equal(got, big) {
+			t.Fatalf("GetConfig = %d service sets, %v; want the 20,000 put", len(got.GetConfig().GetServiceSets()), err)
+		}
+		n1 := len(configKeys(t, ctx, cfgd))
+		if n1 < 9 {
+			t.Fatalf("%d keys for a %d-byte snapshot: not chunked", n1, proto.Size(big))
+		}
+
+		// A second large snapshot replaces the first generation's chunks.
+		big2 := bigSnapshot(2, 20000)
+		if err := cfgd.PutConfig(ctx, big2); err != nil {
+			t.Fatal(err)
+		}
+		w.next(t, 2)
+		if got, err := kmd.GetConfig(ctx); err != nil || !proto.Equal(got, big2) {
+			t.Fatalf("GetConfig after the second = %v", err)
+		}
+		if n2 := len(configKeys(t, ctx, cfgd)); n2 != n1 {
+			t.Errorf("%d keys after a second snapshot of the same size, want %d: old chunks left", n2, n1)
+		}
+
+		// A small snapshot after a large one: only the head is left.
+		if err := cfgd.PutConfig(ctx, snapshot(3)); err != nil {
+			t.Fatal(err)
+		}
+		w.next(t, 3)
+		if keys := configKeys(t, ctx, cfgd); len(keys) != 1 || keys[0] != subject.ConfigKey {
+			t.Errorf("keys after an inline snapshot: %v", keys)
+		}
+
+		// A chunk that does not match its head is dropped and counted.
+		js, _ := jetstream.New(cfgd.NC)
+		kv, _ := js.KeyValue(ctx, space.ConfigBucket())
+		h := chunkedHead{gen: 7, n: 1, size: 3}
+		if _, err := kv.Put(ctx, h.key(0), []byte("abc")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kv.Put(ctx, subject.ConfigKey, []byte(h.String())); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kmd.GetConfig(ctx); err == nil {
+			t.Error("GetConfig of chunks with the wrong sum succeeded")
+		}
+		if err := cfgd.PutConfig(ctx, snapshot(4)); err != nil {
+			t.Fatal(err)
+		}
+		w.next(t, 4)
+		if d := kmd.Dropped(); d != 1 {
+			t.Errorf("Dropped = %d, want 1 (the bad chunks)", d)
+		}
+	})
+}
+
+// FuzzChunkedHead feeds arbitrary values of the configuration key to the
+// head parser: it never panics and accepts only well-formed heads.
+func FuzzChunkedHead(f *testing.F) {
+	f.Add([]byte(chunkedHead{gen: 1, n: 2, size: chunkMax + 1}.String()))
+	f.Add([]byte(chunkedMagic + " 1 99999999 1 00"))
+	f.Add([]byte{0x0a, 0x01})
+	f.Fuzz(func(t *testing.T, v []byte) {
+		h, ok, err := parseHead(v)
+		if ok && err == nil && (h.n < 1 || h.n > h.size/chunkMax+1) {
+			t.Fatalf("accepted head %+v", h)
+		}
+	})
 }
