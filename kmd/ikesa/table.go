@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/sitesec/sitesec/kmd/message"
 )
@@ -22,23 +23,57 @@ type Table struct {
 	Lookup func(local, remote netip.AddrPort) *Config
 	// Options are given to responder SAs.
 	Options Options
-	// CookieThreshold is the number of half-open SAs above which new
-	// requests must return a cookie (0: never).
-	CookieThreshold int
+	// CookieThreshold is the number of half-open SAs from which new
+	// requests must return a cookie (0: never); CookiePerSource the same
+	// for the half-open SAs of one source (see Source).
+	CookieThreshold, CookiePerSource int
+	// MaxHalfOpen and MaxHalfOpenPerSource refuse new IKE_SA_INIT
+	// requests, cookie or not, while that many SAs are half-open in all
+	// or from one source (0: no limit). A cookie only proves that the
+	// source address is real; these bound what real sources can hold.
+	MaxHalfOpen, MaxHalfOpenPerSource int
 
 	mu       sync.Mutex
 	bySPI    map[uint64]*SA
 	halfOpen map[halfKey]*SA
-	secret   [32]byte
-	haveKey  bool
+	perSrc   map[netip.Prefix]int
+	// The cookie secrets (RFC 7296 section 2.6): secret is in use since
+	// rotated, generation gen; old (gen-1) is still accepted until
+	// oldUntil.
+	secret, old       [32]byte
+	gen               byte
+	rotated, oldUntil time.Time
+	haveKey           bool
 
 	// Stats of the receive path.
 	Stats TableStats
 }
 
+// CookieSecretLifetime is how long one cookie secret is used;
+// CookieSecretGrace how long cookies made with the previous one are
+// still accepted (a peer that got a cookie just before the rotation).
+const (
+	CookieSecretLifetime = 5 * time.Minute
+	CookieSecretGrace    = time.Minute
+)
+
 // TableStats count what the receive path dropped or answered itself.
 type TableStats struct {
 	Malformed, UnknownSPI, NoConfig, CookiesSent, CookiesRejected uint64
+	// HalfOpenRefused counts IKE_SA_INIT requests dropped at
+	// MaxHalfOpen or MaxHalfOpenPerSource.
+	HalfOpenRefused uint64
+}
+
+// Source is what the half-open limits count per: an IPv4 address, or an
+// IPv6 /64 (one subscriber or host gets a /64 and can use all of it).
+func Source(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	if a.Is4() {
+		return netip.PrefixFrom(a, 32)
+	}
+	p, _ := a.Prefix(64)
+	return p
 }
 
 type halfKey struct {
@@ -63,9 +98,18 @@ func (t *Table) Remove(sa *SA) {
 	if t.bySPI[sa.LocalSPI()] == sa {
 		delete(t.bySPI, sa.LocalSPI())
 	}
+	t.forget(sa)
+}
+
+// forget drops sa from the half-open SAs.
+func (t *Table) forget(sa *SA) {
 	for k, v := range t.halfOpen {
 		if v == sa {
 			delete(t.halfOpen, k)
+			src := Source(k.remote.Addr())
+			if t.perSrc[src]--; t.perSrc[src] <= 0 {
+				delete(t.perSrc, src)
+			}
 		}
 	}
 }
@@ -74,11 +118,7 @@ func (t *Table) Remove(sa *SA) {
 func (t *Table) Matured(sa *SA) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for k, v := range t.halfOpen {
-		if v == sa {
-			delete(t.halfOpen, k)
-		}
-	}
+	t.forget(sa)
 }
 
 // All returns every registered SA.
@@ -119,6 +159,9 @@ func (t *Table) Route(local, remote netip.AddrPort, raw []byte) (*SA, *message.P
 	if t.halfOpen == nil {
 		t.halfOpen = map[halfKey]*SA{}
 	}
+	if t.perSrc == nil {
+		t.perSrc = map[netip.Prefix]int{}
+	}
 	// RFC 7296 section 3.1: the responder SPI of an IKE_SA_INIT request
 	// is zero. One that names an SA must not reach it (it would reset
 	// the SA's addresses or signed octets).
@@ -137,8 +180,18 @@ func (t *Table) Route(local, remote netip.AddrPort, raw []byte) (*SA, *message.P
 		if sa := t.halfOpen[k]; sa != nil {
 			return sa, pkt, nil, nil // a retransmitted IKE_SA_INIT
 		}
-		if reply, err := t.cookie(remote, pkt); reply != nil || err != nil {
-			return nil, nil, reply, err
+		src := Source(remote.Addr())
+		if (t.MaxHalfOpen > 0 && len(t.halfOpen) >= t.MaxHalfOpen) ||
+			(t.MaxHalfOpenPerSource > 0 && t.perSrc[src] >= t.MaxHalfOpenPerSource) {
+			t.Stats.HalfOpenRefused++
+			return nil, nil, nil, fmt.Errorf("ikesa: too many half-open IKE SAs (%d, %d from %s)", len(t.halfOpen), t.perSrc[src], src)
+		}
+		need := (t.CookieThreshold > 0 && len(t.halfOpen) >= t.CookieThreshold) ||
+			(t.CookiePerSource > 0 && t.perSrc[src] >= t.CookiePerSource)
+		if need {
+			if reply, err := t.cookie(remote, pkt); reply != nil || err != nil {
+				return nil, nil, reply, err
+			}
 		}
 		cfg := t.Lookup(local, remote)
 		if cfg == nil {
@@ -151,6 +204,7 @@ func (t *Table) Route(local, remote netip.AddrPort, raw []byte) (*SA, *message.P
 		}
 		t.bySPI[sa.LocalSPI()] = sa
 		t.halfOpen[k] = sa
+		t.perSrc[src]++
 		return sa, pkt, nil, nil
 	}
 	spi := pkt.SPIi
@@ -165,18 +219,23 @@ func (t *Table) Route(local, remote netip.AddrPort, raw []byte) (*SA, *message.P
 	return sa, pkt, nil, nil
 }
 
-// cookie applies RFC 7296 section 2.6 to a new IKE_SA_INIT request: above
-// the threshold, a request without a valid cookie gets one. Cookie =
-// <version> | HMAC-SHA-256(secret, Ni | IPi | SPIi).
+// cookie applies RFC 7296 section 2.6 to a new IKE_SA_INIT request that
+// needs one: a request without a valid cookie gets one. Cookie =
+// <generation> | HMAC-SHA-256(secret, Ni | IPi | SPIi). The secret is
+// replaced every CookieSecretLifetime; cookies of the previous one are
+// accepted for CookieSecretGrace more.
 func (t *Table) cookie(remote netip.AddrPort, pkt *message.Packet) ([]byte, error) {
-	if t.CookieThreshold <= 0 || len(t.halfOpen) < t.CookieThreshold {
-		return nil, nil
-	}
-	if !t.haveKey {
-		if _, err := io.ReadFull(t.Options.Rand, t.secret[:]); err != nil {
+	now := t.Options.Now()
+	if !t.haveKey || now.Sub(t.rotated) >= CookieSecretLifetime {
+		next := [32]byte{}
+		if _, err := io.ReadFull(t.Options.Rand, next[:]); err != nil {
 			return nil, err
 		}
-		t.haveKey = true
+		if t.haveKey {
+			t.old, t.oldUntil = t.secret, now.Add(CookieSecretGrace)
+		}
+		t.secret, t.rotated, t.haveKey = next, now, true
+		t.gen++
 	}
 	var ni []byte
 	var got []byte
@@ -190,15 +249,21 @@ func (t *Table) cookie(remote netip.AddrPort, pkt *message.Packet) ([]byte, erro
 			}
 		}
 	}
-	mac := hmac.New(sha256.New, t.secret[:])
-	mac.Write(ni)
-	mac.Write(remote.Addr().Unmap().AsSlice())
-	mac.Write(binary.BigEndian.AppendUint64(nil, pkt.SPIi))
-	want := append([]byte{1}, mac.Sum(nil)...)
-	if got != nil && hmac.Equal(got, want) {
-		return nil, nil
+	mac := func(gen byte, secret *[32]byte) []byte {
+		h := hmac.New(sha256.New, secret[:])
+		h.Write(ni)
+		h.Write(remote.Addr().Unmap().AsSlice())
+		h.Write(binary.BigEndian.AppendUint64(nil, pkt.SPIi))
+		return h.Sum([]byte{gen})
 	}
-	if got != nil {
+	want := mac(t.gen, &t.secret)
+	if len(got) > 0 {
+		switch {
+		case got[0] == t.gen && hmac.Equal(got, want):
+			return nil, nil
+		case got[0] == t.gen-1 && now.Before(t.oldUntil) && hmac.Equal(got, mac(t.gen-1, &t.old)):
+			return nil, nil
+		}
 		t.Stats.CookiesRejected++
 	}
 	t.Stats.CookiesSent++

@@ -325,8 +325,14 @@ func (p *Packet) Open(c Cipher) (*Message, error) {
 	return &Message{Header: p.Header, Payloads: append(p.Payloads, inner...)}, nil
 }
 
-// MaxFragments bounds the fragments of one message held for reassembly.
-const MaxFragments = 64
+// MaxFragments bounds the fragments of one message held for reassembly,
+// MaxReassembly their decrypted bytes: an IKE message is at most 64 KiB
+// (its length field), and a peer that has only done IKE_SA_INIT (not
+// yet authenticated) must not make an SA hold more.
+const (
+	MaxFragments  = 64
+	MaxReassembly = 0xffff
+)
 
 // Reassembler collects RFC 7383 fragments of one message (one message ID
 // and direction). Its zero value is ready to use.
@@ -368,7 +374,7 @@ func (r *Reassembler) Add(p *Packet, c Cipher) (*Message, error) {
 	}
 	r.parts[e.FragmentNumber] = plain
 	r.size += len(plain)
-	if r.size > 0xffff*2 {
+	if r.size > MaxReassembly {
 		*r = Reassembler{}
 		return nil, errors.New("message: reassembly too large")
 	}

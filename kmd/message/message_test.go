@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -328,5 +329,55 @@ func BenchmarkParseSealed(b *testing.B) {
 		if _, err := p.Open(c); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Issue 14 item 4: a peer that only did IKE_SA_INIT (it has the keys,
+// it is not authenticated) cannot make an SA hold more than
+// MaxReassembly bytes of fragments: 20 authentic fragments of 4000 bytes
+// each announce an 80000-byte message.
+func TestReassemblyBound(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	c := newGCM(t)
+	const total, chunk = 20, 4000
+	var re Reassembler
+	var last error
+	for i := 1; i <= total; i++ {
+		h := Header{SPIi: 1, SPIr: 2, Exchange: IKEAuth, Flags: FlagInitiator, MessageID: 1, NextPayload: PayloadSKF, Version: Version}
+		bodyLen := c.BodyLen(chunk)
+		h.Length = uint32(HeaderLen + 8 + bodyLen)
+		next := PayloadNone
+		if i == 1 {
+			next = PayloadCERT
+		}
+		aad := h.append(nil)
+		aad = append(aad, byte(next), 0)
+		aad = binary.BigEndian.AppendUint16(aad, uint16(8+bodyLen))
+		aad = binary.BigEndian.AppendUint16(aad, uint16(i))
+		aad = binary.BigEndian.AppendUint16(aad, total)
+		body, err := c.Seal(aad, randBytes(r, chunk, chunk))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := Parse(append(aad, body...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := re.Add(p, c)
+		if got != nil {
+			t.Fatalf("fragment %d completed a message", i)
+		}
+		if err != nil {
+			last = err
+			if re.size != 0 || re.parts != nil {
+				t.Fatalf("fragment %d: %v, but %d bytes kept", i, err, re.size)
+			}
+		}
+		if re.size > MaxReassembly {
+			t.Fatalf("%d bytes held after fragment %d", re.size, i)
+		}
+	}
+	if last == nil || !strings.Contains(last.Error(), "too large") {
+		t.Fatalf("err = %v", last)
 	}
 }

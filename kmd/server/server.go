@@ -82,15 +82,27 @@ type Server struct {
 	down    map[string]bool
 	applied bool
 	// v1s holds the IKEv1 tunnels (v1.go).
-	v1s   *v1State
-	wg    sync.WaitGroup
-	stats Stats
+	v1s *v1State
+	// initSlots holds one token per new responder SA whose IKE_SA_INIT
+	// is queued or being processed (InitQueue).
+	initSlots chan struct{}
+	wg        sync.WaitGroup
+	stats     Stats
 }
 
 // Stats count the receive path.
 type Stats struct {
 	Received, Dropped, InboxFull uint64
+	// InitQueueFull counts new IKE_SA_INIT requests dropped because
+	// InitQueue of them were waiting for their Diffie-Hellman already.
+	InitQueueFull uint64
 }
+
+// InitQueue bounds the new responder SAs whose IKE_SA_INIT request is
+// queued or being computed (a Diffie-Hellman each): beyond it new
+// requests are dropped, and their initiators retransmit. A flood then
+// costs at most this much work in flight, whatever its rate.
+const InitQueue = 16
 
 // New returns a Server with real randomness and clock.
 func New() *Server {
@@ -117,10 +129,16 @@ func (s *Server) init(ctx context.Context) {
 		s.Now = time.Now
 	}
 	s.table = &ikesa.Table{
-		Lookup:          s.lookup,
-		Options:         ikesa.Options{Rand: s.Rand, Now: s.Now, Host: (*host)(s), Trace: s.traceMessage},
-		CookieThreshold: 64,
+		Lookup:  s.lookup,
+		Options: ikesa.Options{Rand: s.Rand, Now: s.Now, Host: (*host)(s), Trace: s.traceMessage},
+		// Issue 14 item 4: cookies from the third half-open SA of one
+		// source or the 64th in all; none past 10 per source or 512.
+		CookieThreshold:      64,
+		CookiePerSource:      2,
+		MaxHalfOpen:          512,
+		MaxHalfOpenPerSource: 10,
 	}
+	s.initSlots = make(chan struct{}, InitQueue)
 }
 
 // Start implements daemon.App: it subscribes to the punt path and fwdd's
@@ -432,13 +450,34 @@ func (s *Server) Punt(d *pb.IKEDatagram) {
 	r := s.runners[sa]
 	s.mu.Unlock()
 	if r == nil {
-		r = s.newRunner(sa)
-	}
-	r.do(func() {
-		if err := sa.Handle(local, remote, pkt); err != nil {
-			s.trace(trace.Notice).Str("sa", sa.Name()).Err(err).Msg("IKE message")
+		// A new responder SA (Route made it for an IKE_SA_INIT): it
+		// waits for a slot of the bounded queue, or is forgotten.
+		select {
+		case s.initSlots <- struct{}{}:
+		default:
+			s.table.Remove(sa)
+			s.mu.Lock()
+			s.stats.InitQueueFull++
+			s.stats.Dropped++
+			s.mu.Unlock()
+			return
 		}
-	})
+		r = s.newRunner(sa)
+		if !r.do(func() {
+			defer func() { <-s.initSlots }()
+			s.handle(sa, local, remote, pkt)
+		}) {
+			<-s.initSlots
+		}
+		return
+	}
+	r.do(func() { s.handle(sa, local, remote, pkt) })
+}
+
+func (s *Server) handle(sa *ikesa.SA, local, remote netip.AddrPort, pkt *message.Packet) {
+	if err := sa.Handle(local, remote, pkt); err != nil {
+		s.trace(trace.Notice).Str("sa", sa.Name()).Err(err).Msg("IKE message")
+	}
 }
 
 func (s *Server) drop() {
