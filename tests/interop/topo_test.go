@@ -46,6 +46,9 @@ type Set struct {
 	// leaves perfect-forward-secrecy out (charon's ESP proposal then has
 	// no group).
 	V1, Aggressive, NoPFS bool
+	// NAT puts sitesec behind a source NAT (Topo.NATSite): charon then
+	// accepts its IKE from any address.
+	NAT bool
 }
 
 // Sets are the four proposal sets of the kmd interop issue.
@@ -127,6 +130,24 @@ func NewTopo(t *testing.T) *Topo {
 		tp.IP(a.ns, "link", "set", a.dev, "up")
 	}
 	return tp
+}
+
+// SiteNAT is the address sitesec's outside packets leave with behind
+// NATSite.
+const SiteNAT = "192.168.77.9"
+
+// NATSite puts sitesec behind a NAT, as a router behind a home gateway:
+// its UDP from the outside address leaves with SiteNAT and another port
+// (iptables SNAT in its namespace, conntrack maps the answers back), so
+// the NAT-D hashes (RFC 3947 section 3.2) find it behind a NAT.
+func (tp *Topo) NATSite() {
+	tp.t.Helper()
+	tp.IP(tp.Site, "addr", "add", SiteNAT+"/24", "dev", "ge-0-0-0")
+	out, err := exec.Command("ip", "netns", "exec", tp.Site, "iptables", "-t", "nat", "-A", "POSTROUTING",
+		"-o", "ge-0-0-0", "-s", SiteOutside, "-p", "udp", "-j", "SNAT", "--to-source", SiteNAT+":40000-40999").CombinedOutput()
+	if err != nil {
+		tp.t.Fatalf("iptables SNAT in %s: %v: %s", tp.Site, err, out)
+	}
 }
 
 // IP runs `ip -n NS args...` and fails the test on error.

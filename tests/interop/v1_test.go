@@ -1,6 +1,11 @@
 package interop
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/sitesec/sitesec/tests/harness"
+)
 
 // V1Sets are the IKEv1 proposal sets of the IKEv1 issue (13): main mode
 // and aggressive mode with a pre-shared key, with and without PFS.
@@ -25,5 +30,41 @@ func TestStrongSwanIKEv1(t *testing.T) {
 				runCase(t, set, role == "initiator")
 			})
 		}
+	}
+}
+
+// TestStrongSwanIKEv1NAT runs main mode with sitesec behind a source NAT
+// (RFC 3947, RFC 3948): sitesec finds itself behind the NAT, floats to
+// port 4500, sends ESP in UDP and NAT keepalives, and traffic crosses.
+func TestStrongSwanIKEv1NAT(t *testing.T) {
+	set := V1Sets[0]
+	set.Name, set.NAT = "v1-main-aes128-sha1-modp2048-nat", true
+	tp := NewTopo(t)
+	tp.NATSite()
+	k := &Case{t: t, tp: tp, set: set, init: true}
+	k.r = harness.StartIn(t, tp.Site, "--name", "ss")
+	k.c = tp.StartCharon(set)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("charon log (end):\n%s", k.c.Log(40))
+			t.Logf("kmd trace (end):\n%s", lastLines(k.r.Trace("kmd"), 40))
+		}
+	})
+	k.commit(0, 0)
+	k.up("behind NAT")
+	k.traffic()
+	k.evidence("behind NAT")
+	sas := k.c.ListSAs()
+	if !strings.Contains(sas, "remote '"+SiteOutside+"' @ "+SiteNAT+"[") {
+		t.Errorf("charon does not see sitesec at the NAT's address %s:\n%s", SiteNAT, sas)
+	}
+	ike, _ := k.r.CLI(showIKE + " detail")
+	ipsec, _ := k.r.CLI(showIPsec + " detail")
+	t.Logf("sitesec: %s detail\n%s\nsitesec: %s detail\n%s", showIKE, ike, showIPsec, ipsec)
+	if !strings.Contains(ike, "NAT traversal: Detected") || !strings.Contains(ipsec, "NATT keepalive interval: 5") {
+		t.Errorf("sitesec does not show itself behind the NAT (keepalives every 5 s)")
+	}
+	if !strings.Contains(sas, "TUNNEL-in-UDP") {
+		t.Errorf("charon's CHILD SA is not UDP-encapsulated:\n%s", sas)
 	}
 }
