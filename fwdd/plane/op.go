@@ -157,8 +157,11 @@ func (p *Plane) SecurityAssociations(lvl string, hex bool, onlySet string) *pb.I
 		}
 		if lt := c.GetLifetime(); lt != nil {
 			age := now.Sub(sa.Installed)
-			if lt.SoftSeconds != 0 {
-				info.SoftLifetimeSeconds = int64((time.Duration(lt.SoftSeconds)*time.Second - age) / time.Second)
+			if soft := lt.SoftSeconds; soft != 0 || lt.RekeySeconds != 0 {
+				if soft == 0 {
+					soft = lt.RekeySeconds // kmd's own rekey timer
+				}
+				info.SoftLifetimeSeconds = int64((time.Duration(soft)*time.Second - age) / time.Second)
 			}
 			if lt.HardSeconds != 0 {
 				info.HardLifetimeSeconds = int64((time.Duration(lt.HardSeconds)*time.Second - age) / time.Second)

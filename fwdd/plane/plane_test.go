@@ -268,3 +268,30 @@ func pad(p []byte, n int) []byte {
 }
 
 func newChanTUN() tun.Device { return tuntest.NewChannelTUN().TUN() }
+
+// kmd rekeys a CHILD SA by its own timer and says when (rekey_seconds):
+// show ipsec security-associations prints that as the soft lifetime, as
+// Junos does, and the identities kmd sends (the proxy IDs).
+func TestShowSoftLifetimeFromRekey(t *testing.T) {
+	a, _ := pair(t,
+		dynConfig("192.0.2.1", "192.0.2.2", "10.0.1.0/24", "10.0.2.0/24"),
+		dynConfig("192.0.2.2", "192.0.2.1", "10.0.2.0/24", "10.0.1.0/24"))
+	sas := dynamicSAs("aes-128-gcm", "", bytes.Repeat([]byte{7}, 20), nil, "192.0.2.1", "192.0.2.2", 0x1001, 0x2002, pb.Encapsulation_ENCAPSULATION_ESP, 0)
+	for _, s := range sas {
+		s.Lifetime = &pb.Lifetime{HardSeconds: 3600, RekeySeconds: 3240}
+		s.LocalIdentity, s.RemoteIdentity = "ipv4_subnet(any:0,[0..7]=10.0.1.0/24)", "ipv4_subnet(any:0,[0..7]=10.0.2.0/24)"
+	}
+	if err := a.p.DB.Install(sas, 0); err != nil {
+		t.Fatal(err)
+	}
+	got := a.p.SecurityAssociations("detail", false, "")
+	tun := got.GetServiceSets()[0].GetTunnels()[0]
+	if tun.GetLocalIdentity() != "ipv4_subnet(any:0,[0..7]=10.0.1.0/24)" || tun.GetRemoteIdentity() != "ipv4_subnet(any:0,[0..7]=10.0.2.0/24)" {
+		t.Errorf("identities %q %q", tun.GetLocalIdentity(), tun.GetRemoteIdentity())
+	}
+	for _, s := range tun.GetSas() {
+		if soft, hard := s.GetSoftLifetimeSeconds(), s.GetHardLifetimeSeconds(); soft < 3230 || soft > 3240 || hard < 3590 || hard > 3600 {
+			t.Errorf("%s: soft %d hard %d", s.GetDirection(), soft, hard)
+		}
+	}
+}

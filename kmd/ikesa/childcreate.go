@@ -213,13 +213,15 @@ func (t *childCreate) Process(m *message.Message) (task.Status, error) {
 
 // install puts c in fwdd and in the SA.
 func (sa *SA) install(c *ChildSA, replaces *ChildSA) error {
+	// Timers first: the install tells fwdd when the SA was created and
+	// when kmd will rekey it (shown as its soft lifetime).
+	sa.scheduleChild(c)
 	if err := sa.opts.Host.Install(sa, c, replaces); err != nil {
 		return fmt.Errorf("ikesa: install CHILD SA %08x: %w", c.SPIIn, err)
 	}
 	c.installed, c.state = true, childInstalled
 	sa.Children = append(sa.Children, c)
 	sa.Stats.ChildCreated++
-	sa.scheduleChild(c)
 	if replaces != nil {
 		sa.Stats.Rekeys++
 	}

@@ -75,14 +75,13 @@ func (s *Server) childSAs(sa *ikesa.SA, c *ikesa.ChildSA) []*pb.SA {
 	if lt.SoftBytes != 0 {
 		lt.HardBytes = lt.SoftBytes + lt.SoftBytes/10
 	}
+	if !c.RekeyAt.IsZero() {
+		lt.RekeySeconds = uint32(c.RekeyAt.Sub(c.CreatedAt) / time.Second)
+	}
+	// The IPsec SA's identities are its proxy IDs, the traffic selectors
+	// (Junos: ipv4_subnet(any:0,[0..7]=10.1.12.0/24)), not the IKE IDs.
+	localID, remoteID := tsString(c.LocalTS), tsString(c.RemoteTS)
 	mk := func(dir pb.Direction, spi uint32, ek, ik []byte) *pb.SA {
-		localID, remoteID := "", ""
-		if sa.PeerID != nil {
-			remoteID = sa.PeerID.String()
-		}
-		if sa.Config.LocalID != nil {
-			localID = sa.Config.LocalID.String()
-		}
 		x := &pb.SA{
 			Spi: spi, Direction: dir, Type: pb.SAType_SA_TYPE_DYNAMIC,
 			ServiceSet: p.ServiceSet, Rule: p.Rule, Term: p.Term, TunnelIndex: p.TunnelIndex,

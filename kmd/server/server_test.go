@@ -208,6 +208,14 @@ func TestTwoKMDs(t *testing.T) {
 	if in.Sas[0].EncryptionAlgorithm != "aes-128-gcm" || len(in.Sas[0].EncryptionKey) != 20 || in.Sas[0].Rule != "r1" || in.Sas[0].ServiceSet != "ss1" {
 		t.Fatalf("SA %+v", in.Sas[0])
 	}
+	// The IPsec SA's identities are the proxy IDs, and fwdd learns when
+	// kmd will rekey (shown as the soft lifetime).
+	if in.Sas[0].LocalIdentity != "ipv4_subnet(any:0,[0..7]=10.0.0.0/24)" || in.Sas[0].RemoteIdentity != "ipv4_subnet(any:0,[0..7]=10.1.0.0/24)" {
+		t.Errorf("identities %q %q", in.Sas[0].LocalIdentity, in.Sas[0].RemoteIdentity)
+	}
+	if lt := in.Sas[0].Lifetime; lt.RekeySeconds == 0 || lt.RekeySeconds >= lt.HardSeconds || lt.SoftSeconds != 0 {
+		t.Errorf("lifetime %v", lt)
+	}
 	rep := l.Op(ctx, &pb.OpRequest{Words: strings.Fields("show services ipsec-vpn ike security-associations detail")})
 	sas := rep.GetIkeSecurityAssociations().GetSas()
 	if rep.Error != "" || len(sas) != 1 || sas[0].State != "matured" || sas[0].Role != "Initiator" || sas[0].EncryptionAlgorithm != "aes-256-gcm" || sas[0].DhGroup != "19" {

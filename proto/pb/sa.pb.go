@@ -328,13 +328,17 @@ func (x *TrafficSelector) GetProtocol() uint32 {
 }
 
 type Lifetime struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SoftBytes     uint64                 `protobuf:"varint,1,opt,name=soft_bytes,json=softBytes,proto3" json:"soft_bytes,omitempty"`
-	HardBytes     uint64                 `protobuf:"varint,2,opt,name=hard_bytes,json=hardBytes,proto3" json:"hard_bytes,omitempty"`
-	SoftSeconds   uint32                 `protobuf:"varint,3,opt,name=soft_seconds,json=softSeconds,proto3" json:"soft_seconds,omitempty"`
-	HardSeconds   uint32                 `protobuf:"varint,4,opt,name=hard_seconds,json=hardSeconds,proto3" json:"hard_seconds,omitempty"`
-	SoftPackets   uint64                 `protobuf:"varint,5,opt,name=soft_packets,json=softPackets,proto3" json:"soft_packets,omitempty"`
-	HardPackets   uint64                 `protobuf:"varint,6,opt,name=hard_packets,json=hardPackets,proto3" json:"hard_packets,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	SoftBytes   uint64                 `protobuf:"varint,1,opt,name=soft_bytes,json=softBytes,proto3" json:"soft_bytes,omitempty"`
+	HardBytes   uint64                 `protobuf:"varint,2,opt,name=hard_bytes,json=hardBytes,proto3" json:"hard_bytes,omitempty"`
+	SoftSeconds uint32                 `protobuf:"varint,3,opt,name=soft_seconds,json=softSeconds,proto3" json:"soft_seconds,omitempty"`
+	HardSeconds uint32                 `protobuf:"varint,4,opt,name=hard_seconds,json=hardSeconds,proto3" json:"hard_seconds,omitempty"`
+	SoftPackets uint64                 `protobuf:"varint,5,opt,name=soft_packets,json=softPackets,proto3" json:"soft_packets,omitempty"`
+	HardPackets uint64                 `protobuf:"varint,6,opt,name=hard_packets,json=hardPackets,proto3" json:"hard_packets,omitempty"`
+	// rekey_seconds is when, after creation, kmd rekeys the CHILD SA by
+	// its own timer. Informational: fwdd does not act on it, and shows it
+	// as the SA's soft lifetime when soft_seconds is 0.
+	RekeySeconds  uint32 `protobuf:"varint,7,opt,name=rekey_seconds,json=rekeySeconds,proto3" json:"rekey_seconds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -407,6 +411,13 @@ func (x *Lifetime) GetSoftPackets() uint64 {
 func (x *Lifetime) GetHardPackets() uint64 {
 	if x != nil {
 		return x.HardPackets
+	}
+	return 0
+}
+
+func (x *Lifetime) GetRekeySeconds() uint32 {
+	if x != nil {
+		return x.RekeySeconds
 	}
 	return 0
 }
@@ -1442,7 +1453,7 @@ const file_sitesec_v1_sa_proto_rawDesc = "" +
 	"\n" +
 	"start_port\x18\x03 \x01(\rR\tstartPort\x12\x19\n" +
 	"\bend_port\x18\x04 \x01(\rR\aendPort\x12\x1a\n" +
-	"\bprotocol\x18\x05 \x01(\rR\bprotocol\"\xd4\x01\n" +
+	"\bprotocol\x18\x05 \x01(\rR\bprotocol\"\xf9\x01\n" +
 	"\bLifetime\x12\x1d\n" +
 	"\n" +
 	"soft_bytes\x18\x01 \x01(\x04R\tsoftBytes\x12\x1d\n" +
@@ -1451,7 +1462,8 @@ const file_sitesec_v1_sa_proto_rawDesc = "" +
 	"\fsoft_seconds\x18\x03 \x01(\rR\vsoftSeconds\x12!\n" +
 	"\fhard_seconds\x18\x04 \x01(\rR\vhardSeconds\x12!\n" +
 	"\fsoft_packets\x18\x05 \x01(\x04R\vsoftPackets\x12!\n" +
-	"\fhard_packets\x18\x06 \x01(\x04R\vhardPackets\"\xfd\v\n" +
+	"\fhard_packets\x18\x06 \x01(\x04R\vhardPackets\x12#\n" +
+	"\rrekey_seconds\x18\a \x01(\rR\frekeySeconds\"\xfd\v\n" +
 	"\x02SA\x12\x10\n" +
 	"\x03spi\x18\x01 \x01(\rR\x03spi\x123\n" +
 	"\tdirection\x18\x02 \x01(\x0e2\x15.sitesec.v1.DirectionR\tdirection\x12&\n" +
