@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sitesec/sitesec/cfgd/check"
@@ -31,6 +32,7 @@ import (
 	"github.com/sitesec/sitesec/cfgd/db"
 	"github.com/sitesec/sitesec/cfgd/schema"
 	"github.com/sitesec/sitesec/proto/pb"
+	"github.com/sitesec/sitesec/proto/subject"
 )
 
 // Publisher stores a committed snapshot in the configuration bucket
@@ -38,6 +40,14 @@ import (
 type Publisher interface {
 	PutConfig(ctx context.Context, s *pb.ConfigSnapshot) error
 }
+
+// Requester sends the prepare round's requests (bus.Conn.Request).
+type Requester interface {
+	Request(ctx context.Context, daemon, verb string, req, rep proto.Message) error
+}
+
+// PrepareWait bounds how long the prepare round waits for a daemon.
+const PrepareWait = 3 * time.Second
 
 // DefaultAckWait bounds how long commit waits for the daemons.
 const DefaultAckWait = 5 * time.Second
@@ -51,8 +61,11 @@ const sessionTTL = 24 * time.Hour
 
 // Server holds the commit database and the editing sessions.
 type Server struct {
-	DB      *db.DB
-	Pub     Publisher
+	DB  *db.DB
+	Pub Publisher
+	// Req, when set, runs the prepare round of commit and commit check
+	// (New takes it from Pub when Pub can send requests).
+	Req     Requester
 	Now     func() time.Time
 	AckWait time.Duration
 	// Self is the name cfgd's own acknowledgements come under; it is not
@@ -76,9 +89,13 @@ type session struct {
 
 // New returns a Server over an open database.
 func New(d *db.DB, pub Publisher) *Server {
-	return &Server{DB: d, Pub: pub, Now: time.Now, AckWait: DefaultAckWait, Self: "cfgd",
+	s := &Server{DB: d, Pub: pub, Now: time.Now, AckWait: DefaultAckWait, Self: "cfgd",
 		sessions: map[string]*session{}, alive: map[string]time.Time{},
 		acks: map[uint64][]*pb.ApplyAck{}, ackCh: make(chan struct{})}
+	if r, ok := pub.(Requester); ok {
+		s.Req = r
+	}
+	return s
 }
 
 // Health records a daemon's heartbeat: running daemons are the ones a
@@ -142,6 +159,78 @@ func (s *Server) OnRollback(m db.Meta, cfg *conf.Node) {
 		defer cancel()
 		_ = s.publish(ctx, cfg, m)
 	}
+}
+
+// running returns the daemons with a recent Health, cfgd itself excepted.
+func (s *Server) running() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var want []string
+	now := s.Now()
+	for d, t := range s.alive {
+		if d != s.Self && now.Sub(t) < healthTTL {
+			want = append(want, d)
+		}
+	}
+	slices.Sort(want)
+	return want
+}
+
+// prepare is the prepare round of a commit (Junos commits are one
+// transaction): every running daemon is sent the candidate and says what
+// of it it could not run. It returns those refusals as configuration
+// errors, and warnings for daemons that did not answer.
+func (s *Server) prepare(ctx context.Context, cand *conf.Node) ([]*pb.ConfigError, []string) {
+	if s.Req == nil {
+		return nil, nil
+	}
+	c, err := conf.ToPB(cand)
+	if err != nil {
+		return configErrors(err), nil
+	}
+	_, cur := s.DB.Committed()
+	snap := &pb.ConfigSnapshot{Revision: cur.Revision + 1, Config: c}
+	daemons := s.running()
+	acks := make([]*pb.ApplyAck, len(daemons))
+	errs := make([]error, len(daemons))
+	var wg sync.WaitGroup
+	for i, d := range daemons {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pctx, cancel := context.WithTimeout(ctx, PrepareWait)
+			defer cancel()
+			acks[i] = &pb.ApplyAck{}
+			errs[i] = s.Req.Request(pctx, d, subject.VerbPrepare, snap, acks[i])
+		}()
+	}
+	wg.Wait()
+	var out []*pb.ConfigError
+	var warn []string
+	for i, d := range daemons {
+		if errs[i] != nil {
+			warn = append(warn, fmt.Sprintf("warning: %s did not answer the commit's prepare round: %v", d, errs[i]))
+			continue
+		}
+		for _, e := range acks[i].GetErrors() {
+			out = append(out, daemonError(d, e))
+		}
+		if !acks[i].GetOk() && len(acks[i].GetErrors()) == 0 {
+			out = append(out, &pb.ConfigError{Message: d + ": cannot run this configuration"})
+		}
+	}
+	return out, warn
+}
+
+// daemonError turns a daemon's "[edit PATH] message" into a configuration
+// error naming the statement's hierarchy and the daemon.
+func daemonError(d, e string) *pb.ConfigError {
+	if strings.HasPrefix(e, "[edit ") {
+		if i := strings.Index(e, "] "); i > 0 {
+			return &pb.ConfigError{Path: e[:i+1], Message: d + ": " + e[i+2:]}
+		}
+	}
+	return &pb.ConfigError{Message: d + ": " + e}
 }
 
 // waitAcks waits until every running daemon acknowledged rev, or ctx or
@@ -574,6 +663,13 @@ func (s *Server) commit(ctx context.Context, rep *pb.ConfigEditReply, x *session
 		return rep
 	}
 	rep.Lines = append(rep.Lines, check.FormatWarnings(check.Warnings(x.cand))...)
+	refused, warn := s.prepare(ctx, x.cand)
+	rep.Lines = append(rep.Lines, warn...)
+	if len(refused) > 0 {
+		rep.Errors = append(rep.Errors, refused...)
+		rep.Lines = append(rep.Lines, "error: configuration check-out failed")
+		return rep
+	}
 	if checkOnly {
 		// Junos: commit check also confirms a pending commit confirmed.
 		if ok, _ := s.DB.Confirm(); ok {
@@ -586,6 +682,7 @@ func (s *Server) commit(ctx context.Context, rep *pb.ConfigEditReply, x *session
 	if x.base != cur.Revision {
 		return failMsg(rep, "configuration database modified: revision %d was committed after this session started editing revision %d; use 'update' or 'rollback 0' to start from it (uncommitted changes are discarded)", cur.Revision, x.base)
 	}
+	prev, _ := s.DB.Committed()
 	m, err := s.DB.Commit(x.cand, db.Meta{User: req.GetUser(), Client: "cli", Comment: comment, ConfirmMinutes: confirm})
 	if err != nil {
 		return failMsg(rep, "commit failed: %v", err)
@@ -598,6 +695,7 @@ func (s *Server) commit(ctx context.Context, rep *pb.ConfigEditReply, x *session
 		} else {
 			acks, missing := s.waitAcks(ctx, m.Revision)
 			rep.Acks = acks
+			failed := false
 			for _, a := range acks {
 				for _, e := range a.GetErrors() {
 					rep.Lines = append(rep.Lines, fmt.Sprintf("error: %s: %s", a.GetDaemon(), e))
@@ -605,9 +703,16 @@ func (s *Server) commit(ctx context.Context, rep *pb.ConfigEditReply, x *session
 				for _, w := range a.GetWarnings() {
 					rep.Lines = append(rep.Lines, fmt.Sprintf("warning: %s: %s", a.GetDaemon(), w))
 				}
+				failed = failed || !a.GetOk()
 			}
 			for _, d := range missing {
 				rep.Lines = append(rep.Lines, fmt.Sprintf("warning: %s did not report applying revision %d in time", d, m.Revision))
+			}
+			if failed {
+				// A daemon could not apply what it accepted in the prepare
+				// round: every daemon goes back to the previous
+				// configuration, committed again as a new revision.
+				return s.revert(ctx, rep, x, req, prev, m)
 			}
 		}
 	}
@@ -622,6 +727,31 @@ func (s *Server) commit(ctx context.Context, rep *pb.ConfigEditReply, x *session
 		s.mu.Unlock()
 	}
 	return rep
+}
+
+// revert commits prev again after revision failed was not applied by
+// every daemon, sends it to the daemons and reports the commit as failed.
+func (s *Server) revert(ctx context.Context, rep *pb.ConfigEditReply, x *session, req *pb.ConfigEditRequest, prev *conf.Node, failed db.Meta) *pb.ConfigEditReply {
+	m, err := s.DB.Commit(prev, db.Meta{User: req.GetUser(), Client: "cfgd", Comment: fmt.Sprintf("revision %d not applied: reverted", failed.Revision)})
+	if err != nil {
+		return failMsg(rep, "revision %d was not applied and could not be reverted: %v", failed.Revision, err)
+	}
+	x.base = m.Revision
+	rep.Revision = m.Revision
+	if err := s.publish(ctx, prev, m); err != nil {
+		return failMsg(rep, "revision %d was not applied; the previous configuration, committed again as revision %d, was not sent to the daemons: %v", failed.Revision, m.Revision, err)
+	}
+	acks, missing := s.waitAcks(ctx, m.Revision)
+	for _, a := range acks {
+		for _, e := range a.GetErrors() {
+			rep.Lines = append(rep.Lines, fmt.Sprintf("error: %s: reverting: %s", a.GetDaemon(), e))
+		}
+	}
+	for _, d := range missing {
+		rep.Lines = append(rep.Lines, fmt.Sprintf("warning: %s did not report applying revision %d in time", d, m.Revision))
+	}
+	rep.Lines = append(rep.Lines, fmt.Sprintf("error: commit failed: revision %d was not applied by every daemon; the previous configuration is running again (revision %d); the candidate is kept", failed.Revision, m.Revision))
+	return failMsg(rep, "commit failed: revision %d not applied, reverted as revision %d", failed.Revision, m.Revision)
 }
 
 // Op answers the operational commands cfgd owns.

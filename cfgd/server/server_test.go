@@ -2,6 +2,9 @@ package server
 
 import (
 	"context"
+	"errors"
+	"github.com/sitesec/sitesec/proto/subject"
+	"google.golang.org/protobuf/proto"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,11 +18,29 @@ import (
 
 // fakeBus stores snapshots and has the listed daemons acknowledge them.
 type fakeBus struct {
-	mu      sync.Mutex
-	s       *Server
-	snaps   []*pb.ConfigSnapshot
-	daemons []string
-	fail    map[string]string // daemon -> apply error
+	mu       sync.Mutex
+	s        *Server
+	snaps    []*pb.ConfigSnapshot
+	daemons  []string
+	fail     map[string]string // daemon -> apply error
+	refuse   map[string]string // daemon -> prepare error
+	prepared []string
+}
+
+// Request plays the daemons' prepare round.
+func (b *fakeBus) Request(_ context.Context, daemon, verb string, req, rep proto.Message) error {
+	if verb != subject.VerbPrepare {
+		return errors.New("unexpected request " + verb)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.prepared = append(b.prepared, daemon)
+	a := rep.(*pb.ApplyAck)
+	a.Daemon, a.Revision, a.Ok = daemon, req.(*pb.ConfigSnapshot).GetRevision(), true
+	if e := b.refuse[daemon]; e != "" {
+		a.Ok, a.Errors = false, []string{e}
+	}
+	return nil
 }
 
 func (b *fakeBus) PutConfig(_ context.Context, s *pb.ConfigSnapshot) error {
@@ -127,19 +148,27 @@ func TestLoadCommitRollback(t *testing.T) {
 	if got := text(run(t, s, "a", "show", "|", "compare")); got != "[edit services service-set ss1 ipsec-vpn-options]\n-   tunnel-mtu 1500;\n+   tunnel-mtu 1400;\n" {
 		t.Fatalf("compare: %q", got)
 	}
+	// fwdd accepts the candidate in the prepare round but cannot apply it:
+	// the commit fails and every daemon goes back to revision 1's
+	// configuration, committed again as revision 3.
 	bus.fail = map[string]string{"fwdd": "cannot create tun"}
 	r = run(t, s, "a", "commit")
-	if r.Revision != 2 || !strings.Contains(strings.Join(r.Lines, "\n"), "error: fwdd: cannot create tun") {
-		t.Fatalf("commit 2: %v", r.Lines)
+	all := strings.Join(r.Lines, "\n")
+	if r.Revision != 3 || len(r.Errors) == 0 || !strings.Contains(all, "error: fwdd: cannot create tun") || strings.Contains(all, "commit complete") {
+		t.Fatalf("commit 2: %v %v", r.Errors, r.Lines)
 	}
-	// rollback 1 loads revision 1 into the candidate.
+	if last := bus.snaps[len(bus.snaps)-1]; last.GetRevision() != 3 || last.GetConfig().GetServiceSets()[0].GetIpsecVpnOptions().GetTunnelMtu() != 1500 {
+		t.Fatalf("reverted snapshot %v", last)
+	}
+	bus.fail = nil
+	// rollback 1 loads revision 2 (the one not applied) into the candidate.
 	run(t, s, "a", "rollback", "1")
-	if got := text(run(t, s, "a", "compare")); !strings.Contains(got, "-   tunnel-mtu 1400;") {
+	if got := text(run(t, s, "a", "show", "|", "compare")); !strings.Contains(got, "+   tunnel-mtu 1400;") {
 		t.Fatalf("compare after rollback: %q", got)
 	}
 	// show system commit.
 	h := s.Op(context.Background(), &pb.OpRequest{Words: []string{"show", "system", "commit"}}).GetCommitHistory()
-	if len(h.GetEntries()) != 2 || h.Entries[1].Comment != "first" || h.Entries[0].Revision != 2 || h.Entries[0].User != "admin" {
+	if len(h.GetEntries()) != 3 || h.Entries[2].Comment != "first" || h.Entries[0].Revision != 3 || !strings.Contains(h.Entries[0].Comment, "revision 2 not applied") || h.Entries[0].User != "admin" {
 		t.Fatalf("history %v", h)
 	}
 	op := s.Op(context.Background(), &pb.OpRequest{Words: []string{"show", "configuration", "system"}, Display: "set"})
@@ -263,5 +292,37 @@ func TestMissingAck(t *testing.T) {
 	r = s.Edit(ctx, &pb.ConfigEditRequest{Session: "a", Words: []string{"commit"}})
 	if r.Revision != 2 || time.Since(start) > 450*time.Millisecond {
 		t.Fatalf("commit with deadline: rev %d after %s", r.Revision, time.Since(start))
+	}
+}
+
+// TestCommitPrepareRound: a daemon that refuses the candidate in the
+// prepare round makes commit check and commit fail with its error naming
+// the statement; nothing is recorded or sent.
+func TestCommitPrepareRound(t *testing.T) {
+	s, bus := newServer(t, "kmd", "fwdd", "pkid")
+	r := s.Edit(context.Background(), &pb.ConfigEditRequest{Session: "a", Words: []string{"load", "override", "terminal"}, Text: seedText(t)})
+	if len(r.Errors) > 0 {
+		t.Fatal(r.Errors)
+	}
+	bus.refuse = map[string]string{"kmd": "[edit services ipsec-vpn ike proposal p1] encryption-algorithm 3des-cbc is not supported"}
+	for _, cmd := range [][]string{{"commit", "check"}, {"commit"}} {
+		r = run(t, s, "a", cmd...)
+		all := strings.Join(r.Lines, "\n")
+		if len(r.Errors) != 1 || r.Errors[0].Path != "[edit services ipsec-vpn ike proposal p1]" ||
+			r.Errors[0].Message != "kmd: encryption-algorithm 3des-cbc is not supported" ||
+			!strings.Contains(all, "error: configuration check-out failed") ||
+			strings.Contains(all, "commit complete") || strings.Contains(all, "check succeeds") {
+			t.Fatalf("%v: %v %v", cmd, r.Errors, r.Lines)
+		}
+	}
+	if _, m := s.DB.Committed(); m.Revision != 0 || len(bus.snaps) != 0 {
+		t.Fatalf("refused commit recorded (revision %d) or sent (%d snapshots)", m.Revision, len(bus.snaps))
+	}
+	if len(bus.prepared) != 6 {
+		t.Fatalf("prepare requests %v, want kmd, fwdd and pkid twice", bus.prepared)
+	}
+	bus.refuse = nil
+	if r = run(t, s, "a", "commit"); len(r.Errors) > 0 || r.Lines[len(r.Lines)-1] != "commit complete" || r.Revision != 1 {
+		t.Fatalf("commit once accepted: %v %v", r.Errors, r.Lines)
 	}
 }

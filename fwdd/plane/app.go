@@ -394,6 +394,15 @@ func (a *App) sync(ctx context.Context) {
 	}
 }
 
+// Prepare implements daemon.Preparer: what of a candidate configuration
+// the data plane could not run (its SPD and manual SAs) fails the commit
+// before it is recorded.
+func (a *App) Prepare(_ context.Context, _, candidate *pb.Config) error {
+	tbl, errs := spd.Build(candidate)
+	_, merrs := tbl.ManualSAs()
+	return errors.Join(append(errs, merrs...)...)
+}
+
 // Apply applies a committed configuration: the SPD and manual SAs, the
 // inside TUN devices with their addresses, the static routes to them and
 // the sockets on each local gateway.

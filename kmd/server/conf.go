@@ -532,7 +532,7 @@ func ipsecConfig(c *pb.Config, name string, cfg *ikesa.Config) error {
 			continue
 		}
 		if pr := prop.GetProtocol(); pr == pb.IPsecProtocol_IPSEC_PROTOCOL_AH || pr == pb.IPsecProtocol_IPSEC_PROTOCOL_BUNDLE {
-			errs = append(errs, confError(ppath, "protocol %s is not supported: the data plane is ESP only", pr))
+			errs = append(errs, confError(ppath, "protocol %s is not supported: the data plane is ESP only", strings.ToLower(strings.TrimPrefix(pr.String(), "IPSEC_PROTOCOL_"))))
 			continue
 		}
 		s, err := transform.ESPSuite(prop.GetEncryptionAlgorithm(), prop.GetAuthenticationAlgorithm(), pfs)

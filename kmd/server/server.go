@@ -235,6 +235,14 @@ func (s *Server) Apply(ctx context.Context, old, new *pb.Config) error {
 	return err
 }
 
+// Prepare implements daemon.Preparer: a candidate configuration kmd could
+// not run (an algorithm or IKE version it does not implement, a local
+// gateway without an address) fails the commit before it is recorded.
+func (s *Server) Prepare(_ context.Context, _, candidate *pb.Config) error {
+	_, err := Peers(candidate)
+	return err
+}
+
 // learnPrevious asks fwdd which dynamic SAs it still runs: after a kmd
 // restart they are replaced make-before-break.
 func (s *Server) learnPrevious(ctx context.Context) {

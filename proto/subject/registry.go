@@ -54,6 +54,9 @@ var Registry = func() []Entry {
 		req(Sitesecd, VerbProcesses, &pb.StatusRequest{}, &pb.ProcessList{}),
 
 		req(Cfgd, VerbConfig, &pb.ConfigEditRequest{}, &pb.ConfigEditReply{}),
+		req(Kmd, VerbPrepare, &pb.ConfigSnapshot{}, &pb.ApplyAck{}),
+		req(Fwdd, VerbPrepare, &pb.ConfigSnapshot{}, &pb.ApplyAck{}),
+		req(Pkid, VerbPrepare, &pb.ConfigSnapshot{}, &pb.ApplyAck{}),
 		pub(Cfgd, VerbAck, &pb.ApplyAck{}),
 
 		pub(Kmd, VerbPunt, &pb.IKEDatagram{}),

@@ -38,6 +38,9 @@ const (
 	VerbHealth = "health" // publish Health
 	VerbStatus = "status" // StatusRequest -> ProcessStatus
 	VerbOp     = "op"     // OpRequest -> OpReply
+	// VerbPrepare: ConfigSnapshot (the candidate) -> ApplyAck; the
+	// daemon says what of it it could not run (commit's prepare round).
+	VerbPrepare = "prepare"
 
 	// sitesecd.
 	VerbRestart   = "restart"   // RestartRequest -> RestartReply

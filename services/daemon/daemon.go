@@ -50,6 +50,14 @@ type App interface {
 	Stop(ctx context.Context) error
 }
 
+// Preparer is implemented by an App that can tell, before a commit is
+// recorded, what of a candidate configuration it could not run (cfgd's
+// prepare round: `commit check` and `commit` fail with its errors and
+// nothing is applied). Prepare must not change the running state.
+type Preparer interface {
+	Prepare(ctx context.Context, running, candidate *pb.Config) error
+}
+
 // Operator is implemented by an App that answers operational commands on
 // <root>.<router>.<daemon>.op.
 type Operator interface {
@@ -227,6 +235,13 @@ func (d *Daemon) serve(app App) error {
 	}); err != nil {
 		return fmt.Errorf("serve status: %w", err)
 	}
+	if _, ok := subject.Find(d.Name, subject.VerbPrepare); ok {
+		if _, err := d.Bus.Handle(d.Name, subject.VerbPrepare, func(ctx context.Context, m proto.Message) (proto.Message, error) {
+			return d.prepare(ctx, app, m.(*pb.ConfigSnapshot)), nil
+		}); err != nil {
+			return fmt.Errorf("serve prepare: %w", err)
+		}
+	}
 	if op, ok := app.(Operator); ok {
 		if _, err := d.Bus.Handle(d.Name, subject.VerbOp, func(ctx context.Context, m proto.Message) (proto.Message, error) {
 			return op.Op(ctx, m.(*pb.OpRequest)), nil
@@ -274,6 +289,44 @@ func (d *Daemon) apply(ctx context.Context, app App, s *pb.ConfigSnapshot) {
 		d.Trace.Event(trace.FlagGeneral, trace.Warning).Err(err).Msg("publish ack")
 	}
 	d.publishHealth()
+}
+
+// prepare answers cfgd's prepare round for a candidate configuration.
+func (d *Daemon) prepare(ctx context.Context, app App, s *pb.ConfigSnapshot) *pb.ApplyAck {
+	ack := &pb.ApplyAck{Daemon: d.Name, Revision: s.GetRevision(), Ok: true}
+	p, ok := app.(Preparer)
+	if !ok {
+		return ack
+	}
+	next := s.GetConfig()
+	if next == nil {
+		next = &pb.Config{}
+	}
+	err := func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("internal error preparing configuration: %v", r)
+			}
+		}()
+		return p.Prepare(ctx, d.Running(), next)
+	}()
+	if err != nil {
+		ack.Ok = false
+		ack.Errors = splitErrors(err)
+	}
+	return ack
+}
+
+// splitErrors returns the messages of an errors.Join, one per error.
+func splitErrors(err error) []string {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []string
+		for _, e := range j.Unwrap() {
+			out = append(out, splitErrors(e)...)
+		}
+		return out
+	}
+	return []string{err.Error()}
 }
 
 // safeApply turns a panic in App.Apply into an error: a bad configuration
