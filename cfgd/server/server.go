@@ -33,6 +33,7 @@ import (
 	"github.com/sitesec/sitesec/cfgd/schema"
 	"github.com/sitesec/sitesec/proto/pb"
 	"github.com/sitesec/sitesec/proto/subject"
+	"github.com/sitesec/sitesec/services/bus"
 )
 
 // Publisher stores a committed snapshot in the configuration bucket
@@ -201,7 +202,13 @@ func (s *Server) prepare(ctx context.Context, cand *conf.Node) ([]*pb.ConfigErro
 			pctx, cancel := context.WithTimeout(ctx, PrepareWait)
 			defer cancel()
 			acks[i] = &pb.ApplyAck{}
-			errs[i] = s.Req.Request(pctx, d, subject.VerbPrepare, snap, acks[i])
+			// Each daemon sees its own secrets only.
+			own, err := bus.ForDaemon(snap, d)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			errs[i] = s.Req.Request(pctx, d, subject.VerbPrepare, own, acks[i])
 		}()
 	}
 	wg.Wait()

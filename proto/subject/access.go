@@ -58,6 +58,11 @@ var AccessTable = func() []Access {
 		// sitesecd --config commits through cfgd like an operator.
 		Access{Daemon: Cfgd, Verb: VerbConfig, From: []string{CLI, Sitesecd}},
 		Access{Daemon: Cfgd, Verb: VerbAck, From: Daemons, To: []string{Cfgd}},
+		// cfgd's prepare round: each daemon is sent the candidate with its
+		// own secrets only (bus.ForDaemon), so no tap sees it.
+		Access{Daemon: Kmd, Verb: VerbPrepare, From: []string{Cfgd}, Secret: true},
+		Access{Daemon: Fwdd, Verb: VerbPrepare, From: []string{Cfgd}, Secret: true},
+		Access{Daemon: Pkid, Verb: VerbPrepare, From: []string{Cfgd}, Secret: true},
 
 		// fwdd owns the wire: it hands IKE datagrams to kmd, sends what kmd
 		// gives it, and asks kmd which SAs should exist after a restart.

@@ -42,6 +42,22 @@ const secretsKey = subject.ConfigKey
 // configuration being read; the newer configuration is on its way.
 var errSecretsAhead = errors.New("secrets of a newer revision")
 
+// ForDaemon returns s as daemon may see it: without the secrets other
+// daemons own (cfgd's prepare round sends each daemon the candidate this
+// way, as the configuration buckets do).
+func ForDaemon(s *pb.ConfigSnapshot, daemon string) (*pb.ConfigSnapshot, error) {
+	shared, secrets, err := splitSecrets(s)
+	if err != nil {
+		return nil, err
+	}
+	if own := secrets[daemon]; own != nil {
+		if err := joinSecrets(shared.ProtoReflect(), own.ProtoReflect()); err != nil {
+			return nil, err
+		}
+	}
+	return shared, nil
+}
+
 // splitSecrets returns s without its secrets, and the secrets of each
 // owner (only owners that have some). It fails on a secret field nobody
 // owns, rather than hand it to everyone.

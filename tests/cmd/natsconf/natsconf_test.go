@@ -68,8 +68,8 @@ func TestPermissions(t *testing.T) {
 		// sitesecd creates the buckets and reads no value.
 		{"sitesecd", "publish:", []string{`"$JS.API.STREAM.CREATE.KV_sitesec_r7_config"`}, []string{"$KV.", "DIRECT.GET", "CONSUMER.CREATE", "pkid.sign"}},
 		// The cli reads its own replies only, and taps everything but
-		// the SA keys.
-		{"cli", "subscribe:", []string{`"_INBOX.cli.>"`, `"sitesec.r7.>"`, `deny: ["sitesec.r7.fwdd.sa.delete", "sitesec.r7.fwdd.sa.install"`}, []string{`"_INBOX.>"`}},
+		// the SA keys and the prepare round's candidates (they carry keys).
+		{"cli", "subscribe:", []string{`"_INBOX.cli.>"`, `"sitesec.r7.>"`, `deny: [`, `"sitesec.r7.fwdd.sa.delete"`, `"sitesec.r7.fwdd.sa.install"`, `"sitesec.r7.kmd.prepare"`}, []string{`"_INBOX.>"`}},
 		{"cli", "password:", []string{"$SITESEC_PW_CLI"}, nil},
 	}
 	for _, c := range cases {
