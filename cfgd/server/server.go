@@ -181,13 +181,9 @@ func (s *Server) running() []string {
 // transaction): every running daemon is sent the candidate and says what
 // of it it could not run. It returns those refusals as configuration
 // errors, and warnings for daemons that did not answer.
-func (s *Server) prepare(ctx context.Context, cand *conf.Node) ([]*pb.ConfigError, []string) {
+func (s *Server) prepare(ctx context.Context, c *pb.Config) ([]*pb.ConfigError, []string) {
 	if s.Req == nil {
 		return nil, nil
-	}
-	c, err := conf.ToPB(cand)
-	if err != nil {
-		return configErrors(err), nil
 	}
 	_, cur := s.DB.Committed()
 	snap := &pb.ConfigSnapshot{Revision: cur.Revision + 1, Config: c}
@@ -670,7 +666,7 @@ func (s *Server) commit(ctx context.Context, rep *pb.ConfigEditReply, x *session
 		return rep
 	}
 	rep.Lines = append(rep.Lines, check.FormatWarnings(check.Warnings(x.cand))...)
-	refused, warn := s.prepare(ctx, x.cand)
+	refused, warn := s.prepare(ctx, converted)
 	rep.Lines = append(rep.Lines, warn...)
 	if len(refused) > 0 {
 		rep.Errors = append(rep.Errors, refused...)
