@@ -334,3 +334,19 @@ func TestHalfOpenBound(t *testing.T) {
 		t.Fatalf("%d half-open SAs, %d refused", len(tb.SAs), refused)
 	}
 }
+
+// A retransmitted first message (no responder cookie yet) is answered
+// again by the same responder SA, with the same bytes.
+func TestFirstMessageRetransmitted(t *testing.T) {
+	for _, aggressive := range []bool{false, true} {
+		p1 := Phase1{Encr: isakmp.EncrAES, KeyBits: 128, Hash: isakmp.HashSHA1, Auth: isakmp.AuthPSK, Group: 14}
+		ta, tb, ha, hb, _ := pair(t, aggressive, p1, Phase2{ESP: isakmp.ESPAES, KeyBits: 128, AuthAlg: isakmp.AuthHMACSHA})
+		ta.Initiate()
+		first := ha.out[0]
+		tb.Handle(tb.Local, tb.Remote, first)
+		tb.Handle(tb.Local, tb.Remote, first)
+		if len(tb.SAs) != 1 || len(hb.out) != 2 || !bytes.Equal(hb.out[0], hb.out[1]) {
+			t.Fatalf("aggressive %v: %d responder SAs, %d answers", aggressive, len(tb.SAs), len(hb.out))
+		}
+	}
+}

@@ -139,6 +139,10 @@ type Child struct {
 	outInstalled      bool
 }
 
+// OutInstalled reports whether c's outbound SA went into fwdd (a pair
+// that lost a collision never has one).
+func (c *Child) OutInstalled() bool { return c.outInstalled }
+
 // New returns a tunnel between local and remote (port 500).
 func New(cfg *Config, local, remote netip.AddrPort, opts Options) *Tunnel {
 	now := opts.Now()
@@ -238,7 +242,9 @@ func (t *Tunnel) Handle(local, remote netip.AddrPort, pkt []byte) error {
 	}
 	var sa *ISAKMPSA
 	for _, x := range t.SAs {
-		if x.ICookie == h.ICookie && (x.RCookie == h.RCookie || (x.RCookie == [8]byte{} && x.Initiator)) && x.State != StateDead {
+		// The initiator's first message carries no responder cookie,
+		// also when retransmitted: it belongs to the SA that answered it.
+		if x.ICookie == h.ICookie && (x.RCookie == h.RCookie || (x.RCookie == [8]byte{} && x.Initiator) || (h.RCookie == [8]byte{} && !x.Initiator)) && x.State != StateDead {
 			sa = x
 		}
 	}

@@ -392,5 +392,6 @@ func (s *Server) Sync(req *pb.SASyncRequest) *pb.SASyncReply {
 			sa.RekeyChild(c)
 		}
 	})
+	rep.Sas = append(rep.Sas, s.v1Sync(marks)...)
 	return rep
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -344,14 +345,28 @@ func (h *v1Host) InstallIn(t *ikev1.Tunnel, c *ikev1.Child) error {
 }
 
 func (h *v1Host) InstallOut(t *ikev1.Tunnel, c *ikev1.Child, replaces *ikev1.Child) error {
-	_, out := h.s().v1SAs(t, c)
+	s := h.s()
+	_, out := s.v1SAs(t, c)
 	var r uint32
 	if replaces != nil {
 		r = replaces.SPIOut
 	}
+	// After a kmd restart the SAs the previous kmd left in fwdd carry the
+	// tunnel until this one takes over, then go after RestartGrace
+	// (README "Restart"), as for IKEv2.
+	s.mu.Lock()
+	prev := s.previous[t.Config.Name]
+	delete(s.previous, t.Config.Name)
+	s.mu.Unlock()
+	for _, k := range prev {
+		if k.GetDirection() == pb.Direction_DIRECTION_OUTBOUND && r == 0 {
+			r = k.GetSpi()
+		}
+	}
 	err := h.install([]*pb.SA{out}, r)
+	s.retirePrevious(prev)
 	if err == nil {
-		h.s().trace(trace.Info).Str("tunnel", t.Name()).Uint32("spi_in", c.SPIIn).Uint32("spi_out", c.SPIOut).Msg("IKEv1 ESP SA installed")
+		s.trace(trace.Info).Str("tunnel", t.Name()).Uint32("spi_in", c.SPIIn).Uint32("spi_out", c.SPIOut).Msg("IKEv1 ESP SA installed")
 	}
 	return err
 }
@@ -473,4 +488,33 @@ func (s *Server) v1Clear(f filter, childrenOnly bool) {
 			r.t.DeleteChild(c)
 		}
 	})
+}
+
+// v1Sync gives a restarted fwdd the IKEv1 ESP SAs, as Sync does for
+// IKEv2: outbound ones past fwdd's high-water mark, or rekeyed when fwdd
+// has no mark (a (key, sequence) pair is never used twice).
+func (s *Server) v1Sync(marks map[uint32]uint64) []*pb.SA {
+	var out []*pb.SA
+	var mu sync.Mutex
+	s.v1Each(func(r *v1Runner) {
+		var rekey []*ikev1.Child
+		for _, c := range r.t.Children {
+			in, o := s.v1SAs(r.t, c)
+			mu.Lock()
+			out = append(out, in)
+			if !c.OutInstalled() {
+				// inbound only
+			} else if m, ok := marks[c.SPIOut]; ok && m+seqMargin < 1<<31 {
+				o.InitialSequence = m + seqMargin
+				out = append(out, o)
+			} else {
+				rekey = append(rekey, c)
+			}
+			mu.Unlock()
+		}
+		for _, c := range rekey {
+			r.t.RekeyChild(c)
+		}
+	})
+	return out
 }

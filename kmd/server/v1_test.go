@@ -3,6 +3,7 @@ package server
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sitesec/sitesec/proto/pb"
 )
@@ -51,6 +52,10 @@ func TestTwoKMDsIKEv1(t *testing.T) {
 		sas[0].EncryptionAlgorithm != "3des-cbc" || sas[0].DhGroup != "2" || len(sas[0].Phase2) != 1 {
 		t.Fatalf("show: %v", rep)
 	}
+	// A restarted fwdd gets both SAs back, the outbound one past its mark.
+	if sync := l.Sync(&pb.SASyncRequest{Marks: []*pb.SequenceMark{{Sa: &pb.SAKey{Spi: lout.Spi}, Sequence: 1000}}}); len(sync.Sas) != 2 || sync.Sas[1].InitialSequence != 1000+seqMargin || sync.Sas[0].Spi != lin.Spi {
+		t.Fatalf("sync: %v", sync.Sas)
+	}
 	// fwdd's soft lifetime rekeys by a new quick mode; the new outbound
 	// SA replaces the old one.
 	l.SAEvent(&pb.SAEvent{Kind: pb.SAEventKind_SA_EVENT_KIND_SOFT_LIFETIME, Sa: &pb.SAKey{Spi: lin.Spi}})
@@ -66,4 +71,28 @@ func TestTwoKMDsIKEv1(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "deletes", func() bool { _, a := lb.count(); _, b := rb.count(); return a >= 2 && b >= 2 })
+}
+
+// After a kmd restart, fwdd still runs the previous kmd's SAs: the new
+// IKEv1 tunnel's outbound SA takes over from them, and they are deleted
+// after the grace.
+func TestIKEv1RestartMakeBeforeBreak(t *testing.T) {
+	l, r, lb, _ := pair(t)
+	l.RestartGrace = 50 * time.Millisecond
+	lc := v1config("192.0.2.1", "198.51.100.1", pb.EstablishTunnels_ESTABLISH_TUNNELS_ON_TRAFFIC, "10.0.0.0/24", "10.1.0.0/24")
+	rc := v1config("198.51.100.1", "192.0.2.1", pb.EstablishTunnels_ESTABLISH_TUNNELS_UNSPECIFIED, "10.1.0.0/24", "10.0.0.0/24")
+	ctx := t.Context()
+	r.Apply(ctx, nil, rc)
+	l.mu.Lock()
+	l.previous["ss1/r1/t1"] = []*pb.SAKey{{Spi: 0x1111, Direction: pb.Direction_DIRECTION_INBOUND}, {Spi: 0x2222, Direction: pb.Direction_DIRECTION_OUTBOUND}}
+	l.applied = true
+	l.mu.Unlock()
+	if err := l.Apply(ctx, nil, lc); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "installs", func() bool { a, _ := lb.count(); return a == 2 })
+	if got := lb.installs[1].ReplacesSpi; got != 0x2222 {
+		t.Fatalf("outbound replaces %#x, want the previous kmd's 0x2222", got)
+	}
+	waitFor(t, "previous SAs deleted", func() bool { _, d := lb.count(); return d == 1 })
 }
