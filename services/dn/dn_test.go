@@ -87,8 +87,8 @@ func TestEqual(t *testing.T) {
 	}{
 		{"CN=gw1.example.net,OU=VPN,O=Example Corp,C=US", true},
 		{"cn=GW1.example.NET, ou=vpn , o=example   corp,c=us", true}, // RFC 4518 case and space
-		{"C=US, O=Example Corp, OU=VPN, CN=gw1.example.net", true},    // certificate order
-		{"2.5.4.3=gw1.example.net,OU=VPN,O=Example Corp,C=US", true},  // numeric OID
+		{"C=US, O=Example Corp, OU=VPN, CN=gw1.example.net", true},   // certificate order
+		{"2.5.4.3=gw1.example.net,OU=VPN,O=Example Corp,C=US", true}, // numeric OID
 		{"commonName=gw1.example.net,OU=VPN,O=Example Corp,C=US", true},
 		{"CN=#0c0f6777312e6578616d706c652e6e6574,OU=VPN,O=Example Corp,C=US", true}, // hex UTF8String
 		{"CN=gw1.example.net,OU=VPN,O=Example Corp", false},                         // one RDN fewer
