@@ -141,7 +141,8 @@ type Plane struct {
 	acqLast map[string]time.Time
 
 	// Punt receives IKE datagrams for kmd. It must not block.
-	Punt func(*pb.IKEDatagram)
+	Punt  func(*pb.IKEDatagram)
+	punts puntLimiter
 	// OnDrop receives rate-limited reports of dropped packets. It must
 	// not block.
 	OnDrop func(Drop)

@@ -102,6 +102,10 @@ func (p *Plane) punt(d *Datagram, ike []byte) {
 	if p.Punt == nil || len(ike) == 0 {
 		return
 	}
+	if !p.punts.allow(d.Remote.Addr(), p.Now()) {
+		p.report(Drop{Reason: "IKE punt rate limit", Src: d.Remote, Dst: d.Local})
+		return
+	}
 	var set string
 	for _, s := range p.SPD().Sets {
 		if s.LocalGateway == d.Local.Addr() {
