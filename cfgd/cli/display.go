@@ -328,7 +328,9 @@ func ikeSATree(m *pb.IKESecurityAssociations) *elem {
 		e.opt("ike-sa-local-identity", sa.GetLocalIdentity())
 		e.opt("ike-sa-remote-identity", sa.GetRemoteIdentity())
 		e.add("ike-sa-nat-traversal", map[bool]string{true: "Detected", false: "Not detected"}[sa.GetNatDetected()])
-		e.add("ike-sa-lifetime", expires(sa.GetExpiresInSeconds()))
+		if sa.GetState() == "matured" || sa.GetExpiresInSeconds() != 0 {
+			e.add("ike-sa-lifetime", expires(sa.GetExpiresInSeconds()))
+		}
 		alg := e.sub("ike-sa-algorithms")
 		alg.add("ike-sa-authentication-algorithm", sa.GetAuthenticationAlgorithm())
 		alg.add("ike-sa-encryption-algorithm", sa.GetEncryptionAlgorithm())
@@ -345,7 +347,13 @@ func ikeSATree(m *pb.IKESecurityAssociations) *elem {
 		misc.add("ike-sa-num-ipsec-sas-created", sa.GetIpsecSasCreated())
 		misc.add("ike-sa-num-ipsec-sas-deleted", sa.GetIpsecSasDeleted())
 		misc.add("ike-sa-num-ipsec-rekeys", sa.GetRekeys())
-		misc.add("ike-sa-phase2-negotiations-in-progress", len(sa.GetPhase2()))
+		inProgress := 0
+		for _, p := range sa.GetPhase2() {
+			if p.GetInProgress() {
+				inProgress++
+			}
+		}
+		misc.add("ike-sa-phase2-negotiations-in-progress", inProgress)
 		for _, p := range sa.GetPhase2() {
 			n := e.sub("ike-sa-phase2-negotiation")
 			n.add("ike-sa-phase2-negotiation-type", p.GetType())

@@ -90,7 +90,11 @@ func renderIKESADetail(m *pb.IKESecurityAssociations) []string {
 			nat = "Detected"
 		}
 		l.add("  NAT traversal: %s", nat)
-		l.add("  Lifetime: %s", expires(sa.GetExpiresInSeconds()))
+		if sa.GetState() == "matured" || sa.GetExpiresInSeconds() != 0 {
+			l.add("  Lifetime: %s", expires(sa.GetExpiresInSeconds()))
+		} else {
+			l.add("  Lifetime: Not established") // no "Expires in 0 seconds" before the SA has a lifetime
+		}
 		l.add("  Algorithms:")
 		l.add("   Authentication        : %s", dash(sa.GetAuthenticationAlgorithm()))
 		l.add("   Encryption            : %s", dash(sa.GetEncryptionAlgorithm()))
@@ -107,7 +111,13 @@ func renderIKESADetail(m *pb.IKESecurityAssociations) []string {
 		}
 		l.add("  IPSec security associations: %d created, %d deleted", sa.GetIpsecSasCreated(), sa.GetIpsecSasDeleted())
 		l.add("  Rekeys: %d", sa.GetRekeys())
-		l.add("  Phase 2 negotiations in progress: %d", len(sa.GetPhase2()))
+		inProgress := 0
+		for _, p := range sa.GetPhase2() {
+			if p.GetInProgress() {
+				inProgress++
+			}
+		}
+		l.add("  Phase 2 negotiations in progress: %d", inProgress)
 		for _, p := range sa.GetPhase2() {
 			l.blank()
 			l.add("    Negotiation type: %s, Role: %s, Message ID: %d", dash(p.GetType()), dash(p.GetRole()), p.GetMessageId())

@@ -178,6 +178,7 @@ func (s *Server) render(sa *ikesa.SA) *pb.IKESecurityAssociation {
 			Type: "quick", Role: role,
 			Local: sa.Local.String(), Remote: sa.Remote.String(),
 			LocalIdentity: tsString(c.LocalTS), RemoteIdentity: tsString(c.RemoteTS),
+			InProgress: !c.Installed(),
 		})
 	}
 	return x

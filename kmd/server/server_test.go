@@ -221,7 +221,7 @@ func TestTwoKMDs(t *testing.T) {
 	if rep.Error != "" || len(sas) != 1 || sas[0].State != "matured" || sas[0].Role != "Initiator" || sas[0].EncryptionAlgorithm != "aes-256-gcm" || sas[0].DhGroup != "19" {
 		t.Fatalf("show: %v", rep)
 	}
-	if p2 := sas[0].Phase2; len(p2) != 1 || p2[0].LocalIdentity != "ipv4_subnet(any:0,[0..7]=10.0.0.0/24)" {
+	if p2 := sas[0].Phase2; len(p2) != 1 || p2[0].LocalIdentity != "ipv4_subnet(any:0,[0..7]=10.0.0.0/24)" || p2[0].InProgress {
 		t.Fatalf("phase 2: %v", p2)
 	}
 	st := r.Op(ctx, &pb.OpRequest{Words: strings.Fields("show services ipsec-vpn ike statistics")})

@@ -384,8 +384,11 @@ type Phase2Negotiation struct {
 	Remote         string                 `protobuf:"bytes,5,opt,name=remote,proto3" json:"remote,omitempty"`
 	LocalIdentity  string                 `protobuf:"bytes,6,opt,name=local_identity,json=localIdentity,proto3" json:"local_identity,omitempty"`
 	RemoteIdentity string                 `protobuf:"bytes,7,opt,name=remote_identity,json=remoteIdentity,proto3" json:"remote_identity,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The exchange is still running; an installed CHILD SA is listed with
+	// in_progress false and not counted as a negotiation in progress.
+	InProgress    bool `protobuf:"varint,8,opt,name=in_progress,json=inProgress,proto3" json:"in_progress,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Phase2Negotiation) Reset() {
@@ -465,6 +468,13 @@ func (x *Phase2Negotiation) GetRemoteIdentity() string {
 		return x.RemoteIdentity
 	}
 	return ""
+}
+
+func (x *Phase2Negotiation) GetInProgress() bool {
+	if x != nil {
+		return x.InProgress
+	}
+	return false
 }
 
 // IKEStatistics: `show services ipsec-vpn ike statistics`.
@@ -1493,7 +1503,7 @@ const file_sitesec_v1_ipsec_show_proto_rawDesc = "" +
 	"\vservice_set\x18\x1e \x01(\tR\n" +
 	"serviceSet\x12!\n" +
 	"\fnat_detected\x18\x1f \x01(\bR\vnatDetected\x125\n" +
-	"\x06phase2\x18  \x03(\v2\x1d.sitesec.v1.Phase2NegotiationR\x06phase2\"\xd8\x01\n" +
+	"\x06phase2\x18  \x03(\v2\x1d.sitesec.v1.Phase2NegotiationR\x06phase2\"\xf9\x01\n" +
 	"\x11Phase2Negotiation\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x1d\n" +
@@ -1502,7 +1512,9 @@ const file_sitesec_v1_ipsec_show_proto_rawDesc = "" +
 	"\x05local\x18\x04 \x01(\tR\x05local\x12\x16\n" +
 	"\x06remote\x18\x05 \x01(\tR\x06remote\x12%\n" +
 	"\x0elocal_identity\x18\x06 \x01(\tR\rlocalIdentity\x12'\n" +
-	"\x0fremote_identity\x18\a \x01(\tR\x0eremoteIdentity\"\xa1\x02\n" +
+	"\x0fremote_identity\x18\a \x01(\tR\x0eremoteIdentity\x12\x1f\n" +
+	"\vin_progress\x18\b \x01(\bR\n" +
+	"inProgress\"\xa1\x02\n" +
 	"\rIKEStatistics\x124\n" +
 	"\x05peers\x18\x01 \x03(\v2\x1e.sitesec.v1.IKEStatistics.PeerR\x05peers\x1a\xd9\x01\n" +
 	"\x04Peer\x12%\n" +
