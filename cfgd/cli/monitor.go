@@ -61,7 +61,7 @@ func (s *Shell) monitorBus(ctx context.Context, args []string) error {
 	}
 	defer sub.Unsubscribe()
 	// Replies go to the asker's own inbox, which only the asker may read
-	// (broker.SubscribePermissions); on a bus without permissions, give
+	// (broker.RightsOf); on a bus without permissions, give
 	// "_INBOX.>" as the pattern to see them decoded.
 	if err := s.Conn.NC.Flush(); err != nil {
 		return err

@@ -152,7 +152,7 @@ func Connect(ctx context.Context, space subject.Space, o Options) (*Conn, error)
 	nopts := []nats.Option{
 		nats.Name(o.Name),
 		// Replies to an authenticated user go to an inbox only that user
-		// may read (broker.SubscribePermissions).
+		// may read (broker.RightsOf).
 		nats.CustomInboxPrefix(inboxPrefix(userOf(o))),
 		nats.Timeout(timeout),
 		nats.SetCustomDialer(d),
