@@ -404,29 +404,39 @@ func (s *Server) deletePeer(key string) {
 	})
 }
 
-// each runs f on every SA in its own runner and waits.
+// each runs f on every SA in its own runner and waits. A runner that ends
+// (its last IKE SA died) before it ran f is not waited for: f was queued
+// but will never run, and waiting for it hung the caller for good (an
+// acquire after clear ike security-associations, so on-traffic tunnels
+// never came back).
 func (s *Server) each(f func(sa *ikesa.SA)) {
 	s.mu.Lock()
-	var list []struct {
+	type job struct {
 		sa *ikesa.SA
 		r  *runner
 	}
+	var list []job
 	for sa, r := range s.runners {
-		list = append(list, struct {
-			sa *ikesa.SA
-			r  *runner
-		}{sa, r})
+		list = append(list, job{sa, r})
 	}
 	s.mu.Unlock()
-	var wg sync.WaitGroup
+	type wait struct{ ran, done <-chan struct{} }
+	var waits []wait
 	for _, x := range list {
-		wg.Add(1)
+		ran := make(chan struct{})
 		sa := x.sa
-		if !x.r.do(func() { defer wg.Done(); f(sa) }) {
-			wg.Done()
+		if x.r.do(func() { defer close(ran); f(sa) }) {
+			waits = append(waits, wait{ran, x.r.done})
 		}
 	}
-	wg.Wait()
+	for _, w := range waits {
+		select {
+		case <-w.ran:
+		case <-w.done:
+		case <-s.ctx.Done():
+			return
+		}
+	}
 }
 
 // Punt handles a datagram fwdd received on UDP 500 or 4500.
@@ -520,11 +530,26 @@ func (s *Server) SAEvent(e *pb.SAEvent) {
 			s.Initiate(p)
 		} else {
 			// An IKE SA without CHILD SA (cleared, or refused): ask for one.
+			// One being deleted (clear ike security-associations) will not
+			// carry the traffic: a new one starts now, since fwdd asks again
+			// only every 10 s.
+			again, ran := false, false
 			s.each(func(x *ikesa.SA) {
-				if x == sa && x.State == ikesa.StateEstablished && len(x.Children) == 0 && !x.Manager().Busy() {
+				if x != sa {
+					return
+				}
+				ran = true
+				switch {
+				case x.State == ikesa.StateEstablished && len(x.Children) == 0 && !x.Manager().Busy():
 					x.CreateChild()
+				case x.State == ikesa.StateDeleting || x.State == ikesa.StateDead:
+					again = true
 				}
 			})
+			if again || !ran {
+				// !ran: its runner ended before it got to it (dead).
+				s.Initiate(p)
+			}
 		}
 		return
 	}

@@ -704,3 +704,41 @@ func TestDynamicEndpointClients(t *testing.T) {
 		t.Errorf("outbound SAs %v, want one per client", remotes)
 	}
 }
+
+// TestOnTrafficAfterClear: after clear ike security-associations an
+// on-traffic tunnel comes back on the next packet's acquire, also when it
+// arrives while the cleared IKE SA is going away (fwdd asks only every
+// 10 s).
+func TestOnTrafficAfterClear(t *testing.T) {
+	l, r, lb, _ := pair(t)
+	ctx := t.Context()
+	r.Apply(ctx, nil, config("198.51.100.1", "192.0.2.1", "k", pb.EstablishTunnels_ESTABLISH_TUNNELS_RESPONDER_ONLY, "10.1.0.0/24", "10.0.0.0/24"))
+	l.Apply(ctx, nil, config("192.0.2.1", "198.51.100.1", "k", pb.EstablishTunnels_ESTABLISH_TUNNELS_ON_TRAFFIC, "10.0.0.0/24", "10.1.0.0/24"))
+	acquire := func() {
+		l.SAEvent(&pb.SAEvent{Kind: pb.SAEventKind_SA_EVENT_KIND_ACQUIRE, ServiceSet: "ss1", Rule: "r1", Term: "t1"})
+	}
+	acquire()
+	waitFor(t, "first install", func() bool { a, _ := lb.count(); return a == 1 })
+	for round := 2; round <= 6; round++ {
+		if rep := l.Op(ctx, &pb.OpRequest{Words: strings.Fields("clear services ipsec-vpn ike security-associations")}); rep.Error != "" {
+			t.Fatal(rep.Error)
+		}
+		// Traffic keeps coming, but fwdd asks at most every 10 s: one
+		// acquire, at once, while the cleared IKE SA is going away.
+		done := make(chan struct{})
+		go func() { defer close(done); acquire() }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: the acquire never returned (kmd hangs)", round)
+		}
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+			if a, _ := lb.count(); a >= round {
+				break
+			}
+		}
+		if a, _ := lb.count(); a < round {
+			t.Fatalf("round %d: the on-traffic tunnel did not come back after clear (%d installs)", round, a)
+		}
+	}
+}
