@@ -9,6 +9,7 @@
 //	nettool stream [-t 6s] [-i 5ms] [-mss N] [-json] DEST:PORT  paced echo stream, stalls measured
 //	nettool host  [-gw ADDR] [-serve :5001]       set the default route, serve, wait
 //	nettool espwatch -i IFACE [-t 10s]            ESP sequence numbers per SPI, repeats counted
+//	nettool ikeflood -src A [-n 50] [-rate 1000] [-t 5s] DEST  IKE_SA_INIT flood, cookies answered
 //
 // Every command exits 0 on success and 1 with a one-line error otherwise.
 package main
@@ -31,6 +32,7 @@ func main() {
 		"host":     host,
 		"espwatch": espwatch,
 		"pause":    pause,
+		"ikeflood": ikeflood,
 	}
 	f, ok := cmds[os.Args[1]]
 	if !ok {
@@ -43,6 +45,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: nettool (ping|trace|serve|tcp|stream|host|espwatch|pause) [flags] [DEST]")
+	fmt.Fprintln(os.Stderr, "usage: nettool (ping|trace|serve|tcp|stream|host|espwatch|pause|ikeflood) [flags] [DEST]")
 	os.Exit(2)
 }
