@@ -218,6 +218,12 @@ func (s *Shell) op(ctx context.Context, words []string, pipe *pipeline) {
 	}
 	req := &pb.OpRequest{User: s.user, Display: pipe.display}
 	req.Words, req.SecretArgument = splitSecret(words)
+	if daemon == subject.Pkid {
+		if err := attachFiles(req); err != nil {
+			s.fail(err.Error())
+			return
+		}
+	}
 	rep, err := s.request(ctx, daemon, req)
 	if err != nil && daemon == subject.Sitesecd && isNoResponders(err) && strings.Join(words, " ") == "show system processes" {
 		// No launcher (docker compose): ask each daemon for itself.
@@ -230,6 +236,11 @@ func (s *Shell) op(ctx context.Context, words []string, pipe *pipeline) {
 	if rep.ConfirmQuestion != "" {
 		// Scripts cannot answer; the daemon explains what to add.
 		fmt.Fprintln(s.Out, rep.ConfirmQuestion)
+	}
+	if rep.Error == "" {
+		if err := saveFile(rep); err != nil {
+			rep.Error = err.Error()
+		}
 	}
 	s.print(rep, pipe)
 	if rep.Error != "" {
@@ -313,8 +324,15 @@ func (s *Shell) configCommand(ctx context.Context, words []string, pipe *pipelin
 	}
 	c, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	var rep pb.ConfigEditReply
-	if err := s.Conn.Request(c, subject.Cfgd, subject.VerbConfig, req, &rep); err != nil {
+	rep := &pb.ConfigEditReply{}
+	if isLoadFile(words) {
+		r, err := s.loadFile(c, words)
+		if err != nil {
+			s.fail(err.Error())
+			return
+		}
+		rep = r
+	} else if err := s.Conn.Request(c, subject.Cfgd, subject.VerbConfig, req, rep); err != nil {
 		s.fail(err.Error())
 		return
 	}

@@ -31,7 +31,7 @@ func TestJuniperExamples(t *testing.T) {
 			if strings.HasSuffix(f, ".set") {
 				mode = "set"
 			}
-			r := run(t, s, "a", "load", mode, abs)
+			r := loadFile(t, s, "a", mode, abs, 0)
 			if len(r.Errors) > 0 {
 				t.Fatalf("load %s: %v\n%s", mode, r.Errors, strings.Join(r.Lines, "\n"))
 			}
@@ -48,7 +48,7 @@ func TestJuniperExamples(t *testing.T) {
 			if err := os.WriteFile(back, []byte(shown), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if r := run(t, s, "b", "load", "override", back); len(r.Errors) > 0 {
+			if r := loadFile(t, s, "b", "override", back, 0); len(r.Errors) > 0 {
 				t.Fatalf("reload of show output: %v\n%s", r.Errors, shown)
 			}
 			if got := text(run(t, s, "b", "show")); got != shown {

@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,6 +33,7 @@ import (
 	"github.com/sitesec/sitesec/proto/pb"
 	"github.com/sitesec/sitesec/proto/subject"
 	"github.com/sitesec/sitesec/services/bus"
+	"github.com/sitesec/sitesec/services/opfile"
 )
 
 // Publisher stores a committed snapshot in the configuration bucket
@@ -86,7 +86,14 @@ type session struct {
 	base uint64     // committed revision the candidate started from
 	at   [][]string // edit levels
 	used time.Time
+	// pieces of a load FILE sent in several requests (ConfigEditRequest.more)
+	pending     []byte
+	pendingFile string
 }
+
+// MaxLoad bounds the text of one load, all pieces together (the cli reads
+// at most as much: services/opfile.MaxConfig).
+const MaxLoad = opfile.MaxConfig
 
 // New returns a Server over an open database.
 func New(d *db.DB, pub Publisher) *Server {
@@ -571,19 +578,35 @@ func (s *Server) load(rep *pb.ConfigEditReply, x *session, req *pb.ConfigEditReq
 		return failMsg(rep, "syntax error: '%s' (expecting merge, override, replace or set)", mode)
 	}
 	text, file := req.GetText(), req.GetFile()
+	// Pieces of one file: each must continue the previous one.
+	if req.GetMore() || req.GetOffset() > 0 {
+		if req.GetOffset() != uint64(len(x.pending)) || (req.GetOffset() > 0 && file != x.pendingFile) {
+			x.pending, x.pendingFile = nil, ""
+			return failMsg(rep, "load %s: piece at offset %d does not follow the %d bytes received", src, req.GetOffset(), len(x.pending))
+		}
+		if len(x.pending)+len(text) > MaxLoad {
+			x.pending, x.pendingFile = nil, ""
+			return failMsg(rep, "load %s: more than %d bytes", src, MaxLoad)
+		}
+		x.pending, x.pendingFile = append(x.pending, text...), file
+		if req.GetMore() {
+			return rep
+		}
+		text = string(x.pending)
+		x.pending, x.pendingFile = nil, ""
+	}
+	if len(text) > MaxLoad {
+		return failMsg(rep, "load %s: more than %d bytes", src, MaxLoad)
+	}
 	if src == "terminal" {
 		if file == "" {
 			file = "terminal"
 		}
-	} else if text == "" {
-		if !filepath.IsAbs(src) {
-			return failMsg(rep, "%s: file name must be absolute", src)
-		}
-		b, err := os.ReadFile(src)
-		if err != nil {
-			return failMsg(rep, "could not read %s: %v", src, unwrap(err))
-		}
-		text, file = string(b), src
+	} else if file == "" && text == "" {
+		// cfgd runs as root: it never opens a file the operator names
+		// (issue 14 item 5). The cli reads it with the operator's own
+		// permissions and sends the text.
+		return failMsg(rep, "load %s: cfgd does not read files; the cli sends their content", src)
 	} else if file == "" {
 		file = src
 	}

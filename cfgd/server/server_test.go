@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"github.com/sitesec/sitesec/proto/subject"
 	"google.golang.org/protobuf/proto"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/sitesec/sitesec/cfgd/db"
 	"github.com/sitesec/sitesec/proto/pb"
+	"github.com/sitesec/sitesec/services/opfile"
 )
 
 // fakeBus stores snapshots and has the listed daemons acknowledge them.
@@ -199,23 +201,102 @@ func TestCommitCheckFails(t *testing.T) {
 	}
 }
 
+// loadFile sends a file the way the cli does: read on the operator's
+// side, in pieces of piece bytes.
+func loadFile(t *testing.T, s *Server, session, mode, f string, piece int) *pb.ConfigEditReply {
+	t.Helper()
+	b, err := opfile.Read(f, opfile.MaxConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r *pb.ConfigEditReply
+	for _, req := range opfile.LoadRequests(session, "admin", []string{"load", mode, f}, f, b, piece) {
+		r = s.Edit(context.Background(), req)
+		if req.More && (len(r.Errors) > 0 || len(r.Lines) > 0) {
+			t.Fatalf("piece at %d: %v %v", req.Offset, r.Errors, r.Lines)
+		}
+	}
+	return r
+}
+
 func TestLoadFile(t *testing.T) {
 	s, _ := newServer(t)
 	f := filepath.Join(t.TempDir(), "bad.conf")
 	os.WriteFile(f, []byte("system {\n    host-name a;\n    bogus;\n}\n"), 0o600)
-	r := run(t, s, "a", "load", "merge", f)
+	r := loadFile(t, s, "a", "merge", f, 5)
 	if len(r.Errors) != 1 || r.Errors[0].File != f || r.Errors[0].Line != 3 || !strings.HasPrefix(r.Errors[0].Message, "syntax error") {
 		t.Fatalf("load bad file: %v", r.Errors)
 	}
-	if r := run(t, s, "a", "load", "merge", "relative.conf"); len(r.Errors) == 0 {
-		t.Fatal("relative file accepted")
-	}
 	os.WriteFile(f, []byte("set system host-name b\n"), 0o600)
-	if r := run(t, s, "a", "load", "set", f); len(r.Errors) > 0 {
+	if r := loadFile(t, s, "a", "set", f, 0); len(r.Errors) > 0 {
 		t.Fatal(r.Errors)
 	}
 	if got := text(run(t, s, "a", "show")); got != "system {\n    host-name b;\n}\n" {
 		t.Fatalf("after load set: %q", got)
+	}
+	// The seed in pieces of 1 KiB loads as in one.
+	seed := filepath.Join(t.TempDir(), "seed.conf")
+	os.WriteFile(seed, []byte(seedText(t)), 0o600)
+	if r := loadFile(t, s, "b", "override", seed, 1024); len(r.Errors) > 0 || r.Lines[0] != "load complete" {
+		t.Fatalf("seed in pieces: %v %v", r.Errors, r.Lines)
+	}
+	if got, want := text(run(t, s, "b", "show")), text(func() *pb.ConfigEditReply {
+		s.Edit(context.Background(), &pb.ConfigEditRequest{Session: "c", Words: []string{"load", "override", "terminal"}, Text: seedText(t)})
+		return run(t, s, "c", "show")
+	}()); got != want || got == "" {
+		t.Fatal("seed loaded in pieces differs from the seed loaded at once")
+	}
+}
+
+// Issue 14 item 5: cfgd runs as root and must not open a file the operator
+// names; before, `load override /root-only/file` read it and quoted its
+// first line in the syntax error.
+func TestLoadNeverOpensFiles(t *testing.T) {
+	s, _ := newServer(t)
+	f := filepath.Join(t.TempDir(), "shadow")
+	os.WriteFile(f, []byte("root:SECRET-HASH:19000:0:99999:7:::\n"), 0o600)
+	for _, mode := range []string{"merge", "override", "replace", "set"} {
+		r := run(t, s, "a", "load", mode, f)
+		all := fmt.Sprint(r.Errors, r.Lines)
+		if len(r.Errors) == 0 || strings.Contains(all, "SECRET") || !strings.Contains(all, "cfgd does not read files") {
+			t.Fatalf("load %s FILE without text: %s", mode, all)
+		}
+	}
+	for _, dev := range []string{"/dev/zero", "relative.conf"} {
+		if r := run(t, s, "a", "load", "merge", dev); len(r.Errors) == 0 {
+			t.Fatalf("load merge %s accepted", dev)
+		}
+	}
+	if got := text(run(t, s, "a", "show")); got != "" {
+		t.Fatalf("candidate changed: %q", got)
+	}
+}
+
+// Pieces out of order or beyond the bound are refused and forgotten.
+func TestLoadPieces(t *testing.T) {
+	s, _ := newServer(t)
+	words := []string{"load", "merge", "/x.conf"}
+	edit := func(off uint64, more bool, text string) *pb.ConfigEditReply {
+		return s.Edit(context.Background(), &pb.ConfigEditRequest{Session: "a", Words: words, File: "/x.conf", Text: text, Offset: off, More: more})
+	}
+	edit(0, true, "system { host-")
+	if r := edit(20, false, "name a; }"); len(r.Errors) == 0 {
+		t.Fatal("gap accepted")
+	}
+	if r := edit(14, false, "name a; }"); len(r.Errors) == 0 {
+		t.Fatal("piece after a refused one accepted: the earlier pieces must be forgotten")
+	}
+	edit(0, true, "system { host-")
+	if r := edit(14, false, "name a; }\n"); len(r.Errors) > 0 {
+		t.Fatal(r.Errors)
+	}
+	if got := text(run(t, s, "a", "show")); got != "system {\n    host-name a;\n}\n" {
+		t.Fatalf("after pieces: %q", got)
+	}
+	big := strings.Repeat("#\n", MaxLoad/4)
+	edit(0, true, big)
+	if r := edit(uint64(len(big)), true, big+big); len(r.Errors) == 0 || !strings.Contains(r.Errors[0].Message, "more than") {
+		t.Fatalf("more than MaxLoad accepted: %v", r.Errors)
 	}
 }
 

@@ -58,9 +58,6 @@ type App struct {
 	Publish func(*pb.CertificateEvent)
 	// Tracer is set by Start; nil traces nothing.
 	Tracer *trace.Tracer
-	// FileDir is where relative file names of request commands are
-	// resolved: <root>/var/tmp.
-	FileDir string
 	// Sleep waits between SCEP polls; nil sleeps for real.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// CommandWait is how long an enrollment command waits for the CA
@@ -158,9 +155,6 @@ func (a *App) Open(dir string) error {
 // refresh loop.
 func (a *App) Start(ctx context.Context, d *daemon.Daemon) error {
 	a.Tracer = d.Trace
-	if a.FileDir == "" {
-		a.FileDir = d.Path("var", "tmp")
-	}
 	if err := a.Open(d.Path("var", "db", "certs")); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/sitesec/sitesec/pkid/internal/testpki"
 	"github.com/sitesec/sitesec/proto/pb"
+	"github.com/sitesec/sitesec/services/opfile"
 )
 
 type clock struct {
@@ -50,7 +52,6 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{clk: &clock{t: testpki.Now}, ca: testpki.NewSCEPCA(t, "s3cret"), dir: t.TempDir(), crls: map[string][]byte{}}
 	f.app = New()
 	f.app.Now = f.clk.now
-	f.app.FileDir = f.dir
 	f.app.FetchCRL = func(_ context.Context, url, _ string) ([]byte, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -79,8 +80,27 @@ func (f *fixture) apply(t *testing.T, c *pb.PKI) {
 
 func (f *fixture) op(t *testing.T, cmd string, confirmed bool, secret string) *pb.OpReply {
 	t.Helper()
-	return f.app.Op(context.Background(), &pb.OpRequest{Words: strings.Fields(cmd), Confirmed: confirmed, SecretArgument: secret})
+	req := &pb.OpRequest{Words: strings.Fields(cmd), Confirmed: confirmed, SecretArgument: secret}
+	// As the cli does: the files a load names travel in the request
+	// (relative names are in f.dir), a file in the reply is written out.
+	for i, w := range req.Words {
+		if (w == "filename" || w == "key") && i+1 < len(req.Words) && slices.Contains(req.Words, "load") {
+			name := req.Words[i+1]
+			if b, err := os.ReadFile(f.path(name)); err == nil {
+				req.Files = append(req.Files, &pb.OpFile{Name: name, Data: b})
+			}
+		}
+	}
+	rep := f.app.Op(context.Background(), req)
+	if rep.FileName != "" && rep.Error == "" {
+		if err := opfile.WriteNew(f.path(rep.FileName), rep.FileData, 0o644); err != nil {
+			rep.Error = err.Error()
+		}
+	}
+	return rep
 }
+
+func (f *fixture) path(name string) string { return opfile.Resolve(f.dir, name) }
 
 func (f *fixture) ok(t *testing.T, cmd string) *pb.OpReply {
 	t.Helper()
@@ -639,5 +659,48 @@ func TestKeySizesAndMessages(t *testing.T) {
 	got := operatorText("certstore: GET " + long + ": 500 Internal Server Error")
 	if len(got) > 300 || strings.Contains(got, "certstore:") || !strings.HasSuffix(got, "bytes) 500 Internal Server Error") {
 		t.Errorf("operatorText: %q", got)
+	}
+}
+
+// Issue 14 item 5: pkid runs as root and opens no file the operator names.
+// Before, `ca-certificate load ... filename /any/path` read the file and
+// generate-certificate-request ... filename wrote (and overwrote) any path.
+func TestOperatorFilesNeverOpenedByPkid(t *testing.T) {
+	f := newFixture(t)
+	f.apply(t, f.config(nil))
+	ca := testpki.Root(t, "Root", testpki.Options{})
+	onDisk := filepath.Join(t.TempDir(), "root.der")
+	if err := os.WriteFile(onDisk, ca.Cert.Raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{
+		"request security pki ca-certificate load ca-profile ca1 filename " + onDisk,
+		"request security pki crl load ca-profile ca1 filename " + onDisk,
+		"request security pki local-certificate load certificate-id x filename " + onDisk,
+	} {
+		rep := f.app.Op(context.Background(), &pb.OpRequest{Words: strings.Fields(cmd)})
+		if !strings.Contains(rep.Error, "the cli did not send its content") {
+			t.Errorf("%s: pkid read the file itself: %q", cmd, rep.Error)
+		}
+	}
+	big := &pb.OpFile{Name: "big", Data: make([]byte, maxFile+1)}
+	if rep := f.app.Op(context.Background(), &pb.OpRequest{Words: strings.Fields("request security pki ca-certificate load ca-profile ca1 filename big"), Files: []*pb.OpFile{big}}); !strings.Contains(rep.Error, "more than") {
+		t.Errorf("oversized file: %q", rep.Error)
+	}
+
+	f.ok(t, "request security pki generate-key-pair certificate-id vpn1 type ecdsa")
+	out := filepath.Join(t.TempDir(), "vpn1.csr")
+	rep := f.app.Op(context.Background(), &pb.OpRequest{Words: strings.Fields("request security pki generate-certificate-request certificate-id vpn1 subject CN=vpn1 filename " + out)})
+	if rep.Error != "" || rep.FileName != out || !strings.HasPrefix(string(rep.FileData), "-----BEGIN CERTIFICATE REQUEST-----") {
+		t.Fatalf("request: %q %q", rep.Error, rep.FileName)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("pkid wrote the request file itself: %v", err)
+	}
+	// The writer the cli uses never overwrites.
+	os.WriteFile(out, []byte("keep"), 0o600)
+	rep = f.op(t, "request security pki generate-certificate-request certificate-id vpn1 subject CN=vpn1 filename "+out, false, "")
+	if b, _ := os.ReadFile(out); string(b) != "keep" || !strings.Contains(rep.Error, "exists") {
+		t.Fatalf("existing file overwritten: %q %q", b, rep.Error)
 	}
 }

@@ -25,7 +25,6 @@ func FuzzOp(f *testing.F) {
 	if err := app.Open(filepath.Join(f.TempDir(), "certs")); err != nil {
 		f.Fatal(err)
 	}
-	app.FileDir = f.TempDir()
 	app.Apply(context.Background(), nil, &pb.Config{Pki: &pb.PKI{CaProfiles: []*pb.CAProfile{{Name: "ca1", EnrollmentUrl: "http://127.0.0.1:1/scep"}}}})
 	f.Fuzz(func(t *testing.T, line string) {
 		words := strings.Fields(line)

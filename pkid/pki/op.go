@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -154,30 +152,39 @@ func (a *App) op(ctx context.Context, req *pb.OpRequest) *pb.OpReply {
 		case "ca-certificate enroll":
 			return a.enrollCA(ctx, rest[1:], req.GetConfirmed())
 		case "ca-certificate load":
-			return a.loadCA(rest[1:])
+			return a.loadCA(rest[1:], req.GetFiles())
 		case "ca-certificate verify":
 			return a.verifyCA(rest[1:])
 		case "local-certificate enroll":
 			return a.enrollLocal(ctx, rest[1:], req.GetSecretArgument())
 		case "local-certificate load":
-			return a.loadLocal(rest[1:])
+			return a.loadLocal(rest[1:], req.GetFiles())
 		case "local-certificate verify":
 			return a.verifyLocal(ctx, rest[1:])
 		case "crl load":
-			return a.loadCRL(rest[1:])
+			return a.loadCRL(rest[1:], req.GetFiles())
 		}
 	}
 	return errReply("syntax error: %s", strings.Join(w, " "))
 }
 
-// file resolves a file name of a request command: absolute, or relative
-// to <root>/var/tmp.
-func (a *App) file(name string) string {
-	if filepath.IsAbs(name) || a.FileDir == "" {
-		return name
+// fileData returns the content of the file name a load command names, as
+// the cli read it with the operator's permissions (OpRequest.files). pkid
+// runs as root and never opens a path the operator typed (issue 14 item 5).
+func fileData(files []*pb.OpFile, name string) ([]byte, error) {
+	for _, f := range files {
+		if f.GetName() == name {
+			if len(f.GetData()) > maxFile {
+				return nil, fmt.Errorf("cannot read %s: more than %d bytes", name, maxFile)
+			}
+			return f.GetData(), nil
+		}
 	}
-	return filepath.Join(a.FileDir, name)
+	return nil, fmt.Errorf("cannot read %s: the cli did not send its content", name)
 }
+
+// maxFile bounds a certificate, key or CRL file (services/opfile.MaxPKI).
+const maxFile = 1 << 20
 
 func (a *App) generateKeyPair(words []string) *pb.OpReply {
 	ar, err := parseArgs(words, []string{"certificate-id", "type", "size"}, nil)
@@ -255,13 +262,13 @@ func (a *App) generateRequest(words []string) *pb.OpReply {
 	pemText := string(csr.PEM(der))
 	lines := strings.Split(strings.TrimSpace(pemText), "\n")
 	lines = append(lines, fingerprintLinesDER(der)...)
+	rep := &pb.OpReply{Lines: lines}
 	if f := ar.one("filename"); f != "" {
-		if err := os.WriteFile(a.file(f), []byte(pemText), 0o644); err != nil {
-			return errReply("cannot write %s: %v", f, err)
-		}
-		lines = append(lines, "The certificate request is saved in "+a.file(f))
+		// The cli writes it, as the operator, never over an existing file.
+		rep.FileName, rep.FileData = f, []byte(pemText)
+		rep.Lines = append(rep.Lines, "The certificate request is saved in "+f)
 	}
-	return &pb.OpReply{Lines: lines}
+	return rep
 }
 
 func fingerprintLinesDER(der []byte) []string {
@@ -432,7 +439,7 @@ func (a *App) clear(what string, words []string) *pb.OpReply {
 	return &pb.OpReply{Lines: lines}
 }
 
-func (a *App) loadCA(words []string) *pb.OpReply {
+func (a *App) loadCA(words []string, files []*pb.OpFile) *pb.OpReply {
 	ar, err := parseArgs(words, []string{"ca-profile", "filename"}, nil)
 	if err != nil {
 		return errReply("%v", err)
@@ -442,9 +449,9 @@ func (a *App) loadCA(words []string) *pb.OpReply {
 	if p == nil {
 		return errReply("ca-profile %q is not configured", prof)
 	}
-	data, err := os.ReadFile(a.file(ar.one("filename")))
+	data, err := fileData(files, ar.one("filename"))
 	if err != nil {
-		return errReply("cannot read %s: %v", ar.one("filename"), err)
+		return errReply("%v", err)
 	}
 	certs, err := certstore.ParseCertificates(data)
 	if err != nil {
@@ -498,7 +505,7 @@ func (a *App) verifyCA(words []string) *pb.OpReply {
 	return &pb.OpReply{Lines: []string{"CA certificate " + prof + " verified successfully"}}
 }
 
-func (a *App) loadLocal(words []string) *pb.OpReply {
+func (a *App) loadLocal(words []string, files []*pb.OpFile) *pb.OpReply {
 	ar, err := parseArgs(words, []string{"certificate-id", "filename", "key", "passphrase"}, nil)
 	if err != nil {
 		return errReply("%v", err)
@@ -510,18 +517,18 @@ func (a *App) loadLocal(words []string) *pb.OpReply {
 	if ar.has("passphrase") {
 		return errReply("encrypted key files are not supported; load an unencrypted key")
 	}
-	data, err := os.ReadFile(a.file(ar.one("filename")))
+	data, err := fileData(files, ar.one("filename"))
 	if err != nil {
-		return errReply("cannot read %s: %v", ar.one("filename"), err)
+		return errReply("%v", err)
 	}
 	certs, err := certstore.ParseCertificates(data)
 	if err != nil {
 		return errReply("%v", err)
 	}
 	if k := ar.one("key"); k != "" {
-		kd, err := os.ReadFile(a.file(k))
+		kd, err := fileData(files, k)
 		if err != nil {
-			return errReply("cannot read %s: %v", k, err)
+			return errReply("%v", err)
 		}
 		key, err := keystore.ParsePrivateKey(kd)
 		if err != nil {
@@ -580,7 +587,7 @@ func (a *App) verifyLocal(ctx context.Context, words []string) *pb.OpReply {
 	return &pb.OpReply{Lines: []string{"Local certificate " + id + " verification success (ca-profile " + res.CAProfile + ")"}}
 }
 
-func (a *App) loadCRL(words []string) *pb.OpReply {
+func (a *App) loadCRL(words []string, files []*pb.OpFile) *pb.OpReply {
 	ar, err := parseArgs(words, []string{"ca-profile", "filename"}, nil)
 	if err != nil {
 		return errReply("%v", err)
@@ -589,9 +596,9 @@ func (a *App) loadCRL(words []string) *pb.OpReply {
 	if a.profiles().Profiles[prof] == nil {
 		return errReply("ca-profile %q is not configured", prof)
 	}
-	data, err := os.ReadFile(a.file(ar.one("filename")))
+	data, err := fileData(files, ar.one("filename"))
 	if err != nil {
-		return errReply("cannot read %s: %v", ar.one("filename"), err)
+		return errReply("%v", err)
 	}
 	added, err := a.crls.Load(prof, a.certs.CA(prof), data)
 	if err != nil {

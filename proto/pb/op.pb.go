@@ -39,7 +39,11 @@ type OpRequest struct {
 	Confirmed bool `protobuf:"varint,4,opt,name=confirmed,proto3" json:"confirmed,omitempty"`
 	// The `| display` modifier the operator asked for ("json", "set"), for
 	// daemons whose output depends on it (show configuration | display set).
-	Display       string `protobuf:"bytes,5,opt,name=display,proto3" json:"display,omitempty"`
+	Display string `protobuf:"bytes,5,opt,name=display,proto3" json:"display,omitempty"`
+	// The files the command names (filename F, key K), read by cli with the
+	// operator's own permissions: daemons never open a path the operator
+	// chose. A key file is secret, so the whole list is.
+	Files         []*OpFile `protobuf:"bytes,6,rep,name=files,proto3" json:"files,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -109,6 +113,67 @@ func (x *OpRequest) GetDisplay() string {
 	return ""
 }
 
+func (x *OpRequest) GetFiles() []*OpFile {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+// OpFile is one file an operational command names, as the operator typed
+// the name, and its content.
+type OpFile struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpFile) Reset() {
+	*x = OpFile{}
+	mi := &file_sitesec_v1_op_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpFile) ProtoMessage() {}
+
+func (x *OpFile) ProtoReflect() protoreflect.Message {
+	mi := &file_sitesec_v1_op_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpFile.ProtoReflect.Descriptor instead.
+func (*OpFile) Descriptor() ([]byte, []int) {
+	return file_sitesec_v1_op_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *OpFile) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *OpFile) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 // OpReply is rendered by cli: with `| display json` it prints the body as
 // JSON; otherwise it prints `lines` when the daemon rendered its own
 // Junos-style text, or renders the body itself.
@@ -121,6 +186,10 @@ type OpReply struct {
 	// Set when the command wants the operator to confirm; cli asks the
 	// question and sends the request again with confirmed = true.
 	ConfirmQuestion string `protobuf:"bytes,3,opt,name=confirm_question,json=confirmQuestion,proto3" json:"confirm_question,omitempty"`
+	// A file for cli to write (generate-certificate-request ... filename F):
+	// cli creates file_name and never overwrites an existing file.
+	FileName string `protobuf:"bytes,4,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
+	FileData []byte `protobuf:"bytes,5,opt,name=file_data,json=fileData,proto3" json:"file_data,omitempty"`
 	// Types that are valid to be assigned to Body:
 	//
 	//	*OpReply_Processes
@@ -141,7 +210,7 @@ type OpReply struct {
 
 func (x *OpReply) Reset() {
 	*x = OpReply{}
-	mi := &file_sitesec_v1_op_proto_msgTypes[1]
+	mi := &file_sitesec_v1_op_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -153,7 +222,7 @@ func (x *OpReply) String() string {
 func (*OpReply) ProtoMessage() {}
 
 func (x *OpReply) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_op_proto_msgTypes[1]
+	mi := &file_sitesec_v1_op_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -166,7 +235,7 @@ func (x *OpReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpReply.ProtoReflect.Descriptor instead.
 func (*OpReply) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_op_proto_rawDescGZIP(), []int{1}
+	return file_sitesec_v1_op_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *OpReply) GetError() string {
@@ -188,6 +257,20 @@ func (x *OpReply) GetConfirmQuestion() string {
 		return x.ConfirmQuestion
 	}
 	return ""
+}
+
+func (x *OpReply) GetFileName() string {
+	if x != nil {
+		return x.FileName
+	}
+	return ""
+}
+
+func (x *OpReply) GetFileData() []byte {
+	if x != nil {
+		return x.FileData
+	}
+	return nil
 }
 
 func (x *OpReply) GetBody() isOpReply_Body {
@@ -376,7 +459,7 @@ type ConfigText struct {
 
 func (x *ConfigText) Reset() {
 	*x = ConfigText{}
-	mi := &file_sitesec_v1_op_proto_msgTypes[2]
+	mi := &file_sitesec_v1_op_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -388,7 +471,7 @@ func (x *ConfigText) String() string {
 func (*ConfigText) ProtoMessage() {}
 
 func (x *ConfigText) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_op_proto_msgTypes[2]
+	mi := &file_sitesec_v1_op_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -401,7 +484,7 @@ func (x *ConfigText) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigText.ProtoReflect.Descriptor instead.
 func (*ConfigText) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_op_proto_rawDescGZIP(), []int{2}
+	return file_sitesec_v1_op_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ConfigText) GetText() string {
@@ -421,7 +504,7 @@ type CommitHistory struct {
 
 func (x *CommitHistory) Reset() {
 	*x = CommitHistory{}
-	mi := &file_sitesec_v1_op_proto_msgTypes[3]
+	mi := &file_sitesec_v1_op_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -433,7 +516,7 @@ func (x *CommitHistory) String() string {
 func (*CommitHistory) ProtoMessage() {}
 
 func (x *CommitHistory) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_op_proto_msgTypes[3]
+	mi := &file_sitesec_v1_op_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -446,7 +529,7 @@ func (x *CommitHistory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitHistory.ProtoReflect.Descriptor instead.
 func (*CommitHistory) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_op_proto_rawDescGZIP(), []int{3}
+	return file_sitesec_v1_op_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CommitHistory) GetEntries() []*CommitHistory_Entry {
@@ -466,7 +549,7 @@ type InterfaceMap struct {
 
 func (x *InterfaceMap) Reset() {
 	*x = InterfaceMap{}
-	mi := &file_sitesec_v1_op_proto_msgTypes[4]
+	mi := &file_sitesec_v1_op_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -478,7 +561,7 @@ func (x *InterfaceMap) String() string {
 func (*InterfaceMap) ProtoMessage() {}
 
 func (x *InterfaceMap) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_op_proto_msgTypes[4]
+	mi := &file_sitesec_v1_op_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -491,7 +574,7 @@ func (x *InterfaceMap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InterfaceMap.ProtoReflect.Descriptor instead.
 func (*InterfaceMap) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_op_proto_rawDescGZIP(), []int{4}
+	return file_sitesec_v1_op_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *InterfaceMap) GetEntries() []*InterfaceMap_Entry {
@@ -514,15 +597,20 @@ type ConfigEditRequest struct {
 	// It may hold keys, so it is secret as a whole.
 	Text string `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
 	// The file name the text came from, for error positions.
-	File          string `protobuf:"bytes,4,opt,name=file,proto3" json:"file,omitempty"`
-	User          string `protobuf:"bytes,5,opt,name=user,proto3" json:"user,omitempty"`
+	File string `protobuf:"bytes,4,opt,name=file,proto3" json:"file,omitempty"`
+	User string `protobuf:"bytes,5,opt,name=user,proto3" json:"user,omitempty"`
+	// A load FILE larger than one bus message comes in pieces: every piece
+	// but the last has more set; offset is where text starts in the file.
+	// cfgd keeps the pieces in the session and loads when more is clear.
+	More          bool   `protobuf:"varint,6,opt,name=more,proto3" json:"more,omitempty"`
+	Offset        uint64 `protobuf:"varint,7,opt,name=offset,proto3" json:"offset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConfigEditRequest) Reset() {
 	*x = ConfigEditRequest{}
-	mi := &file_sitesec_v1_op_proto_msgTypes[5]
+	mi := &file_sitesec_v1_op_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -534,7 +622,7 @@ func (x *ConfigEditRequest) String() string {
 func (*ConfigEditRequest) ProtoMessage() {}
 
 func (x *ConfigEditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_op_proto_msgTypes[5]
+	mi := &file_sitesec_v1_op_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -547,7 +635,7 @@ func (x *ConfigEditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigEditRequest.ProtoReflect.Descriptor instead.
 func (*ConfigEditRequest) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_op_proto_rawDescGZIP(), []int{5}
+	return file_sitesec_v1_op_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ConfigEditRequest) GetSession() string {
@@ -585,6 +673,20 @@ func (x *ConfigEditRequest) GetUser() string {
 	return ""
 }
 
+func (x *ConfigEditRequest) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
+func (x *ConfigEditRequest) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
 // ConfigError is one commit check or parse failure, with where it is.
 type ConfigError struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -602,7 +704,7 @@ type ConfigError struct {
 
 func (x *ConfigError) Reset() {
 	*x = ConfigError{}
-	mi := &file_sitesec_v1_op_proto_msgTypes[6]
+	mi := &file_sitesec_v1_op_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -614,7 +716,7 @@ func (x *ConfigError) String() string {
 func (*ConfigError) ProtoMessage() {}
 
 func (x *ConfigError) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_op_proto_msgTypes[6]
+	mi := &file_sitesec_v1_op_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -627,7 +729,7 @@ func (x *ConfigError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigError.ProtoReflect.Descriptor instead.
 func (*ConfigError) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_op_proto_rawDescGZIP(), []int{6}
+	return file_sitesec_v1_op_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ConfigError) GetPath() string {
@@ -688,7 +790,7 @@ type ConfigEditReply struct {
 
 func (x *ConfigEditReply) Reset() {
 	*x = ConfigEditReply{}
-	mi := &file_sitesec_v1_op_proto_msgTypes[7]
+	mi := &file_sitesec_v1_op_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -700,7 +802,7 @@ func (x *ConfigEditReply) String() string {
 func (*ConfigEditReply) ProtoMessage() {}
 
 func (x *ConfigEditReply) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_op_proto_msgTypes[7]
+	mi := &file_sitesec_v1_op_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -713,7 +815,7 @@ func (x *ConfigEditReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigEditReply.ProtoReflect.Descriptor instead.
 func (*ConfigEditReply) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_op_proto_rawDescGZIP(), []int{7}
+	return file_sitesec_v1_op_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ConfigEditReply) GetErrors() []*ConfigError {
@@ -772,7 +874,7 @@ type CommitHistory_Entry struct {
 
 func (x *CommitHistory_Entry) Reset() {
 	*x = CommitHistory_Entry{}
-	mi := &file_sitesec_v1_op_proto_msgTypes[8]
+	mi := &file_sitesec_v1_op_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +886,7 @@ func (x *CommitHistory_Entry) String() string {
 func (*CommitHistory_Entry) ProtoMessage() {}
 
 func (x *CommitHistory_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_op_proto_msgTypes[8]
+	mi := &file_sitesec_v1_op_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +899,7 @@ func (x *CommitHistory_Entry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitHistory_Entry.ProtoReflect.Descriptor instead.
 func (*CommitHistory_Entry) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_op_proto_rawDescGZIP(), []int{3, 0}
+	return file_sitesec_v1_op_proto_rawDescGZIP(), []int{4, 0}
 }
 
 func (x *CommitHistory_Entry) GetIndex() uint32 {
@@ -856,7 +958,7 @@ type InterfaceMap_Entry struct {
 
 func (x *InterfaceMap_Entry) Reset() {
 	*x = InterfaceMap_Entry{}
-	mi := &file_sitesec_v1_op_proto_msgTypes[9]
+	mi := &file_sitesec_v1_op_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -868,7 +970,7 @@ func (x *InterfaceMap_Entry) String() string {
 func (*InterfaceMap_Entry) ProtoMessage() {}
 
 func (x *InterfaceMap_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_op_proto_msgTypes[9]
+	mi := &file_sitesec_v1_op_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -881,7 +983,7 @@ func (x *InterfaceMap_Entry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InterfaceMap_Entry.ProtoReflect.Descriptor instead.
 func (*InterfaceMap_Entry) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_op_proto_rawDescGZIP(), []int{4, 0}
+	return file_sitesec_v1_op_proto_rawDescGZIP(), []int{5, 0}
 }
 
 func (x *InterfaceMap_Entry) GetJunosName() string {
@@ -931,17 +1033,23 @@ var File_sitesec_v1_op_proto protoreflect.FileDescriptor
 const file_sitesec_v1_op_proto_rawDesc = "" +
 	"\n" +
 	"\x13sitesec/v1/op.proto\x12\n" +
-	"sitesec.v1\x1a\x17sitesec/v1/config.proto\x1a\x17sitesec/v1/health.proto\x1a\x1bsitesec/v1/ipsec_show.proto\x1a\x18sitesec/v1/options.proto\x1a\x19sitesec/v1/pki_show.proto\"\xa2\x01\n" +
+	"sitesec.v1\x1a\x17sitesec/v1/config.proto\x1a\x17sitesec/v1/health.proto\x1a\x1bsitesec/v1/ipsec_show.proto\x1a\x18sitesec/v1/options.proto\x1a\x19sitesec/v1/pki_show.proto\"\xd2\x01\n" +
 	"\tOpRequest\x12\x1a\n" +
 	"\x05words\x18\x01 \x03(\tB\x04\x98\x82\x19\x01R\x05words\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12-\n" +
 	"\x0fsecret_argument\x18\x03 \x01(\tB\x04\x90\x82\x19\x01R\x0esecretArgument\x12\x1c\n" +
 	"\tconfirmed\x18\x04 \x01(\bR\tconfirmed\x12\x18\n" +
-	"\adisplay\x18\x05 \x01(\tR\adisplay\"\x97\a\n" +
+	"\adisplay\x18\x05 \x01(\tR\adisplay\x12.\n" +
+	"\x05files\x18\x06 \x03(\v2\x12.sitesec.v1.OpFileB\x04\x90\x82\x19\x01R\x05files\"0\n" +
+	"\x06OpFile\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\xd1\a\n" +
 	"\aOpReply\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12\x14\n" +
 	"\x05lines\x18\x02 \x03(\tR\x05lines\x12)\n" +
-	"\x10confirm_question\x18\x03 \x01(\tR\x0fconfirmQuestion\x127\n" +
+	"\x10confirm_question\x18\x03 \x01(\tR\x0fconfirmQuestion\x12\x1b\n" +
+	"\tfile_name\x18\x04 \x01(\tR\bfileName\x12\x1b\n" +
+	"\tfile_data\x18\x05 \x01(\fR\bfileData\x127\n" +
 	"\tprocesses\x18\n" +
 	" \x01(\v2\x17.sitesec.v1.ProcessListH\x00R\tprocesses\x12a\n" +
 	"\x19ike_security_associations\x18\v \x01(\v2#.sitesec.v1.IKESecurityAssociationsH\x00R\x17ikeSecurityAssociations\x12B\n" +
@@ -979,13 +1087,15 @@ const file_sitesec_v1_op_proto_rawDesc = "" +
 	"\x03mtu\x18\x04 \x01(\rR\x03mtu\x12\x0e\n" +
 	"\x02up\x18\x05 \x01(\bR\x02up\x12\x1f\n" +
 	"\vservice_set\x18\x06 \x01(\tR\n" +
-	"serviceSet\"\x8b\x01\n" +
+	"serviceSet\"\xb7\x01\n" +
 	"\x11ConfigEditRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\tR\asession\x12\x1a\n" +
 	"\x05words\x18\x02 \x03(\tB\x04\x98\x82\x19\x01R\x05words\x12\x18\n" +
 	"\x04text\x18\x03 \x01(\tB\x04\x90\x82\x19\x01R\x04text\x12\x12\n" +
 	"\x04file\x18\x04 \x01(\tR\x04file\x12\x12\n" +
-	"\x04user\x18\x05 \x01(\tR\x04user\"\x99\x01\n" +
+	"\x04user\x18\x05 \x01(\tR\x04user\x12\x12\n" +
+	"\x04more\x18\x06 \x01(\bR\x04more\x12\x16\n" +
+	"\x06offset\x18\a \x01(\x04R\x06offset\"\x99\x01\n" +
 	"\vConfigError\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04file\x18\x02 \x01(\tR\x04file\x12\x12\n" +
@@ -1013,50 +1123,52 @@ func file_sitesec_v1_op_proto_rawDescGZIP() []byte {
 	return file_sitesec_v1_op_proto_rawDescData
 }
 
-var file_sitesec_v1_op_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_sitesec_v1_op_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_sitesec_v1_op_proto_goTypes = []any{
 	(*OpRequest)(nil),                 // 0: sitesec.v1.OpRequest
-	(*OpReply)(nil),                   // 1: sitesec.v1.OpReply
-	(*ConfigText)(nil),                // 2: sitesec.v1.ConfigText
-	(*CommitHistory)(nil),             // 3: sitesec.v1.CommitHistory
-	(*InterfaceMap)(nil),              // 4: sitesec.v1.InterfaceMap
-	(*ConfigEditRequest)(nil),         // 5: sitesec.v1.ConfigEditRequest
-	(*ConfigError)(nil),               // 6: sitesec.v1.ConfigError
-	(*ConfigEditReply)(nil),           // 7: sitesec.v1.ConfigEditReply
-	(*CommitHistory_Entry)(nil),       // 8: sitesec.v1.CommitHistory.Entry
-	(*InterfaceMap_Entry)(nil),        // 9: sitesec.v1.InterfaceMap.Entry
-	(*ProcessList)(nil),               // 10: sitesec.v1.ProcessList
-	(*IKESecurityAssociations)(nil),   // 11: sitesec.v1.IKESecurityAssociations
-	(*IKEStatistics)(nil),             // 12: sitesec.v1.IKEStatistics
-	(*IPsecSecurityAssociations)(nil), // 13: sitesec.v1.IPsecSecurityAssociations
-	(*IPsecStatistics)(nil),           // 14: sitesec.v1.IPsecStatistics
-	(*PKICertificates)(nil),           // 15: sitesec.v1.PKICertificates
-	(*PKICertificateRequests)(nil),    // 16: sitesec.v1.PKICertificateRequests
-	(*PKICRLs)(nil),                   // 17: sitesec.v1.PKICRLs
-	(*ApplyAck)(nil),                  // 18: sitesec.v1.ApplyAck
+	(*OpFile)(nil),                    // 1: sitesec.v1.OpFile
+	(*OpReply)(nil),                   // 2: sitesec.v1.OpReply
+	(*ConfigText)(nil),                // 3: sitesec.v1.ConfigText
+	(*CommitHistory)(nil),             // 4: sitesec.v1.CommitHistory
+	(*InterfaceMap)(nil),              // 5: sitesec.v1.InterfaceMap
+	(*ConfigEditRequest)(nil),         // 6: sitesec.v1.ConfigEditRequest
+	(*ConfigError)(nil),               // 7: sitesec.v1.ConfigError
+	(*ConfigEditReply)(nil),           // 8: sitesec.v1.ConfigEditReply
+	(*CommitHistory_Entry)(nil),       // 9: sitesec.v1.CommitHistory.Entry
+	(*InterfaceMap_Entry)(nil),        // 10: sitesec.v1.InterfaceMap.Entry
+	(*ProcessList)(nil),               // 11: sitesec.v1.ProcessList
+	(*IKESecurityAssociations)(nil),   // 12: sitesec.v1.IKESecurityAssociations
+	(*IKEStatistics)(nil),             // 13: sitesec.v1.IKEStatistics
+	(*IPsecSecurityAssociations)(nil), // 14: sitesec.v1.IPsecSecurityAssociations
+	(*IPsecStatistics)(nil),           // 15: sitesec.v1.IPsecStatistics
+	(*PKICertificates)(nil),           // 16: sitesec.v1.PKICertificates
+	(*PKICertificateRequests)(nil),    // 17: sitesec.v1.PKICertificateRequests
+	(*PKICRLs)(nil),                   // 18: sitesec.v1.PKICRLs
+	(*ApplyAck)(nil),                  // 19: sitesec.v1.ApplyAck
 }
 var file_sitesec_v1_op_proto_depIdxs = []int32{
-	10, // 0: sitesec.v1.OpReply.processes:type_name -> sitesec.v1.ProcessList
-	11, // 1: sitesec.v1.OpReply.ike_security_associations:type_name -> sitesec.v1.IKESecurityAssociations
-	12, // 2: sitesec.v1.OpReply.ike_statistics:type_name -> sitesec.v1.IKEStatistics
-	13, // 3: sitesec.v1.OpReply.ipsec_security_associations:type_name -> sitesec.v1.IPsecSecurityAssociations
-	14, // 4: sitesec.v1.OpReply.ipsec_statistics:type_name -> sitesec.v1.IPsecStatistics
-	15, // 5: sitesec.v1.OpReply.pki_certificates:type_name -> sitesec.v1.PKICertificates
-	16, // 6: sitesec.v1.OpReply.pki_certificate_requests:type_name -> sitesec.v1.PKICertificateRequests
-	17, // 7: sitesec.v1.OpReply.pki_crls:type_name -> sitesec.v1.PKICRLs
-	3,  // 8: sitesec.v1.OpReply.commit_history:type_name -> sitesec.v1.CommitHistory
-	4,  // 9: sitesec.v1.OpReply.interface_map:type_name -> sitesec.v1.InterfaceMap
-	2,  // 10: sitesec.v1.OpReply.config_text:type_name -> sitesec.v1.ConfigText
-	8,  // 11: sitesec.v1.CommitHistory.entries:type_name -> sitesec.v1.CommitHistory.Entry
-	9,  // 12: sitesec.v1.InterfaceMap.entries:type_name -> sitesec.v1.InterfaceMap.Entry
-	6,  // 13: sitesec.v1.ConfigEditReply.errors:type_name -> sitesec.v1.ConfigError
-	18, // 14: sitesec.v1.ConfigEditReply.acks:type_name -> sitesec.v1.ApplyAck
-	1,  // 15: sitesec.v1.ConfigEditReply.reply:type_name -> sitesec.v1.OpReply
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	1,  // 0: sitesec.v1.OpRequest.files:type_name -> sitesec.v1.OpFile
+	11, // 1: sitesec.v1.OpReply.processes:type_name -> sitesec.v1.ProcessList
+	12, // 2: sitesec.v1.OpReply.ike_security_associations:type_name -> sitesec.v1.IKESecurityAssociations
+	13, // 3: sitesec.v1.OpReply.ike_statistics:type_name -> sitesec.v1.IKEStatistics
+	14, // 4: sitesec.v1.OpReply.ipsec_security_associations:type_name -> sitesec.v1.IPsecSecurityAssociations
+	15, // 5: sitesec.v1.OpReply.ipsec_statistics:type_name -> sitesec.v1.IPsecStatistics
+	16, // 6: sitesec.v1.OpReply.pki_certificates:type_name -> sitesec.v1.PKICertificates
+	17, // 7: sitesec.v1.OpReply.pki_certificate_requests:type_name -> sitesec.v1.PKICertificateRequests
+	18, // 8: sitesec.v1.OpReply.pki_crls:type_name -> sitesec.v1.PKICRLs
+	4,  // 9: sitesec.v1.OpReply.commit_history:type_name -> sitesec.v1.CommitHistory
+	5,  // 10: sitesec.v1.OpReply.interface_map:type_name -> sitesec.v1.InterfaceMap
+	3,  // 11: sitesec.v1.OpReply.config_text:type_name -> sitesec.v1.ConfigText
+	9,  // 12: sitesec.v1.CommitHistory.entries:type_name -> sitesec.v1.CommitHistory.Entry
+	10, // 13: sitesec.v1.InterfaceMap.entries:type_name -> sitesec.v1.InterfaceMap.Entry
+	7,  // 14: sitesec.v1.ConfigEditReply.errors:type_name -> sitesec.v1.ConfigError
+	19, // 15: sitesec.v1.ConfigEditReply.acks:type_name -> sitesec.v1.ApplyAck
+	2,  // 16: sitesec.v1.ConfigEditReply.reply:type_name -> sitesec.v1.OpReply
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_sitesec_v1_op_proto_init() }
@@ -1069,7 +1181,7 @@ func file_sitesec_v1_op_proto_init() {
 	file_sitesec_v1_ipsec_show_proto_init()
 	file_sitesec_v1_options_proto_init()
 	file_sitesec_v1_pki_show_proto_init()
-	file_sitesec_v1_op_proto_msgTypes[1].OneofWrappers = []any{
+	file_sitesec_v1_op_proto_msgTypes[2].OneofWrappers = []any{
 		(*OpReply_Processes)(nil),
 		(*OpReply_IkeSecurityAssociations)(nil),
 		(*OpReply_IkeStatistics)(nil),
@@ -1088,7 +1200,7 @@ func file_sitesec_v1_op_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sitesec_v1_op_proto_rawDesc), len(file_sitesec_v1_op_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
