@@ -130,6 +130,10 @@ func Traceoptions(name string, c *pb.Config) *pb.Traceoptions {
 
 // Main runs a daemon and exits the process. It never returns.
 func Main(name string, app App) {
+	if err := noCoreDumps(); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: disabling core dumps: %v\n", name, err)
+		os.Exit(1)
+	}
 	err := Run(context.Background(), name, app, os.Args[1:])
 	if err != nil {
 		if errors.Is(err, errHelp) {
