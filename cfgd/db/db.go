@@ -260,7 +260,9 @@ func (d *DB) commit(cfg *conf.Node, m Meta) (Meta, error) {
 	var b bytes.Buffer
 	b.WriteString(metaPrefix + string(hdr) + "\n")
 	fmt.Fprintf(&b, "## Last commit: %s by %s\n", m.Time.Format("2006-01-02 15:04:05 MST"), m.User)
-	b.WriteString(cfg.Render())
+	// Secrets typed in clear are stored in Junos "$9$" form, as Junos
+	// does on commit (issue 14, low); reading the file back decodes them.
+	b.WriteString(cfg.Masked().Render())
 	fs, dir := d.opt.FS, d.opt.Dir
 
 	confirmPath := filepath.Join(dir, "confirm")

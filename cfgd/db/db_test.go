@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/sitesec/sitesec/cfgd/conf"
 )
 
@@ -292,5 +294,52 @@ func TestDamagedRevision(t *testing.T) {
 	}
 	if m, _ := d2.Commit(cfgWith(t, "c"), Meta{}); m.Revision != 3 {
 		t.Fatalf("next revision %d, want 3", m.Revision)
+	}
+}
+
+// Issue 14, low: a pre-shared key typed in clear is stored in "$9$" form in
+// the committed and rollback files (0600), as Junos does on commit, and
+// reads back as the same key.
+func TestSecretsStoredObfuscated(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	d := open(t, dir, c, nil)
+	const psk = "Clear-Text-PSK-1234"
+	cfg, err := conf.Parse("", "services { ipsec-vpn { ike { policy p { pre-shared-key ascii-text "+psk+"; } } } }")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := d.Commit(cfg, Meta{User: "admin"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names, _ := os.ReadDir(dir)
+	files := 0
+	for _, n := range names {
+		if !strings.HasPrefix(n.Name(), "r") {
+			continue
+		}
+		files++
+		b, err := os.ReadFile(filepath.Join(dir, n.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), psk) || !strings.Contains(string(b), "$9$") {
+			t.Fatalf("%s holds the key in clear:\n%s", n.Name(), b)
+		}
+		if fi, _ := n.Info(); fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s mode %v", n.Name(), fi.Mode())
+		}
+	}
+	if files < 2 {
+		t.Fatalf("%d revision files", files)
+	}
+	d2 := open(t, dir, c, nil)
+	got, _ := d2.Committed()
+	p1, err1 := conf.ToPB(got)
+	p2, err2 := conf.ToPB(cfg)
+	if err1 != nil || err2 != nil || !proto.Equal(p1, p2) {
+		t.Fatalf("reloaded configuration differs: %v %v", err1, err2)
 	}
 }
