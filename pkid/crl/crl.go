@@ -262,7 +262,13 @@ func (c *Cache) Update(ctx context.Context, p *profile.Profile, ca, cert *x509.C
 	}
 	var errs []error
 	for _, u := range us {
-		der, err := c.Fetch(ctx, u, p.CRLPassword)
+		// The LDAP bind password goes only to the URL the operator
+		// configured, never to one a certificate names (issue 14, low).
+		pw := ""
+		if p.CRLURL != "" && u == p.CRLURL {
+			pw = p.CRLPassword
+		}
+		der, err := c.Fetch(ctx, u, pw)
 		if err == nil {
 			var rl *x509.RevocationList
 			rl, err = parseAndCheck(der, ca)

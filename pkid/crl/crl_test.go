@@ -297,3 +297,40 @@ func FuzzLoad(f *testing.F) {
 		c.Load("p", []*x509.Certificate{root.Cert}, data)
 	})
 }
+
+// Issue 14, low: an HTTP CRL fetch follows no redirect (before, a CRL
+// server could send pkid anywhere), and the LDAP bind password goes only to
+// the configured URL, never to a distribution point a certificate names.
+func TestNoRedirectAndPasswordOnlyToConfiguredURL(t *testing.T) {
+	root := testpki.Root(t, "Root", testpki.Options{})
+	der := root.CRL(t, testpki.Now.Add(-time.Hour), testpki.Now.Add(time.Hour))
+	hit := false
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hit = true; w.Write(der) }))
+	defer target.Close()
+	redir := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL+"/crl", http.StatusFound)
+	}))
+	defer redir.Close()
+	if _, err := Fetch(context.Background(), redir.URL+"/crl", ""); err == nil || hit {
+		t.Fatalf("redirect followed: err %v, target hit %v", err, hit)
+	}
+	if _, err := Fetch(context.Background(), target.URL+"/crl", ""); err != nil {
+		t.Fatal(err)
+	}
+
+	leaf, _ := root.Leaf(t, "leaf", testpki.Options{CRLURLs: []string{"ldap://evil.example/cn=x"}})
+	got := map[string]string{}
+	c := New(t.TempDir())
+	c.Now = func() time.Time { return testpki.Now }
+	c.Fetch = func(_ context.Context, u, pw string) ([]byte, error) { got[u] = pw; return der, nil }
+	p := &profile.Profile{Name: "p", CRLPassword: "bind-secret"}
+	c.Update(context.Background(), p, root.Cert, leaf)
+	if pw, ok := got["ldap://evil.example/cn=x"]; !ok || pw != "" {
+		t.Fatalf("distribution point fetched with password %q (fetched %v)", pw, ok)
+	}
+	p.CRLURL = "ldap://ca.example/cn=crl"
+	c.Update(context.Background(), p, root.Cert, leaf)
+	if got[p.CRLURL] != "bind-secret" {
+		t.Fatalf("configured URL fetched without its password: %q", got[p.CRLURL])
+	}
+}

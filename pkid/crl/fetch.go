@@ -65,12 +65,17 @@ func toDER(data []byte) ([]byte, error) {
 	return nil, errors.New("crl: data is neither DER nor PEM X509 CRL")
 }
 
+// httpClient follows no redirect: a CRL is fetched from the URL configured
+// or named in the certificate, not from wherever its server points (issue
+// 14, low); a 3xx answer is an error.
+var httpClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
 func fetchHTTP(ctx context.Context, u *url.URL) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("crl: %w", err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("crl: fetch %s: %w", u.Redacted(), err)
 	}
