@@ -612,8 +612,22 @@ func (db *DB) Delete(f Filter, reason string) int {
 			_ = db.marks.Forget(sa.markKey)
 		}
 		db.emit(sa, pb.SAEventKind_SA_EVENT_KIND_DELETED, reason)
+		wipe(sa)
 	}
 	return len(gone)
+}
+
+// wipe zeroes the key material a deleted dynamic SA kept from its install
+// message (issue 14, low), so it does not linger in memory. Manual SAs'
+// keys belong to the configuration, which installs them again. The
+// cipher's own key schedule (crypto/aes, crypto/hmac) cannot be reached;
+// it is dropped with the SA.
+func wipe(sa *SA) {
+	if sa.Config.GetType() == pb.SAType_SA_TYPE_MANUAL {
+		return
+	}
+	clear(sa.Config.GetEncryptionKey())
+	clear(sa.Config.GetAuthenticationKey())
 }
 
 // retire stops an SA and folds its counters into its service set's.

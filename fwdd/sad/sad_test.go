@@ -453,3 +453,30 @@ func FuzzParseMark(f *testing.F) {
 		}
 	})
 }
+
+// Issue 14, low: a deleted SA's keys do not stay in fwdd's memory.
+func TestDeleteZeroizesKeys(t *testing.T) {
+	db := newDB(t, t.TempDir(), nil)
+	in, out := testSA(3000, pb.Direction_DIRECTION_INBOUND), testSA(4000, pb.Direction_DIRECTION_OUTBOUND)
+	out.AuthenticationKey = []byte{1, 2, 3}
+	if err := db.Install([]*pb.SA{in, out}, 0); err != nil {
+		t.Fatal(err)
+	}
+	var keys [][]byte
+	for _, sa := range db.All() {
+		keys = append(keys, sa.Config.GetEncryptionKey(), sa.Config.GetAuthenticationKey())
+	}
+	if len(keys) != 4 || len(keys[0]) == 0 {
+		t.Fatalf("keys %x", keys)
+	}
+	if n := db.Delete(Filter{ServiceSet: "ss1"}, "clear"); n != 2 {
+		t.Fatalf("deleted %d", n)
+	}
+	for i, k := range keys {
+		for _, b := range k {
+			if b != 0 {
+				t.Fatalf("key %d not zeroized: %x", i, k)
+			}
+		}
+	}
+}
