@@ -4,26 +4,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
-
-	"github.com/sitesec/sitesec/cfgd/schema"
 )
 
 // getScan is Get without the child index: the reference find must agree
 // with.
-func getScan(n *Node, words ...string) *Node {
-	cur := n
-	for i := 0; i < len(words); i++ {
-		next := cur.scan(words, i)
-		if next == nil {
-			return nil
-		}
-		if next.Schema.Kind == schema.List && !next.Schema.Keyless {
-			i++
-		}
-		cur = next
-	}
-	return cur
-}
+func getScan(n *Node, words ...string) *Node { return n.get(words, (*Node).scan) }
 
 // paths lists the words that name every node under n.
 func paths(n *Node, at []string, out *[][]string) {

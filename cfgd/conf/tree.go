@@ -205,13 +205,16 @@ func (n *Node) EditPath() string {
 
 // Get follows keywords and keys (as in PathWords) from n, ignoring inactive
 // statements; it returns nil when any is missing.
-func (n *Node) Get(words ...string) *Node {
+func (n *Node) Get(words ...string) *Node { return n.get(words, (*Node).find) }
+
+// get is Get with the step that finds a child (find, or scan in tests).
+func (n *Node) get(words []string, find func(*Node, []string, int) *Node) *Node {
 	if n == nil {
 		return nil
 	}
 	cur := n
 	for i := 0; i < len(words); i++ {
-		next := cur.find(words, i)
+		next := find(cur, words, i)
 		if next == nil {
 			return nil
 		}

@@ -13,14 +13,24 @@ const inboxSize = 256
 // runner is the goroutine that owns one IKE SA and the SAs that replace
 // it by rekeying: packets, timers and commands arrive in its inbox.
 type runner struct {
+	mailbox
+	sas []*ikesa.SA
+}
+
+// mailbox is the work queue of one goroutine (an IKEv2 runner or an IKEv1
+// tunnel): what do queues, that goroutine runs in order.
+type mailbox struct {
 	s     *Server
-	sas   []*ikesa.SA
 	inbox chan func()
 	done  chan struct{}
 }
 
+func (s *Server) newMailbox() mailbox {
+	return mailbox{s: s, inbox: make(chan func(), inboxSize), done: make(chan struct{})}
+}
+
 func (s *Server) newRunner(sa *ikesa.SA) *runner {
-	r := &runner{s: s, sas: []*ikesa.SA{sa}, inbox: make(chan func(), inboxSize), done: make(chan struct{})}
+	r := &runner{mailbox: s.newMailbox(), sas: []*ikesa.SA{sa}}
 	s.mu.Lock()
 	s.runners[sa] = r
 	s.mu.Unlock()
@@ -29,8 +39,8 @@ func (s *Server) newRunner(sa *ikesa.SA) *runner {
 	return r
 }
 
-// do queues f; it reports false when the runner is gone or full.
-func (r *runner) do(f func()) bool {
+// do queues f; it reports false when the goroutine is gone or full.
+func (r *mailbox) do(f func()) bool {
 	select {
 	case <-r.done:
 		return false

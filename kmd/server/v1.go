@@ -31,12 +31,10 @@ type v1State struct {
 }
 
 type v1Runner struct {
-	s     *Server
-	key   string // peer key + "|" + remote address
-	peer  *Peer
-	t     *ikev1.Tunnel
-	inbox chan func()
-	done  chan struct{}
+	mailbox
+	key  string // peer key + "|" + remote address
+	peer *Peer
+	t    *ikev1.Tunnel
 }
 
 // isV1Datagram reports an ISAKMP (IKEv1) header.
@@ -50,29 +48,12 @@ func (s *Server) v1() *v1State {
 }
 
 func (s *Server) newV1Runner(p *Peer, local, remote netip.AddrPort) *v1Runner {
-	r := &v1Runner{s: s, key: p.Key + "|" + remote.Addr().String(), peer: p, inbox: make(chan func(), inboxSize), done: make(chan struct{})}
+	r := &v1Runner{mailbox: s.newMailbox(), key: p.Key + "|" + remote.Addr().String(), peer: p}
 	r.t = ikev1.New(p.V1, local, remote, ikev1.Options{Rand: s.Rand, Now: s.Now, Host: (*v1Host)(s), Trace: s.traceV1})
 	s.v1().tunnels[r.key] = r
 	s.wg.Add(1)
 	go r.loop()
 	return r
-}
-
-func (r *v1Runner) do(f func()) bool {
-	select {
-	case <-r.done:
-		return false
-	default:
-	}
-	select {
-	case r.inbox <- f:
-		return true
-	default:
-		r.s.mu.Lock()
-		r.s.stats.InboxFull++
-		r.s.mu.Unlock()
-		return false
-	}
 }
 
 func (r *v1Runner) loop() {
