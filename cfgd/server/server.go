@@ -197,6 +197,11 @@ func (s *Server) prepare(ctx context.Context, c *pb.Config) ([]*pb.ConfigError, 
 	daemons := s.running()
 	acks := make([]*pb.ApplyAck, len(daemons))
 	errs := make([]error, len(daemons))
+	// Each daemon sees its own secrets only.
+	own, err := bus.ForDaemons(snap, daemons)
+	if err != nil {
+		return []*pb.ConfigError{{Message: err.Error()}}, nil
+	}
 	var wg sync.WaitGroup
 	for i, d := range daemons {
 		wg.Add(1)
@@ -205,13 +210,7 @@ func (s *Server) prepare(ctx context.Context, c *pb.Config) ([]*pb.ConfigError, 
 			pctx, cancel := context.WithTimeout(ctx, PrepareWait)
 			defer cancel()
 			acks[i] = &pb.ApplyAck{}
-			// Each daemon sees its own secrets only.
-			own, err := bus.ForDaemon(snap, d)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			errs[i] = s.Req.Request(pctx, d, subject.VerbPrepare, own, acks[i])
+			errs[i] = s.Req.Request(pctx, d, subject.VerbPrepare, own[d], acks[i])
 		}()
 	}
 	wg.Wait()

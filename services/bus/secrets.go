@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -58,6 +59,30 @@ func ForDaemon(s *pb.ConfigSnapshot, daemon string) (*pb.ConfigSnapshot, error) 
 	return shared, nil
 }
 
+// ForDaemons is ForDaemon for each of daemons, splitting s once (a
+// 10,000-tunnel candidate is walked once per secret owner, not once per
+// owner and daemon).
+func ForDaemons(s *pb.ConfigSnapshot, daemons []string) (map[string]*pb.ConfigSnapshot, error) {
+	shared, secrets, err := splitSecrets(s)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*pb.ConfigSnapshot, len(daemons))
+	for _, d := range daemons {
+		own := secrets[d]
+		if own == nil {
+			out[d] = shared // read only: the same value serves every daemon without secrets
+			continue
+		}
+		mine := proto.Clone(shared).(*pb.ConfigSnapshot)
+		if err := joinSecrets(mine.ProtoReflect(), own.ProtoReflect()); err != nil {
+			return nil, err
+		}
+		out[d] = mine
+	}
+	return out, nil
+}
+
 // splitSecrets returns s without its secrets, and the secrets of each
 // owner (only owners that have some). It fails on a secret field nobody
 // owns, rather than hand it to everyone.
@@ -78,6 +103,50 @@ func splitSecrets(s *pb.ConfigSnapshot) (*pb.ConfigSnapshot, map[string]*pb.Conf
 	return shared, bySecret, nil
 }
 
+// holdsSecrets caches, by message type, whether a message of that type can
+// hold a secret field at any depth: extract, clearSecrets and joinSecrets
+// skip the rest (service sets, rules, interfaces: most of a large
+// configuration) without walking them.
+var holdsSecrets sync.Map // protoreflect.FullName -> bool
+
+func mayHoldSecret(md protoreflect.MessageDescriptor) bool {
+	if v, ok := holdsSecrets.Load(md.FullName()); ok {
+		return v.(bool)
+	}
+	found := scanSecret(md, map[protoreflect.FullName]bool{})
+	holdsSecrets.Store(md.FullName(), found)
+	return found
+}
+
+func scanSecret(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) bool {
+	if seen[md.FullName()] {
+		return false
+	}
+	seen[md.FullName()] = true
+	fields := md.Fields()
+	for i := 0; i < fields.Len(); i++ {
+		fd := fields.Get(i)
+		if redact.IsSecret(fd) {
+			return true
+		}
+		if fd.IsMap() {
+			fd = fd.MapValue()
+		}
+		if m := fd.Message(); m != nil && scanSecret(m, seen) {
+			return true
+		}
+	}
+	return false
+}
+
+// fieldMayHoldSecret is mayHoldSecret for a field's message (or map value).
+func fieldMayHoldSecret(fd protoreflect.FieldDescriptor) bool {
+	if fd.IsMap() {
+		fd = fd.MapValue()
+	}
+	return fd.Message() != nil && mayHoldSecret(fd.Message())
+}
+
 // extract copies into dst the secrets of src that belong to daemon, and
 // reports whether there were any. owner is the owner inherited from the
 // enclosing fields.
@@ -88,6 +157,9 @@ func extract(src, dst protoreflect.Message, daemon, owner string) (bool, error) 
 	found := false
 	var err error
 	src.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if !redact.IsSecret(fd) && !fieldMayHoldSecret(fd) {
+			return true
+		}
 		own := owner
 		if o, ok := subject.SecretFieldOwners[fd.FullName()]; ok {
 			own = o
@@ -157,6 +229,9 @@ func extract(src, dst protoreflect.Message, daemon, owner string) (bool, error) 
 // clearSecrets clears every secret field of m, at has depth.
 func clearSecrets(m protoreflect.Message) {
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if !redact.IsSecret(fd) && !fieldMayHoldSecret(fd) {
+			return true
+		}
 		switch {
 		case redact.IsSecret(fd):
 			m.Clear(fd)
