@@ -197,7 +197,8 @@ func (c *Compose) CLI(r, script string) (string, error) {
 	return string(out), nil
 }
 
-// Commit copies conf into router r's cfgd container and commits it.
+// Commit loads conf into router r and commits it. The cli reads the file
+// it is given itself (cfgd opens no file), so it stays on this machine.
 func (c *Compose) Commit(r, conf string) (string, error) {
 	f, err := os.CreateTemp("", "sitesec-compose-*.conf")
 	if err != nil {
@@ -206,11 +207,7 @@ func (c *Compose) Commit(r, conf string) (string, error) {
 	defer os.Remove(f.Name())
 	f.WriteString(conf)
 	f.Close()
-	dst := "/commit.conf"
-	if out, err := exec.Command("docker", "cp", f.Name(), c.Container("cfgd-"+r)+":"+dst).CombinedOutput(); err != nil {
-		return string(out), fmt.Errorf("docker cp: %w: %s", err, out)
-	}
-	return c.CLI(r, "configure\nload override "+dst+"\ncommit\nexit configuration-mode\n")
+	return c.CLI(r, "configure\nload override "+f.Name()+"\ncommit\nexit configuration-mode\n")
 }
 
 // Exec runs a command in service's container (the image's binary is
