@@ -141,7 +141,10 @@ func TestComposeTwoRouters(t *testing.T) {
 
 	// The example's own configuration: IKEv2 with a pre-shared key.
 	for _, r := range composeRouters {
-		out, err := c.CLI(r.name, "configure\nload override /config/"+r.name+".conf\ncommit\nexit configuration-mode\n")
+		// The cli reads the file itself: from this machine, the example's
+		// directory (its containers mount it as /config).
+		file := filepath.Join(filepath.Dir(c.File), "config", r.name+".conf")
+		out, err := c.CLI(r.name, "configure\nload override "+file+"\ncommit\nexit configuration-mode\n")
 		Need(t, err == nil && strings.Contains(out, "commit complete"), "commit of the example's PSK tunnel on %s: %v %s", r.name, err, lastLines(out, 4))
 	}
 	ok = false
