@@ -39,6 +39,14 @@ type ChildSA struct {
 // Installed reports whether the CHILD SA is in fwdd.
 func (c *ChildSA) Installed() bool { return c.installed }
 
+// wipe zeroes the CHILD SA's keys once it is gone (deleted, or its IKE SA
+// died): fwdd deleted its copy, and kmd keeps none (issue 14).
+func (c *ChildSA) wipe() {
+	for _, k := range [][]byte{c.EncrIn, c.IntegIn, c.EncrOut, c.IntegOut} {
+		clear(k)
+	}
+}
+
 // Rekeyed reports whether the CHILD SA has been replaced.
 func (c *ChildSA) Rekeyed() bool { return c.state == childRekeyed }
 

@@ -433,6 +433,7 @@ func (sa *SA) die(err error) {
 			sa.opts.Host.Uninstall(sa, c)
 			sa.Stats.ChildDeleted++
 		}
+		c.wipe()
 	}
 	sa.Children = nil
 	sa.State = StateDead
@@ -650,4 +651,5 @@ func (sa *SA) removeChild(c *ChildSA) {
 		sa.Stats.ChildDeleted++
 	}
 	c.state = childDeleted
+	c.wipe()
 }
