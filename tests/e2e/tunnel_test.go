@@ -213,10 +213,11 @@ func TestTunnelIKEv1(t *testing.T) {
 	if strings.Count(ike2, "Matured") != 1 || strings.Count(ike3, "Matured") != 1 {
 		t.Errorf("after the collision grace, not one ISAKMP SA each:\nr2:\n%s\nr3:\n%s", ike2, ike3)
 	}
-	// (After 7 s idle the first echo is often lost here, with the same
-	// single pair on both sides; WaitPing absorbs it. Noted in issue 13.)
-	if !tp.WaitPing("r1", R4, 5*time.Second) {
-		t.Fatal("no ping after the collision grace")
+	// The first echo after 7 s idle is answered (it was lost every time
+	// once; WaitPing absorbed it then).
+	if !tp.Ping("r1", R4, 1) {
+		t.Errorf("the first ping after the collision grace is lost\nr2:\n%s\nr3:\n%s",
+			tp.R2.MustCLI("show services ipsec-vpn ipsec security-associations"), tp.R3.MustCLI("show services ipsec-vpn ipsec security-associations"))
 	}
 	out, err := tp.Nettool("r1", 30*time.Second, "ping", "-c", "20", "-i", "20ms", "-json", R4)
 	if err != nil {
