@@ -5,6 +5,7 @@ package csr
 
 import (
 	"crypto"
+	cryptorand "crypto/rand"
 	"crypto/sha1"
 	"crypto/x509"
 	"encoding/asn1"
@@ -12,8 +13,10 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/smallstep/scep/x509util"
 )
@@ -68,15 +71,8 @@ func Create(rand io.Reader, key crypto.Signer, r Request) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range r.DomainNames {
-		if d == "" || strings.ContainsAny(d, " /,") {
-			return nil, fmt.Errorf("csr: bad domain-name %q", d)
-		}
-	}
-	for _, e := range r.Emails {
-		if !strings.Contains(e, "@") {
-			return nil, fmt.Errorf("csr: bad email %q", e)
-		}
+	if err := checkNames(r); err != nil {
+		return nil, err
 	}
 	tmpl := &x509.CertificateRequest{
 		RawSubject:         raw,
@@ -121,4 +117,74 @@ func Colon(b []byte) string {
 		sb.WriteString(h[i : i+2])
 	}
 	return sb.String()
+}
+
+// SelfSignedValidity is how long a certificate of `request security pki
+// local-certificate generate-self-signed` is valid.
+const SelfSignedValidity = 5 * 365 * 24 * time.Hour
+
+// SelfSigned issues the certificate of `request security pki
+// local-certificate generate-self-signed` for r, signed by key itself
+// (RFC 5280 section 3.2: a self-issued, self-signed certificate). It is
+// valid from now for SelfSignedValidity. It may sign (digitalSignature,
+// for IKE AUTH, RFC 4945 section 5.1.3.2) and, being its own issuer, it is
+// marked as a CA (basicConstraints cA, keyCertSign; RFC 5280 section
+// 4.2.1.9) so that a peer can load it as the trust anchor of a ca-profile.
+func SelfSigned(rand io.Reader, key crypto.Signer, r Request, now time.Time) ([]byte, error) {
+	rdns, err := ParseDN(r.Subject)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := asn1.Marshal(rdns)
+	if err != nil {
+		return nil, fmt.Errorf("csr: marshal subject: %w", err)
+	}
+	alg, err := SignatureAlgorithm(key.Public(), r.Digest)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkNames(r); err != nil {
+		return nil, err
+	}
+	// RFC 5280 section 4.1.2.2: a positive serial of at most 20 octets.
+	serial, err := cryptorand.Int(rand, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, fmt.Errorf("csr: serial: %w", err)
+	}
+	serial.Add(serial, big.NewInt(1))
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		RawSubject:            raw,
+		RawIssuer:             raw,
+		SignatureAlgorithm:    alg,
+		NotBefore:             now.Add(-time.Minute).UTC(),
+		NotAfter:              now.Add(SelfSignedValidity).UTC(),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              r.DomainNames,
+		IPAddresses:           r.IPAddresses,
+		EmailAddresses:        r.Emails,
+	}
+	der, err := x509.CreateCertificate(rand, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("csr: sign: %w", err)
+	}
+	return der, nil
+}
+
+// checkNames refuses alternative names that cannot be what the operator
+// meant.
+func checkNames(r Request) error {
+	for _, d := range r.DomainNames {
+		if d == "" || strings.ContainsAny(d, " /,") {
+			return fmt.Errorf("csr: bad domain-name %q", d)
+		}
+	}
+	for _, e := range r.Emails {
+		if !strings.Contains(e, "@") {
+			return fmt.Errorf("csr: bad email %q", e)
+		}
+	}
+	return nil
 }

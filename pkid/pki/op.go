@@ -157,6 +157,8 @@ func (a *App) op(ctx context.Context, req *pb.OpRequest) *pb.OpReply {
 			return a.verifyCA(rest[1:])
 		case "local-certificate enroll":
 			return a.enrollLocal(ctx, rest[1:], req.GetSecretArgument())
+		case "local-certificate generate-self-signed":
+			return a.generateSelfSigned(rest[1:])
 		case "local-certificate load":
 			return a.loadLocal(rest[1:], req.GetFiles())
 		case "local-certificate verify":
@@ -269,6 +271,54 @@ func (a *App) generateRequest(words []string) *pb.OpReply {
 		rep.Lines = append(rep.Lines, "The certificate request is saved in "+f)
 	}
 	return rep
+}
+
+// generateSelfSigned answers `request security pki local-certificate
+// generate-self-signed certificate-id ID subject DN [domain-name D]
+// [email E] [ip-address A]`: a certificate for ID's key pair signed by
+// that key, stored as local certificate ID, so `local-certificate ID` in
+// an IKE policy uses it at once.
+func (a *App) generateSelfSigned(words []string) *pb.OpReply {
+	ar, err := parseArgs(words, []string{"certificate-id", "subject", "domain-name", "ip-address", "email", "digest"}, nil)
+	if err != nil {
+		return errReply("%v", err)
+	}
+	id := ar.one("certificate-id")
+	if id == "" {
+		return errReply("certificate-id is required")
+	}
+	if err := keystore.CheckID(id); err != nil {
+		return errReply("%v", err)
+	}
+	r, err := a.csrRequest(ar)
+	if err != nil {
+		return errReply("%v", err)
+	}
+	key, err := a.keys.Signer(id)
+	if errors.Is(err, keystore.ErrNotFound) {
+		return errReply("no key pair %s: generate it first (request security pki generate-key-pair certificate-id %s)", id, id)
+	}
+	if err != nil {
+		return errReply("%v", err)
+	}
+	if len(a.certs.Local(id)) > 0 {
+		return errReply("local certificate %s already exists: clear it first (clear security pki local-certificate certificate-id %s)", id, id)
+	}
+	der, err := csr.SelfSigned(a.Rand, key, r, a.Now())
+	if err != nil {
+		return errReply("%v", err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return errReply("%v", err)
+	}
+	if err := a.certs.SetLocal(id, []*x509.Certificate{c}); err != nil {
+		return errReply("%v", err)
+	}
+	a.certs.ClearRequest(id)
+	a.publish(pb.CertificateEventKind_CERTIFICATE_EVENT_KIND_LOCAL_LOADED, id, "", csr.FormatDN(c.Subject), nil)
+	a.trace(trace.FlagAll, trace.Info).Str("certificate_id", id).Msg("self-signed certificate generated")
+	return &pb.OpReply{Lines: []string{"Self-signed certificate generated and loaded successfully"}}
 }
 
 func fingerprintLinesDER(der []byte) []string {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -258,4 +259,61 @@ func TestTunnelCertificates(t *testing.T) {
 		}
 	})
 	checkTraffic(t, tp)
+}
+
+// TestTunnelSelfSigned (issue 12 item 4): each router makes its key pair
+// and a self-signed certificate through the cli (request security pki
+// local-certificate generate-self-signed, Junos syntax) and trusts the
+// other's as the CA certificate of its ca-profile; the IKE policy's
+// local-certificate gw then authenticates the tunnel.
+func TestTunnelSelfSigned(t *testing.T) {
+	tunnelUp(t, "cert", func(tp *Topology) {
+		routers := []struct {
+			name   string
+			router *harness.Router
+			addr   string
+		}{{"r2", tp.R2, R2Outside}, {"r3", tp.R3, R3Outside}}
+		for _, r := range routers {
+			pre := fmt.Sprintf("system { host-name %s; }\nsecurity { pki { ca-profile ca1 { ca-identity ca1; revocation-check { disable; } } } }\n", r.name)
+			out, err := Commit(r.router, pre)
+			if err != nil || !strings.Contains(out, "commit complete") {
+				t.Fatalf("%s: commit of a pki ca-profile: %v %s", r.name, err, lastLines(out, 4))
+			}
+			out = r.router.MustCLI("request security pki generate-key-pair certificate-id gw size 2048")
+			t.Logf("%s: %s", r.name, out)
+			out = r.router.MustCLI("request security pki local-certificate generate-self-signed certificate-id gw domain-name " + r.name +
+				".example.net subject CN=" + r.name + ",O=sitesec ip-address " + r.addr)
+			if !strings.Contains(out, "Self-signed certificate generated and loaded successfully") {
+				t.Fatalf("%s: generate-self-signed: %s", r.name, out)
+			}
+			show := r.router.MustCLI("show security pki local-certificate certificate-id gw detail")
+			if !strings.Contains(show, "CN="+r.name) {
+				t.Errorf("%s: show local-certificate:\n%s", r.name, show)
+			}
+		}
+		// Each trusts the other's certificate (pkid keeps it in
+		// var/db/certs/local; Junos has no command that prints it either).
+		for i, r := range routers {
+			peer := routers[1-i]
+			pemData, err := os.ReadFile(filepath.Join(peer.router.Root, "var/db/certs/local/gw.pem"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := filepath.Join(r.router.Root, "peer-"+peer.name+".pem")
+			if err := os.WriteFile(name, pemData, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			// pkid may still be applying the ca-profile's commit.
+			var out string
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+				out, err = r.router.CLI("request security pki ca-certificate load ca-profile ca1 filename " + name)
+				if err == nil || time.Now().After(deadline) {
+					break
+				}
+			}
+			if err != nil || !strings.Contains(out, "loaded successfully") || strings.Contains(out, "warning") {
+				t.Fatalf("%s: load %s's certificate as CA: %s", r.name, peer.name, out)
+			}
+		}
+	})
 }
