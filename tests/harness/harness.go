@@ -66,6 +66,16 @@ func StartIn(t testing.TB, ns string, args ...string) *Router {
 	return r
 }
 
+// StartInRoot is StartIn with a root directory of the caller's: a router
+// started again in the same root finds the state (configuration,
+// certificates, keys) its earlier run left there.
+func StartInRoot(t testing.TB, ns, root string, args ...string) *Router {
+	t.Helper()
+	r := &Router{t: t, Bin: Bin(t), Root: root, Out: &syncBuffer{}, Netns: ns}
+	r.start(args...)
+	return r
+}
+
 func (r *Router) command(name string, args ...string) *exec.Cmd {
 	path := filepath.Join(r.Bin, name)
 	if r.Netns != "" {
