@@ -34,6 +34,7 @@ import (
 	"github.com/sitesec/sitesec/proto/subject"
 	"github.com/sitesec/sitesec/services/bus"
 	"github.com/sitesec/sitesec/services/opfile"
+	"github.com/sitesec/sitesec/services/plan"
 )
 
 // Publisher stores a committed snapshot in the configuration bucket
@@ -147,6 +148,9 @@ func (s *Server) publish(ctx context.Context, cfg *conf.Node, m db.Meta) error {
 	if err != nil {
 		return err
 	}
+	// A rolled-back revision was checked when committed: its plan
+	// resolves (errors would leave its broken parts out).
+	c.Plan, _ = plan.Resolve(c)
 	return s.publishPB(ctx, c, m)
 }
 
@@ -641,12 +645,23 @@ func Validate(cfg *conf.Node) error {
 	return err
 }
 
-// validate is Validate returning the conversion.
+// validate is Validate returning the conversion, with its plan resolved
+// (services/plan): a configuration whose plan does not resolve fails the
+// check, and the daemons get the plan with the configuration.
 func validate(cfg *conf.Node) (*pb.Config, error) {
 	if errs := check.Run(cfg); len(errs) > 0 {
 		return nil, errs
 	}
-	return conf.ToPB(cfg)
+	c, err := conf.ToPB(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p, errs := plan.Resolve(c)
+	if len(errs) > 0 {
+		return nil, planErrors(errs)
+	}
+	c.Plan = p
+	return c, nil
 }
 
 func (s *Server) commit(ctx context.Context, rep *pb.ConfigEditReply, x *session, req *pb.ConfigEditRequest, args []string) *pb.ConfigEditReply {
@@ -810,4 +825,19 @@ func (s *Server) Op(ctx context.Context, req *pb.OpRequest) *pb.OpReply {
 		return &pb.OpReply{Body: &pb.OpReply_ConfigText{ConfigText: &pb.ConfigText{Text: text}}}
 	}
 	return &pb.OpReply{Error: "syntax error: " + line}
+}
+
+// planErrors turns the plan's errors into configuration errors with their
+// hierarchy paths.
+func planErrors(errs []error) conf.Errors {
+	var out conf.Errors
+	for _, err := range errs {
+		var pe *plan.Error
+		if errors.As(err, &pe) {
+			out = append(out, &conf.Error{Path: "[edit " + pe.Path + "]", Msg: pe.Msg})
+		} else {
+			out = append(out, &conf.Error{Msg: err.Error()})
+		}
+	}
+	return out
 }

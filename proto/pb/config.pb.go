@@ -389,6 +389,104 @@ func (RevocationCheck) EnumDescriptor() ([]byte, []int) {
 	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{6}
 }
 
+type PlanEstablish int32
+
+const (
+	PlanEstablish_PLAN_ESTABLISH_ON_TRAFFIC     PlanEstablish = 0
+	PlanEstablish_PLAN_ESTABLISH_IMMEDIATELY    PlanEstablish = 1
+	PlanEstablish_PLAN_ESTABLISH_RESPONDER_ONLY PlanEstablish = 2
+)
+
+// Enum value maps for PlanEstablish.
+var (
+	PlanEstablish_name = map[int32]string{
+		0: "PLAN_ESTABLISH_ON_TRAFFIC",
+		1: "PLAN_ESTABLISH_IMMEDIATELY",
+		2: "PLAN_ESTABLISH_RESPONDER_ONLY",
+	}
+	PlanEstablish_value = map[string]int32{
+		"PLAN_ESTABLISH_ON_TRAFFIC":     0,
+		"PLAN_ESTABLISH_IMMEDIATELY":    1,
+		"PLAN_ESTABLISH_RESPONDER_ONLY": 2,
+	}
+)
+
+func (x PlanEstablish) Enum() *PlanEstablish {
+	p := new(PlanEstablish)
+	*p = x
+	return p
+}
+
+func (x PlanEstablish) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PlanEstablish) Descriptor() protoreflect.EnumDescriptor {
+	return file_sitesec_v1_config_proto_enumTypes[7].Descriptor()
+}
+
+func (PlanEstablish) Type() protoreflect.EnumType {
+	return &file_sitesec_v1_config_proto_enumTypes[7]
+}
+
+func (x PlanEstablish) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PlanEstablish.Descriptor instead.
+func (PlanEstablish) EnumDescriptor() ([]byte, []int) {
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{7}
+}
+
+type PlanPSKSource int32
+
+const (
+	PlanPSKSource_PLAN_PSK_NONE           PlanPSKSource = 0
+	PlanPSKSource_PLAN_PSK_IKE_POLICY     PlanPSKSource = 1
+	PlanPSKSource_PLAN_PSK_ACCESS_PROFILE PlanPSKSource = 2
+)
+
+// Enum value maps for PlanPSKSource.
+var (
+	PlanPSKSource_name = map[int32]string{
+		0: "PLAN_PSK_NONE",
+		1: "PLAN_PSK_IKE_POLICY",
+		2: "PLAN_PSK_ACCESS_PROFILE",
+	}
+	PlanPSKSource_value = map[string]int32{
+		"PLAN_PSK_NONE":           0,
+		"PLAN_PSK_IKE_POLICY":     1,
+		"PLAN_PSK_ACCESS_PROFILE": 2,
+	}
+)
+
+func (x PlanPSKSource) Enum() *PlanPSKSource {
+	p := new(PlanPSKSource)
+	*p = x
+	return p
+}
+
+func (x PlanPSKSource) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PlanPSKSource) Descriptor() protoreflect.EnumDescriptor {
+	return file_sitesec_v1_config_proto_enumTypes[8].Descriptor()
+}
+
+func (PlanPSKSource) Type() protoreflect.EnumType {
+	return &file_sitesec_v1_config_proto_enumTypes[8]
+}
+
+func (x PlanPSKSource) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PlanPSKSource.Descriptor instead.
+func (PlanPSKSource) EnumDescriptor() ([]byte, []int) {
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{8}
+}
+
 // ConfigSnapshot is the value of the "committed" key of the configuration
 // bucket: one committed configuration and where it came from.
 type ConfigSnapshot struct {
@@ -567,8 +665,12 @@ type Config struct {
 	IpsecVpn         *IPsecVPN              `protobuf:"bytes,6,opt,name=ipsec_vpn,json=ipsecVpn,proto3" json:"ipsec_vpn,omitempty"`
 	AccessProfiles   []*AccessProfile       `protobuf:"bytes,7,rep,name=access_profiles,json=accessProfiles,proto3" json:"access_profiles,omitempty"`
 	Pki              *PKI                   `protobuf:"bytes,8,opt,name=pki,proto3" json:"pki,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Not configuration text: the plan cfgd resolves from the rest when it
+	// checks the configuration (services/plan). kmd and fwdd read it
+	// instead of interpreting the statements.
+	Plan          *Plan `protobuf:"bytes,9,opt,name=plan,proto3" json:"plan,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Config) Reset() {
@@ -653,6 +755,13 @@ func (x *Config) GetAccessProfiles() []*AccessProfile {
 func (x *Config) GetPki() *PKI {
 	if x != nil {
 		return x.Pki
+	}
+	return nil
+}
+
+func (x *Config) GetPlan() *Plan {
+	if x != nil {
+		return x.Plan
 	}
 	return nil
 }
@@ -4086,6 +4195,882 @@ func (x *Traceoptions) GetNoRemoteTrace() bool {
 	return false
 }
 
+type Plan struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Service sets with IPsec (rules, rule sets or an ike-access-profile),
+	// in configuration order.
+	Sets          []*PlanSet `protobuf:"bytes,1,rep,name=sets,proto3" json:"sets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Plan) Reset() {
+	*x = Plan{}
+	mi := &file_sitesec_v1_config_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Plan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Plan) ProtoMessage() {}
+
+func (x *Plan) ProtoReflect() protoreflect.Message {
+	mi := &file_sitesec_v1_config_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Plan.ProtoReflect.Descriptor instead.
+func (*Plan) Descriptor() ([]byte, []int) {
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *Plan) GetSets() []*PlanSet {
+	if x != nil {
+		return x.Sets
+	}
+	return nil
+}
+
+type PlanSet struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// next-hop-service; otherwise interface-service.
+	NextHop bool `protobuf:"varint,2,opt,name=next_hop,json=nextHop,proto3" json:"next_hop,omitempty"`
+	// inside-service-interface, or the service-interface of an
+	// interface-style set.
+	InsideInterface  string `protobuf:"bytes,3,opt,name=inside_interface,json=insideInterface,proto3" json:"inside_interface,omitempty"`
+	OutsideInterface string `protobuf:"bytes,4,opt,name=outside_interface,json=outsideInterface,proto3" json:"outside_interface,omitempty"`
+	// The local gateway's address: local-gateway ADDRESS, or the first
+	// address of local-gateway interface IFL (SPEC section 2, rule 8).
+	LocalGateway []byte `protobuf:"bytes,5,opt,name=local_gateway,json=localGateway,proto3" json:"local_gateway,omitempty"`
+	// local-gateway interface IFL as configured (empty for an address).
+	LocalGatewayInterface string `protobuf:"bytes,6,opt,name=local_gateway_interface,json=localGatewayInterface,proto3" json:"local_gateway_interface,omitempty"`
+	// Empty: the default instance (inet.0).
+	RoutingInstance string `protobuf:"bytes,7,opt,name=routing_instance,json=routingInstance,proto3" json:"routing_instance,omitempty"`
+	// udp-encapsulate destination port; 0 when not configured.
+	UdpEncapPort uint32 `protobuf:"varint,8,opt,name=udp_encap_port,json=udpEncapPort,proto3" json:"udp_encap_port,omitempty"`
+	NatTraversal bool   `protobuf:"varint,9,opt,name=nat_traversal,json=natTraversal,proto3" json:"nat_traversal,omitempty"`
+	// Seconds, default filled (5).
+	NatKeepalive uint32 `protobuf:"varint,10,opt,name=nat_keepalive,json=natKeepalive,proto3" json:"nat_keepalive,omitempty"`
+	// The set-level data-plane options after defaults; a dynamic-endpoint
+	// tunnel runs with these.
+	Options *PlanOptions `protobuf:"bytes,11,opt,name=options,proto3" json:"options,omitempty"`
+	// Rule terms (dynamic and manual SAs) in configuration order.
+	Tunnels []*PlanTunnel `protobuf:"bytes,12,rep,name=tunnels,proto3" json:"tunnels,omitempty"`
+	// ike-access-profile: the set answers dynamic endpoints.
+	DynamicEndpoints *PlanDynamicEndpoints `protobuf:"bytes,13,opt,name=dynamic_endpoints,json=dynamicEndpoints,proto3" json:"dynamic_endpoints,omitempty"`
+	// The UDP sockets fwdd opens on the local gateway for this set.
+	Sockets []*PlanSocket `protobuf:"bytes,14,rep,name=sockets,proto3" json:"sockets,omitempty"`
+	// The certificate options of the set's IKE (ipsec-vpn-options).
+	TrustedCa               []string `protobuf:"bytes,15,rep,name=trusted_ca,json=trustedCa,proto3" json:"trusted_ca,omitempty"`
+	NoCertificateChainInIke bool     `protobuf:"varint,16,opt,name=no_certificate_chain_in_ike,json=noCertificateChainInIke,proto3" json:"no_certificate_chain_in_ike,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *PlanSet) Reset() {
+	*x = PlanSet{}
+	mi := &file_sitesec_v1_config_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlanSet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlanSet) ProtoMessage() {}
+
+func (x *PlanSet) ProtoReflect() protoreflect.Message {
+	mi := &file_sitesec_v1_config_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlanSet.ProtoReflect.Descriptor instead.
+func (*PlanSet) Descriptor() ([]byte, []int) {
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *PlanSet) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PlanSet) GetNextHop() bool {
+	if x != nil {
+		return x.NextHop
+	}
+	return false
+}
+
+func (x *PlanSet) GetInsideInterface() string {
+	if x != nil {
+		return x.InsideInterface
+	}
+	return ""
+}
+
+func (x *PlanSet) GetOutsideInterface() string {
+	if x != nil {
+		return x.OutsideInterface
+	}
+	return ""
+}
+
+func (x *PlanSet) GetLocalGateway() []byte {
+	if x != nil {
+		return x.LocalGateway
+	}
+	return nil
+}
+
+func (x *PlanSet) GetLocalGatewayInterface() string {
+	if x != nil {
+		return x.LocalGatewayInterface
+	}
+	return ""
+}
+
+func (x *PlanSet) GetRoutingInstance() string {
+	if x != nil {
+		return x.RoutingInstance
+	}
+	return ""
+}
+
+func (x *PlanSet) GetUdpEncapPort() uint32 {
+	if x != nil {
+		return x.UdpEncapPort
+	}
+	return 0
+}
+
+func (x *PlanSet) GetNatTraversal() bool {
+	if x != nil {
+		return x.NatTraversal
+	}
+	return false
+}
+
+func (x *PlanSet) GetNatKeepalive() uint32 {
+	if x != nil {
+		return x.NatKeepalive
+	}
+	return 0
+}
+
+func (x *PlanSet) GetOptions() *PlanOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+func (x *PlanSet) GetTunnels() []*PlanTunnel {
+	if x != nil {
+		return x.Tunnels
+	}
+	return nil
+}
+
+func (x *PlanSet) GetDynamicEndpoints() *PlanDynamicEndpoints {
+	if x != nil {
+		return x.DynamicEndpoints
+	}
+	return nil
+}
+
+func (x *PlanSet) GetSockets() []*PlanSocket {
+	if x != nil {
+		return x.Sockets
+	}
+	return nil
+}
+
+func (x *PlanSet) GetTrustedCa() []string {
+	if x != nil {
+		return x.TrustedCa
+	}
+	return nil
+}
+
+func (x *PlanSet) GetNoCertificateChainInIke() bool {
+	if x != nil {
+		return x.NoCertificateChainInIke
+	}
+	return false
+}
+
+type PlanSocket struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Address []byte                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	Port    uint32                 `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
+	// ike (500), nat-t (4500) or udp-encapsulate (the configured port).
+	Kind          string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlanSocket) Reset() {
+	*x = PlanSocket{}
+	mi := &file_sitesec_v1_config_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlanSocket) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlanSocket) ProtoMessage() {}
+
+func (x *PlanSocket) ProtoReflect() protoreflect.Message {
+	mi := &file_sitesec_v1_config_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlanSocket.ProtoReflect.Descriptor instead.
+func (*PlanSocket) Descriptor() ([]byte, []int) {
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *PlanSocket) GetAddress() []byte {
+	if x != nil {
+		return x.Address
+	}
+	return nil
+}
+
+func (x *PlanSocket) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *PlanSocket) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+// PlanOptions are a tunnel's data-plane options after every precedence
+// rule of SPEC section 3. fwdd alone applies them to SAs.
+type PlanOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 0: no-anti-replay.
+	ReplayWindow              uint32 `protobuf:"varint,1,opt,name=replay_window,json=replayWindow,proto3" json:"replay_window,omitempty"`
+	DontFragment              DFBit  `protobuf:"varint,2,opt,name=dont_fragment,json=dontFragment,proto3,enum=sitesec.v1.DFBit" json:"dont_fragment,omitempty"`
+	TunnelMtu                 uint32 `protobuf:"varint,3,opt,name=tunnel_mtu,json=tunnelMtu,proto3" json:"tunnel_mtu,omitempty"`
+	Ttl                       uint32 `protobuf:"varint,4,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	CopyTtl                   bool   `protobuf:"varint,5,opt,name=copy_ttl,json=copyTtl,proto3" json:"copy_ttl,omitempty"`
+	Tos                       uint32 `protobuf:"varint,6,opt,name=tos,proto3" json:"tos,omitempty"`
+	CopyTos                   bool   `protobuf:"varint,7,opt,name=copy_tos,json=copyTos,proto3" json:"copy_tos,omitempty"`
+	PassiveModeTunneling      bool   `protobuf:"varint,8,opt,name=passive_mode_tunneling,json=passiveModeTunneling,proto3" json:"passive_mode_tunneling,omitempty"`
+	HeaderIntegrityCheck      bool   `protobuf:"varint,9,opt,name=header_integrity_check,json=headerIntegrityCheck,proto3" json:"header_integrity_check,omitempty"`
+	NoIpsecTunnelInTraceroute bool   `protobuf:"varint,10,opt,name=no_ipsec_tunnel_in_traceroute,json=noIpsecTunnelInTraceroute,proto3" json:"no_ipsec_tunnel_in_traceroute,omitempty"`
+	unknownFields             protoimpl.UnknownFields
+	sizeCache                 protoimpl.SizeCache
+}
+
+func (x *PlanOptions) Reset() {
+	*x = PlanOptions{}
+	mi := &file_sitesec_v1_config_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlanOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlanOptions) ProtoMessage() {}
+
+func (x *PlanOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_sitesec_v1_config_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlanOptions.ProtoReflect.Descriptor instead.
+func (*PlanOptions) Descriptor() ([]byte, []int) {
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *PlanOptions) GetReplayWindow() uint32 {
+	if x != nil {
+		return x.ReplayWindow
+	}
+	return 0
+}
+
+func (x *PlanOptions) GetDontFragment() DFBit {
+	if x != nil {
+		return x.DontFragment
+	}
+	return DFBit_DF_BIT_UNSPECIFIED
+}
+
+func (x *PlanOptions) GetTunnelMtu() uint32 {
+	if x != nil {
+		return x.TunnelMtu
+	}
+	return 0
+}
+
+func (x *PlanOptions) GetTtl() uint32 {
+	if x != nil {
+		return x.Ttl
+	}
+	return 0
+}
+
+func (x *PlanOptions) GetCopyTtl() bool {
+	if x != nil {
+		return x.CopyTtl
+	}
+	return false
+}
+
+func (x *PlanOptions) GetTos() uint32 {
+	if x != nil {
+		return x.Tos
+	}
+	return 0
+}
+
+func (x *PlanOptions) GetCopyTos() bool {
+	if x != nil {
+		return x.CopyTos
+	}
+	return false
+}
+
+func (x *PlanOptions) GetPassiveModeTunneling() bool {
+	if x != nil {
+		return x.PassiveModeTunneling
+	}
+	return false
+}
+
+func (x *PlanOptions) GetHeaderIntegrityCheck() bool {
+	if x != nil {
+		return x.HeaderIntegrityCheck
+	}
+	return false
+}
+
+func (x *PlanOptions) GetNoIpsecTunnelInTraceroute() bool {
+	if x != nil {
+		return x.NoIpsecTunnelInTraceroute
+	}
+	return false
+}
+
+type PlanTunnel struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// service-set/rule/term
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The tunnel index of show commands: tunnels numbered from 1 in
+	// configuration order across every set (dynamic, manual, then each
+	// set's dynamic endpoints after its terms).
+	Index      uint32 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	ServiceSet string `protobuf:"bytes,3,opt,name=service_set,json=serviceSet,proto3" json:"service_set,omitempty"`
+	Rule       string `protobuf:"bytes,4,opt,name=rule,proto3" json:"rule,omitempty"`
+	Term       string `protobuf:"bytes,5,opt,name=term,proto3" json:"term,omitempty"`
+	// match-direction output: the term's source is the remote side.
+	Output bool `protobuf:"varint,6,opt,name=output,proto3" json:"output,omitempty"`
+	// Selectors with match-direction applied, masked prefixes; empty means
+	// any address.
+	LocalPrefixes  []string `protobuf:"bytes,7,rep,name=local_prefixes,json=localPrefixes,proto3" json:"local_prefixes,omitempty"`
+	RemotePrefixes []string `protobuf:"bytes,8,rep,name=remote_prefixes,json=remotePrefixes,proto3" json:"remote_prefixes,omitempty"`
+	// Unset (empty) for a dynamic peer (no remote-gateway, or 0.0.0.0).
+	RemoteGateway       []byte `protobuf:"bytes,9,opt,name=remote_gateway,json=remoteGateway,proto3" json:"remote_gateway,omitempty"`
+	BackupRemoteGateway []byte `protobuf:"bytes,10,opt,name=backup_remote_gateway,json=backupRemoteGateway,proto3" json:"backup_remote_gateway,omitempty"`
+	// from ipsec-inside-interface.
+	IpsecInsideInterface string        `protobuf:"bytes,11,opt,name=ipsec_inside_interface,json=ipsecInsideInterface,proto3" json:"ipsec_inside_interface,omitempty"`
+	Establish            PlanEstablish `protobuf:"varint,12,opt,name=establish,proto3,enum=sitesec.v1.PlanEstablish" json:"establish,omitempty"`
+	Options              *PlanOptions  `protobuf:"bytes,13,opt,name=options,proto3" json:"options,omitempty"`
+	// Exactly one of ike (a dynamic SA) and manual.
+	Ike           *PlanIKE `protobuf:"bytes,14,opt,name=ike,proto3" json:"ike,omitempty"`
+	Manual        bool     `protobuf:"varint,15,opt,name=manual,proto3" json:"manual,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlanTunnel) Reset() {
+	*x = PlanTunnel{}
+	mi := &file_sitesec_v1_config_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlanTunnel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlanTunnel) ProtoMessage() {}
+
+func (x *PlanTunnel) ProtoReflect() protoreflect.Message {
+	mi := &file_sitesec_v1_config_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlanTunnel.ProtoReflect.Descriptor instead.
+func (*PlanTunnel) Descriptor() ([]byte, []int) {
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *PlanTunnel) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *PlanTunnel) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *PlanTunnel) GetServiceSet() string {
+	if x != nil {
+		return x.ServiceSet
+	}
+	return ""
+}
+
+func (x *PlanTunnel) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *PlanTunnel) GetTerm() string {
+	if x != nil {
+		return x.Term
+	}
+	return ""
+}
+
+func (x *PlanTunnel) GetOutput() bool {
+	if x != nil {
+		return x.Output
+	}
+	return false
+}
+
+func (x *PlanTunnel) GetLocalPrefixes() []string {
+	if x != nil {
+		return x.LocalPrefixes
+	}
+	return nil
+}
+
+func (x *PlanTunnel) GetRemotePrefixes() []string {
+	if x != nil {
+		return x.RemotePrefixes
+	}
+	return nil
+}
+
+func (x *PlanTunnel) GetRemoteGateway() []byte {
+	if x != nil {
+		return x.RemoteGateway
+	}
+	return nil
+}
+
+func (x *PlanTunnel) GetBackupRemoteGateway() []byte {
+	if x != nil {
+		return x.BackupRemoteGateway
+	}
+	return nil
+}
+
+func (x *PlanTunnel) GetIpsecInsideInterface() string {
+	if x != nil {
+		return x.IpsecInsideInterface
+	}
+	return ""
+}
+
+func (x *PlanTunnel) GetEstablish() PlanEstablish {
+	if x != nil {
+		return x.Establish
+	}
+	return PlanEstablish_PLAN_ESTABLISH_ON_TRAFFIC
+}
+
+func (x *PlanTunnel) GetOptions() *PlanOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+func (x *PlanTunnel) GetIke() *PlanIKE {
+	if x != nil {
+		return x.Ike
+	}
+	return nil
+}
+
+func (x *PlanTunnel) GetManual() bool {
+	if x != nil {
+		return x.Manual
+	}
+	return false
+}
+
+type PlanDynamicEndpoints struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// service-set/access-profile
+	Key           string   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Index         uint32   `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	AccessProfile string   `protobuf:"bytes,3,opt,name=access_profile,json=accessProfile,proto3" json:"access_profile,omitempty"`
+	Ike           *PlanIKE `protobuf:"bytes,4,opt,name=ike,proto3" json:"ike,omitempty"`
+	// allowed-proxy-pair, in order; ANY-ANY when none is configured
+	// (SPEC section 5).
+	AllowedProxyPairs []*ProxyPair `protobuf:"bytes,5,rep,name=allowed_proxy_pairs,json=allowedProxyPairs,proto3" json:"allowed_proxy_pairs,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *PlanDynamicEndpoints) Reset() {
+	*x = PlanDynamicEndpoints{}
+	mi := &file_sitesec_v1_config_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlanDynamicEndpoints) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlanDynamicEndpoints) ProtoMessage() {}
+
+func (x *PlanDynamicEndpoints) ProtoReflect() protoreflect.Message {
+	mi := &file_sitesec_v1_config_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlanDynamicEndpoints.ProtoReflect.Descriptor instead.
+func (*PlanDynamicEndpoints) Descriptor() ([]byte, []int) {
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *PlanDynamicEndpoints) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *PlanDynamicEndpoints) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *PlanDynamicEndpoints) GetAccessProfile() string {
+	if x != nil {
+		return x.AccessProfile
+	}
+	return ""
+}
+
+func (x *PlanDynamicEndpoints) GetIke() *PlanIKE {
+	if x != nil {
+		return x.Ike
+	}
+	return nil
+}
+
+func (x *PlanDynamicEndpoints) GetAllowedProxyPairs() []*ProxyPair {
+	if x != nil {
+		return x.AllowedProxyPairs
+	}
+	return nil
+}
+
+// PlanIKE is the negotiation of one tunnel: proposals with Junos's
+// defaults filled in, identities, DPD and lifetimes.
+type PlanIKE struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 or 2 (an unset version is Junos's default, 1).
+	Version     uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	IkePolicy   string `protobuf:"bytes,2,opt,name=ike_policy,json=ikePolicy,proto3" json:"ike_policy,omitempty"`
+	IpsecPolicy string `protobuf:"bytes,3,opt,name=ipsec_policy,json=ipsecPolicy,proto3" json:"ipsec_policy,omitempty"`
+	// main or aggressive (IKEv1).
+	Mode string `protobuf:"bytes,4,opt,name=mode,proto3" json:"mode,omitempty"`
+	// No IKE policy (dynamic endpoints with a key in the access profile):
+	// every supported IKE transform is accepted.
+	AnyIkeProposal bool           `protobuf:"varint,5,opt,name=any_ike_proposal,json=anyIkeProposal,proto3" json:"any_ike_proposal,omitempty"`
+	IkeProposals   []*IKEProposal `protobuf:"bytes,6,rep,name=ike_proposals,json=ikeProposals,proto3" json:"ike_proposals,omitempty"`
+	// No ipsec-policy: every ESP transform, with or without PFS.
+	AnyIpsecProposal bool `protobuf:"varint,7,opt,name=any_ipsec_proposal,json=anyIpsecProposal,proto3" json:"any_ipsec_proposal,omitempty"`
+	// proposal-set of the IPsec policy when it names no proposal.
+	IpsecProposalSet string           `protobuf:"bytes,8,opt,name=ipsec_proposal_set,json=ipsecProposalSet,proto3" json:"ipsec_proposal_set,omitempty"`
+	IpsecProposals   []*IPsecProposal `protobuf:"bytes,9,rep,name=ipsec_proposals,json=ipsecProposals,proto3" json:"ipsec_proposals,omitempty"`
+	// perfect-forward-secrecy keys; empty: none.
+	PfsGroup string `protobuf:"bytes,10,opt,name=pfs_group,json=pfsGroup,proto3" json:"pfs_group,omitempty"`
+	// Seconds: the smallest proposal lifetime, or the default.
+	IkeLifetime            uint32        `protobuf:"varint,11,opt,name=ike_lifetime,json=ikeLifetime,proto3" json:"ike_lifetime,omitempty"`
+	IpsecLifetime          uint32        `protobuf:"varint,12,opt,name=ipsec_lifetime,json=ipsecLifetime,proto3" json:"ipsec_lifetime,omitempty"`
+	IpsecLifetimeKilobytes uint64        `protobuf:"varint,13,opt,name=ipsec_lifetime_kilobytes,json=ipsecLifetimeKilobytes,proto3" json:"ipsec_lifetime_kilobytes,omitempty"`
+	PskSource              PlanPSKSource `protobuf:"varint,14,opt,name=psk_source,json=pskSource,proto3,enum=sitesec.v1.PlanPSKSource" json:"psk_source,omitempty"`
+	// The policy or access profile holding the key.
+	PskName string `protobuf:"bytes,15,opt,name=psk_name,json=pskName,proto3" json:"psk_name,omitempty"`
+	// Unset: the local gateway's address.
+	LocalId               *IKEIdentity    `protobuf:"bytes,16,opt,name=local_id,json=localId,proto3" json:"local_id,omitempty"`
+	RemoteId              *RemoteIdentity `protobuf:"bytes,17,opt,name=remote_id,json=remoteId,proto3" json:"remote_id,omitempty"`
+	LocalCertificate      string          `protobuf:"bytes,18,opt,name=local_certificate,json=localCertificate,proto3" json:"local_certificate,omitempty"`
+	CertificatePolicyOids []string        `protobuf:"bytes,19,rep,name=certificate_policy_oids,json=certificatePolicyOids,proto3" json:"certificate_policy_oids,omitempty"`
+	// Signature authentication (rsa- or ecdsa-signatures).
+	Signatures bool `protobuf:"varint,20,opt,name=signatures,proto3" json:"signatures,omitempty"`
+	// Seconds; 0: no dead peer detection.
+	DpdInterval   uint32 `protobuf:"varint,21,opt,name=dpd_interval,json=dpdInterval,proto3" json:"dpd_interval,omitempty"`
+	DpdThreshold  uint32 `protobuf:"varint,22,opt,name=dpd_threshold,json=dpdThreshold,proto3" json:"dpd_threshold,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlanIKE) Reset() {
+	*x = PlanIKE{}
+	mi := &file_sitesec_v1_config_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlanIKE) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlanIKE) ProtoMessage() {}
+
+func (x *PlanIKE) ProtoReflect() protoreflect.Message {
+	mi := &file_sitesec_v1_config_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlanIKE.ProtoReflect.Descriptor instead.
+func (*PlanIKE) Descriptor() ([]byte, []int) {
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *PlanIKE) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PlanIKE) GetIkePolicy() string {
+	if x != nil {
+		return x.IkePolicy
+	}
+	return ""
+}
+
+func (x *PlanIKE) GetIpsecPolicy() string {
+	if x != nil {
+		return x.IpsecPolicy
+	}
+	return ""
+}
+
+func (x *PlanIKE) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *PlanIKE) GetAnyIkeProposal() bool {
+	if x != nil {
+		return x.AnyIkeProposal
+	}
+	return false
+}
+
+func (x *PlanIKE) GetIkeProposals() []*IKEProposal {
+	if x != nil {
+		return x.IkeProposals
+	}
+	return nil
+}
+
+func (x *PlanIKE) GetAnyIpsecProposal() bool {
+	if x != nil {
+		return x.AnyIpsecProposal
+	}
+	return false
+}
+
+func (x *PlanIKE) GetIpsecProposalSet() string {
+	if x != nil {
+		return x.IpsecProposalSet
+	}
+	return ""
+}
+
+func (x *PlanIKE) GetIpsecProposals() []*IPsecProposal {
+	if x != nil {
+		return x.IpsecProposals
+	}
+	return nil
+}
+
+func (x *PlanIKE) GetPfsGroup() string {
+	if x != nil {
+		return x.PfsGroup
+	}
+	return ""
+}
+
+func (x *PlanIKE) GetIkeLifetime() uint32 {
+	if x != nil {
+		return x.IkeLifetime
+	}
+	return 0
+}
+
+func (x *PlanIKE) GetIpsecLifetime() uint32 {
+	if x != nil {
+		return x.IpsecLifetime
+	}
+	return 0
+}
+
+func (x *PlanIKE) GetIpsecLifetimeKilobytes() uint64 {
+	if x != nil {
+		return x.IpsecLifetimeKilobytes
+	}
+	return 0
+}
+
+func (x *PlanIKE) GetPskSource() PlanPSKSource {
+	if x != nil {
+		return x.PskSource
+	}
+	return PlanPSKSource_PLAN_PSK_NONE
+}
+
+func (x *PlanIKE) GetPskName() string {
+	if x != nil {
+		return x.PskName
+	}
+	return ""
+}
+
+func (x *PlanIKE) GetLocalId() *IKEIdentity {
+	if x != nil {
+		return x.LocalId
+	}
+	return nil
+}
+
+func (x *PlanIKE) GetRemoteId() *RemoteIdentity {
+	if x != nil {
+		return x.RemoteId
+	}
+	return nil
+}
+
+func (x *PlanIKE) GetLocalCertificate() string {
+	if x != nil {
+		return x.LocalCertificate
+	}
+	return ""
+}
+
+func (x *PlanIKE) GetCertificatePolicyOids() []string {
+	if x != nil {
+		return x.CertificatePolicyOids
+	}
+	return nil
+}
+
+func (x *PlanIKE) GetSignatures() bool {
+	if x != nil {
+		return x.Signatures
+	}
+	return false
+}
+
+func (x *PlanIKE) GetDpdInterval() uint32 {
+	if x != nil {
+		return x.DpdInterval
+	}
+	return 0
+}
+
+func (x *PlanIKE) GetDpdThreshold() uint32 {
+	if x != nil {
+		return x.DpdThreshold
+	}
+	return 0
+}
+
 var File_sitesec_v1_config_proto protoreflect.FileDescriptor
 
 const file_sitesec_v1_config_proto_rawDesc = "" +
@@ -4104,7 +5089,7 @@ const file_sitesec_v1_config_proto_rawDesc = "" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x0e\n" +
 	"\x02ok\x18\x03 \x01(\bR\x02ok\x12\x16\n" +
 	"\x06errors\x18\x04 \x03(\tR\x06errors\x12\x1a\n" +
-	"\bwarnings\x18\x05 \x03(\tR\bwarnings\"\xcf\x03\n" +
+	"\bwarnings\x18\x05 \x03(\tR\bwarnings\"\xf5\x03\n" +
 	"\x06Config\x12*\n" +
 	"\x06system\x18\x01 \x01(\v2\x12.sitesec.v1.SystemR\x06system\x125\n" +
 	"\n" +
@@ -4115,7 +5100,8 @@ const file_sitesec_v1_config_proto_rawDesc = "" +
 	"\fservice_sets\x18\x05 \x03(\v2\x16.sitesec.v1.ServiceSetR\vserviceSets\x121\n" +
 	"\tipsec_vpn\x18\x06 \x01(\v2\x14.sitesec.v1.IPsecVPNR\bipsecVpn\x12B\n" +
 	"\x0faccess_profiles\x18\a \x03(\v2\x19.sitesec.v1.AccessProfileR\x0eaccessProfiles\x12!\n" +
-	"\x03pki\x18\b \x01(\v2\x0f.sitesec.v1.PKIR\x03pki\"d\n" +
+	"\x03pki\x18\b \x01(\v2\x0f.sitesec.v1.PKIR\x03pki\x12$\n" +
+	"\x04plan\x18\t \x01(\v2\x10.sitesec.v1.PlanR\x04plan\"d\n" +
 	"\x06System\x12\x1b\n" +
 	"\thost_name\x18\x01 \x01(\tR\bhostName\x12=\n" +
 	"\tprocesses\x18\x02 \x03(\v2\x1f.sitesec.v1.ProcessTraceoptionsR\tprocesses\"g\n" +
@@ -4428,7 +5414,99 @@ const file_sitesec_v1_config_proto_rawDesc = "" +
 	"\x05flags\x18\a \x03(\tR\x05flags\x12\x14\n" +
 	"\x05level\x18\b \x01(\tR\x05level\x12&\n" +
 	"\x0fno_remote_trace\x18\t \x01(\bR\rnoRemoteTraceB\b\n" +
-	"\x06_files*f\n" +
+	"\x06_files\"/\n" +
+	"\x04Plan\x12'\n" +
+	"\x04sets\x18\x01 \x03(\v2\x13.sitesec.v1.PlanSetR\x04sets\"\xcb\x05\n" +
+	"\aPlanSet\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
+	"\bnext_hop\x18\x02 \x01(\bR\anextHop\x12)\n" +
+	"\x10inside_interface\x18\x03 \x01(\tR\x0finsideInterface\x12+\n" +
+	"\x11outside_interface\x18\x04 \x01(\tR\x10outsideInterface\x12#\n" +
+	"\rlocal_gateway\x18\x05 \x01(\fR\flocalGateway\x126\n" +
+	"\x17local_gateway_interface\x18\x06 \x01(\tR\x15localGatewayInterface\x12)\n" +
+	"\x10routing_instance\x18\a \x01(\tR\x0froutingInstance\x12$\n" +
+	"\x0eudp_encap_port\x18\b \x01(\rR\fudpEncapPort\x12#\n" +
+	"\rnat_traversal\x18\t \x01(\bR\fnatTraversal\x12#\n" +
+	"\rnat_keepalive\x18\n" +
+	" \x01(\rR\fnatKeepalive\x121\n" +
+	"\aoptions\x18\v \x01(\v2\x17.sitesec.v1.PlanOptionsR\aoptions\x120\n" +
+	"\atunnels\x18\f \x03(\v2\x16.sitesec.v1.PlanTunnelR\atunnels\x12M\n" +
+	"\x11dynamic_endpoints\x18\r \x01(\v2 .sitesec.v1.PlanDynamicEndpointsR\x10dynamicEndpoints\x120\n" +
+	"\asockets\x18\x0e \x03(\v2\x16.sitesec.v1.PlanSocketR\asockets\x12\x1d\n" +
+	"\n" +
+	"trusted_ca\x18\x0f \x03(\tR\ttrustedCa\x12<\n" +
+	"\x1bno_certificate_chain_in_ike\x18\x10 \x01(\bR\x17noCertificateChainInIke\"N\n" +
+	"\n" +
+	"PlanSocket\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\fR\aaddress\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\rR\x04port\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\"\x91\x03\n" +
+	"\vPlanOptions\x12#\n" +
+	"\rreplay_window\x18\x01 \x01(\rR\freplayWindow\x126\n" +
+	"\rdont_fragment\x18\x02 \x01(\x0e2\x11.sitesec.v1.DFBitR\fdontFragment\x12\x1d\n" +
+	"\n" +
+	"tunnel_mtu\x18\x03 \x01(\rR\ttunnelMtu\x12\x10\n" +
+	"\x03ttl\x18\x04 \x01(\rR\x03ttl\x12\x19\n" +
+	"\bcopy_ttl\x18\x05 \x01(\bR\acopyTtl\x12\x10\n" +
+	"\x03tos\x18\x06 \x01(\rR\x03tos\x12\x19\n" +
+	"\bcopy_tos\x18\a \x01(\bR\acopyTos\x124\n" +
+	"\x16passive_mode_tunneling\x18\b \x01(\bR\x14passiveModeTunneling\x124\n" +
+	"\x16header_integrity_check\x18\t \x01(\bR\x14headerIntegrityCheck\x12@\n" +
+	"\x1dno_ipsec_tunnel_in_traceroute\x18\n" +
+	" \x01(\bR\x19noIpsecTunnelInTraceroute\"\xa1\x04\n" +
+	"\n" +
+	"PlanTunnel\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\rR\x05index\x12\x1f\n" +
+	"\vservice_set\x18\x03 \x01(\tR\n" +
+	"serviceSet\x12\x12\n" +
+	"\x04rule\x18\x04 \x01(\tR\x04rule\x12\x12\n" +
+	"\x04term\x18\x05 \x01(\tR\x04term\x12\x16\n" +
+	"\x06output\x18\x06 \x01(\bR\x06output\x12%\n" +
+	"\x0elocal_prefixes\x18\a \x03(\tR\rlocalPrefixes\x12'\n" +
+	"\x0fremote_prefixes\x18\b \x03(\tR\x0eremotePrefixes\x12%\n" +
+	"\x0eremote_gateway\x18\t \x01(\fR\rremoteGateway\x122\n" +
+	"\x15backup_remote_gateway\x18\n" +
+	" \x01(\fR\x13backupRemoteGateway\x124\n" +
+	"\x16ipsec_inside_interface\x18\v \x01(\tR\x14ipsecInsideInterface\x127\n" +
+	"\testablish\x18\f \x01(\x0e2\x19.sitesec.v1.PlanEstablishR\testablish\x121\n" +
+	"\aoptions\x18\r \x01(\v2\x17.sitesec.v1.PlanOptionsR\aoptions\x12%\n" +
+	"\x03ike\x18\x0e \x01(\v2\x13.sitesec.v1.PlanIKER\x03ike\x12\x16\n" +
+	"\x06manual\x18\x0f \x01(\bR\x06manual\"\xd3\x01\n" +
+	"\x14PlanDynamicEndpoints\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\rR\x05index\x12%\n" +
+	"\x0eaccess_profile\x18\x03 \x01(\tR\raccessProfile\x12%\n" +
+	"\x03ike\x18\x04 \x01(\v2\x13.sitesec.v1.PlanIKER\x03ike\x12E\n" +
+	"\x13allowed_proxy_pairs\x18\x05 \x03(\v2\x15.sitesec.v1.ProxyPairR\x11allowedProxyPairs\"\xb1\a\n" +
+	"\aPlanIKE\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1d\n" +
+	"\n" +
+	"ike_policy\x18\x02 \x01(\tR\tikePolicy\x12!\n" +
+	"\fipsec_policy\x18\x03 \x01(\tR\vipsecPolicy\x12\x12\n" +
+	"\x04mode\x18\x04 \x01(\tR\x04mode\x12(\n" +
+	"\x10any_ike_proposal\x18\x05 \x01(\bR\x0eanyIkeProposal\x12<\n" +
+	"\rike_proposals\x18\x06 \x03(\v2\x17.sitesec.v1.IKEProposalR\fikeProposals\x12,\n" +
+	"\x12any_ipsec_proposal\x18\a \x01(\bR\x10anyIpsecProposal\x12,\n" +
+	"\x12ipsec_proposal_set\x18\b \x01(\tR\x10ipsecProposalSet\x12B\n" +
+	"\x0fipsec_proposals\x18\t \x03(\v2\x19.sitesec.v1.IPsecProposalR\x0eipsecProposals\x12\x1b\n" +
+	"\tpfs_group\x18\n" +
+	" \x01(\tR\bpfsGroup\x12!\n" +
+	"\fike_lifetime\x18\v \x01(\rR\vikeLifetime\x12%\n" +
+	"\x0eipsec_lifetime\x18\f \x01(\rR\ripsecLifetime\x128\n" +
+	"\x18ipsec_lifetime_kilobytes\x18\r \x01(\x04R\x16ipsecLifetimeKilobytes\x128\n" +
+	"\n" +
+	"psk_source\x18\x0e \x01(\x0e2\x19.sitesec.v1.PlanPSKSourceR\tpskSource\x12\x19\n" +
+	"\bpsk_name\x18\x0f \x01(\tR\apskName\x122\n" +
+	"\blocal_id\x18\x10 \x01(\v2\x17.sitesec.v1.IKEIdentityR\alocalId\x127\n" +
+	"\tremote_id\x18\x11 \x01(\v2\x1a.sitesec.v1.RemoteIdentityR\bremoteId\x12+\n" +
+	"\x11local_certificate\x18\x12 \x01(\tR\x10localCertificate\x126\n" +
+	"\x17certificate_policy_oids\x18\x13 \x03(\tR\x15certificatePolicyOids\x12\x1e\n" +
+	"\n" +
+	"signatures\x18\x14 \x01(\bR\n" +
+	"signatures\x12!\n" +
+	"\fdpd_interval\x18\x15 \x01(\rR\vdpdInterval\x12#\n" +
+	"\rdpd_threshold\x18\x16 \x01(\rR\fdpdThreshold*f\n" +
 	"\rServiceDomain\x12\x1e\n" +
 	"\x1aSERVICE_DOMAIN_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15SERVICE_DOMAIN_INSIDE\x10\x01\x12\x1a\n" +
@@ -4462,7 +5540,15 @@ const file_sitesec_v1_config_proto_rawDesc = "" +
 	"\x1cREVOCATION_CHECK_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18REVOCATION_CHECK_USE_CRL\x10\x01\x12\x1d\n" +
 	"\x19REVOCATION_CHECK_USE_OCSP\x10\x02\x12\x1c\n" +
-	"\x18REVOCATION_CHECK_DISABLE\x10\x03B(Z&github.com/sitesec/sitesec/proto/pb;pbb\x06proto3"
+	"\x18REVOCATION_CHECK_DISABLE\x10\x03*q\n" +
+	"\rPlanEstablish\x12\x1d\n" +
+	"\x19PLAN_ESTABLISH_ON_TRAFFIC\x10\x00\x12\x1e\n" +
+	"\x1aPLAN_ESTABLISH_IMMEDIATELY\x10\x01\x12!\n" +
+	"\x1dPLAN_ESTABLISH_RESPONDER_ONLY\x10\x02*X\n" +
+	"\rPlanPSKSource\x12\x11\n" +
+	"\rPLAN_PSK_NONE\x10\x00\x12\x17\n" +
+	"\x13PLAN_PSK_IKE_POLICY\x10\x01\x12\x1b\n" +
+	"\x17PLAN_PSK_ACCESS_PROFILE\x10\x02B(Z&github.com/sitesec/sitesec/proto/pb;pbb\x06proto3"
 
 var (
 	file_sitesec_v1_config_proto_rawDescOnce sync.Once
@@ -4476,8 +5562,8 @@ func file_sitesec_v1_config_proto_rawDescGZIP() []byte {
 	return file_sitesec_v1_config_proto_rawDescData
 }
 
-var file_sitesec_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_sitesec_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_sitesec_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
+var file_sitesec_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_sitesec_v1_config_proto_goTypes = []any{
 	(ServiceDomain)(0),            // 0: sitesec.v1.ServiceDomain
 	(DFBit)(0),                    // 1: sitesec.v1.DFBit
@@ -4486,122 +5572,148 @@ var file_sitesec_v1_config_proto_goTypes = []any{
 	(ManualDirection)(0),          // 4: sitesec.v1.ManualDirection
 	(IPsecProtocol)(0),            // 5: sitesec.v1.IPsecProtocol
 	(RevocationCheck)(0),          // 6: sitesec.v1.RevocationCheck
-	(*ConfigSnapshot)(nil),        // 7: sitesec.v1.ConfigSnapshot
-	(*ApplyAck)(nil),              // 8: sitesec.v1.ApplyAck
-	(*Config)(nil),                // 9: sitesec.v1.Config
-	(*System)(nil),                // 10: sitesec.v1.System
-	(*ProcessTraceoptions)(nil),   // 11: sitesec.v1.ProcessTraceoptions
-	(*Interface)(nil),             // 12: sitesec.v1.Interface
-	(*Unit)(nil),                  // 13: sitesec.v1.Unit
-	(*DialOptions)(nil),           // 14: sitesec.v1.DialOptions
-	(*RoutingOptions)(nil),        // 15: sitesec.v1.RoutingOptions
-	(*StaticRoute)(nil),           // 16: sitesec.v1.StaticRoute
-	(*RoutingInstance)(nil),       // 17: sitesec.v1.RoutingInstance
-	(*ServiceSet)(nil),            // 18: sitesec.v1.ServiceSet
-	(*InterfaceService)(nil),      // 19: sitesec.v1.InterfaceService
-	(*NextHopService)(nil),        // 20: sitesec.v1.NextHopService
-	(*ServiceSetOptions)(nil),     // 21: sitesec.v1.ServiceSetOptions
-	(*IPsecVPNOptions)(nil),       // 22: sitesec.v1.IPsecVPNOptions
-	(*LocalGateway)(nil),          // 23: sitesec.v1.LocalGateway
-	(*UDPEncapsulate)(nil),        // 24: sitesec.v1.UDPEncapsulate
-	(*IPsecVPN)(nil),              // 25: sitesec.v1.IPsecVPN
-	(*Rule)(nil),                  // 26: sitesec.v1.Rule
-	(*RuleSet)(nil),               // 27: sitesec.v1.RuleSet
-	(*Term)(nil),                  // 28: sitesec.v1.Term
-	(*TermFrom)(nil),              // 29: sitesec.v1.TermFrom
-	(*TermThen)(nil),              // 30: sitesec.v1.TermThen
-	(*DynamicSA)(nil),             // 31: sitesec.v1.DynamicSA
-	(*DeadPeerDetection)(nil),     // 32: sitesec.v1.DeadPeerDetection
-	(*ManualSA)(nil),              // 33: sitesec.v1.ManualSA
-	(*ManualSADirection)(nil),     // 34: sitesec.v1.ManualSADirection
-	(*Key)(nil),                   // 35: sitesec.v1.Key
-	(*IKE)(nil),                   // 36: sitesec.v1.IKE
-	(*IKEProposal)(nil),           // 37: sitesec.v1.IKEProposal
-	(*IKEIdentity)(nil),           // 38: sitesec.v1.IKEIdentity
-	(*DistinguishedName)(nil),     // 39: sitesec.v1.DistinguishedName
-	(*RemoteIdentity)(nil),        // 40: sitesec.v1.RemoteIdentity
-	(*IKEPolicy)(nil),             // 41: sitesec.v1.IKEPolicy
-	(*IPsec)(nil),                 // 42: sitesec.v1.IPsec
-	(*IPsecProposal)(nil),         // 43: sitesec.v1.IPsecProposal
-	(*IPsecPolicy)(nil),           // 44: sitesec.v1.IPsecPolicy
-	(*AccessProfile)(nil),         // 45: sitesec.v1.AccessProfile
-	(*ProxyPair)(nil),             // 46: sitesec.v1.ProxyPair
-	(*AccessClientIKE)(nil),       // 47: sitesec.v1.AccessClientIKE
-	(*PKI)(nil),                   // 48: sitesec.v1.PKI
-	(*CAProfile)(nil),             // 49: sitesec.v1.CAProfile
-	(*TrustedCAGroup)(nil),        // 50: sitesec.v1.TrustedCAGroup
-	(*AutoReEnrollment)(nil),      // 51: sitesec.v1.AutoReEnrollment
-	(*Traceoptions)(nil),          // 52: sitesec.v1.Traceoptions
-	(*timestamppb.Timestamp)(nil), // 53: google.protobuf.Timestamp
+	(PlanEstablish)(0),            // 7: sitesec.v1.PlanEstablish
+	(PlanPSKSource)(0),            // 8: sitesec.v1.PlanPSKSource
+	(*ConfigSnapshot)(nil),        // 9: sitesec.v1.ConfigSnapshot
+	(*ApplyAck)(nil),              // 10: sitesec.v1.ApplyAck
+	(*Config)(nil),                // 11: sitesec.v1.Config
+	(*System)(nil),                // 12: sitesec.v1.System
+	(*ProcessTraceoptions)(nil),   // 13: sitesec.v1.ProcessTraceoptions
+	(*Interface)(nil),             // 14: sitesec.v1.Interface
+	(*Unit)(nil),                  // 15: sitesec.v1.Unit
+	(*DialOptions)(nil),           // 16: sitesec.v1.DialOptions
+	(*RoutingOptions)(nil),        // 17: sitesec.v1.RoutingOptions
+	(*StaticRoute)(nil),           // 18: sitesec.v1.StaticRoute
+	(*RoutingInstance)(nil),       // 19: sitesec.v1.RoutingInstance
+	(*ServiceSet)(nil),            // 20: sitesec.v1.ServiceSet
+	(*InterfaceService)(nil),      // 21: sitesec.v1.InterfaceService
+	(*NextHopService)(nil),        // 22: sitesec.v1.NextHopService
+	(*ServiceSetOptions)(nil),     // 23: sitesec.v1.ServiceSetOptions
+	(*IPsecVPNOptions)(nil),       // 24: sitesec.v1.IPsecVPNOptions
+	(*LocalGateway)(nil),          // 25: sitesec.v1.LocalGateway
+	(*UDPEncapsulate)(nil),        // 26: sitesec.v1.UDPEncapsulate
+	(*IPsecVPN)(nil),              // 27: sitesec.v1.IPsecVPN
+	(*Rule)(nil),                  // 28: sitesec.v1.Rule
+	(*RuleSet)(nil),               // 29: sitesec.v1.RuleSet
+	(*Term)(nil),                  // 30: sitesec.v1.Term
+	(*TermFrom)(nil),              // 31: sitesec.v1.TermFrom
+	(*TermThen)(nil),              // 32: sitesec.v1.TermThen
+	(*DynamicSA)(nil),             // 33: sitesec.v1.DynamicSA
+	(*DeadPeerDetection)(nil),     // 34: sitesec.v1.DeadPeerDetection
+	(*ManualSA)(nil),              // 35: sitesec.v1.ManualSA
+	(*ManualSADirection)(nil),     // 36: sitesec.v1.ManualSADirection
+	(*Key)(nil),                   // 37: sitesec.v1.Key
+	(*IKE)(nil),                   // 38: sitesec.v1.IKE
+	(*IKEProposal)(nil),           // 39: sitesec.v1.IKEProposal
+	(*IKEIdentity)(nil),           // 40: sitesec.v1.IKEIdentity
+	(*DistinguishedName)(nil),     // 41: sitesec.v1.DistinguishedName
+	(*RemoteIdentity)(nil),        // 42: sitesec.v1.RemoteIdentity
+	(*IKEPolicy)(nil),             // 43: sitesec.v1.IKEPolicy
+	(*IPsec)(nil),                 // 44: sitesec.v1.IPsec
+	(*IPsecProposal)(nil),         // 45: sitesec.v1.IPsecProposal
+	(*IPsecPolicy)(nil),           // 46: sitesec.v1.IPsecPolicy
+	(*AccessProfile)(nil),         // 47: sitesec.v1.AccessProfile
+	(*ProxyPair)(nil),             // 48: sitesec.v1.ProxyPair
+	(*AccessClientIKE)(nil),       // 49: sitesec.v1.AccessClientIKE
+	(*PKI)(nil),                   // 50: sitesec.v1.PKI
+	(*CAProfile)(nil),             // 51: sitesec.v1.CAProfile
+	(*TrustedCAGroup)(nil),        // 52: sitesec.v1.TrustedCAGroup
+	(*AutoReEnrollment)(nil),      // 53: sitesec.v1.AutoReEnrollment
+	(*Traceoptions)(nil),          // 54: sitesec.v1.Traceoptions
+	(*Plan)(nil),                  // 55: sitesec.v1.Plan
+	(*PlanSet)(nil),               // 56: sitesec.v1.PlanSet
+	(*PlanSocket)(nil),            // 57: sitesec.v1.PlanSocket
+	(*PlanOptions)(nil),           // 58: sitesec.v1.PlanOptions
+	(*PlanTunnel)(nil),            // 59: sitesec.v1.PlanTunnel
+	(*PlanDynamicEndpoints)(nil),  // 60: sitesec.v1.PlanDynamicEndpoints
+	(*PlanIKE)(nil),               // 61: sitesec.v1.PlanIKE
+	(*timestamppb.Timestamp)(nil), // 62: google.protobuf.Timestamp
 }
 var file_sitesec_v1_config_proto_depIdxs = []int32{
-	53, // 0: sitesec.v1.ConfigSnapshot.committed_at:type_name -> google.protobuf.Timestamp
-	9,  // 1: sitesec.v1.ConfigSnapshot.config:type_name -> sitesec.v1.Config
-	10, // 2: sitesec.v1.Config.system:type_name -> sitesec.v1.System
-	12, // 3: sitesec.v1.Config.interfaces:type_name -> sitesec.v1.Interface
-	15, // 4: sitesec.v1.Config.routing_options:type_name -> sitesec.v1.RoutingOptions
-	17, // 5: sitesec.v1.Config.routing_instances:type_name -> sitesec.v1.RoutingInstance
-	18, // 6: sitesec.v1.Config.service_sets:type_name -> sitesec.v1.ServiceSet
-	25, // 7: sitesec.v1.Config.ipsec_vpn:type_name -> sitesec.v1.IPsecVPN
-	45, // 8: sitesec.v1.Config.access_profiles:type_name -> sitesec.v1.AccessProfile
-	48, // 9: sitesec.v1.Config.pki:type_name -> sitesec.v1.PKI
-	11, // 10: sitesec.v1.System.processes:type_name -> sitesec.v1.ProcessTraceoptions
-	52, // 11: sitesec.v1.ProcessTraceoptions.traceoptions:type_name -> sitesec.v1.Traceoptions
-	13, // 12: sitesec.v1.Interface.units:type_name -> sitesec.v1.Unit
-	0,  // 13: sitesec.v1.Unit.service_domain:type_name -> sitesec.v1.ServiceDomain
-	14, // 14: sitesec.v1.Unit.dial_options:type_name -> sitesec.v1.DialOptions
-	16, // 15: sitesec.v1.RoutingOptions.static_routes:type_name -> sitesec.v1.StaticRoute
-	15, // 16: sitesec.v1.RoutingInstance.routing_options:type_name -> sitesec.v1.RoutingOptions
-	19, // 17: sitesec.v1.ServiceSet.interface_service:type_name -> sitesec.v1.InterfaceService
-	20, // 18: sitesec.v1.ServiceSet.next_hop_service:type_name -> sitesec.v1.NextHopService
-	22, // 19: sitesec.v1.ServiceSet.ipsec_vpn_options:type_name -> sitesec.v1.IPsecVPNOptions
-	21, // 20: sitesec.v1.ServiceSet.service_set_options:type_name -> sitesec.v1.ServiceSetOptions
-	23, // 21: sitesec.v1.IPsecVPNOptions.local_gateway:type_name -> sitesec.v1.LocalGateway
-	1,  // 22: sitesec.v1.IPsecVPNOptions.dont_fragment:type_name -> sitesec.v1.DFBit
-	24, // 23: sitesec.v1.IPsecVPNOptions.udp_encapsulate:type_name -> sitesec.v1.UDPEncapsulate
-	26, // 24: sitesec.v1.IPsecVPN.rules:type_name -> sitesec.v1.Rule
-	27, // 25: sitesec.v1.IPsecVPN.rule_sets:type_name -> sitesec.v1.RuleSet
-	36, // 26: sitesec.v1.IPsecVPN.ike:type_name -> sitesec.v1.IKE
-	42, // 27: sitesec.v1.IPsecVPN.ipsec:type_name -> sitesec.v1.IPsec
-	2,  // 28: sitesec.v1.IPsecVPN.establish_tunnels:type_name -> sitesec.v1.EstablishTunnels
-	52, // 29: sitesec.v1.IPsecVPN.traceoptions:type_name -> sitesec.v1.Traceoptions
-	3,  // 30: sitesec.v1.Rule.match_direction:type_name -> sitesec.v1.MatchDirection
-	28, // 31: sitesec.v1.Rule.terms:type_name -> sitesec.v1.Term
-	29, // 32: sitesec.v1.Term.from:type_name -> sitesec.v1.TermFrom
-	30, // 33: sitesec.v1.Term.then:type_name -> sitesec.v1.TermThen
-	31, // 34: sitesec.v1.TermThen.dynamic:type_name -> sitesec.v1.DynamicSA
-	33, // 35: sitesec.v1.TermThen.manual:type_name -> sitesec.v1.ManualSA
-	1,  // 36: sitesec.v1.TermThen.dont_fragment:type_name -> sitesec.v1.DFBit
-	32, // 37: sitesec.v1.TermThen.dead_peer_detection:type_name -> sitesec.v1.DeadPeerDetection
-	34, // 38: sitesec.v1.ManualSA.directions:type_name -> sitesec.v1.ManualSADirection
-	4,  // 39: sitesec.v1.ManualSADirection.direction:type_name -> sitesec.v1.ManualDirection
-	5,  // 40: sitesec.v1.ManualSADirection.protocol:type_name -> sitesec.v1.IPsecProtocol
-	35, // 41: sitesec.v1.ManualSADirection.authentication_key:type_name -> sitesec.v1.Key
-	35, // 42: sitesec.v1.ManualSADirection.encryption_key:type_name -> sitesec.v1.Key
-	37, // 43: sitesec.v1.IKE.proposals:type_name -> sitesec.v1.IKEProposal
-	41, // 44: sitesec.v1.IKE.policies:type_name -> sitesec.v1.IKEPolicy
-	39, // 45: sitesec.v1.IKEIdentity.distinguished_name:type_name -> sitesec.v1.DistinguishedName
-	39, // 46: sitesec.v1.RemoteIdentity.distinguished_name:type_name -> sitesec.v1.DistinguishedName
-	38, // 47: sitesec.v1.IKEPolicy.local_id:type_name -> sitesec.v1.IKEIdentity
-	40, // 48: sitesec.v1.IKEPolicy.remote_id:type_name -> sitesec.v1.RemoteIdentity
-	35, // 49: sitesec.v1.IKEPolicy.pre_shared_key:type_name -> sitesec.v1.Key
-	43, // 50: sitesec.v1.IPsec.proposals:type_name -> sitesec.v1.IPsecProposal
-	44, // 51: sitesec.v1.IPsec.policies:type_name -> sitesec.v1.IPsecPolicy
-	5,  // 52: sitesec.v1.IPsecProposal.protocol:type_name -> sitesec.v1.IPsecProtocol
-	47, // 53: sitesec.v1.AccessProfile.client_ike:type_name -> sitesec.v1.AccessClientIKE
-	46, // 54: sitesec.v1.AccessClientIKE.allowed_proxy_pairs:type_name -> sitesec.v1.ProxyPair
-	35, // 55: sitesec.v1.AccessClientIKE.pre_shared_key:type_name -> sitesec.v1.Key
-	32, // 56: sitesec.v1.AccessClientIKE.dead_peer_detection:type_name -> sitesec.v1.DeadPeerDetection
-	49, // 57: sitesec.v1.PKI.ca_profiles:type_name -> sitesec.v1.CAProfile
-	50, // 58: sitesec.v1.PKI.trusted_ca_groups:type_name -> sitesec.v1.TrustedCAGroup
-	51, // 59: sitesec.v1.PKI.auto_re_enrollment:type_name -> sitesec.v1.AutoReEnrollment
-	52, // 60: sitesec.v1.PKI.traceoptions:type_name -> sitesec.v1.Traceoptions
-	6,  // 61: sitesec.v1.CAProfile.revocation_check:type_name -> sitesec.v1.RevocationCheck
-	62, // [62:62] is the sub-list for method output_type
-	62, // [62:62] is the sub-list for method input_type
-	62, // [62:62] is the sub-list for extension type_name
-	62, // [62:62] is the sub-list for extension extendee
-	0,  // [0:62] is the sub-list for field type_name
+	62, // 0: sitesec.v1.ConfigSnapshot.committed_at:type_name -> google.protobuf.Timestamp
+	11, // 1: sitesec.v1.ConfigSnapshot.config:type_name -> sitesec.v1.Config
+	12, // 2: sitesec.v1.Config.system:type_name -> sitesec.v1.System
+	14, // 3: sitesec.v1.Config.interfaces:type_name -> sitesec.v1.Interface
+	17, // 4: sitesec.v1.Config.routing_options:type_name -> sitesec.v1.RoutingOptions
+	19, // 5: sitesec.v1.Config.routing_instances:type_name -> sitesec.v1.RoutingInstance
+	20, // 6: sitesec.v1.Config.service_sets:type_name -> sitesec.v1.ServiceSet
+	27, // 7: sitesec.v1.Config.ipsec_vpn:type_name -> sitesec.v1.IPsecVPN
+	47, // 8: sitesec.v1.Config.access_profiles:type_name -> sitesec.v1.AccessProfile
+	50, // 9: sitesec.v1.Config.pki:type_name -> sitesec.v1.PKI
+	55, // 10: sitesec.v1.Config.plan:type_name -> sitesec.v1.Plan
+	13, // 11: sitesec.v1.System.processes:type_name -> sitesec.v1.ProcessTraceoptions
+	54, // 12: sitesec.v1.ProcessTraceoptions.traceoptions:type_name -> sitesec.v1.Traceoptions
+	15, // 13: sitesec.v1.Interface.units:type_name -> sitesec.v1.Unit
+	0,  // 14: sitesec.v1.Unit.service_domain:type_name -> sitesec.v1.ServiceDomain
+	16, // 15: sitesec.v1.Unit.dial_options:type_name -> sitesec.v1.DialOptions
+	18, // 16: sitesec.v1.RoutingOptions.static_routes:type_name -> sitesec.v1.StaticRoute
+	17, // 17: sitesec.v1.RoutingInstance.routing_options:type_name -> sitesec.v1.RoutingOptions
+	21, // 18: sitesec.v1.ServiceSet.interface_service:type_name -> sitesec.v1.InterfaceService
+	22, // 19: sitesec.v1.ServiceSet.next_hop_service:type_name -> sitesec.v1.NextHopService
+	24, // 20: sitesec.v1.ServiceSet.ipsec_vpn_options:type_name -> sitesec.v1.IPsecVPNOptions
+	23, // 21: sitesec.v1.ServiceSet.service_set_options:type_name -> sitesec.v1.ServiceSetOptions
+	25, // 22: sitesec.v1.IPsecVPNOptions.local_gateway:type_name -> sitesec.v1.LocalGateway
+	1,  // 23: sitesec.v1.IPsecVPNOptions.dont_fragment:type_name -> sitesec.v1.DFBit
+	26, // 24: sitesec.v1.IPsecVPNOptions.udp_encapsulate:type_name -> sitesec.v1.UDPEncapsulate
+	28, // 25: sitesec.v1.IPsecVPN.rules:type_name -> sitesec.v1.Rule
+	29, // 26: sitesec.v1.IPsecVPN.rule_sets:type_name -> sitesec.v1.RuleSet
+	38, // 27: sitesec.v1.IPsecVPN.ike:type_name -> sitesec.v1.IKE
+	44, // 28: sitesec.v1.IPsecVPN.ipsec:type_name -> sitesec.v1.IPsec
+	2,  // 29: sitesec.v1.IPsecVPN.establish_tunnels:type_name -> sitesec.v1.EstablishTunnels
+	54, // 30: sitesec.v1.IPsecVPN.traceoptions:type_name -> sitesec.v1.Traceoptions
+	3,  // 31: sitesec.v1.Rule.match_direction:type_name -> sitesec.v1.MatchDirection
+	30, // 32: sitesec.v1.Rule.terms:type_name -> sitesec.v1.Term
+	31, // 33: sitesec.v1.Term.from:type_name -> sitesec.v1.TermFrom
+	32, // 34: sitesec.v1.Term.then:type_name -> sitesec.v1.TermThen
+	33, // 35: sitesec.v1.TermThen.dynamic:type_name -> sitesec.v1.DynamicSA
+	35, // 36: sitesec.v1.TermThen.manual:type_name -> sitesec.v1.ManualSA
+	1,  // 37: sitesec.v1.TermThen.dont_fragment:type_name -> sitesec.v1.DFBit
+	34, // 38: sitesec.v1.TermThen.dead_peer_detection:type_name -> sitesec.v1.DeadPeerDetection
+	36, // 39: sitesec.v1.ManualSA.directions:type_name -> sitesec.v1.ManualSADirection
+	4,  // 40: sitesec.v1.ManualSADirection.direction:type_name -> sitesec.v1.ManualDirection
+	5,  // 41: sitesec.v1.ManualSADirection.protocol:type_name -> sitesec.v1.IPsecProtocol
+	37, // 42: sitesec.v1.ManualSADirection.authentication_key:type_name -> sitesec.v1.Key
+	37, // 43: sitesec.v1.ManualSADirection.encryption_key:type_name -> sitesec.v1.Key
+	39, // 44: sitesec.v1.IKE.proposals:type_name -> sitesec.v1.IKEProposal
+	43, // 45: sitesec.v1.IKE.policies:type_name -> sitesec.v1.IKEPolicy
+	41, // 46: sitesec.v1.IKEIdentity.distinguished_name:type_name -> sitesec.v1.DistinguishedName
+	41, // 47: sitesec.v1.RemoteIdentity.distinguished_name:type_name -> sitesec.v1.DistinguishedName
+	40, // 48: sitesec.v1.IKEPolicy.local_id:type_name -> sitesec.v1.IKEIdentity
+	42, // 49: sitesec.v1.IKEPolicy.remote_id:type_name -> sitesec.v1.RemoteIdentity
+	37, // 50: sitesec.v1.IKEPolicy.pre_shared_key:type_name -> sitesec.v1.Key
+	45, // 51: sitesec.v1.IPsec.proposals:type_name -> sitesec.v1.IPsecProposal
+	46, // 52: sitesec.v1.IPsec.policies:type_name -> sitesec.v1.IPsecPolicy
+	5,  // 53: sitesec.v1.IPsecProposal.protocol:type_name -> sitesec.v1.IPsecProtocol
+	49, // 54: sitesec.v1.AccessProfile.client_ike:type_name -> sitesec.v1.AccessClientIKE
+	48, // 55: sitesec.v1.AccessClientIKE.allowed_proxy_pairs:type_name -> sitesec.v1.ProxyPair
+	37, // 56: sitesec.v1.AccessClientIKE.pre_shared_key:type_name -> sitesec.v1.Key
+	34, // 57: sitesec.v1.AccessClientIKE.dead_peer_detection:type_name -> sitesec.v1.DeadPeerDetection
+	51, // 58: sitesec.v1.PKI.ca_profiles:type_name -> sitesec.v1.CAProfile
+	52, // 59: sitesec.v1.PKI.trusted_ca_groups:type_name -> sitesec.v1.TrustedCAGroup
+	53, // 60: sitesec.v1.PKI.auto_re_enrollment:type_name -> sitesec.v1.AutoReEnrollment
+	54, // 61: sitesec.v1.PKI.traceoptions:type_name -> sitesec.v1.Traceoptions
+	6,  // 62: sitesec.v1.CAProfile.revocation_check:type_name -> sitesec.v1.RevocationCheck
+	56, // 63: sitesec.v1.Plan.sets:type_name -> sitesec.v1.PlanSet
+	58, // 64: sitesec.v1.PlanSet.options:type_name -> sitesec.v1.PlanOptions
+	59, // 65: sitesec.v1.PlanSet.tunnels:type_name -> sitesec.v1.PlanTunnel
+	60, // 66: sitesec.v1.PlanSet.dynamic_endpoints:type_name -> sitesec.v1.PlanDynamicEndpoints
+	57, // 67: sitesec.v1.PlanSet.sockets:type_name -> sitesec.v1.PlanSocket
+	1,  // 68: sitesec.v1.PlanOptions.dont_fragment:type_name -> sitesec.v1.DFBit
+	7,  // 69: sitesec.v1.PlanTunnel.establish:type_name -> sitesec.v1.PlanEstablish
+	58, // 70: sitesec.v1.PlanTunnel.options:type_name -> sitesec.v1.PlanOptions
+	61, // 71: sitesec.v1.PlanTunnel.ike:type_name -> sitesec.v1.PlanIKE
+	61, // 72: sitesec.v1.PlanDynamicEndpoints.ike:type_name -> sitesec.v1.PlanIKE
+	48, // 73: sitesec.v1.PlanDynamicEndpoints.allowed_proxy_pairs:type_name -> sitesec.v1.ProxyPair
+	39, // 74: sitesec.v1.PlanIKE.ike_proposals:type_name -> sitesec.v1.IKEProposal
+	45, // 75: sitesec.v1.PlanIKE.ipsec_proposals:type_name -> sitesec.v1.IPsecProposal
+	8,  // 76: sitesec.v1.PlanIKE.psk_source:type_name -> sitesec.v1.PlanPSKSource
+	40, // 77: sitesec.v1.PlanIKE.local_id:type_name -> sitesec.v1.IKEIdentity
+	42, // 78: sitesec.v1.PlanIKE.remote_id:type_name -> sitesec.v1.RemoteIdentity
+	79, // [79:79] is the sub-list for method output_type
+	79, // [79:79] is the sub-list for method input_type
+	79, // [79:79] is the sub-list for extension type_name
+	79, // [79:79] is the sub-list for extension extendee
+	0,  // [0:79] is the sub-list for field type_name
 }
 
 func init() { file_sitesec_v1_config_proto_init() }
@@ -4643,8 +5755,8 @@ func file_sitesec_v1_config_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sitesec_v1_config_proto_rawDesc), len(file_sitesec_v1_config_proto_rawDesc)),
-			NumEnums:      7,
-			NumMessages:   46,
+			NumEnums:      9,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
