@@ -67,7 +67,16 @@ func Create(rand io.Reader, key crypto.Signer, r Request) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("csr: marshal subject: %w", err)
 	}
-	alg, err := SignatureAlgorithm(key.Public(), r.Digest)
+	signer, final := key, key
+	if _, ok := isDSA(key.Public()); ok {
+		if _, _, err := dsaAlgorithm(r.Digest); err != nil {
+			return nil, err
+		}
+		if signer, err = placeholder(rand); err != nil {
+			return nil, err
+		}
+	}
+	alg, err := SignatureAlgorithm(signer.Public(), r.Digest)
 	if err != nil {
 		return nil, err
 	}
@@ -84,12 +93,16 @@ func Create(rand io.Reader, key crypto.Signer, r Request) ([]byte, error) {
 	var der []byte
 	if r.ChallengePassword != "" {
 		der, err = x509util.CreateCertificateRequest(rand, &x509util.CertificateRequest{
-			CertificateRequest: *tmpl, ChallengePassword: r.ChallengePassword}, key)
+			CertificateRequest: *tmpl, ChallengePassword: r.ChallengePassword}, signer)
 	} else {
-		der, err = x509.CreateCertificateRequest(rand, tmpl, key)
+		der, err = x509.CreateCertificateRequest(rand, tmpl, signer)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("csr: sign: %w", err)
+	}
+	if signer != final {
+		// CertificationRequestInfo: version, subject, subjectPKInfo, attributes.
+		return resign(rand, der, final, r.Digest, 2, -1)
 	}
 	return der, nil
 }
@@ -139,7 +152,20 @@ func SelfSigned(rand io.Reader, key crypto.Signer, r Request, now time.Time) ([]
 	if err != nil {
 		return nil, fmt.Errorf("csr: marshal subject: %w", err)
 	}
-	alg, err := SignatureAlgorithm(key.Public(), r.Digest)
+	signer := key
+	var keyID []byte
+	if pub, ok := isDSA(key.Public()); ok {
+		if _, _, err := dsaAlgorithm(r.Digest); err != nil {
+			return nil, err
+		}
+		if signer, err = placeholder(rand); err != nil {
+			return nil, err
+		}
+		if keyID, err = dsaKeyID(pub); err != nil {
+			return nil, err
+		}
+	}
+	alg, err := SignatureAlgorithm(signer.Public(), r.Digest)
 	if err != nil {
 		return nil, err
 	}
@@ -165,10 +191,16 @@ func SelfSigned(rand io.Reader, key crypto.Signer, r Request, now time.Time) ([]
 		DNSNames:              r.DomainNames,
 		IPAddresses:           r.IPAddresses,
 		EmailAddresses:        r.Emails,
+		SubjectKeyId:          keyID,
 	}
-	der, err := x509.CreateCertificate(rand, tmpl, tmpl, key.Public(), key)
+	der, err := x509.CreateCertificate(rand, tmpl, tmpl, signer.Public(), signer)
 	if err != nil {
 		return nil, fmt.Errorf("csr: sign: %w", err)
+	}
+	if signer != key {
+		// TBSCertificate: [0] version, serial, signature, issuer,
+		// validity, subject, subjectPublicKeyInfo, [3] extensions.
+		return resign(rand, der, key, r.Digest, 6, 2)
 	}
 	return der, nil
 }

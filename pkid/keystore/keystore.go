@@ -8,6 +8,7 @@ package keystore
 
 import (
 	"crypto"
+	"crypto/dsa" //nolint:staticcheck // DSA key pairs, see dsa.go
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -111,12 +112,12 @@ func (s *Store) Generate(id, typ string, size int) (crypto.PublicKey, error) {
 			return nil, fmt.Errorf("keystore: ecdsa size %d not supported (256, 384, 521)", size)
 		}
 		key, err = ecdsa.GenerateKey(c, s.rand())
-	case "dsa":
-		// Junos offers dsa; DSA signatures (FIPS 186-5 withdrew them) are
-		// not implemented, so a DSA key could never authenticate IKE.
-		return nil, fmt.Errorf("keystore: key type dsa not supported: sitesec signs IKE with rsa or ecdsa keys only")
+	case TypeDSA:
+		// Junos offers dsa. A DSA key signs requests and self-signed
+		// certificates; IKE authentication with it is refused (dsa.go).
+		key, err = generateDSA(s.rand(), size)
 	default:
-		return nil, fmt.Errorf("keystore: key type %q not supported (rsa, ecdsa)", typ)
+		return nil, fmt.Errorf("keystore: key type %q not supported (rsa, ecdsa, dsa)", typ)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("keystore: generate %s key: %w", typ, err)
@@ -145,6 +146,8 @@ func (s *Store) Replace(id string) (crypto.PublicKey, error) {
 		key, err = rsa.GenerateKey(s.rand(), k.N.BitLen())
 	case *ecdsa.PrivateKey:
 		key, err = ecdsa.GenerateKey(k.Curve, s.rand())
+	case *DSAKey:
+		key, err = generateDSA(s.rand(), k.Key.P.BitLen())
 	default:
 		return nil, fmt.Errorf("keystore: cannot regenerate %T key", old)
 	}
@@ -189,6 +192,12 @@ func ParsePrivateKey(data []byte) (crypto.Signer, error) {
 		var err error
 		switch b.Type {
 		case "PRIVATE KEY":
+			if dk, ok, derr := parseDSA(b.Bytes); ok {
+				if derr != nil {
+					return nil, derr
+				}
+				return dk, nil
+			}
 			k, err = x509.ParsePKCS8PrivateKey(b.Bytes)
 		case "RSA PRIVATE KEY":
 			k, err = x509.ParsePKCS1PrivateKey(b.Bytes)
@@ -217,7 +226,13 @@ func ParsePrivateKey(data []byte) (crypto.Signer, error) {
 
 // write stores key atomically with mode 0600. s.mu is held.
 func (s *Store) write(id string, key crypto.Signer) error {
-	der, err := x509.MarshalPKCS8PrivateKey(key)
+	var der []byte
+	var err error
+	if dk, ok := key.(*DSAKey); ok {
+		der, err = marshalDSA(dk)
+	} else {
+		der, err = x509.MarshalPKCS8PrivateKey(key)
+	}
 	if err != nil {
 		return fmt.Errorf("keystore: marshal %q: %w", id, err)
 	}
@@ -362,6 +377,8 @@ func KeyType(pub crypto.PublicKey) string {
 		return "ecdsa-p" + strings.TrimPrefix(k.Curve.Params().Name, "P-")
 	case ed25519.PublicKey:
 		return "ed25519"
+	case *dsa.PublicKey:
+		return "dsa"
 	}
 	return "unknown"
 }
@@ -376,6 +393,8 @@ func Describe(pub crypto.PublicKey) string {
 		return fmt.Sprintf("ecdsaEncryption(%s)", k.Curve.Params().Name)
 	case ed25519.PublicKey:
 		return "ed25519"
+	case *dsa.PublicKey:
+		return fmt.Sprintf("dsaEncryption(%d bits)", k.P.BitLen())
 	}
 	return fmt.Sprintf("%T", pub)
 }
@@ -393,6 +412,8 @@ func (s *Store) Fresh(id string) (crypto.Signer, error) {
 		return rsa.GenerateKey(s.rand(), k.N.BitLen())
 	case *ecdsa.PrivateKey:
 		return ecdsa.GenerateKey(k.Curve, s.rand())
+	case *DSAKey:
+		return generateDSA(s.rand(), k.Key.P.BitLen())
 	}
 	return nil, fmt.Errorf("keystore: cannot regenerate %T key", old)
 }

@@ -35,7 +35,8 @@ func TestGenerate(t *testing.T) {
 		{"ecdsa", 521, "ecdsaEncryption(P-521)", ""},
 		{"rsa", 512, "", "rsa size 512 not supported"},
 		{"ecdsa", 224, "", "ecdsa size 224 not supported"},
-		{"dsa", 1024, "", "key type dsa not supported"},
+		{"dsa", 1024, "dsaEncryption(1024 bits)", ""},
+		{"dsa", 3072, "", "dsa size 3072 not supported (1024, 2048)"},
 		{"ed448", 0, "", `key type "ed448" not supported`},
 	}
 	dir := t.TempDir()
@@ -70,7 +71,7 @@ func TestGenerate(t *testing.T) {
 		if err != nil {
 			t.Fatalf("reload %s: %v", id, err)
 		}
-		if !pub.(interface{ Equal(crypto.PublicKey) bool }).Equal(pub2) {
+		if !SamePublic(pub, pub2) {
 			t.Errorf("reloaded public key differs")
 		}
 	}
@@ -82,7 +83,7 @@ func TestGenerate(t *testing.T) {
 		t.Errorf("dir mode %v, want 0700", fi.Mode().Perm())
 	}
 	ids, _ := s.List()
-	if strings.Join(ids, ",") != "ka,kb,kc,kd,ke,kf" {
+	if strings.Join(ids, ",") != "ka,kb,kc,kd,ke,kf,ki" {
 		t.Errorf("List = %v", ids)
 	}
 }
@@ -231,6 +232,12 @@ func FuzzParsePrivateKey(f *testing.F) {
 	der, _ := x509.MarshalPKCS8PrivateKey(ec)
 	f.Add(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 	f.Add([]byte("-----BEGIN EC PRIVATE KEY-----\nMAA=\n-----END EC PRIVATE KEY-----\n"))
+	// A DSA key (PKCS#8 with Dss-Parms, dsa.go).
+	if dk, err := generateDSA(rand.Reader, 1024); err == nil {
+		if der, err := marshalDSA(dk); err == nil {
+			f.Add(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		k, err := ParsePrivateKey(data)
 		if err == nil && k == nil {

@@ -66,6 +66,8 @@ func (s *Store) Sign(id string, scheme pb.SignatureScheme, data []byte) ([]byte,
 		if key.Curve.Params().BitSize != info.curve {
 			return nil, fmt.Errorf("keystore: %q is on %s, scheme %v needs P-%d", id, key.Curve.Params().Name, scheme, info.curve)
 		}
+	case *DSAKey:
+		return nil, fmt.Errorf("key pair %s is a DSA key: IKE authentication with DSA signatures is not supported; use an rsa or ecdsa key pair", id)
 	default:
 		return nil, fmt.Errorf("keystore: %q: %T keys cannot sign", id, k)
 	}

@@ -229,6 +229,30 @@ func (a *App) Apply(ctx context.Context, old, cfg *pb.Config) error {
 	return errors.Join(errs...)
 }
 
+// Prepare implements daemon.Preparer: an IKE policy whose
+// local-certificate has a DSA key pair fails commit check, since pkid does
+// not sign IKE AUTH payloads with DSA (keystore/dsa.go); without this the
+// tunnel would only fail at its first exchange. A certificate-id without a
+// key pair yet is left alone: it may be loaded after the commit.
+func (a *App) Prepare(_ context.Context, _, candidate *pb.Config) error {
+	var errs []error
+	for _, p := range candidate.GetIpsecVpn().GetIke().GetPolicies() {
+		id := p.GetLocalCertificate()
+		if id == "" || keystore.CheckID(id) != nil {
+			continue
+		}
+		pub, err := a.keys.Public(id)
+		if err != nil {
+			continue
+		}
+		if keystore.KeyType(pub) == keystore.TypeDSA {
+			errs = append(errs, fmt.Errorf("[edit services ipsec-vpn ike policy %s] 'local-certificate %s': key pair %s is a DSA key: IKE authentication with DSA signatures is not supported; use an rsa or ecdsa key pair",
+				p.GetName(), id, id))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func (a *App) restoreCRLs(name string, p *profile.Profile, errs *[]error) {
 	cas := a.certs.CA(name)
 	if err := a.crls.Restore(name, cas); err != nil {

@@ -489,7 +489,7 @@ func TestOpErrors(t *testing.T) {
 		{"request security pki generate-key-pair type rsa", "certificate-id is required"},
 		{"request security pki generate-key-pair certificate-id x size big", "not a number"},
 		{"request security pki generate-key-pair certificate-id x size 512", "rsa size 512 not supported (1024, 2048, 3072, 4096)"},
-		{"request security pki generate-key-pair certificate-id x type dsa", "key type dsa not supported"},
+		{"request security pki generate-key-pair certificate-id x type dsa size 4096", "dsa size 4096 not supported (1024, 2048)"},
 		{"request security pki generate-key-pair certificate-id x type ecdsa size 1024", "ecdsa size 1024 not supported (256, 384, 521)"},
 		{"request security pki generate-key-pair certificate-id x color red", `unexpected "color"`},
 		{"request security pki generate-certificate-request certificate-id none subject CN=a", "no such key pair"},

@@ -208,9 +208,16 @@ func (a *App) generateKeyPair(words []string) *pb.OpReply {
 	}
 	a.trace(trace.FlagAll, trace.Info).Str("certificate_id", id).Msg("key pair generated")
 	var lines []string
-	if (ar.one("type") == "" || ar.one("type") == keystore.TypeRSA) && size == 1024 {
+	switch typ := ar.one("type"); {
+	case (typ == "" || typ == keystore.TypeRSA) && size == 1024:
 		// NIST SP 800-131A disallows 1024-bit RSA for signatures.
 		lines = append(lines, "warning: a 1024-bit RSA key is weak (NIST SP 800-131A disallows it for signatures); use 2048 bits or more")
+	case typ == keystore.TypeDSA:
+		// FIPS 186-5 no longer approves DSA signatures.
+		lines = append(lines, "warning: DSA keys sign certificate requests and self-signed certificates only; IKE authentication needs an rsa or ecdsa key pair")
+		if size == 1024 {
+			lines = append(lines, "warning: a 1024-bit DSA key is weak (NIST SP 800-131A disallows it for signatures); use 2048 bits")
+		}
 	}
 	return &pb.OpReply{Lines: append(lines, "Generated key pair "+id+", key size "+describeSize(ar.one("type"), size)+" bits")}
 }
@@ -607,10 +614,7 @@ func (a *App) loadLocal(words []string, files []*pb.OpFile) *pb.OpReply {
 	return &pb.OpReply{Lines: []string{"Local certificate " + id + " loaded successfully"}}
 }
 
-func samePublic(a, b any) bool {
-	eq, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && eq.Equal(b)
-}
+func samePublic(a, b crypto.PublicKey) bool { return keystore.SamePublic(a, b) }
 
 func (a *App) verifyLocal(ctx context.Context, words []string) *pb.OpReply {
 	ar, err := parseArgs(words, []string{"certificate-id"}, nil)
