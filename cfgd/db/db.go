@@ -300,7 +300,14 @@ func (d *DB) commit(cfg *conf.Node, m Meta) (Meta, error) {
 		d.hist = d.hist[:len(d.hist)-1]
 		_ = fs.Remove(filepath.Join(dir, name(old.Revision)))
 	}
-	_ = atomicWrite(fs, dir, "juniper.conf", b.Bytes())
+	// The readable copy is never read back: replaced by rename (a reader
+	// sees the old or the new whole) but not fsynced, which would double
+	// the time every commit waits for the disk (issue 15 goal 4). After a
+	// crash the revision files are what counts.
+	tmp := filepath.Join(dir, ".juniper.conf.tmp")
+	if fs.WriteCopy(tmp, b.Bytes(), 0o600) != nil || fs.Rename(tmp, filepath.Join(dir, "juniper.conf")) != nil {
+		_ = fs.Remove(tmp)
+	}
 	return m, nil
 }
 

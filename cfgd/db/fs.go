@@ -11,6 +11,9 @@ import (
 type FS interface {
 	// WriteFile creates name with perm, writes data and fsyncs it.
 	WriteFile(name string, data []byte, perm os.FileMode) error
+	// WriteCopy creates name with perm and writes data without fsync:
+	// for a file that is never read back.
+	WriteCopy(name string, data []byte, perm os.FileMode) error
 	Rename(oldpath, newpath string) error
 	// SyncDir fsyncs a directory so renames and removals in it are durable.
 	SyncDir(dir string) error
@@ -37,6 +40,10 @@ func (OS) WriteFile(name string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return f.Close()
+}
+
+func (OS) WriteCopy(name string, data []byte, perm os.FileMode) error {
+	return os.WriteFile(name, data, perm)
 }
 
 func (OS) Rename(o, n string) error { return os.Rename(o, n) }

@@ -37,8 +37,11 @@ type App struct {
 	configured chan struct{} // closed by the first Apply
 	once       sync.Once
 
-	gw     sync.Mutex // guards listen, gwUp and static
+	gw     sync.Mutex // guards listen, gwUp, static and opened
 	listen map[netip.AddrPort]Kind
+	// opened is closed (and replaced) each time rebind has opened
+	// sockets: transmit waits on it.
+	opened chan struct{}
 	gwUp   map[string]bool
 	static []Route
 
@@ -239,14 +242,17 @@ func (a *App) update(_ context.Context, m proto.Message) (proto.Message, error) 
 //
 // kmd may ask before this fwdd has opened the socket of a local gateway
 // that the same commit added (establish-tunnels immediately): such a
-// datagram is retried for a short while instead of waiting for IKE's
-// first retransmission seconds later.
+// datagram is sent again as soon as rebind opened sockets, for at most
+// TransmitWait, instead of waiting for IKE's first retransmission seconds
+// later (issue 15 goal 4: a fixed 50 ms poll here was the largest wait
+// between a commit and its tunnel's first packet).
 func (a *App) transmit(m proto.Message) {
 	dg := m.(*pb.IKEDatagram)
+	opened := a.openedSignal()
 	err := a.p.Transmit(dg)
 	if errors.Is(err, ErrNoSocket) {
 		go func() {
-			if err := retry(func() error { return a.p.Transmit(dg) }, 50*time.Millisecond, 40); err != nil {
+			if err := retry(func() error { return a.p.Transmit(dg) }, opened, a.openedSignal, TransmitWait); err != nil {
 				a.d.Trace.Event(trace.FlagGeneral, trace.Warning).Err(err).Msg("transmit")
 			}
 		}()
@@ -257,17 +263,39 @@ func (a *App) transmit(m proto.Message) {
 	}
 }
 
-// retry calls send until it succeeds, fails with another error than
-// ErrNoSocket, or tries times have passed, wait apart.
-func retry(send func() error, wait time.Duration, tries int) error {
-	var err error
-	for i := 0; i < tries; i++ {
-		time.Sleep(wait)
-		if err = send(); !errors.Is(err, ErrNoSocket) {
+// TransmitWait bounds how long a datagram kmd asked for waits for its
+// socket.
+const TransmitWait = 2 * time.Second
+
+// openedSignal returns a channel closed the next time rebind opens
+// sockets.
+func (a *App) openedSignal() <-chan struct{} {
+	a.gw.Lock()
+	defer a.gw.Unlock()
+	if a.opened == nil {
+		a.opened = make(chan struct{})
+	}
+	return a.opened
+}
+
+// retry calls send again each time the channel from signal (first) is
+// closed, until send succeeds, fails with another error than
+// ErrNoSocket, or limit has passed.
+func retry(send func() error, first <-chan struct{}, signal func() <-chan struct{}, limit time.Duration) error {
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	ch := first
+	for {
+		select {
+		case <-ch:
+		case <-t.C:
+			return fmt.Errorf("no socket after %s: %w", limit, ErrNoSocket)
+		}
+		ch = signal()
+		if err := send(); !errors.Is(err, ErrNoSocket) {
 			return err
 		}
 	}
-	return err
 }
 
 // Transmit sends an IKE datagram kmd asked for.
@@ -413,7 +441,9 @@ func (a *App) Apply(ctx context.Context, old, cfg *pb.Config) error {
 	if err := a.p.Configure(cfg); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, a.applyInsides(cfg)...)
+	// The sockets first: kmd starts an immediately-established tunnel
+	// when its gateway is up, and IKE then runs while the TUN devices
+	// and routes are made (issue 15 goal 4).
 	if a.wire != nil {
 		want := map[netip.AddrPort]Kind{}
 		for _, s := range a.p.SPD().Sets {
@@ -434,6 +464,11 @@ func (a *App) Apply(ctx context.Context, old, cfg *pb.Config) error {
 		a.gw.Unlock()
 		a.rebind(true)
 	}
+	errs = append(errs, a.applyInsides(cfg)...)
+	if a.missing() {
+		// A gateway address on an inside device just configured.
+		a.rebind(false)
+	}
 	a.cfg = cfg
 	a.once.Do(func() { close(a.configured) })
 	return errors.Join(errs...)
@@ -450,6 +485,10 @@ func (a *App) rebind(all bool) {
 	defer a.gw.Unlock()
 	if err := a.wire.Listen(a.listen); err != nil {
 		a.d.Trace.Event(trace.FlagSocket, trace.Notice).Err(err).Msg("local gateway sockets")
+	}
+	if a.opened != nil {
+		close(a.opened)
+		a.opened = nil
 	}
 	for ap, k := range a.listen {
 		a.d.Trace.Event(trace.FlagSocket, trace.Verbose).Str("address", ap.String()).Int("kind", int(k)).Msg("socket wanted")

@@ -599,23 +599,62 @@ func TestDropReportsLimited(t *testing.T) {
 }
 
 func TestTransmitRetryWaitsForSocket(t *testing.T) {
-	calls := 0
-	err := retry(func() error {
-		calls++
-		if calls < 3 {
-			return fmt.Errorf("wire: %w on 192.0.2.1:500", ErrNoSocket)
+	// Each signal is a channel closed when "sockets were opened": the
+	// retry sends again at once, not after a poll interval.
+	var mu sync.Mutex
+	var next chan struct{}
+	signal := func() <-chan struct{} {
+		mu.Lock()
+		defer mu.Unlock()
+		if next == nil {
+			next = make(chan struct{})
 		}
-		return nil
-	}, time.Millisecond, 10)
-	if err != nil || calls != 3 {
-		t.Fatalf("err %v after %d calls", err, calls)
+		return next
+	}
+	open := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if next != nil {
+			close(next)
+			next = nil
+		}
+	}
+	calls := 0
+	done := make(chan error, 1)
+	first := signal()
+	go func() {
+		done <- retry(func() error {
+			calls++
+			if calls < 3 {
+				return fmt.Errorf("wire: %w on 192.0.2.1:500", ErrNoSocket)
+			}
+			return nil
+		}, first, signal, time.Minute)
+	}()
+	deadline := time.After(10 * time.Second)
+wait:
+	for {
+		select {
+		case err := <-done:
+			if err != nil || calls != 3 {
+				t.Fatalf("err %v after %d calls", err, calls)
+			}
+			break wait
+		case <-time.After(10 * time.Millisecond):
+			open()
+		case <-deadline:
+			t.Fatal("retry did not send again when sockets were opened")
+		}
 	}
 	other := errors.New("wire: network unreachable")
 	calls = 0
-	if err := retry(func() error { calls++; return other }, time.Millisecond, 10); err != other || calls != 1 {
+	closed := make(chan struct{})
+	close(closed)
+	always := func() <-chan struct{} { return closed }
+	if err := retry(func() error { calls++; return other }, closed, always, time.Minute); err != other || calls != 1 {
 		t.Fatalf("another error must end the retries: %v after %d", err, calls)
 	}
-	if err := retry(func() error { return ErrNoSocket }, time.Millisecond, 3); !errors.Is(err, ErrNoSocket) {
+	if err := retry(func() error { return ErrNoSocket }, make(chan struct{}), signal, time.Millisecond); !errors.Is(err, ErrNoSocket) {
 		t.Fatalf("gives up with %v", err)
 	}
 }
