@@ -37,7 +37,8 @@ type keys struct {
 	iv              []byte // phase 1 IV chain: last CBC block (section 5, appendix B)
 }
 
-// deriveKeys computes SKEYID = prf(pre-shared-key, Ni_b | Nr_b) and
+// deriveKeys computes SKEYID = prf(pre-shared-key, Ni_b | Nr_b), or
+// prf(Ni_b | Nr_b, g^xy) for signatures (section 5.1), and
 // SKEYID_d, _a, _e = prf(SKEYID, [previous |] g^xy | CKY-I | CKY-R | 0/1/2),
 // the encryption key (appendix B: expanded with prf(SKEYID_e, K(n-1))
 // when SKEYID_e is too short) and the first IV, hash(g^xi | g^xr).
@@ -48,6 +49,9 @@ func deriveKeys(s Phase1, psk, ni, nr, gxy, gxi, gxr []byte, ci, cr [8]byte) (*k
 		return nil, err
 	}
 	k := &keys{skeyid: prf(h, psk, ni, nr)}
+	if signatureAuth(s.Auth) {
+		k.skeyid = prf(h, append(append([]byte(nil), ni...), nr...), gxy)
+	}
 	k.d = prf(h, k.skeyid, gxy, ci[:], cr[:], []byte{0})
 	k.a = prf(h, k.skeyid, k.d, gxy, ci[:], cr[:], []byte{1})
 	k.e = prf(h, k.skeyid, k.a, gxy, ci[:], cr[:], []byte{2})

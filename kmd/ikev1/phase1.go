@@ -42,6 +42,7 @@ type ISAKMPSA struct {
 	dh                transform.DH
 	gxi, gxr, ni, nr  []byte
 	saib              []byte // the initiator's SA payload body (SAi_b)
+	idb               []byte // our ID payload body (IDii_b or IDir_b)
 	k                 *keys
 	blk               cipher.Block
 	lifetime          time.Duration
@@ -58,6 +59,18 @@ type ISAKMPSA struct {
 // Name is the cookie pair, as `show ... ike security-associations`
 // prints it.
 func (sa *ISAKMPSA) Name() string { return fmt.Sprintf("%x:%x", sa.ICookie, sa.RCookie) }
+
+// LocalID is the identity this side sent (the configured one before it
+// sent any).
+func (sa *ISAKMPSA) LocalID() isakmp.ID {
+	if id, err := isakmp.ParseID(sa.idb); err == nil {
+		return id
+	}
+	return sa.t.Config.LocalID
+}
+
+// ExpiresAt is when the SA's lifetime ends (zero: none yet).
+func (sa *ISAKMPSA) ExpiresAt() time.Time { return sa.expireAt }
 
 func (sa *ISAKMPSA) exchangeType() isakmp.ExchangeType {
 	if sa.Aggressive {
@@ -185,13 +198,22 @@ func (sa *ISAKMPSA) start() error {
 	if err := sa.newDH(t.Config.Proposals[0].Group); err != nil {
 		return err
 	}
-	sa.saib = sa.offer()
+	id, err := t.localID()
+	if err != nil {
+		return err
+	}
+	sa.saib, sa.idb = sa.offer(), id.Marshal()
 	sa.gxi, sa.ni = sa.dh.Public(), t.random(32)
 	ps := []isakmp.Payload{
 		{Type: isakmp.PayloadSA, Body: sa.saib},
 		{Type: isakmp.PayloadKE, Body: sa.gxi},
 		{Type: isakmp.PayloadNonce, Body: sa.ni},
-		{Type: isakmp.PayloadID, Body: t.Config.LocalID.Marshal()},
+		{Type: isakmp.PayloadID, Body: sa.idb},
+	}
+	if signatureAuth(t.Config.Proposals[0].Auth) {
+		// RFC 2409 section 5.1 with RFC 4945 section 3.2.7: our
+		// CERTREQ rides in the first message of aggressive mode.
+		ps = append(ps, certReq())
 	}
 	ps = append(ps, sa.vendorIDs()...)
 	sa.State = StateSentKE
@@ -318,6 +340,9 @@ func (sa *ISAKMPSA) mainInitiator(local, remote netip.AddrPort, h isakmp.Header,
 		}
 		sa.gxi, sa.ni = sa.dh.Public(), t.random(32)
 		out := []isakmp.Payload{{Type: isakmp.PayloadKE, Body: sa.gxi}, {Type: isakmp.PayloadNonce, Body: sa.ni}}
+		if signatureAuth(sa.Suite.Auth) {
+			out = append(out, certReq()) // main mode message 3 (RFC 4945 section 3.2.7)
+		}
 		if sa.PeerNATT {
 			out = append(out, sa.natPayloads()...)
 		}
@@ -335,13 +360,15 @@ func (sa *ISAKMPSA) mainInitiator(local, remote netip.AddrPort, h isakmp.Header,
 			sa.detectNAT(ps, local, remote)
 			t.float()
 		}
-		idb := t.Config.LocalID.Marshal()
-		out := []isakmp.Payload{{Type: isakmp.PayloadID, Body: idb}, {Type: isakmp.PayloadHash, Body: sa.authHash(true, idb)}}
+		out, err := sa.idAuth(true)
+		if err != nil {
+			return err
+		}
 		out = append(out, sa.initialContact()...)
 		sa.State = StateSentID
 		sa.sendEncryptedPhase1(out)
 	case StateSentID:
-		if err := need(ps, isakmp.PayloadID, isakmp.PayloadHash); err != nil {
+		if err := need(ps, isakmp.PayloadID); err != nil {
 			return err
 		}
 		if err := sa.verifyPeer(ps, false); err != nil {
@@ -389,6 +416,9 @@ func (sa *ISAKMPSA) mainResponder(local, remote netip.AddrPort, h isakmp.Header,
 			return err
 		}
 		out := []isakmp.Payload{{Type: isakmp.PayloadKE, Body: sa.gxr}, {Type: isakmp.PayloadNonce, Body: sa.nr}}
+		if signatureAuth(sa.Suite.Auth) {
+			out = append(out, certReq()) // main mode message 4 (RFC 4945 section 3.2.7)
+		}
 		if sa.PeerNATT && len(isakmp.All(ps, isakmp.PayloadNATD)) > 0 {
 			sa.detectNAT(ps, local, remote)
 			out = append(out, sa.natPayloads()...)
@@ -396,16 +426,19 @@ func (sa *ISAKMPSA) mainResponder(local, remote netip.AddrPort, h isakmp.Header,
 		sa.State = StateSentID
 		sa.sendPhase1(isakmp.Marshal(sa.header(isakmp.ExchangeMain, 0), out), out)
 	case StateSentID:
-		if err := need(ps, isakmp.PayloadID, isakmp.PayloadHash); err != nil {
+		if err := need(ps, isakmp.PayloadID); err != nil {
 			return err
 		}
 		if err := sa.verifyPeer(ps, true); err != nil {
 			sa.State = StateDead
 			return err
 		}
+		out, err := sa.idAuth(false)
+		if err != nil {
+			sa.State = StateDead
+			return err
+		}
 		t.moved(local, remote)
-		idb := t.Config.LocalID.Marshal()
-		out := []isakmp.Payload{{Type: isakmp.PayloadID, Body: idb}, {Type: isakmp.PayloadHash, Body: sa.authHash(false, idb)}}
 		sa.sendEncryptedPhase1(out)
 		sa.established()
 		sa.readInitialContact(ps)
@@ -421,7 +454,7 @@ func (sa *ISAKMPSA) aggressive(local, remote netip.AddrPort, h isakmp.Header, ps
 	t := sa.t
 	switch {
 	case sa.Initiator && sa.State == StateSentKE:
-		if err := need(ps, isakmp.PayloadSA, isakmp.PayloadKE, isakmp.PayloadNonce, isakmp.PayloadID, isakmp.PayloadHash); err != nil {
+		if err := need(ps, isakmp.PayloadSA, isakmp.PayloadKE, isakmp.PayloadNonce, isakmp.PayloadID); err != nil {
 			return err
 		}
 		if err := sa.accept(isakmp.Find(ps, isakmp.PayloadSA)); err != nil {
@@ -439,7 +472,10 @@ func (sa *ISAKMPSA) aggressive(local, remote netip.AddrPort, h isakmp.Header, ps
 		if err := sa.verifyPeer(ps, false); err != nil {
 			return err
 		}
-		out := []isakmp.Payload{{Type: isakmp.PayloadHash, Body: sa.authHash(true, t.Config.LocalID.Marshal())}}
+		out, err := sa.authPayloads(true, sa.idb)
+		if err != nil {
+			return err
+		}
 		out = append(out, sa.initialContact()...)
 		if sa.PeerNATT && len(isakmp.All(ps, isakmp.PayloadNATD)) > 0 {
 			sa.detectNAT(ps, local, remote)
@@ -475,11 +511,22 @@ func (sa *ISAKMPSA) aggressive(local, remote netip.AddrPort, h isakmp.Header, ps
 		if err := sa.derive(); err != nil {
 			return err
 		}
-		idb := t.Config.LocalID.Marshal()
+		lid, err := t.localID()
+		if err != nil {
+			return err
+		}
+		sa.idb = lid.Marshal()
+		auth, err := sa.authPayloads(false, sa.idb)
+		if err != nil {
+			return err
+		}
 		out := []isakmp.Payload{
 			{Type: isakmp.PayloadSA, Body: ans}, {Type: isakmp.PayloadKE, Body: sa.gxr},
-			{Type: isakmp.PayloadNonce, Body: sa.nr}, {Type: isakmp.PayloadID, Body: idb},
-			{Type: isakmp.PayloadHash, Body: sa.authHash(false, idb)},
+			{Type: isakmp.PayloadNonce, Body: sa.nr}, {Type: isakmp.PayloadID, Body: sa.idb},
+		}
+		out = append(out, auth...)
+		if signatureAuth(sa.Suite.Auth) {
+			out = append(out, certReq())
 		}
 		if sa.PeerNATT {
 			out = append(out, isakmp.Payload{Type: isakmp.PayloadVendorID, Body: isakmp.VendorNATT})
@@ -491,13 +538,9 @@ func (sa *ISAKMPSA) aggressive(local, remote netip.AddrPort, h isakmp.Header, ps
 		sa.State = StateSentID
 		sa.sendPhase1(isakmp.Marshal(sa.header(isakmp.ExchangeAggressive, 0), out), out)
 	case !sa.Initiator && sa.State == StateSentID:
-		if err := need(ps, isakmp.PayloadHash); err != nil {
-			return err
-		}
-		want := sa.authHash(true, sa.PeerID.Marshal())
-		if !hmac.Equal(want, isakmp.Find(ps, isakmp.PayloadHash)) {
+		if err := sa.checkAuth(ps, sa.PeerID, sa.authHash(true, sa.PeerID.Marshal())); err != nil {
 			sa.State = StateDead
-			return errors.New("ikev1: HASH_I does not verify")
+			return err
 		}
 		if sa.PeerNATT {
 			sa.detectNAT(ps, local, remote)
@@ -552,14 +595,56 @@ func (sa *ISAKMPSA) verifyPeer(ps []isakmp.Payload, peerIsInitiator bool) error 
 	if err != nil {
 		return err
 	}
-	if !hmac.Equal(sa.authHash(peerIsInitiator, idb), isakmp.Find(ps, isakmp.PayloadHash)) {
-		return errors.New("ikev1: peer's HASH does not verify (pre-shared key mismatch?)")
-	}
 	if sa.t.Config.RemoteID != nil && !sa.t.Config.RemoteID(id) {
 		return errors.New("ikev1: peer identity not accepted")
 	}
+	if err := sa.checkAuth(ps, id, sa.authHash(peerIsInitiator, idb)); err != nil {
+		return err
+	}
 	sa.PeerID = id
 	return nil
+}
+
+// checkAuth checks the peer's HASH payload against hash (pre-shared
+// keys), or its certificate and its SIG payload over hash (RFC 2409
+// section 5.1).
+func (sa *ISAKMPSA) checkAuth(ps []isakmp.Payload, id isakmp.ID, hash []byte) error {
+	if signatureAuth(sa.Suite.Auth) {
+		return sa.verifySig(ps, id, hash)
+	}
+	got := isakmp.Find(ps, isakmp.PayloadHash)
+	if got == nil {
+		return errors.New("ikev1: HASH payload missing")
+	}
+	if !hmac.Equal(hash, got) {
+		return errors.New("ikev1: peer's HASH does not verify (pre-shared key mismatch?)")
+	}
+	return nil
+}
+
+// authPayloads prove our identity idb: the HASH payload (pre-shared
+// keys), or our certificates and the SIG payload (signatures).
+func (sa *ISAKMPSA) authPayloads(initiator bool, idb []byte) ([]isakmp.Payload, error) {
+	hash := sa.authHash(initiator, idb)
+	if signatureAuth(sa.Suite.Auth) {
+		return sa.signPayloads(hash)
+	}
+	return []isakmp.Payload{{Type: isakmp.PayloadHash, Body: hash}}, nil
+}
+
+// idAuth is the last main mode message's content: ID, then HASH or
+// CERT and SIG.
+func (sa *ISAKMPSA) idAuth(initiator bool) ([]isakmp.Payload, error) {
+	id, err := sa.t.localID()
+	if err != nil {
+		return nil, err
+	}
+	sa.idb = id.Marshal()
+	auth, err := sa.authPayloads(initiator, sa.idb)
+	if err != nil {
+		return nil, err
+	}
+	return append([]isakmp.Payload{{Type: isakmp.PayloadID, Body: sa.idb}}, auth...), nil
 }
 
 // sendEncryptedPhase1 encrypts the last phase 1 message under the phase

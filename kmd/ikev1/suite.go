@@ -53,7 +53,7 @@ func (s Phase1) Valid() error {
 	if !transform.SupportedGroup(s.Group) {
 		return fmt.Errorf("ikev1: group %d", s.Group)
 	}
-	if s.Auth != isakmp.AuthPSK {
+	if s.Auth != isakmp.AuthPSK && !signatureAuth(s.Auth) {
 		return fmt.Errorf("ikev1: authentication method %d is not supported", s.Auth)
 	}
 	return nil
@@ -112,6 +112,21 @@ func (s Phase1) String() string {
 	}
 	h := map[uint16]string{isakmp.HashMD5: "md5", isakmp.HashSHA1: "sha1", isakmp.HashSHA256: "sha-256", isakmp.HashSHA384: "sha-384", isakmp.HashSHA512: "sha-512"}[s.Hash]
 	return fmt.Sprintf("%s/%s/group%d", enc, h, s.Group)
+}
+
+// AuthName is how Junos shows the authentication method.
+func (s Phase1) AuthName() string {
+	switch s.Auth {
+	case isakmp.AuthRSA:
+		return "RSA-signatures"
+	case isakmp.AuthECDSA256:
+		return "ECDSA-signatures-256"
+	case isakmp.AuthECDSA384:
+		return "ECDSA-signatures-384"
+	case isakmp.AuthECDSA521:
+		return "ECDSA-signatures-521"
+	}
+	return "Pre-shared-keys"
 }
 
 // EncryptionName is the Junos name fwdd's ESP knows.

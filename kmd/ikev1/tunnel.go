@@ -31,6 +31,9 @@ type Config struct {
 	// Proposals are offered in order, or accepted as a responder.
 	Proposals []Phase1
 	PSK       []byte
+	// Sig, when set, signs and verifies for the signature methods
+	// (RFC 2409 section 5.1).
+	Sig Signer
 	// LocalID is sent in phase 1; RemoteID, when set, must accept the
 	// peer's.
 	LocalID  isakmp.ID

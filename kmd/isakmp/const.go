@@ -134,6 +134,12 @@ const (
 	AuthRSA      = 3
 	AuthECDSA256 = 9 // RFC 4754 section 3
 	AuthECDSA384 = 10
+	AuthECDSA521 = 11
+
+	// CertX509Signature is the certificate encoding of CERT and
+	// CERTREQ payloads for X.509 signature certificates (RFC 2408
+	// section 3.9).
+	CertX509Signature = 4
 
 	LifeSeconds   = 1
 	LifeKilobytes = 2

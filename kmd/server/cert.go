@@ -4,14 +4,17 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/netip"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sitesec/sitesec/kmd/ikesa"
+	"github.com/sitesec/sitesec/kmd/isakmp"
 	"github.com/sitesec/sitesec/kmd/message"
 	"github.com/sitesec/sitesec/proto/pb"
 	"github.com/sitesec/sitesec/proto/subject"
@@ -64,14 +67,81 @@ var schemes = map[ikesa.Scheme]pb.SignatureScheme{
 }
 
 func (c *certAuth) sign(s ikesa.Scheme, raw bool, data []byte) ([]byte, error) {
+	sig, err := c.signScheme(schemes[s], data)
+	if err != nil || !raw {
+		return sig, err
+	}
+	// pkid signs DER (RFC 7427); the RFC 4754 methods carry r|s.
+	return rawECDSA(sig, map[ikesa.Scheme]int{ikesa.ECDSAP256SHA256: 32, ikesa.ECDSAP384SHA384: 48, ikesa.ECDSAP521SHA512: 66}[s])
+}
+
+func (c *certAuth) signScheme(s pb.SignatureScheme, data []byte) ([]byte, error) {
 	rep := &pb.SignReply{}
-	if err := c.request(subject.VerbSign, &pb.SignRequest{CertificateId: c.certificateID, Scheme: schemes[s], Data: data, RawEcdsa: raw}, rep); err != nil {
+	if err := c.request(subject.VerbSign, &pb.SignRequest{CertificateId: c.certificateID, Scheme: s, Data: data}, rep); err != nil {
 		return nil, err
 	}
 	if rep.GetError() != "" {
 		return nil, errors.New(rep.GetError())
 	}
 	return rep.GetSignature(), nil
+}
+
+// rawECDSA turns a DER Ecdsa-Sig-Value into r|s, each n octets (RFC
+// 4754 section 7).
+func rawECDSA(der []byte, n int) ([]byte, error) {
+	var v struct{ R, S *big.Int }
+	if rest, err := asn1.Unmarshal(der, &v); err != nil || len(rest) != 0 || n == 0 {
+		return nil, errors.New("kmd: pkid's ECDSA signature is not DER")
+	}
+	if v.R.Sign() < 0 || v.S.Sign() < 0 || len(v.R.Bytes()) > n || len(v.S.Bytes()) > n {
+		return nil, errors.New("kmd: pkid's ECDSA signature does not fit the curve")
+	}
+	out := make([]byte, 2*n)
+	v.R.FillBytes(out[:n])
+	v.S.FillBytes(out[n:])
+	return out, nil
+}
+
+// v1Signer is certificate authentication for IKEv1 (kmd/ikev1): the
+// same local certificate, pkid signing and chain validation as IKEv2's,
+// with RFC 2409 section 5.1's signatures over HASH_I or HASH_R.
+type v1Signer struct{ *certAuth }
+
+func (c v1Signer) Local() ([][]byte, string, error) { return c.local() }
+
+func (c v1Signer) SignHash(keyType string, hash []byte) ([]byte, error) {
+	if keyType == "rsa" {
+		return c.signScheme(pb.SignatureScheme_SIGNATURE_SCHEME_RSA_PKCS1_NONE, hash)
+	}
+	n, ok := map[string]int{"ecdsa-p256": 32, "ecdsa-p384": 48, "ecdsa-p521": 66}[keyType]
+	if !ok {
+		return nil, fmt.Errorf("kmd: key type %q", keyType)
+	}
+	sig, err := c.signScheme(pb.SignatureScheme_SIGNATURE_SCHEME_ECDSA_NONE, hash)
+	if err != nil {
+		return nil, err
+	}
+	return rawECDSA(sig, n)
+}
+
+func (c v1Signer) Validate(certs [][]byte, id isakmp.ID) (crypto.PublicKey, error) {
+	// IKEv1 and IKEv2 share the identification type numbers.
+	return c.validate(certs, &message.ID{IDType: message.IDType(id.Type), Data: id.Data})
+}
+
+func (c v1Signer) LocalID() (*isakmp.ID, error) {
+	if !c.subjectID {
+		return nil, nil
+	}
+	certs, _, err := c.local()
+	if err != nil || len(certs) == 0 {
+		return nil, fmt.Errorf("kmd: local certificate for the identity: %v", err)
+	}
+	x, err := x509.ParseCertificate(certs[0])
+	if err != nil {
+		return nil, err
+	}
+	return &isakmp.ID{Type: isakmp.IDDERASN1DN, Data: x.RawSubject}, nil
 }
 
 func (c *certAuth) validate(certs [][]byte, id *message.ID) (crypto.PublicKey, error) {

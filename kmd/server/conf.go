@@ -407,9 +407,6 @@ func ikeConfig(c *pb.Config, ikePolicy, ipsecPolicy string, profileKey *pb.Key, 
 		lifetime := uint32(0)
 		signatures := false
 		for _, name := range pol.GetProposals() {
-			if v1 {
-				break
-			}
 			var prop *pb.IKEProposal
 			for _, p := range ike.GetProposals() {
 				if p.GetName() == name {
@@ -428,6 +425,9 @@ func ikeConfig(c *pb.Config, ikePolicy, ipsecPolicy string, profileKey *pb.Key, 
 			default:
 				errs = append(errs, confError(ppath, "authentication-method %s is not supported", m))
 				continue
+			}
+			if v1 {
+				continue // v1Config maps the IKEv1 transforms
 			}
 			s, err := transform.IKESuite(prop.GetEncryptionAlgorithm(), prop.GetAuthenticationAlgorithm(), prop.GetDhGroup())
 			if err != nil {

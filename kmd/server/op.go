@@ -164,10 +164,10 @@ func (s *Server) render(sa *ikesa.SA) *pb.IKESecurityAssociation {
 		}
 	}
 	if sa.Config.LocalID != nil {
-		x.LocalIdentity = sa.Config.LocalID.String()
+		x.LocalIdentity = idText(sa.Config.LocalID)
 	}
 	if sa.PeerID != nil {
-		x.RemoteIdentity = sa.PeerID.String()
+		x.RemoteIdentity = idText(sa.PeerID)
 	}
 	for _, c := range sa.Children {
 		role := "Responder"

@@ -203,6 +203,9 @@ func (s *Server) Apply(ctx context.Context, old, new *pb.Config) error {
 	for _, p := range peers {
 		if p.cert != nil {
 			p.IKE.Auth = s.newCertAuth(p.cert)
+			if p.V1 != nil {
+				p.V1.Sig = v1Signer{p.cert}
+			}
 		}
 	}
 	s.mu.Lock()

@@ -15,6 +15,7 @@ import (
 	"github.com/sitesec/sitesec/kmd/message"
 	"github.com/sitesec/sitesec/proto/pb"
 	"github.com/sitesec/sitesec/proto/subject"
+	"github.com/sitesec/sitesec/services/dn"
 	"github.com/sitesec/sitesec/services/trace"
 )
 
@@ -302,8 +303,27 @@ func idString(id isakmp.ID) string {
 		}
 	case isakmp.IDFQDN, isakmp.IDUserFQDN, isakmp.IDKeyID:
 		return string(id.Data)
+	case isakmp.IDDERASN1DN:
+		return dnText(id.Data)
 	}
 	return ""
+}
+
+// dnText renders an ID_DER_ASN1_DN as RFC 4514 text for show commands.
+func dnText(der []byte) string {
+	n, err := dn.ParseDER(der)
+	if err != nil {
+		return fmt.Sprintf("%x", der)
+	}
+	return n.String()
+}
+
+// idText is an IKEv2 identity as show commands print it.
+func idText(id *message.ID) string {
+	if id.IDType == message.IDDERASN1DN {
+		return dnText(id.Data)
+	}
+	return id.String()
 }
 
 func (h *v1Host) install(sas []*pb.SA, replaces uint32) error {
@@ -422,8 +442,8 @@ func (s *Server) v1Snapshot(f filter) []*pb.IKESecurityAssociation {
 				RemoteAddress: t.Remote.Addr().String(), InitiatorCookie: fmt.Sprintf("%x", sa.ICookie), ResponderCookie: fmt.Sprintf("%x", sa.RCookie),
 				ExchangeType: exch, Role: role, LocalAddress: t.Local.Addr().String(), LocalPort: uint32(t.Local.Port()), RemotePort: uint32(t.Remote.Port()),
 				PacketsIn: t.Stats.InPackets, PacketsOut: t.Stats.OutPackets, IpsecSasCreated: uint32(t.Stats.Phase2),
-				ServiceSet: t.Config.ServiceSet, NatDetected: t.NATLocal || t.NATRemote, AuthenticationMethod: "Pre-shared-keys",
-				LocalIdentity: idString(t.Config.LocalID), RemoteIdentity: idString(sa.PeerID), RoutingInstance: "default",
+				ServiceSet: t.Config.ServiceSet, NatDetected: t.NATLocal || t.NATRemote, AuthenticationMethod: sa.Suite.AuthName(),
+				LocalIdentity: idString(sa.LocalID()), RemoteIdentity: idString(sa.PeerID), RoutingInstance: "default",
 			}
 			if r.peer.RoutingInst != "" {
 				x.RoutingInstance = r.peer.RoutingInst
@@ -435,6 +455,9 @@ func (s *Server) v1Snapshot(f filter) []*pb.IKESecurityAssociation {
 				hash, group, _ := strings.Cut(hash, "/")
 				x.EncryptionAlgorithm, x.AuthenticationAlgorithm, x.PrfAlgorithm = enc, hash, "hmac-"+hash
 				x.DhGroup = strings.TrimPrefix(group, "group")
+				if e := sa.ExpiresAt(); !e.IsZero() {
+					x.ExpiresInSeconds = int64(e.Sub(s.Now()).Seconds())
+				}
 			}
 			x.State = state
 			for _, c := range t.Children {

@@ -1,10 +1,13 @@
 package server
 
 import (
+	"encoding/asn1"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sitesec/sitesec/kmd/isakmp"
 	"github.com/sitesec/sitesec/proto/pb"
 )
 
@@ -95,4 +98,55 @@ func TestIKEv1RestartMakeBeforeBreak(t *testing.T) {
 		t.Fatalf("outbound replaces %#x, want the previous kmd's 0x2222", got)
 	}
 	waitFor(t, "previous SAs deleted", func() bool { _, d := lb.count(); return d == 1 })
+}
+
+// An IKEv1 policy with rsa-signatures and a DN local-id maps onto
+// signature transforms (RFC 2409 section 5.1) and needs no pre-shared
+// key; ecdsa-signatures-256 onto method 9 (RFC 4754).
+func TestV1ConfigSignatures(t *testing.T) {
+	c := v1config("192.0.2.1", "198.51.100.1", pb.EstablishTunnels_ESTABLISH_TUNNELS_IMMEDIATELY, "10.0.0.0/24", "10.1.0.0/24")
+	c.IpsecVpn.Ike.Proposals[0].AuthenticationMethod = "rsa-signatures"
+	pol := c.IpsecVpn.Ike.Policies[0]
+	pol.PreSharedKey, pol.LocalCertificate = nil, "gw"
+	pol.LocalId = &pb.IKEIdentity{Kind: &pb.IKEIdentity_DistinguishedName{DistinguishedName: &pb.DistinguishedName{}}}
+	ps, err := Peers(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := ps[0].V1
+	if v == nil || ps[0].cert == nil || !ps[0].cert.subjectID || len(v.Proposals) != 1 || v.Proposals[0].Auth != isakmp.AuthRSA || v.LocalID.Type != 0 {
+		t.Fatalf("%+v %+v", v, ps[0].cert)
+	}
+	c.IpsecVpn.Ike.Proposals[0].AuthenticationMethod = "ecdsa-signatures-256"
+	if ps, err = Peers(c); err != nil || ps[0].V1.Proposals[0].Auth != isakmp.AuthECDSA256 {
+		t.Fatalf("ecdsa: %v", err)
+	}
+	// Without local-certificate, the commit fails.
+	pol.LocalCertificate = ""
+	if _, err := Peers(c); err == nil || !strings.Contains(err.Error(), "local-certificate") {
+		t.Fatalf("err = %v", err)
+	}
+	// A pre-shared-key proposal still needs the key.
+	c.IpsecVpn.Ike.Proposals[0].AuthenticationMethod = "pre-shared-keys"
+	pol.LocalId = nil
+	if _, err := Peers(c); err == nil || !strings.Contains(err.Error(), "pre-shared-key") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// rawECDSA turns pkid's DER signatures into RFC 4754's r|s.
+func TestRawECDSA(t *testing.T) {
+	der, _ := asn1.Marshal(struct{ R, S *big.Int }{big.NewInt(1), big.NewInt(0x0203)})
+	got, err := rawECDSA(der, 32)
+	if err != nil || len(got) != 64 || got[31] != 1 || got[62] != 2 || got[63] != 3 {
+		t.Fatalf("%x %v", got, err)
+	}
+	if _, err := rawECDSA([]byte{0x30, 0x01}, 32); err == nil {
+		t.Fatal("bad DER accepted")
+	}
+	big1 := new(big.Int).Lsh(big.NewInt(1), 300)
+	der, _ = asn1.Marshal(struct{ R, S *big.Int }{big1, big1})
+	if _, err := rawECDSA(der, 32); err == nil {
+		t.Fatal("oversized r accepted")
+	}
 }

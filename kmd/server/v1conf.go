@@ -59,6 +59,12 @@ func V1Phase1(method, group, auth, enc string) (ikev1.Phase1, error) {
 	s := ikev1.Phase1{Auth: isakmp.AuthPSK}
 	switch method {
 	case "", "pre-shared-keys":
+	case "rsa-signatures":
+		s.Auth = isakmp.AuthRSA // RFC 2409 section 5.1
+	case "ecdsa-signatures-256":
+		s.Auth = isakmp.AuthECDSA256 // RFC 4754 section 3
+	case "ecdsa-signatures-384":
+		s.Auth = isakmp.AuthECDSA384
 	default:
 		return s, fmt.Errorf("authentication-method %s is not supported with IKEv1 yet", method)
 	}
@@ -148,9 +154,6 @@ func v1Config(c *pb.Config, ikePolicy, ipsecPolicy string, cfg *ikesa.Config) (*
 		DPDInterval: cfg.DPDInterval, DPDThreshold: cfg.DPDThreshold,
 	}
 	var errs []error
-	if len(out.PSK) == 0 {
-		errs = append(errs, confError(path, "IKEv1 needs a pre-shared-key (certificates are not supported with IKEv1 yet)"))
-	}
 	if cfg.LocalID != nil {
 		out.LocalID = isakmp.ID{Type: uint8(cfg.LocalID.IDType), Data: cfg.LocalID.Data}
 	}
@@ -188,6 +191,14 @@ func v1Config(c *pb.Config, ikePolicy, ipsecPolicy string, cfg *ikesa.Config) (*
 	}
 	if lifetime != 0 {
 		out.Lifetime = time.Duration(lifetime) * time.Second
+	}
+	for _, s := range out.Proposals {
+		if s.Auth == isakmp.AuthPSK && len(out.PSK) == 0 {
+			// (ikeConfig already requires local-certificate for the
+			// signature methods.)
+			errs = append(errs, confError(path, "Either pre-shared-key or local-certificate must be configured in the referencd ike policy"))
+			break
+		}
 	}
 	for i := range out.Proposals {
 		out.Proposals[i].Lifetime = out.Lifetime

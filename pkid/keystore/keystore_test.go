@@ -245,3 +245,27 @@ func FuzzParsePrivateKey(f *testing.F) {
 		}
 	})
 }
+
+// TestSignUnhashed: the IKEv1 schemes (RFC 2409 section 5.1) sign a prf
+// output as it is, with no DigestInfo, as strongSwan's
+// SIGN_RSA_EMSA_PKCS1_NULL and SIGN_ECDSA_WITH_NULL verify.
+func TestSignUnhashed(t *testing.T) {
+	s := New(t.TempDir())
+	rsaPub, _ := s.Generate("r", "rsa", 2048)
+	p384, _ := s.Generate("e384", "ecdsa", 384)
+	hash := sha1.Sum([]byte("HASH_I"))
+	sig, err := s.Sign("r", pb.SignatureScheme_SIGNATURE_SCHEME_RSA_PKCS1_NONE, hash[:])
+	if err != nil || rsa.VerifyPKCS1v15(rsaPub.(*rsa.PublicKey), 0, hash[:], sig) != nil {
+		t.Fatalf("RSA: %v", err)
+	}
+	sig, err = s.Sign("e384", pb.SignatureScheme_SIGNATURE_SCHEME_ECDSA_NONE, hash[:])
+	if err != nil || !ecdsa.VerifyASN1(p384.(*ecdsa.PublicKey), hash[:], sig) {
+		t.Fatalf("ECDSA: %v", err)
+	}
+	if _, err := s.Sign("r", pb.SignatureScheme_SIGNATURE_SCHEME_RSA_PKCS1_NONE, make([]byte, 200)); err == nil {
+		t.Fatal("a 200-byte message signed unhashed")
+	}
+	if _, err := s.Sign("r", pb.SignatureScheme_SIGNATURE_SCHEME_ECDSA_NONE, hash[:]); err == nil {
+		t.Fatal("an RSA key signed with an ECDSA scheme")
+	}
+}

@@ -30,6 +30,10 @@ var schemes = map[pb.SignatureScheme]schemeInfo{
 	pb.SignatureScheme_SIGNATURE_SCHEME_ECDSA_P256_SHA256: {crypto.SHA256, "ecdsa", 256},
 	pb.SignatureScheme_SIGNATURE_SCHEME_ECDSA_P384_SHA384: {crypto.SHA384, "ecdsa", 384},
 	pb.SignatureScheme_SIGNATURE_SCHEME_ECDSA_P521_SHA512: {crypto.SHA512, "ecdsa", 521},
+	// RFC 2409 section 5.1 (IKEv1): the data is a prf output, signed as
+	// it is (hash 0: no hashing, no DigestInfo), on any curve.
+	pb.SignatureScheme_SIGNATURE_SCHEME_RSA_PKCS1_NONE: {0, "pkcs1", 0},
+	pb.SignatureScheme_SIGNATURE_SCHEME_ECDSA_NONE:     {0, "ecdsa", 0},
 }
 
 // Sign hashes data per scheme and signs it with id's private key. ECDSA
@@ -63,7 +67,7 @@ func (s *Store) Sign(id string, scheme pb.SignatureScheme, data []byte) ([]byte,
 		if info.alg != "ecdsa" {
 			return nil, fmt.Errorf("keystore: %q is an ECDSA key, scheme %v needs RSA", id, scheme)
 		}
-		if key.Curve.Params().BitSize != info.curve {
+		if info.curve != 0 && key.Curve.Params().BitSize != info.curve {
 			return nil, fmt.Errorf("keystore: %q is on %s, scheme %v needs P-%d", id, key.Curve.Params().Name, scheme, info.curve)
 		}
 	case *DSAKey:
@@ -71,9 +75,15 @@ func (s *Store) Sign(id string, scheme pb.SignatureScheme, data []byte) ([]byte,
 	default:
 		return nil, fmt.Errorf("keystore: %q: %T keys cannot sign", id, k)
 	}
-	h := info.hash.New()
-	h.Write(data)
-	sig, err := k.Sign(s.rand(), h.Sum(nil), opts)
+	digest := data
+	if info.hash != 0 {
+		h := info.hash.New()
+		h.Write(data)
+		digest = h.Sum(nil)
+	} else if len(data) == 0 || len(data) > 64 {
+		return nil, fmt.Errorf("keystore: scheme %v signs a prf output, not %d bytes", scheme, len(data))
+	}
+	sig, err := k.Sign(s.rand(), digest, opts)
 	if err != nil {
 		return nil, fmt.Errorf("keystore: sign with %q: %w", id, err)
 	}

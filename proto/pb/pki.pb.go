@@ -41,6 +41,11 @@ const (
 	SignatureScheme_SIGNATURE_SCHEME_ECDSA_P256_SHA256 SignatureScheme = 8
 	SignatureScheme_SIGNATURE_SCHEME_ECDSA_P384_SHA384 SignatureScheme = 9
 	SignatureScheme_SIGNATURE_SCHEME_ECDSA_P521_SHA512 SignatureScheme = 10
+	// IKEv1 signatures (RFC 2409 section 5.1): the data (HASH_I or HASH_R,
+	// already a prf output) is signed as it is, not hashed again: RSA
+	// PKCS#1 v1.5 without a DigestInfo, ECDSA on any curve (DER).
+	SignatureScheme_SIGNATURE_SCHEME_RSA_PKCS1_NONE SignatureScheme = 11
+	SignatureScheme_SIGNATURE_SCHEME_ECDSA_NONE     SignatureScheme = 12
 )
 
 // Enum value maps for SignatureScheme.
@@ -57,6 +62,8 @@ var (
 		8:  "SIGNATURE_SCHEME_ECDSA_P256_SHA256",
 		9:  "SIGNATURE_SCHEME_ECDSA_P384_SHA384",
 		10: "SIGNATURE_SCHEME_ECDSA_P521_SHA512",
+		11: "SIGNATURE_SCHEME_RSA_PKCS1_NONE",
+		12: "SIGNATURE_SCHEME_ECDSA_NONE",
 	}
 	SignatureScheme_value = map[string]int32{
 		"SIGNATURE_SCHEME_UNSPECIFIED":       0,
@@ -70,6 +77,8 @@ var (
 		"SIGNATURE_SCHEME_ECDSA_P256_SHA256": 8,
 		"SIGNATURE_SCHEME_ECDSA_P384_SHA384": 9,
 		"SIGNATURE_SCHEME_ECDSA_P521_SHA512": 10,
+		"SIGNATURE_SCHEME_RSA_PKCS1_NONE":    11,
+		"SIGNATURE_SCHEME_ECDSA_NONE":        12,
 	}
 )
 
@@ -859,7 +868,7 @@ const file_sitesec_v1_pki_proto_rawDesc = "" +
 	"ca_profile\x18\x03 \x01(\tR\tcaProfile\x12\x16\n" +
 	"\x06detail\x18\x04 \x01(\tR\x06detail\x12*\n" +
 	"\x02at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12'\n" +
-	"\x0frevoked_serials\x18\x06 \x03(\tR\x0erevokedSerials*\xb4\x03\n" +
+	"\x0frevoked_serials\x18\x06 \x03(\tR\x0erevokedSerials*\xfa\x03\n" +
 	"\x0fSignatureScheme\x12 \n" +
 	"\x1cSIGNATURE_SCHEME_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fSIGNATURE_SCHEME_RSA_PKCS1_SHA1\x10\x01\x12%\n" +
@@ -872,7 +881,9 @@ const file_sitesec_v1_pki_proto_rawDesc = "" +
 	"\"SIGNATURE_SCHEME_ECDSA_P256_SHA256\x10\b\x12&\n" +
 	"\"SIGNATURE_SCHEME_ECDSA_P384_SHA384\x10\t\x12&\n" +
 	"\"SIGNATURE_SCHEME_ECDSA_P521_SHA512\x10\n" +
-	"*\xb0\x03\n" +
+	"\x12#\n" +
+	"\x1fSIGNATURE_SCHEME_RSA_PKCS1_NONE\x10\v\x12\x1f\n" +
+	"\x1bSIGNATURE_SCHEME_ECDSA_NONE\x10\f*\xb0\x03\n" +
 	"\x14CertificateEventKind\x12&\n" +
 	"\"CERTIFICATE_EVENT_KIND_UNSPECIFIED\x10\x00\x12'\n" +
 	"#CERTIFICATE_EVENT_KIND_LOCAL_LOADED\x10\x01\x12(\n" +

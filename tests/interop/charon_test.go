@@ -39,6 +39,19 @@ func (tp *Topo) StartCharon(set Set) *Charon {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	d := charonData{RunDir: dir, Local: SwanOutside, Peer: SiteOutside, LocalLAN: SwanLAN, RemoteLAN: SiteLAN, PSK: psk, Set: set}
+	if set.PKI != nil {
+		// swanctl loads credentials from the directories beside its
+		// swanctl.conf: x509 (own certificate), x509ca, private.
+		f := set.PKI.Files(t, dir, SwanOutside)
+		for _, m := range []struct{ from, dir, name string }{{f.Cert, "x509", "swan.pem"}, {f.CA, "x509ca", "ca.pem"}, {f.Key, "private", "swan.key"}} {
+			if err := os.MkdirAll(filepath.Join(dir, m.dir), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(m.from, filepath.Join(dir, m.dir, m.name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	if err := render("strongswan.conf.tmpl", filepath.Join(dir, "strongswan.conf"), d); err != nil {
 		t.Fatal(err)
 	}

@@ -47,6 +47,8 @@ type Case struct {
 	c    *Charon
 	set  Set
 	init bool // sitesec initiates
+	// loaded: the certificates of set.PKI are in sitesec's pkid.
+	loaded bool
 	// unknownSPI counts charon's "inbound ESP packet does not belong to
 	// an installed SA" during the rekeys.
 	unknownSPI int
@@ -71,6 +73,14 @@ func runCase(t *testing.T, set Set, initiator bool) {
 	k := newCase(t, set, initiator, 0)
 	k.up("initial")
 	k.evidence("up")
+	if set.Cert {
+		// charon authenticated sitesec's certificate (its remote auth is
+		// pubkey); sitesec shows that it signed too.
+		ike, _ := k.r.CLI(showIKE + " detail")
+		if !strings.Contains(ike, "Authentication method: RSA-signatures") || !strings.Contains(ike, "CN="+SwanOutside) {
+			t.Errorf("sitesec does not show an RSA-signature IKE SA with charon's DN:\n%s", ike)
+		}
+	}
 	k.traffic()
 	lost := k.rekey()
 	k.deleteByCharon()
@@ -131,7 +141,7 @@ func (k *Case) commit(lifetimeKB, lifetimeSeconds int) {
 	t := k.t
 	t.Helper()
 	est := "responder-only"
-	if k.init {
+	if k.init && (k.set.PKI == nil || k.loaded) {
 		est = "immediately"
 	}
 	d := siteData{Outside: SiteOutside, Peer: SwanOutside, Inside: SiteInside, LocalLAN: SiteLAN, RemoteLAN: SwanLAN,
@@ -147,6 +157,27 @@ func (k *Case) commit(lifetimeKB, lifetimeSeconds int) {
 	out, err := e2e.Commit(k.r, string(conf))
 	if err != nil || !strings.Contains(out, "commit complete") {
 		t.Fatalf("commit of the interop configuration: %v\n%s", err, out)
+	}
+	if k.set.PKI != nil && !k.loaded {
+		// The ca-profile exists before its certificate is loaded: the
+		// first commit is responder-only, and an initiator commits
+		// establish-tunnels immediately once the certificates are in
+		// pkid.
+		k.loaded = true
+		files := k.set.PKI.Files(t, k.r.Root, SiteOutside)
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			out, err := k.r.CLI("request security pki ca-certificate load ca-profile ca1 filename " + files.CA)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("CA certificate load: %v\n%s", err, out)
+			}
+		}
+		k.r.MustCLI("request security pki local-certificate load certificate-id gw filename " + files.Cert + " key " + files.Key)
+		if k.init {
+			k.commit(lifetimeKB, lifetimeSeconds)
+		}
 	}
 }
 

@@ -49,6 +49,11 @@ type Set struct {
 	// NAT puts sitesec behind a source NAT (Topo.NATSite): charon then
 	// accepts its IKE from any address.
 	NAT bool
+	// Cert authenticates both sides with RSA certificates of one CA
+	// (tests/e2e PKI, made per case in PKI) and distinguished-name
+	// identities instead of the pre-shared key.
+	Cert bool
+	PKI  *e2e.PKI
 }
 
 // Sets are the four proposal sets of the kmd interop issue.

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sitesec/sitesec/tests/e2e"
 	"github.com/sitesec/sitesec/tests/harness"
 )
 
@@ -16,6 +17,12 @@ var V1Sets = []Set{
 		IKEEnc: "3des-cbc", IKEAuth: "sha1", DHGroup: "group2", ESPEnc: "3des-cbc", ESPAuth: "hmac-sha1-96", V1: true, NoPFS: true},
 	{Name: "v1-aggressive-aes256-sha256-modp2048", IKE: "aes256-sha256-modp2048", ESP: "aes256-sha256-modp2048",
 		IKEEnc: "aes-256-cbc", IKEAuth: "sha-256", DHGroup: "group14", ESPEnc: "aes-256-cbc", ESPAuth: "hmac-sha-256-128", V1: true, Aggressive: true},
+	// RSA certificates (RFC 2409 section 5.1), distinguished-name
+	// identities.
+	{Name: "v1-main-rsa-aes128-sha1-modp2048", IKE: "aes128-sha1-modp2048", ESP: "aes128-sha1-modp2048",
+		IKEEnc: "aes-128-cbc", IKEAuth: "sha1", DHGroup: "group14", ESPEnc: "aes-128-cbc", ESPAuth: "hmac-sha1-96", V1: true, Cert: true},
+	{Name: "v1-aggressive-rsa-aes256-sha256-modp2048", IKE: "aes256-sha256-modp2048", ESP: "aes256-sha256-modp2048",
+		IKEEnc: "aes-256-cbc", IKEAuth: "sha-256", DHGroup: "group14", ESPEnc: "aes-256-cbc", ESPAuth: "hmac-sha-256-128", V1: true, Aggressive: true, Cert: true},
 }
 
 // TestStrongSwanIKEv1 runs the IKEv1 sets with sitesec as initiator and
@@ -27,6 +34,9 @@ func TestStrongSwanIKEv1(t *testing.T) {
 		for _, role := range []string{"initiator", "responder"} {
 			t.Run(set.Name+"/"+role, func(t *testing.T) {
 				t.Parallel()
+				if set.Cert {
+					set.PKI = e2e.NewPKI(t, []string{SiteOutside, SwanOutside})
+				}
 				runCase(t, set, role == "initiator")
 			})
 		}
