@@ -46,6 +46,13 @@ type App struct {
 	static []Route
 
 	routeMu sync.Mutex // serializes route changes
+
+	// steering is the policy routing of interface-style service sets
+	// (steer.go); steerRetry is set while some of it could not be
+	// applied (a unit's device missing), for sweep to try again. Both
+	// under mu.
+	steering   Steering
+	steerRetry bool
 }
 
 // NewApp returns fwdd's App.
@@ -363,6 +370,9 @@ func (a *App) sweep(ctx context.Context) {
 		if n%5 == 0 && a.missing() {
 			a.rebind(false)
 		}
+		if n%5 == 0 {
+			a.retrySteering()
+		}
 	}
 }
 
@@ -423,12 +433,55 @@ func (a *App) sync(ctx context.Context) {
 }
 
 // Prepare implements daemon.Preparer: what of a candidate configuration
-// the data plane could not run (its SPD and manual SAs) fails the commit
-// before it is recorded.
+// the data plane could not run (its SPD, manual SAs and the steering of
+// interface-style sets) fails the commit before it is recorded.
 func (a *App) Prepare(_ context.Context, _, candidate *pb.Config) error {
 	tbl, errs := spd.Build(candidate)
 	_, merrs := tbl.ManualSAs()
-	return errors.Join(append(errs, merrs...)...)
+	_, serrs := SteerPlan(candidate, tbl)
+	return errors.Join(append(append(errs, merrs...), serrs...)...)
+}
+
+// applySteering applies the policy routing of the interface-style sets
+// (family inet service input|output service-set). A unit whose Linux
+// device is not there (yet) is not a commit error: the trace says so and
+// sweep tries again, as for a local gateway address that is missing.
+// Called with mu held.
+func (a *App) applySteering(cfg *pb.Config) {
+	// Always synced, even to nothing: rules a killed fwdd left behind for
+	// a set that is gone are removed.
+	plan, errs := SteerPlan(cfg, a.p.SPD())
+	for _, s := range plan {
+		for _, m := range s.Matches {
+			a.d.Trace.Event(trace.FlagRoute, trace.Info).Str("service_set", s.Set).Str("unit", m.Unit).Bool("output", m.Output).
+				Str("rule", m.Rule).Str("term", m.Term).Str("src", prefixOrAny(m.Src)).Str("dst", prefixOrAny(m.Dst)).Msg("steer")
+		}
+	}
+	if err := a.steering.Apply(plan); err != nil {
+		errs = append(errs, err)
+	}
+	a.steerRetry = len(errs) > 0
+	if err := errors.Join(errs...); err != nil {
+		a.d.Trace.Event(trace.FlagRoute, trace.Warning).Err(err).Msg("interface-style steering")
+	}
+}
+
+// retrySteering applies the last steering plan again while some of it is
+// missing.
+func (a *App) retrySteering() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.steerRetry || a.cfg == nil {
+		return
+	}
+	a.applySteering(a.cfg)
+}
+
+func prefixOrAny(p netip.Prefix) string {
+	if !p.IsValid() {
+		return "any"
+	}
+	return p.String()
 }
 
 // Apply applies a committed configuration: the SPD and manual SAs, the
@@ -465,6 +518,7 @@ func (a *App) Apply(ctx context.Context, old, cfg *pb.Config) error {
 		a.rebind(true)
 	}
 	errs = append(errs, a.applyInsides(cfg)...)
+	a.applySteering(cfg) // after the TUN devices it routes to
 	if a.missing() {
 		// A gateway address on an inside device just configured.
 		a.rebind(false)

@@ -6,10 +6,13 @@
 // Both Junos styles reduce to the same question in a userspace data plane.
 // A next-hop service set protects what is routed to its
 // inside-service-interface; an interface-style set protects what reaches
-// its service-interface. Either interface is a TUN device, and a packet
-// read from it is matched against the terms of the set's rules in order:
-// source and destination prefixes (swapped for match-direction output), an
-// empty from matching everything. In a next-hop set a packet no term
+// its service-interface: what fwdd steers there from the interfaces the
+// set is applied to (family inet service input|output service-set, see
+// plane/steer.go), or what a static route sends there. Either interface is
+// a TUN device, and a packet read from it is matched against the terms of
+// the set's rules in order: source and destination prefixes (swapped for
+// match-direction output in a next-hop set, see Term), an empty from
+// matching everything. In a next-hop set a packet no term
 // matches goes to the first term (everything routed to the inside
 // interface is protected); in an interface-style set it is dropped and
 // counted as a rule lookup failure.
@@ -49,8 +52,16 @@ type Options struct {
 
 // Term is one term of a rule used by a service set.
 type Term struct {
-	Rule, Name    string
-	Output        bool // match-direction output: source and destination swap
+	Rule, Name string
+	// Direction is the rule's match-direction.
+	Direction pb.MatchDirection
+	// Output: source and destination swap. In a next-hop set a rule with
+	// match-direction output is written for the traffic routed to the
+	// outside service interface, the reverse of what the tunnel sends. In
+	// an interface-style set a rule matches the packets crossing the
+	// interface in its direction (family inet service input|output) as
+	// they are, and those are the packets the tunnel protects: no swap.
+	Output        bool
 	Src, Dst      []netip.Prefix
 	RemoteGateway netip.Addr
 	Manual        *pb.ManualSA
@@ -207,7 +218,8 @@ func Build(c *pb.Config) (*Table, []error) {
 			}
 			for _, tm := range r.GetTerms() {
 				tp := "services ipsec-vpn rule " + rn + " term " + tm.GetName()
-				term := &Term{Rule: rn, Name: tm.GetName(), Output: r.GetMatchDirection() == pb.MatchDirection_MATCH_DIRECTION_OUTPUT}
+				dir := r.GetMatchDirection()
+				term := &Term{Rule: rn, Name: tm.GetName(), Direction: dir, Output: dir == pb.MatchDirection_MATCH_DIRECTION_OUTPUT && s.NextHop}
 				for _, p := range tm.GetFrom().GetSourceAddress() {
 					if pp, err := parsePrefix(p); err != nil {
 						fail(tp+" from", "source-address %q: %v", p, err)

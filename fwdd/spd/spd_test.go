@@ -104,9 +104,10 @@ func TestLookup(t *testing.T) {
 		// Next hop: what no term matches goes to the first term.
 		{"nh", "10.0.1.1", "10.0.3.1", "t1"},
 		{"nh", "10.0.9.1", "10.0.2.1", "t1"},
-		// match-direction output: the term's destination is the packet's source.
-		{"if", "10.9.1.1", "172.16.0.1", "a"},
-		{"if", "172.16.0.1", "10.9.1.1", "b"},
+		// Interface style, match-direction output: the term matches the
+		// packet leaving the interface as it is (no swap).
+		{"if", "172.16.0.1", "10.9.1.1", "a"},
+		{"if", "10.9.1.1", "172.16.0.1", "b"},
 	}
 	for _, tt := range tests {
 		term := tbl.Set(tt.set).Lookup(a(tt.src), a(tt.dst))

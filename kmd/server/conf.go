@@ -221,9 +221,13 @@ func Peers(c *pb.Config) ([]*Peer, error) {
 					continue
 				}
 				// match-direction input: traffic from the inside going out;
-				// the term's source is the local side.
+				// the term's source is the local side. In a next-hop set an
+				// output rule is written for the traffic coming back, so the
+				// sides swap; an interface-style set's output rule matches the
+				// packets leaving the interface it is applied to, which are
+				// what the tunnel protects (fwdd/spd Term.Output agrees).
 				cfg.LocalTS, cfg.RemoteTS = src, dst
-				if r.GetMatchDirection() == pb.MatchDirection_MATCH_DIRECTION_OUTPUT {
+				if r.GetMatchDirection() == pb.MatchDirection_MATCH_DIRECTION_OUTPUT && ss.GetNextHopService() != nil {
 					cfg.LocalTS, cfg.RemoteTS = dst, src
 				}
 				if then.GetInitiateDeadPeerDetection() || p.Backup.IsValid() {

@@ -287,9 +287,14 @@ func (r *resolver) tunnel(s *pb.PlanSet, rule *pb.Rule, tm *pb.Term, base *pb.Pl
 		ok = false
 	}
 	// match-direction input: traffic from the inside going out, the
-	// term's source is the local side; output swaps them.
+	// term's source is the local side. In a next-hop set output swaps
+	// them (the rule is written for the traffic routed to the outside
+	// service interface); an interface-style set's output rule matches
+	// the packets leaving the interface it is applied to (family inet
+	// service output) as they are, and those are what the tunnel
+	// protects: no swap (issue 12 item 3; fwdd/spd and kmd agree).
 	t.LocalPrefixes, t.RemotePrefixes = src, dst
-	if t.Output {
+	if t.Output && s.GetNextHop() {
 		t.LocalPrefixes, t.RemotePrefixes = dst, src
 	}
 	if g := then.GetRemoteGateway(); g != "" {

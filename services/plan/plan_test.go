@@ -180,6 +180,13 @@ func TestMatchDirectionOutput(t *testing.T) {
 	if !tn.Output || tn.LocalPrefixes[0] != "10.1.0.0/24" || tn.RemotePrefixes[0] != "10.0.0.0/24" {
 		t.Fatalf("%v", tn)
 	}
+	// An interface-style set's output rule matches the packets leaving
+	// the interface as they are: no swap.
+	c.ServiceSets[0].Style = &pb.ServiceSet_InterfaceService{InterfaceService: &pb.InterfaceService{ServiceInterface: "ms-1/2/0.0"}}
+	tn = resolve(t, c).Sets[0].Tunnels[0]
+	if !tn.Output || tn.LocalPrefixes[0] != "10.0.0.0/24" || tn.RemotePrefixes[0] != "10.1.0.0/24" {
+		t.Fatalf("interface style: %v", tn)
+	}
 }
 
 func TestErrors(t *testing.T) {
