@@ -3,6 +3,7 @@ package e2e
 import (
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,12 @@ type exampleCase struct {
 	// installing digital certificates" steps), as an operator does before
 	// committing a configuration that names them.
 	certs map[string]string
+	// plain gives r2 and r3 kernel routes to each other's LAN through the
+	// outside link (the example's static route with an address next hop,
+	// which sitesec leaves to the host). A ping then works without the
+	// tunnel too, so the test also requires fwdd's ESP counters on both
+	// routers to have counted the traffic.
+	plain bool
 	// check runs after the traffic checks.
 	check func(t *testing.T, tp *Topology)
 }
@@ -45,11 +52,17 @@ func TestExamples(t *testing.T) {
 		{name: "dynamic-endpoints", check: func(t *testing.T, tp *Topology) {
 			wantShow(t, tp.R2, "show services ipsec-vpn ipsec security-associations", "dep-ss")
 		}},
+		{name: "interface-style", check: checkInterfaceStyle},
 		{name: "routing-instance", check: func(t *testing.T, tp *Topology) {
 			wantShow(t, tp.R2, "show services ipsec-vpn ike security-associations detail", "wan-vrf")
 		}},
-		{name: "manual-sa", check: func(t *testing.T, tp *Topology) {
+		{name: "manual-sa", plain: true, check: func(t *testing.T, tp *Topology) {
 			wantShow(t, tp.R2, "show services ipsec-vpn ipsec security-associations", "16000")
+			rules := tp.IP("r2", "rule")
+			if !strings.Contains(rules, "suppress_ifgroup") {
+				t.Errorf("r2 has no output steering rule for ge-0-0-0:\n%s", rules)
+			}
+			t.Logf("r2 rules:\n%s", rules)
 		}},
 	}
 	for _, c := range cases {
@@ -58,7 +71,7 @@ func TestExamples(t *testing.T) {
 }
 
 func runExample(t *testing.T, c exampleCase) {
-	tp := NewTopology(t, false)
+	tp := NewTopology(t, c.plain)
 	var pki *PKI
 	if c.certs != nil {
 		pki = NewPKI(t, []string{R2Outside, R3Outside})
@@ -84,9 +97,14 @@ func runExample(t *testing.T, c exampleCase) {
 			c.name, ike, sas, stats, tp.IP("r2", "route"), tp.IP("r2", "rule"))
 	}
 	checkTraffic(t, tp)
-	stats := tp.R2.MustCLI("show services ipsec-vpn ipsec statistics")
-	if !strings.Contains(stats, "Encrypted packets") {
-		t.Errorf("r2 statistics do not show ESP counters:\n%s", stats)
+	// The traffic went through the tunnel: each router encrypted and
+	// decrypted at least the 20 echoes and replies of checkTraffic's ping.
+	for _, r := range []*harness.Router{tp.R2, tp.R3} {
+		stats := r.MustCLI("show services ipsec-vpn ipsec statistics")
+		enc, dec := counter(stats, "Encrypted packets:"), counter(stats, "Decrypted packets:")
+		if enc < 20 || dec < 20 {
+			t.Errorf("%s: %d packets encrypted and %d decrypted, want at least 20 each:\n%s", r.Root, enc, dec, stats)
+		}
 	}
 	if c.check != nil {
 		c.check(t, tp)
@@ -127,4 +145,35 @@ func wantShow(t *testing.T, r *harness.Router, cmd, want string) {
 		t.Errorf("%s: want %q in:\n%s (%v)", cmd, want, out, err)
 	}
 	t.Logf("%s\n%s", cmd, out)
+}
+
+// checkInterfaceStyle checks what makes the interface-style example work:
+// no route sends the far LAN anywhere (r2 has no route to it at all), fwdd
+// steers what the LAN interface receives with a policy rule, and traffic
+// the set's rule does not match still goes where the routes say.
+func checkInterfaceStyle(t *testing.T, tp *Topology) {
+	wantShow(t, tp.R2, "show services ipsec-vpn ipsec security-associations", "ipsec-if-ss")
+	if out, _ := tp.Run("r2", 10*time.Second, "ip", "route", "show", LAN4); strings.TrimSpace(out) != "" {
+		t.Errorf("r2 has a route to %s (%q): the example must not need one", LAN4, out)
+	}
+	rules := tp.IP("r2", "rule")
+	if !strings.Contains(rules, "iif ge-0-0-1") || !strings.Contains(rules, "from "+LAN1+" to "+LAN4) {
+		t.Errorf("r2 has no steering rule for ge-0-0-1:\n%s", rules)
+	}
+	t.Logf("r2 rules:\n%s", rules)
+	// r1 reaches r2's outside address directly, not through the tunnel
+	// (the term matches 10.0.0.0/24 only).
+	if !tp.Ping("r1", R2Outside, 2) {
+		t.Errorf("r1 cannot reach %s (not matched by the set's rule, must be forwarded as usual)", R2Outside)
+	}
+}
+
+// counter returns the number after label in show output (0 if absent).
+func counter(out, label string) int {
+	_, rest, ok := strings.Cut(out, label)
+	if !ok {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.Fields(rest)[0])
+	return n
 }
