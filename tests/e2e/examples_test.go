@@ -63,6 +63,7 @@ func TestExamples(t *testing.T) {
 				t.Errorf("r2 has no output steering rule for ge-0-0-0:\n%s", rules)
 			}
 			t.Logf("r2 rules:\n%s", rules)
+			checkSteeringRestart(t, tp)
 		}},
 	}
 	for _, c := range cases {
@@ -176,4 +177,43 @@ func counter(out, label string) int {
 	}
 	n, _ := strconv.Atoi(strings.Fields(rest)[0])
 	return n
+}
+
+// checkSteeringRestart: the steering table keeps an unreachable default
+// behind its TUN route, so steered traffic is dropped, not sent in the
+// clear over r2's plain route, while fwdd is away; after a kill -9 the
+// restarted fwdd takes its rules and table over (no duplicates) and the
+// traffic goes through the tunnel again.
+func checkSteeringRestart(t *testing.T, tp *Topology) {
+	routes := tp.IP("r2", "route", "show", "table", "all", "proto", "146")
+	if !strings.Contains(routes, "unreachable default") {
+		t.Errorf("r2's steering table has no unreachable default:\n%s", routes)
+	}
+	before := tp.IP("r2", "rule")
+	act, back := restartBy(t, tp.R2, "fwdd", "kill -9")
+	if note := act(); note != "" {
+		t.Fatal(note)
+	}
+	for deadline := time.Now().Add(20 * time.Second); !back(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("fwdd not back within 20 s of kill -9")
+		}
+	}
+	if !tp.WaitPing("r1", R4, 20*time.Second) {
+		t.Fatalf("no ping through the tunnel after fwdd's restart; rules:\n%s", tp.IP("r2", "rule"))
+	}
+	out, err := tp.Nettool("r1", 30*time.Second, "ping", "-c", "20", "-i", "20ms", "-json", R4)
+	if err != nil {
+		t.Fatalf("ping after the restart: %v", err)
+	}
+	if r := parsePing(t, out); r.Received != r.Sent {
+		t.Errorf("ping after fwdd's restart: %d of %d answered", r.Received, r.Sent)
+	}
+	stats := tp.R2.MustCLI("show services ipsec-vpn ipsec statistics")
+	if enc := counter(stats, "Encrypted packets:"); enc < 20 {
+		t.Errorf("after fwdd's restart r2 encrypted %d packets, want at least 20 (the traffic went in the clear?):\n%s", enc, stats)
+	}
+	if after := tp.IP("r2", "rule"); after != before {
+		t.Errorf("r2's rules changed across fwdd's restart:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
 }
