@@ -201,6 +201,13 @@ type pendingOut struct {
 	prev     []*pb.SAKey
 	timer    *time.Timer
 	done     chan struct{} // closed once installed or cancelled
+	// started is set (under s.mu) when switchOutbound sends the install:
+	// the entry stays in s.pending until fwdd answered, so that an
+	// Uninstall of the SA it replaces waits for it instead of deleting
+	// the old outbound SA while the new one is still on its way (the old
+	// SA's delete and the new SA's install are different subjects, which
+	// fwdd may run in either order: a window without an outbound SA).
+	started bool
 }
 
 // switchOutbound installs the waiting outbound SA of the CHILD SA whose
@@ -211,7 +218,7 @@ type pendingOut struct {
 func (s *Server) switchOutbound(spiIn uint32, force bool) {
 	s.mu.Lock()
 	p := s.pending[spiIn]
-	if p == nil {
+	if p == nil || p.started {
 		s.mu.Unlock()
 		return
 	}
@@ -219,9 +226,14 @@ func (s *Server) switchOutbound(spiIn uint32, force bool) {
 		s.mu.Unlock()
 		return
 	}
-	delete(s.pending, spiIn)
+	p.started = true
 	s.mu.Unlock()
-	defer close(p.done)
+	defer func() {
+		s.mu.Lock()
+		delete(s.pending, spiIn)
+		s.mu.Unlock()
+		close(p.done)
+	}()
 	p.timer.Stop()
 	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
 	defer cancel()
@@ -246,7 +258,8 @@ func (s *Server) switchOutbound(spiIn uint32, force bool) {
 func (s *Server) outboundPending(spiIn uint32) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.pending[spiIn] != nil
+	p := s.pending[spiIn]
+	return p != nil && !p.started
 }
 
 // retirePrevious deletes, after RestartGrace, the SAs a previous kmd
@@ -280,17 +293,20 @@ func (h *host) Uninstall(sa *ikesa.SA, c *ikesa.ChildSA) {
 	s := h.s()
 	key := s.tunnelKey(sa)
 	s.mu.Lock()
-	if p := s.pending[c.SPIIn]; p != nil {
+	var wait []*pendingOut
+	if p := s.pending[c.SPIIn]; p != nil && p.started {
+		// c's own outbound SA is being installed: delete it after.
+		wait = append(wait, p)
+	} else if p != nil {
 		delete(s.pending, c.SPIIn)
 		p.timer.Stop()
 		close(p.done)
 		defer s.retirePrevious(p.prev)
 	}
-	var wait []*pendingOut
 	if cur, ok := s.active[key]; ok && cur == c.SPIOut {
 		delete(s.active, key)
 		for _, p := range s.pending {
-			if p.key == key {
+			if p.key == key && p.spiIn != c.SPIIn {
 				wait = append(wait, p)
 			}
 		}
@@ -303,6 +319,11 @@ func (h *host) Uninstall(sa *ikesa.SA, c *ikesa.ChildSA) {
 		case <-s.ctx.Done():
 		}
 	}
+	s.mu.Lock()
+	if s.active[key] == c.SPIOut {
+		delete(s.active, key) // c's own outbound SA went in meanwhile
+	}
+	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
 	defer cancel()
 	req := &pb.SADelete{Sas: []*pb.SAKey{

@@ -35,6 +35,9 @@ type fakeBus struct {
 	name string
 	// updates are the SAUpdate requests (Not Installed).
 	updates []*pb.SAUpdate
+	// hook, when set, sees each request before it is recorded (and may
+	// hold it, as a busy fwdd would).
+	hook func(verb string, req proto.Message)
 }
 
 type eventLog struct {
@@ -93,6 +96,12 @@ func (b *fakeBus) Publish(daemon, verb string, m proto.Message) error {
 }
 
 func (b *fakeBus) Request(ctx context.Context, daemon, verb string, req, rep proto.Message) error {
+	b.mu.Lock()
+	hook := b.hook
+	b.mu.Unlock()
+	if hook != nil {
+		hook(verb, req)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch verb {
@@ -519,6 +528,59 @@ func TestResponderOutboundAfterInitiator(t *testing.T) {
 	}
 	if _, d := rb.count(); d != 1 {
 		t.Fatal("responder deleted the old CHILD SA")
+	}
+}
+
+// TestResponderOutboundInFlight: the peer's first packet on the new
+// inbound SA starts the outbound switch, and the peer's DELETE of the old
+// CHILD SA arrives while fwdd has not answered that install yet. The old
+// outbound SA must stay until the new one is in: fwdd runs installs and
+// deletes on different subjects, and a delete first left the tunnel
+// without an outbound SA (one ping lost around charon's CHILD rekeys in
+// tests/interop, counted as "No SA" by fwdd).
+func TestResponderOutboundInFlight(t *testing.T) {
+	l, r, lb, rb := pair(t)
+	r.OutboundDelay = time.Hour // only the peer's progress may move it
+	log := &eventLog{}
+	lb.log, lb.name, rb.log, rb.name = log, "l", log, "r"
+	ctx := t.Context()
+	r.Apply(ctx, nil, config("198.51.100.1", "192.0.2.1", "k", pb.EstablishTunnels_ESTABLISH_TUNNELS_UNSPECIFIED, "10.1.0.0/24", "10.0.0.0/24"))
+	l.Apply(ctx, nil, config("192.0.2.1", "198.51.100.1", "k", pb.EstablishTunnels_ESTABLISH_TUNNELS_IMMEDIATELY, "10.0.0.0/24", "10.1.0.0/24"))
+	waitFor(t, "installs", func() bool { a, _ := lb.count(); b, _ := rb.count(); return a == 1 && b == 1 })
+	old := lb.installs[0].Sas // l's inbound, outbound
+
+	switching := make(chan struct{})
+	release := make(chan struct{})
+	rb.mu.Lock()
+	rb.hook = func(verb string, req proto.Message) {
+		if in, ok := req.(*pb.SAInstall); ok && len(in.Sas) == 1 && in.Sas[0].Direction == pb.Direction_DIRECTION_OUTBOUND {
+			close(switching)
+			<-release // fwdd is slow to answer the outbound switch
+		}
+	}
+	rb.mu.Unlock()
+	lb.mu.Lock()
+	lb.hook = func(verb string, req proto.Message) {
+		in, ok := req.(*pb.SAInstall)
+		if !ok || len(in.Sas) != 2 {
+			return
+		}
+		// l has the new CHILD SA and sends on it: r's fwdd reports the
+		// activity before l's DELETE of the old one reaches r.
+		go r.SAEvent(&pb.SAEvent{Kind: pb.SAEventKind_SA_EVENT_KIND_INBOUND_ACTIVITY, Sa: &pb.SAKey{Spi: in.Sas[1].Spi}})
+		<-switching
+	}
+	lb.mu.Unlock()
+	l.SAEvent(&pb.SAEvent{Kind: pb.SAEventKind_SA_EVENT_KIND_SOFT_LIFETIME, Sa: &pb.SAKey{Spi: old[0].Spi}})
+	<-switching
+	// l's DELETE of the old CHILD SA is on its way to r meanwhile.
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	waitFor(t, "old CHILD SA deleted", func() bool { _, d := rb.count(); return d == 1 })
+	newOut := lb.installs[1].Sas[0].Spi // l's new inbound: r's new outbound
+	in, del := log.index(fmt.Sprintf("r install DIRECTION_OUTBOUND %08x", newOut)), log.index(fmt.Sprintf("r delete DIRECTION_OUTBOUND %08x", old[0].Spi))
+	if in < 0 || del < 0 || del < in {
+		t.Fatalf("r deleted its old outbound SA before the new one was in:\n%s", log)
 	}
 }
 
