@@ -125,14 +125,6 @@ func (k *Case) lossFail(lost []int, what, when string) {
 	}
 	msg := fmt.Sprintf("%s lost %d pings (sequence numbers %v, %s); charon dropped %d inbound ESP packets for an SA it had not installed yet",
 		what, len(lost), lost, when, k.unknownSPI)
-	// One ping (one 20 ms slot) is lost now and then around a CHILD
-	// rekey on a loaded machine (seen in 1 of 8 cases of a CI run, and
-	// more often with seven test runs at once); its cause is not found
-	// yet (README: known problems). It is logged, and more fails.
-	if len(lost) == 1 {
-		t.Logf("KNOWN PROBLEM: %s", msg)
-		return
-	}
 	t.Fatal(msg)
 }
 
