@@ -31,6 +31,7 @@ func (sa *ISAKMPSA) sendNotify(typ uint16, proto uint8, spi []byte) {
 // section 5.3).
 func (sa *ISAKMPSA) sendDPD() {
 	sa.dpdSeq++
+	sa.t.Stats.DPDSent++
 	spi := append(sa.ICookie[:], sa.RCookie[:]...)
 	sa.sendInfo([]isakmp.Payload{{Type: isakmp.PayloadNotify, Body: isakmp.Notify{
 		DOI: isakmp.DOIIPsec, Protocol: isakmp.ProtoISAKMP, SPI: spi, Type: isakmp.NotifyRUThere,
@@ -83,11 +84,13 @@ func (sa *ISAKMPSA) handleInfo(local, remote netip.AddrPort, h isakmp.Header, bo
 			}
 			switch n.Type {
 			case isakmp.NotifyRUThere:
+				t.Stats.DPDReceived++
 				sa.sendInfo([]isakmp.Payload{{Type: isakmp.PayloadNotify, Body: isakmp.Notify{
 					DOI: isakmp.DOIIPsec, Protocol: isakmp.ProtoISAKMP, SPI: n.SPI, Type: isakmp.NotifyRUThereAck, Data: n.Data,
 				}.Marshal()}})
 			case isakmp.NotifyRUThereAck:
 				if len(n.Data) == 4 && binary.BigEndian.Uint32(n.Data) == sa.dpdSeq {
+					t.Stats.DPDAnswered++
 					t.Activity()
 				}
 			}
@@ -96,6 +99,7 @@ func (sa *ISAKMPSA) handleInfo(local, remote netip.AddrPort, h isakmp.Header, bo
 			if err != nil {
 				return err
 			}
+			t.Stats.DeletesIn++
 			switch d.Protocol {
 			case isakmp.ProtoESP:
 				for _, spi := range d.SPIs {

@@ -669,6 +669,7 @@ func (sa *ISAKMPSA) established() {
 	t := sa.t
 	now := t.now()
 	sa.State, sa.EstablishedAt, sa.retryAt = StateEstablished, now, time.Time{}
+	t.Stats.Phase1++
 	sa.expireAt = time.Time{}
 	if !sa.Initiator {
 		sa.out = sa.out[:len(sa.out):len(sa.out)] // kept to answer a retransmitted last message
@@ -773,6 +774,7 @@ func (sa *ISAKMPSA) delete(notify bool) {
 		return
 	}
 	if notify && sa.State == StateEstablished {
+		sa.t.Stats.DeletesOut++
 		spi := append(sa.ICookie[:], sa.RCookie[:]...)
 		sa.sendInfo([]isakmp.Payload{{Type: isakmp.PayloadDelete, Body: isakmp.Delete{DOI: isakmp.DOIIPsec, Protocol: isakmp.ProtoISAKMP, SPIs: [][]byte{spi}}.Marshal()}})
 	}

@@ -102,6 +102,16 @@ var (
 // Stats count a tunnel's IKEv1 messages.
 type Stats struct {
 	InPackets, OutPackets, Dropped, Retransmits, Phase2 uint64
+	// Phase2Deleted counts ESP SA pairs removed (deleted, replaced by a
+	// rekey, or dropped with the tunnel).
+	Phase2Deleted uint64
+	// DeletesIn and DeletesOut count DELETE payloads (RFC 2408 section
+	// 3.15); the DPD counters R-U-THERE sent and received and the
+	// R-U-THERE-ACKs that answered ours (RFC 3706 section 5).
+	DeletesIn, DeletesOut             uint64
+	DPDSent, DPDReceived, DPDAnswered uint64
+	// Phase1 counts ISAKMP SAs established (the first, and each rekey).
+	Phase1 uint64
 }
 
 // Tunnel is every IKEv1 SA of one peer.
@@ -484,7 +494,9 @@ func (t *Tunnel) deleteChild(c *Child, notify bool) {
 	}
 	t.Children = append(t.Children[:i], t.Children[i+1:]...)
 	t.opts.Host.Uninstall(t, c)
+	t.Stats.Phase2Deleted++
 	if sa := t.Established(); notify && sa != nil {
+		t.Stats.DeletesOut++
 		// RFC 2408 section 3.15: the SPI of the SA the sender deletes,
 		// its inbound one.
 		spi := binary.BigEndian.AppendUint32(nil, c.SPIIn)

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/sitesec/sitesec/kmd/ikesa"
+	"github.com/sitesec/sitesec/kmd/ikev1"
 	"github.com/sitesec/sitesec/kmd/message"
 	"github.com/sitesec/sitesec/proto/pb"
 )
@@ -230,6 +231,25 @@ func (s *Server) showStats(args []string) *pb.OpReply {
 			p.Counters[k] += v - min(v, zero[k])
 		}
 	})
+	// IKEv1 tunnels count per tunnel (every ISAKMP SA of one peer).
+	s.v1Each(func(r *v1Runner) {
+		if !f.matchV1(r.t) {
+			return
+		}
+		c := v1Counters(r.t)
+		mu.Lock()
+		defer mu.Unlock()
+		key := r.t.Remote.Addr().String()
+		p := peers[key]
+		if p == nil {
+			p = &pb.IKEStatistics_Peer{RemoteAddress: key, LocalAddress: r.t.Local.Addr().String(), Counters: map[string]uint64{}}
+			peers[key] = p
+		}
+		zero := s.cleared.getV1(r.t)
+		for k, v := range c {
+			p.Counters[k] += v - min(v, zero[k])
+		}
+	})
 	out := &pb.IKEStatistics{}
 	for _, p := range peers {
 		out.Peers = append(out.Peers, p)
@@ -259,6 +279,31 @@ func saCounters(sa *ikesa.SA) map[string]uint64 {
 type clearedStats struct {
 	mu   sync.Mutex
 	zero map[*ikesa.SA]map[string]uint64
+	// v1 is the same per IKEv1 tunnel.
+	v1 map[*ikev1.Tunnel]map[string]uint64
+}
+
+func (c *clearedStats) getV1(t *ikev1.Tunnel) map[string]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.v1[t]
+}
+
+// v1Counters are an IKEv1 tunnel's counters, under IKEv2's keys where
+// they mean the same (DELETE payloads, DPD of RFC 3706, ESP SAs made and
+// removed, retransmissions) and ikev1- keys for the rest. Call it on the
+// tunnel's runner.
+func v1Counters(t *ikev1.Tunnel) map[string]uint64 {
+	st := t.Stats
+	return map[string]uint64{
+		"delete-payloads-received": st.DeletesIn, "delete-payloads-sent": st.DeletesOut,
+		"dpd-requests-sent": st.DPDSent, "dpd-responses-received": st.DPDAnswered,
+		"dpd-requests-received": st.DPDReceived,
+		"ipsec-sas-created": st.Phase2, "ipsec-sas-deleted": st.Phase2Deleted,
+		"retransmits": st.Retransmits,
+		"ikev1-packets-received": st.InPackets, "ikev1-packets-sent": st.OutPackets,
+		"ikev1-packets-dropped": st.Dropped, "ikev1-phase1-sas-established": st.Phase1,
+	}
 }
 
 func (c *clearedStats) get(sa *ikesa.SA) map[string]uint64 {
@@ -290,7 +335,6 @@ func (s *Server) clearStats(args []string) *pb.OpReply {
 		}
 	})
 	s.cleared.mu.Lock()
-	defer s.cleared.mu.Unlock()
 	if s.cleared.zero == nil {
 		s.cleared.zero = map[*ikesa.SA]map[string]uint64{}
 	}
@@ -302,6 +346,34 @@ func (s *Server) clearStats(args []string) *pb.OpReply {
 	for sa, c := range now {
 		s.cleared.zero[sa] = c
 	}
+	s.cleared.mu.Unlock()
+	v1now := map[*ikev1.Tunnel]map[string]uint64{}
+	v1live := map[*ikev1.Tunnel]bool{}
+	s.v1Each(func(r *v1Runner) {
+		var c map[string]uint64
+		if f.matchV1(r.t) {
+			c = v1Counters(r.t)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		v1live[r.t] = true
+		if c != nil {
+			v1now[r.t] = c
+		}
+	})
+	s.cleared.mu.Lock()
+	if s.cleared.v1 == nil {
+		s.cleared.v1 = map[*ikev1.Tunnel]map[string]uint64{}
+	}
+	for t := range s.cleared.v1 {
+		if !v1live[t] {
+			delete(s.cleared.v1, t)
+		}
+	}
+	for t, c := range v1now {
+		s.cleared.v1[t] = c
+	}
+	s.cleared.mu.Unlock()
 	return &pb.OpReply{}
 }
 

@@ -66,6 +66,27 @@ func TestTwoKMDsIKEv1(t *testing.T) {
 	if lb.installs[3].ReplacesSpi != lout.Spi {
 		t.Fatalf("rekey replaces %08x, want %08x", lb.installs[3].ReplacesSpi, lout.Spi)
 	}
+	// show ike statistics counts the IKEv1 tunnel (two quick modes, one
+	// phase 1); clear starts it again from zero. The responder deletes
+	// the replaced pair after the grace; the counters only grow.
+	stats := func() map[string]uint64 {
+		rep := l.Op(ctx, &pb.OpRequest{Words: strings.Fields("show services ipsec-vpn ike statistics")})
+		ps := rep.GetIkeStatistics().GetPeers()
+		if rep.Error != "" || len(ps) != 1 || ps[0].RemoteAddress != "198.51.100.1" {
+			t.Fatalf("statistics: %v", rep)
+		}
+		return ps[0].Counters
+	}
+	waitFor(t, "statistics", func() bool { c := stats(); return c["ipsec-sas-created"] == 2 })
+	if c := stats(); c["ikev1-phase1-sas-established"] != 1 || c["ikev1-packets-sent"] < 5 || c["ikev1-packets-received"] < 4 {
+		t.Fatalf("counters %v", c)
+	}
+	if rep := l.Op(ctx, &pb.OpRequest{Words: strings.Fields("clear services ipsec-vpn ike statistics")}); rep.Error != "" {
+		t.Fatal(rep.Error)
+	}
+	if c := stats(); c["ipsec-sas-created"] != 0 || c["ikev1-phase1-sas-established"] != 0 {
+		t.Fatalf("after clear: %v", c)
+	}
 	// Removing the tunnel from the configuration deletes every SA on both
 	// sides (DELETE informational).
 	lc2 := v1config("192.0.2.1", "198.51.100.1", pb.EstablishTunnels_ESTABLISH_TUNNELS_IMMEDIATELY, "10.0.0.0/24", "10.1.0.0/24")
