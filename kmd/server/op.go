@@ -299,8 +299,8 @@ func v1Counters(t *ikev1.Tunnel) map[string]uint64 {
 		"delete-payloads-received": st.DeletesIn, "delete-payloads-sent": st.DeletesOut,
 		"dpd-requests-sent": st.DPDSent, "dpd-responses-received": st.DPDAnswered,
 		"dpd-requests-received": st.DPDReceived,
-		"ipsec-sas-created": st.Phase2, "ipsec-sas-deleted": st.Phase2Deleted,
-		"retransmits": st.Retransmits,
+		"ipsec-sas-created":     st.Phase2, "ipsec-sas-deleted": st.Phase2Deleted,
+		"retransmits":            st.Retransmits,
 		"ikev1-packets-received": st.InPackets, "ikev1-packets-sent": st.OutPackets,
 		"ikev1-packets-dropped": st.Dropped, "ikev1-phase1-sas-established": st.Phase1,
 	}
