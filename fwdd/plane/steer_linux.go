@@ -17,6 +17,11 @@ type Steering struct {
 	// groups are the interfaces (by index) whose group fwdd set, with the
 	// group.
 	groups map[int]int
+	// synced is set after the first Apply (which always looks for rules
+	// and routes a killed fwdd left); active while the last plan steered
+	// anything. With neither an empty plan has nothing to remove, and
+	// Apply does not list the kernel's routes at each commit.
+	synced, active bool
 }
 
 // ruleKey identifies a rule for the comparison of wanted and installed.
@@ -75,6 +80,10 @@ func unitLink(m SteerMatch) (netlink.Link, error) {
 // routing tables, interface groups. It returns every problem; a unit with
 // no device yet is one, and the caller tries again later.
 func (st *Steering) Apply(plan []Steer) error {
+	if len(plan) == 0 && st.synced && !st.active {
+		return nil
+	}
+	st.synced, st.active = true, len(plan) > 0
 	var errs []error
 	if st.groups == nil {
 		st.groups = map[int]int{}
