@@ -103,3 +103,13 @@ func newMAC(a authentication, key []byte) func() hash.Hash {
 	k := append([]byte(nil), key...)
 	return func() hash.Hash { return hmac.New(a.hash, k) }
 }
+
+// Integrity returns the HMAC of a Junos authentication algorithm name
+// with its key and ICV lengths, for AH (fwdd/ah) as for ESP.
+func Integrity(name string) (h func() hash.Hash, keyLen, icvLen int, ok bool) {
+	a, ok := authentications[name]
+	if !ok || a.hash == nil {
+		return nil, 0, 0, false
+	}
+	return a.hash, a.keyLen, a.icvLen, true
+}
