@@ -194,14 +194,13 @@ func orderInbound(sas []*pb.SA) []*pb.SA {
 	return out
 }
 
-// fillOptions gives SAs kmd installed without data-plane options the
-// options of their term (tunnel MTU 0 marks an SA that has none).
+// fillOptions gives the SAs kmd installs the data-plane options of their
+// term, or of their set for a dynamic-endpoint tunnel, as the plan
+// resolved them: fwdd is the one owner of these options (issue 11); kmd
+// sends keys, selectors and lifetimes.
 func (a *App) fillOptions(sas []*pb.SA) {
 	tbl := a.p.SPD()
 	for _, sa := range sas {
-		if sa.GetTunnelMtu() != 0 {
-			continue
-		}
 		set := tbl.Set(sa.GetServiceSet())
 		if set == nil {
 			continue
@@ -212,11 +211,7 @@ func (a *App) fillOptions(sas []*pb.SA) {
 				opts = t.Options
 			}
 		}
-		window := sa.GetReplayWindow()
 		opts.Apply(sa)
-		if window != 0 {
-			sa.ReplayWindow = window
-		}
 		if sa.GetInsideInterface() == "" {
 			sa.InsideInterface = set.Inside
 		}

@@ -102,7 +102,8 @@ func TestAppOverBus(t *testing.T) {
 		IpsecVpnOptions: &pb.IPsecVPNOptions{LocalGateway: &pb.LocalGateway{Address: "192.0.2.50"}},
 	})
 	cfg.IpsecVpn.Rules = append(cfg.IpsecVpn.Rules, &pb.Rule{Name: "r2", Terms: []*pb.Term{{Name: "t", Then: &pb.TermThen{RemoteGateway: "192.0.2.99",
-		Sa: &pb.TermThen_Dynamic{Dynamic: &pb.DynamicSA{IkePolicy: "x", IpsecPolicy: "y"}}}}}})
+		Sa: &pb.TermThen_Dynamic{Dynamic: &pb.DynamicSA{IkePolicy: "ike", IpsecPolicy: "ipsec"}}}}}})
+	withPolicies(cfg, "ike", "ipsec")
 	gwev := make(chan *pb.GatewayEvent, 16)
 	ctl.Subscribe(subject.Fwdd, subject.VerbGatewayEvents, func(m proto.Message) { gwev <- m.(*pb.GatewayEvent) })
 	cfg.RoutingOptions = &pb.RoutingOptions{StaticRoutes: []*pb.StaticRoute{{Prefix: "10.0.2.0/24", NextHops: []string{"ms-1/2/0.1"}}}}

@@ -408,6 +408,7 @@ func FuzzReceive(f *testing.F) {
 func TestReverseRoutes(t *testing.T) {
 	c := dynConfig("192.0.2.1", "0.0.0.0", "10.0.1.0/24", "10.0.2.0/24")
 	c.ServiceSets[0].IpsecVpnOptions.IkeAccessProfile = "dep"
+	c.AccessProfiles = []*pb.AccessProfile{{Name: "dep", ClientIke: &pb.AccessClientIKE{PreSharedKey: &pb.Key{Value: []byte("k")}}}}
 	tbl, _ := spdBuild(c)
 	db, _ := sad.Open(sad.Options{})
 	mk := func(spi uint32, remote, sel string) {
@@ -516,8 +517,8 @@ func TestInnerIPv6(t *testing.T) {
 	}
 }
 
-// TestFillOptions: an SA kmd installs without data-plane options gets its
-// term's; one that carries them keeps them.
+// TestFillOptions: fwdd owns the data-plane options (issue 11): an SA kmd
+// installs gets its term's from the plan, whatever it carried.
 func TestFillOptions(t *testing.T) {
 	db, _ := sad.Open(sad.Options{})
 	a := &App{p: New(db)}
@@ -534,14 +535,15 @@ func TestFillOptions(t *testing.T) {
 	for _, s := range bare {
 		s.TunnelMtu, s.ReplayWindow, s.InsideInterface = 0, 0, ""
 	}
-	kept := dynamicSAs("aes-128-gcm", "", make([]byte, 20), nil, "192.0.2.1", "192.0.2.2", 0x30, 0x40, pb.Encapsulation_ENCAPSULATION_ESP, 0)
-	kept[0].ReplayWindow = 64
+	other := dynamicSAs("aes-128-gcm", "", make([]byte, 20), nil, "192.0.2.1", "192.0.2.2", 0x30, 0x40, pb.Encapsulation_ENCAPSULATION_ESP, 0)
+	other[0].ReplayWindow, other[1].TunnelMtu = 64, 1500
+	kept := other
 	a.fillOptions(append(bare, kept...))
 	if bare[1].TunnelMtu != 1300 || !bare[1].CopyTos || bare[0].ReplayWindow != 512 || bare[0].InsideInterface != "ms-1/2/0.1" {
 		t.Fatalf("filled %v\n%v", bare[0], bare[1])
 	}
-	if kept[1].TunnelMtu != 1500 || kept[1].CopyTos || kept[0].ReplayWindow != 64 {
-		t.Fatalf("overwrote %v", kept)
+	if kept[1].TunnelMtu != 1300 || !kept[1].CopyTos || kept[0].ReplayWindow != 512 {
+		t.Fatalf("kmd's options kept %v", kept)
 	}
 }
 

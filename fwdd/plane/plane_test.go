@@ -200,7 +200,15 @@ func dynamicSAs(enc, auth string, encKey, authKey []byte, local, remote string, 
 func dynConfig(local, remote, src, dst string) *pb.Config {
 	c := manualConfig(local, remote, src, dst)
 	c.IpsecVpn.Rules[0].Terms[0].Then.Sa = &pb.TermThen_Dynamic{Dynamic: &pb.DynamicSA{IkePolicy: "ike", IpsecPolicy: "ipsec"}}
+	withPolicies(c, "ike", "ipsec")
 	return c
+}
+
+// withPolicies defines the IKE and IPsec policies a dynamic term names
+// (the plan resolves them).
+func withPolicies(c *pb.Config, ike, ipsec string) {
+	c.IpsecVpn.Ike = &pb.IKE{Policies: []*pb.IKEPolicy{{Name: ike, Version: 2, PreSharedKey: &pb.Key{Value: []byte("k")}}}}
+	c.IpsecVpn.Ipsec = &pb.IPsec{Policies: []*pb.IPsecPolicy{{Name: ipsec}}}
 }
 
 func TestPingDynamicTransforms(t *testing.T) {

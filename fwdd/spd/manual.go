@@ -2,7 +2,6 @@ package spd
 
 import (
 	"fmt"
-	"hash/fnv"
 	"net/netip"
 
 	"github.com/sitesec/sitesec/proto/pb"
@@ -51,13 +50,6 @@ func dirName(d pb.ManualDirection) string {
 	return "?"
 }
 
-// TunnelIndex is a stable number for a term of a set, for show commands.
-func TunnelIndex(set, rule, term string) uint32 {
-	h := fnv.New32a()
-	fmt.Fprintf(h, "%s/%s/%s", set, rule, term)
-	return h.Sum32()%65535 + 1
-}
-
 func manualSA(s *Set, term *Term, d *pb.ManualSADirection) ([]*pb.SA, error) {
 	if p := d.GetProtocol(); p == pb.IPsecProtocol_IPSEC_PROTOCOL_AH || p == pb.IPsecProtocol_IPSEC_PROTOCOL_BUNDLE {
 		return nil, fmt.Errorf("protocol %s is not supported: the data plane is ESP only (SPEC section 3)", map[pb.IPsecProtocol]string{2: "ah", 3: "bundle"}[p])
@@ -72,7 +64,7 @@ func manualSA(s *Set, term *Term, d *pb.ManualSADirection) ([]*pb.SA, error) {
 		ServiceSet:              s.Name,
 		Rule:                    term.Rule,
 		Term:                    term.Name,
-		TunnelIndex:             TunnelIndex(s.Name, term.Rule, term.Name),
+		TunnelIndex:             term.Index,
 		Local:                   &pb.Endpoint{Address: s.LocalGateway.AsSlice()},
 		Remote:                  &pb.Endpoint{Address: term.RemoteGateway.AsSlice()},
 		Encapsulation:           pb.Encapsulation_ENCAPSULATION_ESP,

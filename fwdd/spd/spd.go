@@ -19,24 +19,28 @@
 package spd
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 
 	"github.com/sitesec/sitesec/proto/pb"
+	"github.com/sitesec/sitesec/services/plan"
 )
 
-// Defaults of SPEC section 5.
+// Defaults of SPEC section 5 (the plan fills them in; the data plane
+// falls back on them for an SA without options).
 const (
-	DefaultReplayWindow = 128
-	DefaultTunnelMTU    = 1500
-	DefaultTTL          = 64
-	DefaultUDPEncapPort = 4565
-	NATTPort            = 4500
-	IKEPort             = 500
+	DefaultReplayWindow = plan.DefaultReplayWindow
+	DefaultTunnelMTU    = plan.DefaultTunnelMTU
+	DefaultTTL          = plan.DefaultTTL
+	DefaultUDPEncapPort = plan.DefaultUDPEncapPort
+	NATTPort            = plan.NATTPort
+	IKEPort             = plan.IKEPort
 )
 
 // Options are the per-tunnel data-plane knobs after precedence: a term's
-// setting overrides its service set's (SPEC section 3, "Precedence").
+// setting overrides its service set's (SPEC section 3, "Precedence"),
+// as the plan resolved them.
 type Options struct {
 	ReplayWindow    uint32 // 0: no-anti-replay
 	DF              pb.DFBit
@@ -61,7 +65,9 @@ type Term struct {
 	// an interface-style set a rule matches the packets crossing the
 	// interface in its direction (family inet service input|output) as
 	// they are, and those are the packets the tunnel protects: no swap.
-	Output        bool
+	Output bool
+	// Index is the tunnel index of show commands (the plan's).
+	Index         uint32
 	Src, Dst      []netip.Prefix
 	RemoteGateway netip.Addr
 	Manual        *pb.ManualSA
@@ -147,105 +153,45 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("spd: [edit %s] %s", e.Path, e.Msg) }
 
-// Build turns the committed configuration into the SPD. It collects every
-// problem it finds, each with its hierarchy path; cfgd has validated the
-// configuration, so these are things only the data plane cares about.
+// Build turns the committed configuration's plan (services/plan: cfgd
+// resolves it once, for kmd and fwdd alike) into the SPD. It does not
+// interpret configuration statements: gateways, selectors, indexes and
+// options come from the plan; only the manual SAs' keys come from the
+// configuration (the plan holds no secret). It collects every problem it
+// finds, each with its hierarchy path: the plan's own (a configuration
+// without a plan) and the data plane's (two sets on one inside interface).
 func Build(c *pb.Config) (*Table, []error) {
 	t := &Table{byName: map[string]*Set{}, byInside: map[string]*Set{}}
-	var errs []error
+	p, errs := plan.Of(c)
 	fail := func(path, f string, a ...any) { errs = append(errs, &Error{Path: path, Msg: fmt.Sprintf(f, a...)}) }
-	vpn := c.GetIpsecVpn()
-	rules := map[string]*pb.Rule{}
-	for _, r := range vpn.GetRules() {
-		rules[r.GetName()] = r
-	}
-	ruleSets := map[string]*pb.RuleSet{}
-	for _, rs := range vpn.GetRuleSets() {
-		ruleSets[rs.GetName()] = rs
-	}
-	for _, ss := range c.GetServiceSets() {
-		path := "services service-set " + ss.GetName()
-		s := &Set{Name: ss.GetName()}
-		switch st := ss.GetStyle().(type) {
-		case *pb.ServiceSet_NextHopService:
-			s.NextHop = true
-			s.Inside = st.NextHopService.GetInsideServiceInterface()
-			s.Outside = st.NextHopService.GetOutsideServiceInterface()
-		case *pb.ServiceSet_InterfaceService:
-			s.Inside = st.InterfaceService.GetServiceInterface()
-		}
-		o := ss.GetIpsecVpnOptions()
-		if len(ss.GetIpsecVpnRules()) == 0 && len(ss.GetIpsecVpnRuleSets()) == 0 && o.GetIkeAccessProfile() == "" {
-			continue // not an IPsec service set
-		}
-		lg := o.GetLocalGateway()
-		if a, err := netip.ParseAddr(lg.GetAddress()); err == nil {
-			s.LocalGateway = a
-		} else if lg.GetAddress() != "" {
-			fail(path+" ipsec-vpn-options", "local-gateway %q: %v", lg.GetAddress(), err)
-		} else if lg.GetInterface() != "" {
-			s.LocalGateway = interfaceAddress(c, lg.GetInterface())
-			if !s.LocalGateway.IsValid() {
-				fail(path+" ipsec-vpn-options", "local-gateway interface %s has no address", lg.GetInterface())
-			}
-		}
-		s.RoutingInstance = lg.GetRoutingInstance()
-		s.DEP = o.GetIkeAccessProfile() != ""
-		if u := o.GetUdpEncapsulate(); u != nil {
-			s.UDPEncapPort = uint16(u.GetDestPort())
-			if s.UDPEncapPort == 0 {
-				s.UDPEncapPort = DefaultUDPEncapPort
-			}
-		}
-		s.NATTraversal = !o.GetNoNatTraversal() && !vpn.GetDisableNatt()
-		s.NATKeepalive = o.GetNatKeepalive()
-		s.Options = setOptions(ss, vpn)
-		var ruleNames []string
-		ruleNames = append(ruleNames, ss.GetIpsecVpnRules()...)
-		for _, rsn := range ss.GetIpsecVpnRuleSets() {
-			rs := ruleSets[rsn]
-			if rs == nil {
-				fail(path, "rule-set %s is not defined", rsn)
+	for _, ps := range p.GetSets() {
+		path := "services service-set " + ps.GetName()
+		s := &Set{Name: ps.GetName(), NextHop: ps.GetNextHop(), Inside: ps.GetInsideInterface(), Outside: ps.GetOutsideInterface(),
+			RoutingInstance: ps.GetRoutingInstance(), DEP: ps.GetDynamicEndpoints() != nil,
+			UDPEncapPort: uint16(ps.GetUdpEncapPort()), NATTraversal: ps.GetNatTraversal(), NATKeepalive: ps.GetNatKeepalive(),
+			Options: options(ps.GetOptions())}
+		s.LocalGateway, _ = netip.AddrFromSlice(ps.GetLocalGateway())
+		for _, pt := range ps.GetTunnels() {
+			term := &Term{Rule: pt.GetRule(), Name: pt.GetTerm(), Index: pt.GetIndex(), Direction: pt.GetMatchDirection(),
+				Output: pt.GetOutput() && s.NextHop, Options: options(pt.GetOptions())}
+			// The plan's selectors have match-direction applied (swapped
+			// for an output rule of a next-hop set); Term keeps the term's
+			// source and destination (Matches swaps them back).
+			local, err1 := prefixList(pt.GetLocalPrefixes())
+			remote, err2 := prefixList(pt.GetRemotePrefixes())
+			if err := errors.Join(err1, err2); err != nil {
+				fail("services ipsec-vpn rule "+pt.GetRule()+" term "+pt.GetTerm()+" from", "%v", err)
 				continue
 			}
-			ruleNames = append(ruleNames, rs.GetRules()...)
-		}
-		for _, rn := range ruleNames {
-			r := rules[rn]
-			if r == nil {
-				fail(path, "ipsec-vpn-rules %s is not defined", rn)
-				continue
+			term.Src, term.Dst = local, remote
+			if term.Output {
+				term.Src, term.Dst = remote, local
 			}
-			for _, tm := range r.GetTerms() {
-				tp := "services ipsec-vpn rule " + rn + " term " + tm.GetName()
-				dir := r.GetMatchDirection()
-				term := &Term{Rule: rn, Name: tm.GetName(), Direction: dir, Output: dir == pb.MatchDirection_MATCH_DIRECTION_OUTPUT && s.NextHop}
-				for _, p := range tm.GetFrom().GetSourceAddress() {
-					if pp, err := parsePrefix(p); err != nil {
-						fail(tp+" from", "source-address %q: %v", p, err)
-					} else {
-						term.Src = append(term.Src, pp)
-					}
-				}
-				for _, p := range tm.GetFrom().GetDestinationAddress() {
-					if pp, err := parsePrefix(p); err != nil {
-						fail(tp+" from", "destination-address %q: %v", p, err)
-					} else {
-						term.Dst = append(term.Dst, pp)
-					}
-				}
-				then := tm.GetThen()
-				if g := then.GetRemoteGateway(); g != "" {
-					a, err := netip.ParseAddr(g)
-					if err != nil {
-						fail(tp+" then", "remote-gateway %q: %v", g, err)
-					}
-					term.RemoteGateway = a
-				}
-				term.Manual = then.GetManual()
-				term.Options = termOptions(s.Options, then, s.DEP)
-				s.Terms = append(s.Terms, term)
+			term.RemoteGateway, _ = netip.AddrFromSlice(pt.GetRemoteGateway())
+			if pt.GetManual() {
+				term.Manual = manualOf(c, pt.GetRule(), pt.GetTerm())
 			}
+			s.Terms = append(s.Terms, term)
 		}
 		if s.Inside != "" {
 			if other := t.byInside[s.Inside]; other != nil {
@@ -259,85 +205,39 @@ func Build(c *pb.Config) (*Table, []error) {
 	return t, errs
 }
 
-func parsePrefix(s string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}
-
-// interfaceAddress returns the first address of a unit such as "ge-0/0/0.0".
-func interfaceAddress(c *pb.Config, ifl string) netip.Addr {
-	for _, ifd := range c.GetInterfaces() {
-		for _, u := range ifd.GetUnits() {
-			if fmt.Sprintf("%s.%d", ifd.GetName(), u.GetNumber()) != ifl {
-				continue
-			}
-			for _, a := range append(u.GetInetAddresses(), u.GetInet6Addresses()...) {
-				if p, err := netip.ParsePrefix(a); err == nil {
-					return p.Addr()
-				}
+// manualOf is the `then manual` of a rule term, with its keys.
+func manualOf(c *pb.Config, rule, term string) *pb.ManualSA {
+	for _, r := range c.GetIpsecVpn().GetRules() {
+		if r.GetName() != rule {
+			continue
+		}
+		for _, tm := range r.GetTerms() {
+			if tm.GetName() == term {
+				return tm.GetThen().GetManual()
 			}
 		}
 	}
-	return netip.Addr{}
+	return nil
 }
 
-func setOptions(ss *pb.ServiceSet, vpn *pb.IPsecVPN) Options {
-	o := ss.GetIpsecVpnOptions()
-	opt := Options{ReplayWindow: DefaultReplayWindow, TunnelMTU: DefaultTunnelMTU, TTL: DefaultTTL}
-	if o.AntiReplayWindowSize != nil {
-		opt.ReplayWindow = o.GetAntiReplayWindowSize()
+func prefixList(ss []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range ss {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Masked())
 	}
-	if o.GetNoAntiReplay() {
-		opt.ReplayWindow = 0
-	}
-	if o.TunnelMtu != nil {
-		opt.TunnelMTU = o.GetTunnelMtu()
-	}
-	opt.DF = o.GetDontFragment()
-	opt.Passive = o.GetPassiveModeTunneling()
-	opt.HeaderIntegrity = ss.GetServiceSetOptions().GetHeaderIntegrityCheckEnableAll()
-	opt.NoTraceroute = vpn.GetNoIpsecTunnelInTraceroute()
-	return opt
+	return out, nil
 }
 
-// termOptions applies a term's overrides to its set's options. Set-level
-// copy- and set-dont-fragment-bit act on dynamic-endpoint tunnels only
-// (SPEC section 3); set-level clear applies to every tunnel of the set.
-func termOptions(set Options, then *pb.TermThen, dep bool) Options {
-	o := set
-	if o.DF != pb.DFBit_DF_BIT_CLEAR && !dep {
-		o.DF = pb.DFBit_DF_BIT_UNSPECIFIED
-	}
-	if then == nil {
-		return o
-	}
-	if then.AntiReplayWindowSize != nil {
-		o.ReplayWindow = then.GetAntiReplayWindowSize()
-	}
-	if then.GetNoAntiReplay() {
-		o.ReplayWindow = 0
-	}
-	if then.TunnelMtu != nil {
-		o.TunnelMTU = then.GetTunnelMtu()
-	}
-	if then.GetDontFragment() != pb.DFBit_DF_BIT_UNSPECIFIED {
-		o.DF = then.GetDontFragment()
-	}
-	o.CopyTTL = then.GetCopyTtlFromInnerIpHeader()
-	if then.Ttl != nil {
-		o.TTL = then.GetTtl()
-	}
-	o.CopyTOS = then.GetCopyTosFromInnerIpHeader()
-	if then.Tos != nil {
-		o.TOS = then.GetTos()
-	}
-	return o
+// options are the plan's options in the form the data plane reads per
+// packet.
+func options(o *pb.PlanOptions) Options {
+	return Options{ReplayWindow: o.GetReplayWindow(), DF: o.GetDontFragment(), TunnelMTU: o.GetTunnelMtu(),
+		TTL: o.GetTtl(), CopyTTL: o.GetCopyTtl(), TOS: o.GetTos(), CopyTOS: o.GetCopyTos(),
+		Passive: o.GetPassiveModeTunneling(), HeaderIntegrity: o.GetHeaderIntegrityCheck(), NoTraceroute: o.GetNoIpsecTunnelInTraceroute()}
 }
 
 // Apply copies the options into an SA (manual SAs, or dynamic SAs kmd

@@ -168,7 +168,7 @@ func TestErrors(t *testing.T) {
 	c.IpsecVpn.Rules[0].Terms[0].Then.GetManual().Directions[0].Protocol = pb.IPsecProtocol_IPSEC_PROTOCOL_AH
 	tbl, errs := Build(c)
 	want := []string{
-		"[edit services service-set if] ipsec-vpn-rules missing is not defined",
+		"[edit services service-set if] Referenced IPSec VPN rule must be defined under [edit services ipsec-vpn rule]",
 		"[edit services ipsec-vpn rule dyn term a from] destination-address",
 		"[edit services ipsec-vpn rule dyn term b then] remote-gateway",
 		"[edit services service-set if] inside interface ms-1/2/0.1 is already used by service set nh",

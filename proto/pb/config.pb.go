@@ -4611,7 +4611,8 @@ type PlanTunnel struct {
 	ServiceSet string `protobuf:"bytes,3,opt,name=service_set,json=serviceSet,proto3" json:"service_set,omitempty"`
 	Rule       string `protobuf:"bytes,4,opt,name=rule,proto3" json:"rule,omitempty"`
 	Term       string `protobuf:"bytes,5,opt,name=term,proto3" json:"term,omitempty"`
-	// match-direction output: the term's source is the remote side.
+	// match-direction output (local and remote prefixes swapped in a
+	// next-hop set only).
 	Output bool `protobuf:"varint,6,opt,name=output,proto3" json:"output,omitempty"`
 	// Selectors with match-direction applied, masked prefixes; empty means
 	// any address.
@@ -4624,11 +4625,16 @@ type PlanTunnel struct {
 	IpsecInsideInterface string        `protobuf:"bytes,11,opt,name=ipsec_inside_interface,json=ipsecInsideInterface,proto3" json:"ipsec_inside_interface,omitempty"`
 	Establish            PlanEstablish `protobuf:"varint,12,opt,name=establish,proto3,enum=sitesec.v1.PlanEstablish" json:"establish,omitempty"`
 	Options              *PlanOptions  `protobuf:"bytes,13,opt,name=options,proto3" json:"options,omitempty"`
-	// Exactly one of ike (a dynamic SA) and manual.
-	Ike           *PlanIKE `protobuf:"bytes,14,opt,name=ike,proto3" json:"ike,omitempty"`
-	Manual        bool     `protobuf:"varint,15,opt,name=manual,proto3" json:"manual,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// At most one of ike (a dynamic SA) and manual; neither for a term
+	// without an SA (fwdd matches its traffic, kmd has nothing to run).
+	Ike    *PlanIKE `protobuf:"bytes,14,opt,name=ike,proto3" json:"ike,omitempty"`
+	Manual bool     `protobuf:"varint,15,opt,name=manual,proto3" json:"manual,omitempty"`
+	// The rule's match-direction as configured (output is the same for
+	// OUTPUT). In a next-hop set an output rule's prefixes are swapped above;
+	// an interface-style set's are not (fwdd steers by the direction).
+	MatchDirection MatchDirection `protobuf:"varint,16,opt,name=match_direction,json=matchDirection,proto3,enum=sitesec.v1.MatchDirection" json:"match_direction,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *PlanTunnel) Reset() {
@@ -4764,6 +4770,13 @@ func (x *PlanTunnel) GetManual() bool {
 		return x.Manual
 	}
 	return false
+}
+
+func (x *PlanTunnel) GetMatchDirection() MatchDirection {
+	if x != nil {
+		return x.MatchDirection
+	}
+	return MatchDirection_MATCH_DIRECTION_UNSPECIFIED
 }
 
 type PlanDynamicEndpoints struct {
@@ -5453,7 +5466,7 @@ const file_sitesec_v1_config_proto_rawDesc = "" +
 	"\x16passive_mode_tunneling\x18\b \x01(\bR\x14passiveModeTunneling\x124\n" +
 	"\x16header_integrity_check\x18\t \x01(\bR\x14headerIntegrityCheck\x12@\n" +
 	"\x1dno_ipsec_tunnel_in_traceroute\x18\n" +
-	" \x01(\bR\x19noIpsecTunnelInTraceroute\"\xa1\x04\n" +
+	" \x01(\bR\x19noIpsecTunnelInTraceroute\"\xe6\x04\n" +
 	"\n" +
 	"PlanTunnel\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -5472,7 +5485,8 @@ const file_sitesec_v1_config_proto_rawDesc = "" +
 	"\testablish\x18\f \x01(\x0e2\x19.sitesec.v1.PlanEstablishR\testablish\x121\n" +
 	"\aoptions\x18\r \x01(\v2\x17.sitesec.v1.PlanOptionsR\aoptions\x12%\n" +
 	"\x03ike\x18\x0e \x01(\v2\x13.sitesec.v1.PlanIKER\x03ike\x12\x16\n" +
-	"\x06manual\x18\x0f \x01(\bR\x06manual\"\xd3\x01\n" +
+	"\x06manual\x18\x0f \x01(\bR\x06manual\x12C\n" +
+	"\x0fmatch_direction\x18\x10 \x01(\x0e2\x1a.sitesec.v1.MatchDirectionR\x0ematchDirection\"\xd3\x01\n" +
 	"\x14PlanDynamicEndpoints\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12%\n" +
@@ -5702,18 +5716,19 @@ var file_sitesec_v1_config_proto_depIdxs = []int32{
 	7,  // 69: sitesec.v1.PlanTunnel.establish:type_name -> sitesec.v1.PlanEstablish
 	58, // 70: sitesec.v1.PlanTunnel.options:type_name -> sitesec.v1.PlanOptions
 	61, // 71: sitesec.v1.PlanTunnel.ike:type_name -> sitesec.v1.PlanIKE
-	61, // 72: sitesec.v1.PlanDynamicEndpoints.ike:type_name -> sitesec.v1.PlanIKE
-	48, // 73: sitesec.v1.PlanDynamicEndpoints.allowed_proxy_pairs:type_name -> sitesec.v1.ProxyPair
-	39, // 74: sitesec.v1.PlanIKE.ike_proposals:type_name -> sitesec.v1.IKEProposal
-	45, // 75: sitesec.v1.PlanIKE.ipsec_proposals:type_name -> sitesec.v1.IPsecProposal
-	8,  // 76: sitesec.v1.PlanIKE.psk_source:type_name -> sitesec.v1.PlanPSKSource
-	40, // 77: sitesec.v1.PlanIKE.local_id:type_name -> sitesec.v1.IKEIdentity
-	42, // 78: sitesec.v1.PlanIKE.remote_id:type_name -> sitesec.v1.RemoteIdentity
-	79, // [79:79] is the sub-list for method output_type
-	79, // [79:79] is the sub-list for method input_type
-	79, // [79:79] is the sub-list for extension type_name
-	79, // [79:79] is the sub-list for extension extendee
-	0,  // [0:79] is the sub-list for field type_name
+	3,  // 72: sitesec.v1.PlanTunnel.match_direction:type_name -> sitesec.v1.MatchDirection
+	61, // 73: sitesec.v1.PlanDynamicEndpoints.ike:type_name -> sitesec.v1.PlanIKE
+	48, // 74: sitesec.v1.PlanDynamicEndpoints.allowed_proxy_pairs:type_name -> sitesec.v1.ProxyPair
+	39, // 75: sitesec.v1.PlanIKE.ike_proposals:type_name -> sitesec.v1.IKEProposal
+	45, // 76: sitesec.v1.PlanIKE.ipsec_proposals:type_name -> sitesec.v1.IPsecProposal
+	8,  // 77: sitesec.v1.PlanIKE.psk_source:type_name -> sitesec.v1.PlanPSKSource
+	40, // 78: sitesec.v1.PlanIKE.local_id:type_name -> sitesec.v1.IKEIdentity
+	42, // 79: sitesec.v1.PlanIKE.remote_id:type_name -> sitesec.v1.RemoteIdentity
+	80, // [80:80] is the sub-list for method output_type
+	80, // [80:80] is the sub-list for method input_type
+	80, // [80:80] is the sub-list for extension type_name
+	80, // [80:80] is the sub-list for extension extendee
+	0,  // [0:80] is the sub-list for field type_name
 }
 
 func init() { file_sitesec_v1_config_proto_init() }

@@ -272,6 +272,7 @@ func (r *resolver) tunnel(s *pb.PlanSet, rule *pb.Rule, tm *pb.Term, base *pb.Pl
 		Key: s.GetName() + "/" + rule.GetName() + "/" + tm.GetName(), ServiceSet: s.GetName(),
 		Rule: rule.GetName(), Term: tm.GetName(),
 		Output:               rule.GetMatchDirection() == pb.MatchDirection_MATCH_DIRECTION_OUTPUT,
+		MatchDirection:       rule.GetMatchDirection(),
 		IpsecInsideInterface: tm.GetFrom().GetIpsecInsideInterface(),
 		Options:              termOptions(base, then),
 	}
@@ -340,10 +341,9 @@ func (r *resolver) tunnel(s *pb.PlanSet, rule *pb.Rule, tm *pb.Term, base *pb.Pl
 			// A dynamic peer only answers.
 			t.Establish = pb.PlanEstablish_PLAN_ESTABLISH_RESPONDER_ONLY
 		}
-	default:
-		r.fail(tpath+" then", "either dynamic or manual must be configured")
-		ok = false
 	}
+	// A term with neither (cfgd accepts it) matches traffic that no SA
+	// carries: fwdd keeps it in the SPD, kmd has nothing to negotiate.
 	if !ok {
 		return nil
 	}
@@ -443,6 +443,10 @@ func (r *resolver) ike(ikePolicy, ipsecPolicy string, prof *pb.AccessProfile) *p
 	bad := len(r.errs)
 	if ikePolicy == "" {
 		out.AnyIkeProposal = true
+		if prof == nil {
+			r.fail("services ipsec-vpn", "a dynamic security association needs an ike-policy")
+			return nil
+		}
 		if prof.GetClientIke().GetPreSharedKey() == nil {
 			r.fail("access-profile "+prof.GetName()+" client * ike", "pre-shared-key or ike-policy must be configured")
 			return nil
