@@ -25,6 +25,7 @@ var corpusSources = []string{
 	"../conf/testdata/seed.conf",
 	"../../deploy/config/*.conf",
 	"../../deploy/two-routers/config/*.conf",
+	"../../deploy/examples/*/*.conf",
 }
 
 // TestPlanCorpus converts each corpus configuration as a commit does
