@@ -312,7 +312,7 @@ func TestNewErrors(t *testing.T) {
 		cfg  Config
 	}{
 		{"unknown encryption", Config{Encryption: "rot13", Authentication: "hmac-sha1-96", AuthenticationKey: make([]byte, 20)}},
-		{"unknown authentication", Config{Encryption: "aes-128-cbc", EncryptionKey: make([]byte, 16), Authentication: "crc32"}},
+		{"unknown authentication", Config{Encryption: "aes-128-cbc", EncryptionKey: make([]byte, 16), Authentication: "crc-32"}},
 		{"gcm with hmac", Config{Encryption: "aes-128-gcm", EncryptionKey: make([]byte, 20), Authentication: "hmac-sha1-96", AuthenticationKey: make([]byte, 20)}},
 		{"gcm without salt", Config{Encryption: "aes-128-gcm", EncryptionKey: make([]byte, 16)}},
 		{"cbc key short", Config{Encryption: "aes-256-cbc", EncryptionKey: make([]byte, 16)}},
