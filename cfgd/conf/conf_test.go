@@ -3,6 +3,7 @@ package conf
 import (
 	"flag"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -175,6 +176,33 @@ func TestGolden(t *testing.T) {
 		}
 		if g.got != string(want) {
 			t.Errorf("%s differs (go test -update to accept):\n%s", g.file, g.got)
+		}
+	}
+}
+
+// TestRenderMasked: what the commit database writes (RenderMasked, no
+// copy) is exactly Masked().Render(), for the Junos documentation's
+// examples with their secrets.
+func TestRenderMasked(t *testing.T) {
+	files, err := filepath.Glob("../server/testdata/juniper/*.conf")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples: %v", err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := Parse(f, string(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, want := n.RenderMasked(), n.Masked().Render()
+		if got != want {
+			t.Errorf("%s: RenderMasked differs from Masked().Render():\n%s\n----\n%s", f, got, want)
+		}
+		if strings.Contains(string(b), "ascii-text \"") && got == n.Render() {
+			t.Errorf("%s: nothing masked", f)
 		}
 	}
 }

@@ -57,7 +57,7 @@ func diff(b *strings.Builder, o, n *Node) {
 			banner = true
 		}
 		var r strings.Builder
-		x.curly(&r, 1, "")
+		renderer{b: &r}.curly(x, 1, nil)
 		for _, l := range strings.Split(strings.TrimRight(r.String(), "\n"), "\n") {
 			b.WriteString(sign + l[1:] + "\n")
 		}

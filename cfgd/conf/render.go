@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/sitesec/sitesec/cfgd/schema"
+	"github.com/sitesec/sitesec/cfgd/secret"
 )
 
 // Render returns n's statements in curly-brace syntax, as `show
@@ -12,27 +13,67 @@ import (
 // flagged "## SECRET-DATA".
 func (n *Node) Render() string {
 	var b strings.Builder
-	block(&b, n.Children, 0)
+	b.Grow(n.renderSize())
+	r := renderer{b: &b}
+	r.block(n.Children, 0)
 	return b.String()
+}
+
+// RenderMasked is n.Masked().Render() without the copy: what the commit
+// database writes for each revision (a 10,000-service-set configuration
+// was copied whole only to be printed; issue 15 goal 5).
+func (n *Node) RenderMasked() string {
+	var b strings.Builder
+	b.Grow(n.renderSize())
+	r := renderer{b: &b, mask: true}
+	r.block(n.Children, 0)
+	return b.String()
+}
+
+// renderSize guesses the length of n's text (a buffer grown by doubling
+// up to megabytes copies and clears several times over).
+func (n *Node) renderSize() int {
+	size := 0
+	n.Walk(func(x *Node) { size += 48 + len(x.Key) })
+	return size
+}
+
+// renderer writes curly-brace syntax into b; with mask, secrets typed in
+// clear are written in "$9$" form (Masked).
+type renderer struct {
+	b    *strings.Builder
+	mask bool
+}
+
+const indents = "                                                                "
+
+func (r renderer) indent(depth int) {
+	for n := 4 * depth; n > 0; {
+		k := min(n, len(indents))
+		r.b.WriteString(indents[:k])
+		n -= k
+	}
 }
 
 // block writes the statements cs at depth. The entries of a list that
 // Junos writes in the brace form ("source-address { 10.1.12.0/24; }")
 // go together in one block under the list's keyword.
-func block(b *strings.Builder, cs []*Node, depth int) {
+func (r renderer) block(cs []*Node, depth int) {
 	for i := 0; i < len(cs); {
 		c := cs[i]
 		if !c.Schema.Braces {
-			c.curly(b, depth, "")
+			r.curly(c, depth, nil)
 			i++
 			continue
 		}
-		ind := strings.Repeat("    ", depth)
-		b.WriteString(ind + quote(c.Schema.Name) + " {\n")
+		r.indent(depth)
+		r.b.WriteString(quote(c.Schema.Name))
+		r.b.WriteString(" {\n")
 		for ; i < len(cs) && cs[i].Schema == c.Schema; i++ {
-			cs[i].curly(b, depth+1, "")
+			r.curly(cs[i], depth+1, nil)
 		}
-		b.WriteString(ind + "}\n")
+		r.indent(depth)
+		r.b.WriteString("}\n")
 	}
 }
 
@@ -40,42 +81,50 @@ func block(b *strings.Builder, cs []*Node, depth int) {
 // level prints it.
 func (n *Node) RenderNode() string {
 	var b strings.Builder
-	n.curly(&b, 0, "")
+	renderer{b: &b}.curly(n, 0, nil)
 	return b.String()
 }
 
-// curly writes n at depth; lead is the keyword of a Join parent that
-// shares n's line ("family ").
-func (n *Node) curly(b *strings.Builder, depth int, lead string) {
-	ind := strings.Repeat("    ", depth)
+// curly writes n at depth; lead is the words of Join parents that share
+// n's line ("family").
+func (r renderer) curly(n *Node, depth int, lead []string) {
 	if n.Schema.Join && len(n.Children) > 0 && !n.Inactive && len(n.Comments) == 0 {
+		lead = n.headTo(lead, r.mask)
 		for _, c := range n.Children {
-			c.curly(b, depth, lead+strings.Join(n.head(), " ")+" ")
+			r.curly(c, depth, lead[:len(lead):len(lead)])
 		}
 		return
 	}
 	for _, c := range n.Comments {
 		for _, l := range strings.Split(c, "\n") {
-			b.WriteString(ind + strings.TrimLeft(l, " \t") + "\n")
+			r.indent(depth)
+			r.b.WriteString(strings.TrimLeft(l, " \t"))
+			r.b.WriteByte('\n')
 		}
 	}
-	b.WriteString(ind)
+	r.indent(depth)
 	if n.Inactive {
-		b.WriteString("inactive: ")
+		r.b.WriteString("inactive: ")
 	}
-	b.WriteString(lead + strings.Join(n.head(), " "))
+	for i, w := range n.headTo(lead, r.mask) {
+		if i > 0 {
+			r.b.WriteByte(' ')
+		}
+		r.b.WriteString(w)
+	}
 	s := n.Schema
 	if (s.Kind == schema.Container || s.Kind == schema.List) && len(n.Children) > 0 && !s.Flat {
-		b.WriteString(" {\n")
-		block(b, n.Children, depth+1)
-		b.WriteString(ind + "}\n")
+		r.b.WriteString(" {\n")
+		r.block(n.Children, depth+1)
+		r.indent(depth)
+		r.b.WriteString("}\n")
 		return
 	}
-	b.WriteString(";")
+	r.b.WriteByte(';')
 	if n.secret() {
-		b.WriteString(" ## SECRET-DATA")
+		r.b.WriteString(" ## SECRET-DATA")
 	}
-	b.WriteString("\n")
+	r.b.WriteByte('\n')
 }
 
 func (n *Node) secret() bool {
@@ -92,16 +141,44 @@ func (n *Node) secret() bool {
 
 // head is the words of n's line: its own words, plus, for a one-line
 // statement, its children inline.
-func (n *Node) head() []string {
-	var out []string
-	ws := n.words()
-	if n.Schema.Braces && !n.flatInline() {
+func (n *Node) head() []string { return n.headTo(nil, false) }
+
+// headTo appends head's words to out; with mask, a secret typed in clear
+// in its "$9$" form.
+func (n *Node) headTo(out []string, mask bool) []string {
+	s := n.Schema
+	// n.words() without its allocation, for the common shapes.
+	var ws []string
+	var two [2]string
+	switch {
+	case s.Kind == schema.List && s.Keyless:
+		two[0] = n.Key
+		ws = two[:1]
+	case s.Kind == schema.List && len(s.KeyWords) > 0:
+		ws = n.words()
+	case s.Kind == schema.List:
+		two[0], two[1] = s.Name, n.Key
+		ws = two[:2]
+	case s.Kind == schema.Leaf && s.Type != nil && !s.Positional:
+		two[0], two[1] = s.Name, n.Key
+		ws = two[:2]
+	case s.Kind == schema.Leaf && s.Positional:
+		two[0] = n.Key
+		ws = two[:1]
+	default:
+		two[0] = s.Name
+		ws = two[:1]
+	}
+	if mask && s.Secret && n.Key != "" && !secret.Is(n.Key) {
+		ws[len(ws)-1] = maskSecret(n.Key)
+	}
+	if s.Braces && !n.flatInline() {
 		ws = ws[1:] // the keyword heads the block
 	}
 	for _, w := range ws {
 		out = append(out, quote(w))
 	}
-	if n.Schema.Kind == schema.LeafList {
+	if s.Kind == schema.LeafList {
 		if len(n.Values) == 1 {
 			return append(out, quote(n.Values[0]))
 		}
@@ -111,9 +188,9 @@ func (n *Node) head() []string {
 		}
 		return append(out, "]")
 	}
-	if n.Schema.Flat || n.flatInline() {
+	if s.Flat || n.flatInline() {
 		for _, c := range n.Children {
-			out = append(out, c.head()...)
+			out = c.headTo(out, mask)
 		}
 	}
 	return out

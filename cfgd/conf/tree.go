@@ -429,13 +429,19 @@ func (n *Node) Masked() *Node {
 	c.Parent = n.Parent
 	c.Walk(func(x *Node) {
 		if x.Schema.Secret && x.Key != "" && !secret.Is(x.Key) {
-			seed := sha256.Sum256([]byte(x.Key))
-			if s, err := secret.Encode(x.Key, bytes.NewReader(seed[:])); err == nil {
-				x.Key = s
-			}
+			x.Key = maskSecret(x.Key)
 		}
 	})
 	return c
+}
+
+// maskSecret is v in "$9$" form, the same for the same v.
+func maskSecret(v string) string {
+	seed := sha256.Sum256([]byte(v))
+	if s, err := secret.Encode(v, bytes.NewReader(seed[:])); err == nil {
+		return s
+	}
+	return v
 }
 
 // Names returns the keys of the list at ref ("services ipsec-vpn ike

@@ -246,3 +246,43 @@ func TestSecretsReachOnlyTheirDaemon(t *testing.T) {
 		}
 	}
 }
+
+// TestForDaemonSharesAndKeepsOwn: each daemon's view holds its own
+// secrets and no other's, equals the split-and-join result, leaves the
+// original untouched, and shares the messages that hold no secret.
+func TestForDaemonSharesAndKeepsOwn(t *testing.T) {
+	s := secretConfig(t, 9)
+	orig := proto.Clone(s).(*pb.ConfigSnapshot)
+	shared, secrets, err := splitSecrets(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range append([]string{"cfgd"}, subject.SecretOwners...) {
+		got, err := ForDaemon(s, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := proto.Clone(shared).(*pb.ConfigSnapshot)
+		if own := secrets[d]; own != nil {
+			if err := joinSecrets(want.ProtoReflect(), own.ProtoReflect()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !proto.Equal(got, want) {
+			t.Errorf("%s sees\n%v\nwant\n%v", d, got, want)
+		}
+		for owner, list := range secretsOwned {
+			for _, sec := range list {
+				if holds(t, got, sec) != (owner == d) {
+					t.Errorf("%s's view holds %s's %q: %v", d, owner, sec, owner != d)
+				}
+			}
+		}
+		if got.GetConfig().GetSystem() != s.GetConfig().GetSystem() {
+			t.Errorf("%s's view copied a message without secrets", d)
+		}
+	}
+	if !proto.Equal(s, orig) {
+		t.Error("ForDaemon changed its input")
+	}
+}

@@ -99,12 +99,17 @@ func Resolve(c *pb.Config) (*pb.Plan, []error) {
 }
 
 type resolver struct {
-	c        *pb.Config
-	rules    map[string]*pb.Rule
-	ruleSets map[string]*pb.RuleSet
-	profiles map[string]*pb.AccessProfile
-	errs     []error
-	index    uint32
+	c *pb.Config
+	// ikePolicies and ipsecPolicies index the policies by name (the last
+	// of a name wins), made on first use: 10,000 tunnels each looking
+	// their policy up in a list took seconds (issue 15 goal 5).
+	ikePolicies   map[string]*pb.IKEPolicy
+	ipsecPolicies map[string]*pb.IPsecPolicy
+	rules         map[string]*pb.Rule
+	ruleSets      map[string]*pb.RuleSet
+	profiles      map[string]*pb.AccessProfile
+	errs          []error
+	index         uint32
 	// ikes caches a resolution per IKE policy, IPsec policy and profile:
 	// tunnels sharing their policies share it (a 10,000-set plan holds
 	// each once). A tunnel with DPD gets its own copy.
@@ -453,12 +458,7 @@ func (r *resolver) ike(ikePolicy, ipsecPolicy string, prof *pb.AccessProfile) *p
 		}
 		out.PskSource, out.PskName = pb.PlanPSKSource_PLAN_PSK_ACCESS_PROFILE, prof.GetName()
 	} else {
-		var pol *pb.IKEPolicy
-		for _, p := range v.GetIke().GetPolicies() {
-			if p.GetName() == ikePolicy {
-				pol = p
-			}
-		}
+		pol := r.ikePolicy(ikePolicy)
 		if pol == nil {
 			r.fail("services ipsec-vpn", "Referenced IKE policy must be defined under [edit services ipsec-vpn ike policy]")
 			return nil
@@ -597,11 +597,7 @@ func (r *resolver) ipsec(name string, out *pb.PlanIKE) {
 	v := r.c.GetIpsecVpn().GetIpsec()
 	var pol *pb.IPsecPolicy
 	if name != "" {
-		for _, p := range v.GetPolicies() {
-			if p.GetName() == name {
-				pol = p
-			}
-		}
+		pol = r.ipsecPolicy(name)
 		if pol == nil {
 			r.fail("services ipsec-vpn", "Referenced IPSec policy must be defined under [edit services ipsec-vpn ipsec policy]")
 			return
@@ -742,4 +738,28 @@ func termOptions(base *pb.PlanOptions, then *pb.TermThen) *pb.PlanOptions {
 		o.Tos = then.GetTos()
 	}
 	return o
+}
+
+// ikePolicy returns the IKE policy called name, or nil.
+func (r *resolver) ikePolicy(name string) *pb.IKEPolicy {
+	if r.ikePolicies == nil {
+		ps := r.c.GetIpsecVpn().GetIke().GetPolicies()
+		r.ikePolicies = make(map[string]*pb.IKEPolicy, len(ps))
+		for _, p := range ps {
+			r.ikePolicies[p.GetName()] = p
+		}
+	}
+	return r.ikePolicies[name]
+}
+
+// ipsecPolicy returns the IPsec policy called name, or nil.
+func (r *resolver) ipsecPolicy(name string) *pb.IPsecPolicy {
+	if r.ipsecPolicies == nil {
+		ps := r.c.GetIpsecVpn().GetIpsec().GetPolicies()
+		r.ipsecPolicies = make(map[string]*pb.IPsecPolicy, len(ps))
+		for _, p := range ps {
+			r.ipsecPolicies[p.GetName()] = p
+		}
+	}
+	return r.ipsecPolicies[name]
 }
