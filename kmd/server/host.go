@@ -341,6 +341,7 @@ func (h *host) Event(sa *ikesa.SA, e ikesa.Event) {
 	case ikesa.EventEstablished:
 		s.table.Matured(sa)
 		s.trace(trace.Info).Str("sa", sa.Name()).Str("peer", sa.Config.Name).Msg("IKE SA established")
+		s.noteEstablished(sa)
 	case ikesa.EventIKERekeyed:
 		s.table.Add(e.New)
 		s.mu.Lock()
@@ -352,6 +353,7 @@ func (h *host) Event(sa *ikesa.SA, e ikesa.Event) {
 		s.trace(trace.Info).Str("old", sa.Name()).Str("new", e.New.Name()).Msg("IKE SA rekeyed")
 	case ikesa.EventDead:
 		s.table.Remove(sa)
+		s.forgetEstablished(sa)
 		s.mu.Lock()
 		delete(s.runners, sa)
 		s.mu.Unlock()

@@ -75,6 +75,9 @@ type Server struct {
 	// SPI of their CHILD SA (host.Install).
 	active  map[string]uint32
 	pending map[uint32]*pendingOut
+	// estab records the established IKE SAs for the simultaneous
+	// initiation check (collision.go).
+	estab map[*ikesa.SA]*established
 	// backup marks the peers that failed over to backup-remote-gateway.
 	backup map[string]bool
 	// down holds the service sets whose local gateway went away

@@ -317,3 +317,62 @@ func TestTunnelSelfSigned(t *testing.T) {
 		}
 	})
 }
+
+// TestTunnelSimultaneousInitiation (issue 12 item 5): both routers have
+// establish-tunnels immediately, so both initiate and two IKE SAs with a
+// CHILD SA pair each come up. Both settle on one IKE SA and one CHILD SA
+// pair, shown once on each side, and traffic crosses throughout: a ping
+// runs while the duplicate goes.
+func TestTunnelSimultaneousInitiation(t *testing.T) {
+	tp := tunnelUp(t, "psk", nil)
+	ping := make(chan string, 1)
+	go func() {
+		out, err := tp.Nettool("r1", 30*time.Second, "ping", "-c", "100", "-i", "50ms", "-json", R4)
+		if err != nil {
+			out = ""
+		}
+		ping <- out
+	}()
+	count := func(r *harness.Router) (ike, in, out int, text string) {
+		i := r.MustCLI("show services ipsec-vpn ike security-associations")
+		s := r.MustCLI("show services ipsec-vpn ipsec security-associations")
+		return strings.Count(i, "Matured"), strings.Count(s, "inbound "), strings.Count(s, "outbound "), i + s
+	}
+	var t2, t3 string
+	settled := false
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end) && !settled; time.Sleep(500 * time.Millisecond) {
+		i2, in2, out2, x2 := count(tp.R2)
+		i3, in3, out3, x3 := count(tp.R3)
+		t2, t3 = x2, x3
+		settled = i2 == 1 && i3 == 1 && in2 == 1 && out2 == 1 && in3 == 1 && out3 == 1
+	}
+	if !settled {
+		t.Fatalf("not one IKE SA and one CHILD SA pair on each side:\nr2:\n%s\nr3:\n%s", t2, t3)
+	}
+	// The same IKE SA on both sides.
+	cookies := func(s string) string {
+		for _, l := range strings.Split(s, "\n") {
+			if strings.Contains(l, "Matured") {
+				f := strings.Fields(l)
+				return f[2] + " " + f[3]
+			}
+		}
+		return ""
+	}
+	if cookies(t2) != cookies(t3) {
+		t.Errorf("r2 kept %s, r3 kept %s", cookies(t2), cookies(t3))
+	}
+	t.Logf("settled:\nr2:\n%s", t2)
+	out := <-ping
+	if out == "" {
+		t.Fatal("ping did not run")
+	}
+	if r := parsePing(t, out); r.Received != r.Sent {
+		t.Errorf("ping while the duplicate went: %d of %d answered (lost %v)", r.Received, r.Sent, r.Lost)
+	}
+	// It stays so.
+	time.Sleep(3 * time.Second)
+	if i2, _, _, x2 := count(tp.R2); i2 != 1 {
+		t.Errorf("a second IKE SA came back:\n%s", x2)
+	}
+}

@@ -1,0 +1,172 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"time"
+
+	"github.com/sitesec/sitesec/kmd/ikesa"
+	"github.com/sitesec/sitesec/proto/pb"
+	"github.com/sitesec/sitesec/proto/subject"
+	"github.com/sitesec/sitesec/services/trace"
+)
+
+// Simultaneous initiation (issue 12 item 5). When both gateways initiate
+// at once (establish-tunnels immediately on both, or traffic on both
+// sides), each completes an IKE_SA_INIT/IKE_AUTH as initiator and one as
+// responder: two IKE SAs and two CHILD SA pairs for one tunnel. RFC 7296
+// section 2.8.2 settles the same situation for rekeys by dropping the SA
+// with the lowest nonce; strongSwan's ike_rekey and child_create handle
+// their collisions alike. For two initial IKE SAs both peers know both
+// SPI pairs, so both drop the same one: the IKE SA whose SPIi||SPIr is
+// the lower is redundant. Each side first moves its tunnel's outbound
+// traffic to the surviving SA's CHILD SA (make-before-break), then the
+// initiator of the redundant IKE SA deletes it (an INFORMATIONAL DELETE,
+// which takes its CHILD SAs along, RFC 7296 section 1.4.1), so that one
+// DELETE is sent, not two.
+
+// collisionWindow: two IKE SAs of one tunnel established this close
+// together come from a simultaneous initiation. An older IKE SA is never
+// a duplicate: it is the one being replaced (clear, DPD) or rekeyed.
+const collisionWindow = 10 * time.Second
+
+// collisionGrace lets both CHILD SAs settle in fwdd (a responder's
+// outbound SA waits up to OutboundDelay) before the redundant one goes.
+const collisionGrace = 2 * time.Second
+
+// established is an IKE SA of a tunnel, as the collision check needs it:
+// fields that do not change once the SA is established, read under s.mu.
+type established struct {
+	sa        *ikesa.SA
+	key       string
+	spi       [16]byte
+	initiator bool
+	at        time.Time
+}
+
+func spiPair(sa *ikesa.SA) [16]byte {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], sa.SPIi)
+	binary.BigEndian.PutUint64(b[8:], sa.SPIr)
+	return b
+}
+
+// noteEstablished records sa (on its runner, at EventEstablished) and, if
+// another IKE SA of the same tunnel was established within
+// collisionWindow, resolves the duplicate.
+func (s *Server) noteEstablished(sa *ikesa.SA) {
+	e := &established{sa: sa, key: s.tunnelKey(sa), spi: spiPair(sa), initiator: sa.Initiator, at: sa.EstablishedAt}
+	s.mu.Lock()
+	if s.estab == nil {
+		s.estab = map[*ikesa.SA]*established{}
+	}
+	var other *established
+	for _, o := range s.estab {
+		if o.key == e.key && o.sa != sa && e.at.Sub(o.at) < collisionWindow && o.at.Sub(e.at) < collisionWindow {
+			other = o
+		}
+	}
+	s.estab[sa] = e
+	s.mu.Unlock()
+	if other == nil {
+		return
+	}
+	win, lose := e, other
+	if bytes.Compare(e.spi[:], other.spi[:]) < 0 {
+		win, lose = other, e
+	}
+	s.trace(trace.Info).Str("peer", sa.Config.Name).Str("kept", win.sa.Name()).Str("redundant", lose.sa.Name()).
+		Bool("deleting", lose.initiator).Msg("simultaneous initiation: duplicate IKE SA")
+	time.AfterFunc(collisionGrace, func() { s.resolveCollision(win, lose) })
+}
+
+// forgetEstablished drops a dead SA from the collision records.
+func (s *Server) forgetEstablished(sa *ikesa.SA) {
+	s.mu.Lock()
+	delete(s.estab, sa)
+	s.mu.Unlock()
+}
+
+// resolveCollision moves the tunnel's outbound traffic to the kept IKE
+// SA's CHILD SAs (on its runner), then deletes the redundant IKE SA if
+// this side initiated it (on its runner).
+func (s *Server) resolveCollision(win, lose *established) {
+	if s.ctx.Err() != nil {
+		return
+	}
+	s.mu.Lock()
+	rw, rl := s.runners[win.sa], s.runners[lose.sa]
+	s.mu.Unlock()
+	if rw == nil || rl == nil {
+		return // one of them is gone already
+	}
+	moved := make(chan struct{})
+	if !rw.do(func() {
+		defer close(moved)
+		if win.sa.State == ikesa.StateEstablished {
+			s.takeOutbound(win.sa)
+		}
+	}) {
+		return
+	}
+	select {
+	case <-moved:
+	case <-rw.done:
+		return
+	case <-s.ctx.Done():
+		return
+	}
+	if !lose.initiator {
+		return // the peer initiated it and deletes it
+	}
+	rl.do(func() {
+		if lose.sa.State == ikesa.StateEstablished {
+			s.trace(trace.Info).Str("sa", lose.sa.Name()).Msg("deleting the duplicate IKE SA of a simultaneous initiation")
+			lose.sa.Delete()
+		}
+	})
+}
+
+// takeOutbound makes the newest installed CHILD SA of sa carry its
+// tunnel's outbound traffic in fwdd, unless it already does. fwdd starts
+// a reinstalled outbound SA past its sequence high-water mark, so no
+// sequence number is sent twice with one key.
+func (s *Server) takeOutbound(sa *ikesa.SA) {
+	var c *ikesa.ChildSA
+	for _, x := range sa.Children {
+		if x.Installed() {
+			c = x
+		}
+	}
+	if c == nil {
+		return
+	}
+	key := s.tunnelKey(sa)
+	s.mu.Lock()
+	cur := s.active[key]
+	_, waiting := s.pending[c.SPIIn]
+	s.mu.Unlock()
+	if waiting {
+		s.switchOutbound(c.SPIIn, true)
+		return
+	}
+	if cur == c.SPIOut {
+		return
+	}
+	out := s.childSAs(sa, c)[1]
+	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
+	defer cancel()
+	rep := &pb.SAInstallReply{}
+	err := s.Bus.Request(ctx, subject.Fwdd, subject.VerbSAInstall, &pb.SAInstall{Sas: []*pb.SA{out}, ReplacesSpi: cur}, rep)
+	if err == nil && rep.GetError() != "" {
+		err = &installError{rep.GetError()}
+	}
+	if err != nil {
+		s.trace(trace.Warning).Uint32("spi_out", c.SPIOut).Err(err).Msg("outbound SA of the kept IKE SA")
+		return
+	}
+	s.mu.Lock()
+	s.active[key] = c.SPIOut
+	s.mu.Unlock()
+}
