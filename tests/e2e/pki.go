@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -29,7 +32,11 @@ type issued struct{ cert, key []byte }
 type PKIFiles struct{ CA, Cert, Key string }
 
 // NewPKI makes a CA and a certificate for each address.
-func NewPKI(t testing.TB, addrs []string) *PKI {
+func NewPKI(t testing.TB, addrs []string) *PKI { return NewPKIKeys(t, addrs, "rsa") }
+
+// NewPKIKeys is NewPKI with end-entity keys of keyType: "rsa" (2048) or
+// "ecdsa-p256" (the CA stays RSA).
+func NewPKIKeys(t testing.TB, addrs []string, keyType string) *PKI {
 	t.Helper()
 	now := time.Now()
 	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -52,9 +59,21 @@ func NewPKI(t testing.TB, addrs []string) *PKI {
 	ca, _ := x509.ParseCertificate(der)
 	p := &PKI{CA: ca, caKey: caKey, caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), certs: map[string]issued{}}
 	for i, a := range addrs {
-		key, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			t.Fatal(err)
+		var key crypto.Signer
+		var keyPEM *pem.Block
+		if keyType == "ecdsa-p256" {
+			k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			der, _ := x509.MarshalECPrivateKey(k)
+			key, keyPEM = k, &pem.Block{Type: "EC PRIVATE KEY", Bytes: der}
+		} else {
+			k, err := rsa.GenerateKey(rand.Reader, 2048)
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, keyPEM = k, &pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}
 		}
 		c := &x509.Certificate{
 			SerialNumber: big.NewInt(int64(i + 2)),
@@ -64,13 +83,13 @@ func NewPKI(t testing.TB, addrs []string) *PKI {
 			KeyUsage:     x509.KeyUsageDigitalSignature,
 			IPAddresses:  []net.IP{net.ParseIP(a)},
 		}
-		der, err := x509.CreateCertificate(rand.Reader, c, ca, &key.PublicKey, caKey)
+		der, err := x509.CreateCertificate(rand.Reader, c, ca, key.Public(), caKey)
 		if err != nil {
 			t.Fatal(err)
 		}
 		p.certs[a] = issued{
 			cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-			key:  pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}),
+			key:  pem.EncodeToMemory(keyPEM),
 		}
 	}
 	return p

@@ -43,7 +43,7 @@ func (tp *Topo) StartCharon(set Set) *Charon {
 		// swanctl loads credentials from the directories beside its
 		// swanctl.conf: x509 (own certificate), x509ca, private.
 		f := set.PKI.Files(t, dir, SwanOutside)
-		for _, m := range []struct{ from, dir, name string }{{f.Cert, "x509", "swan.pem"}, {f.CA, "x509ca", "ca.pem"}, {f.Key, "private", "swan.key"}} {
+		for _, m := range []struct{ from, dir, name string }{{f.Cert, "x509", "swan.pem"}, {f.CA, "x509ca", "ca.pem"}, {f.Key, keyDir(set.CertKey), "swan.key"}} {
 			if err := os.MkdirAll(filepath.Join(dir, m.dir), 0o700); err != nil {
 				t.Fatal(err)
 			}
@@ -130,4 +130,12 @@ func lastLines(s string, n int) string {
 		l = l[len(l)-n:]
 	}
 	return strings.Join(l, "\n")
+}
+
+// keyDir is the swanctl directory for a private key of keyType.
+func keyDir(keyType string) string {
+	if keyType == "ecdsa-p256" {
+		return "ecdsa"
+	}
+	return "private"
 }

@@ -77,8 +77,12 @@ func runCase(t *testing.T, set Set, initiator bool) {
 		// charon authenticated sitesec's certificate (its remote auth is
 		// pubkey); sitesec shows that it signed too.
 		ike, _ := k.r.CLI(showIKE + " detail")
-		if !strings.Contains(ike, "Authentication method: RSA-signatures") || !strings.Contains(ike, "CN="+SwanOutside) {
-			t.Errorf("sitesec does not show an RSA-signature IKE SA with charon's DN:\n%s", ike)
+		method := "RSA-signatures"
+		if set.CertKey == "ecdsa-p256" {
+			method = "ECDSA-signatures-256"
+		}
+		if !strings.Contains(ike, "Authentication method: "+method) || !strings.Contains(ike, "CN="+SwanOutside) {
+			t.Errorf("sitesec does not show an IKE SA authenticated by %s with charon's DN:\n%s", method, ike)
 		}
 	}
 	k.traffic()

@@ -53,7 +53,9 @@ type Set struct {
 	// (tests/e2e PKI, made per case in PKI) and distinguished-name
 	// identities instead of the pre-shared key.
 	Cert bool
-	PKI  *e2e.PKI
+	// CertKey is the end entities' key type: "" (RSA) or "ecdsa-p256".
+	CertKey string
+	PKI     *e2e.PKI
 }
 
 // Sets are the four proposal sets of the kmd interop issue.

@@ -23,6 +23,9 @@ var V1Sets = []Set{
 		IKEEnc: "aes-128-cbc", IKEAuth: "sha1", DHGroup: "group14", ESPEnc: "aes-128-cbc", ESPAuth: "hmac-sha1-96", V1: true, Cert: true},
 	{Name: "v1-aggressive-rsa-aes256-sha256-modp2048", IKE: "aes256-sha256-modp2048", ESP: "aes256-sha256-modp2048",
 		IKEEnc: "aes-256-cbc", IKEAuth: "sha-256", DHGroup: "group14", ESPEnc: "aes-256-cbc", ESPAuth: "hmac-sha-256-128", V1: true, Aggressive: true, Cert: true},
+	// ECDSA P-256 certificates (RFC 4754 method 9).
+	{Name: "v1-main-ecdsa256-aes128-sha256-modp2048", IKE: "aes128-sha256-modp2048", ESP: "aes128-sha256-modp2048",
+		IKEEnc: "aes-128-cbc", IKEAuth: "sha-256", DHGroup: "group14", ESPEnc: "aes-128-cbc", ESPAuth: "hmac-sha-256-128", V1: true, Cert: true, CertKey: "ecdsa-p256"},
 }
 
 // TestStrongSwanIKEv1 runs the IKEv1 sets with sitesec as initiator and
@@ -35,7 +38,7 @@ func TestStrongSwanIKEv1(t *testing.T) {
 			t.Run(set.Name+"/"+role, func(t *testing.T) {
 				t.Parallel()
 				if set.Cert {
-					set.PKI = e2e.NewPKI(t, []string{SiteOutside, SwanOutside})
+					set.PKI = e2e.NewPKIKeys(t, []string{SiteOutside, SwanOutside}, set.CertKey)
 				}
 				runCase(t, set, role == "initiator")
 			})
