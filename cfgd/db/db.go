@@ -203,6 +203,25 @@ func (d *DB) Committed() (*conf.Node, Meta) {
 	return d.committed.Clone(), d.meta
 }
 
+// Meta returns the committed revision's metadata (Committed without the
+// copy of the configuration).
+func (d *DB) Meta() Meta {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.meta
+}
+
+// View returns the committed configuration itself, not a copy: the caller
+// must not modify it, nor look it up (Get builds indexes) while another
+// goroutine may. A commit replaces the configuration rather than
+// changing it, so a view stays as it was. Copying a 10,000-service-set
+// configuration costs a sizeable part of a commit (issue 15 goal 5).
+func (d *DB) View() (*conf.Node, Meta) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.committed, d.meta
+}
+
 // History returns the kept revisions, newest (rollback 0) first.
 func (d *DB) History() []Meta {
 	d.mu.Lock()

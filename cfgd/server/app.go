@@ -62,7 +62,7 @@ func (a *App) Start(ctx context.Context, d *daemon.Daemon) error {
 			return fmt.Errorf("cfgd: %w", err)
 		}
 	}
-	_, m := database.Committed()
+	m := database.Meta()
 	cur, err := d.Bus.GetConfig(ctx)
 	if m.Revision > 0 && (err != nil || cur == nil || cur.GetRevision() != m.Revision) {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)

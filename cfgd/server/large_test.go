@@ -154,3 +154,29 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkCommitTenThousandServiceSetsAgain is the commit an operator
+// makes most: one statement changed in a configuration of 10,000 service
+// sets that is already committed.
+func BenchmarkCommitTenThousandServiceSetsAgain(b *testing.B) {
+	s, _ := newServer(b, "kmd", "fwdd", "pkid")
+	loadAndCommit(b, s, concentrator(10000))
+	b.ReportAllocs()
+	var cpu time.Duration
+	i := 0
+	for b.Loop() {
+		i++
+		runtime.GC()
+		t0 := cpuTime()
+		r := s.Edit(context.Background(), &pb.ConfigEditRequest{Session: "big", Words: []string{"set", "system", "host-name", fmt.Sprintf("c%d", i)}, User: "admin"})
+		if len(r.Errors) > 0 {
+			b.Fatal(r.Errors)
+		}
+		r = s.Edit(context.Background(), &pb.ConfigEditRequest{Session: "big", Words: []string{"commit"}, User: "admin"})
+		if len(r.Errors) > 0 || r.Lines[len(r.Lines)-1] != "commit complete" {
+			b.Fatalf("commit: %v %v", r.Errors, r.Lines)
+		}
+		cpu += cpuTime() - t0
+	}
+	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/op")
+}

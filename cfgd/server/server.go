@@ -196,7 +196,7 @@ func (s *Server) prepare(ctx context.Context, c *pb.Config) ([]*pb.ConfigError, 
 	if s.Req == nil {
 		return nil, nil
 	}
-	_, cur := s.DB.Committed()
+	cur := s.DB.Meta()
 	snap := &pb.ConfigSnapshot{Revision: cur.Revision + 1, Config: c}
 	daemons := s.running()
 	acks := make([]*pb.ApplyAck, len(daemons))
@@ -482,8 +482,7 @@ func (s *Server) Edit(ctx context.Context, req *pb.ConfigEditRequest) *pb.Config
 		}
 		x.cand = cfg
 		if n == 0 {
-			_, m := s.DB.Committed()
-			x.base = m.Revision
+			x.base = s.DB.Meta().Revision
 		}
 		rep.Lines = append(rep.Lines, "load complete")
 	case "update":
@@ -718,11 +717,11 @@ func (s *Server) commit(ctx context.Context, rep *pb.ConfigEditReply, x *session
 		rep.Lines = append(rep.Lines, "configuration check succeeds")
 		return rep
 	}
-	_, cur := s.DB.Committed()
+	cur := s.DB.Meta()
 	if x.base != cur.Revision {
 		return failMsg(rep, "configuration database modified: revision %d was committed after this session started editing revision %d; use 'update' or 'rollback 0' to start from it (uncommitted changes are discarded)", cur.Revision, x.base)
 	}
-	prev, _ := s.DB.Committed()
+	prev, _ := s.DB.View() // read only: revert commits it again
 	m, err := s.DB.Commit(x.cand, db.Meta{User: req.GetUser(), Client: "cli", Comment: comment, ConfirmMinutes: confirm})
 	if err != nil {
 		return failMsg(rep, "commit failed: %v", err)
