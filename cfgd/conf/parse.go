@@ -304,6 +304,11 @@ type parser struct {
 	lx   *lexer
 	tok  token // the next token
 	errs Errors
+	// ws and made are block's per-statement buffers, reused: a statement
+	// is done with them before block recurses into its braces (issue 15
+	// goal 5: half a million statements each grew its own).
+	ws   []token
+	made []*Node
 }
 
 func (p *parser) peek() token { return p.tok }
@@ -383,7 +388,7 @@ func (p *parser) block(cur *Node, top bool, prefix ...token) {
 			inactive = inactive || t.text == "inactive:"
 			replace = replace || t.text == "replace:"
 		}
-		var ws []token
+		ws := p.ws[:0]
 		for {
 			t := p.peek()
 			if t.kind == tWord || t.kind == tLBrack || t.kind == tRBrack {
@@ -411,11 +416,13 @@ func (p *parser) block(cur *Node, top bool, prefix ...token) {
 			p.skip()
 			continue
 		}
+		p.ws = ws
 		if len(prefix) > 0 {
 			ws = append(slices.Clone(prefix), ws...)
 		}
-		var made []*Node
+		made := p.made[:0]
 		t2, err := walkx(cur, ws, true, end.kind == tLBrace && len(prefix) == 0, &made)
+		p.made = made[:0]
 		if err != nil {
 			undo(made)
 			p.fail(err)
