@@ -350,7 +350,7 @@ func (sa *ISAKMPSA) quickResponder(x *exchange, ps []isakmp.Payload) error {
 	default:
 		return errors.New("ikev1: quick mode needs two identities or none")
 	}
-	if !within(x.localTS, t.Config.LocalTS) || !within(x.remoteTS, t.Config.RemoteTS) {
+	if !t.Config.allowed(x.localTS, x.remoteTS) {
 		sa.sendNotify(isakmp.NotifyInvalidIDInformation, isakmp.ProtoESP, nil)
 		return fmt.Errorf("ikev1: proxy identities %v-%v / %v-%v outside the policy", x.localTS.Start, x.localTS.End, x.remoteTS.Start, x.remoteTS.End)
 	}

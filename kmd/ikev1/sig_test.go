@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sitesec/sitesec/kmd/isakmp"
+	"github.com/sitesec/sitesec/kmd/message"
 )
 
 // testSigner stands in for pkid: a self-signed certificate whose key
@@ -189,6 +190,20 @@ func TestSignatureRefused(t *testing.T) {
 				}
 
 			})
+		}
+	}
+}
+
+// TestAllowedProxyPairs: a dynamic-endpoint responder accepts proxy
+// identities inside any allowed pair, and only those.
+func TestAllowedProxyPairs(t *testing.T) {
+	c := &Config{Allowed: [][2]message.Selector{{sel("10.2.0.0/24"), sel("10.1.0.0/16")}, {sel("10.3.0.0/24"), sel("10.8.0.0/24")}}}
+	for _, tc := range []struct {
+		l, r string
+		ok   bool
+	}{{"10.2.0.0/24", "10.1.5.0/24", true}, {"10.3.0.0/25", "10.8.0.0/24", true}, {"10.2.0.0/24", "10.8.0.0/24", false}, {"10.2.0.0/24", "10.9.0.0/24", false}} {
+		if got := c.allowed(sel(tc.l), sel(tc.r)); got != tc.ok {
+			t.Errorf("%s-%s: %v, want %v", tc.l, tc.r, got, tc.ok)
 		}
 	}
 }

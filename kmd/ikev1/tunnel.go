@@ -41,6 +41,10 @@ type Config struct {
 	// ESP are the phase 2 transforms (their Group is the PFS group).
 	ESP               []Phase2
 	LocalTS, RemoteTS message.Selector
+	// Allowed, when set, replaces LocalTS/RemoteTS as what a responder
+	// accepts: the initiator's proxy identities must lie inside one
+	// pair (local, remote) (allowed-proxy-pair of an access profile).
+	Allowed [][2]message.Selector
 	Lifetime          time.Duration // ISAKMP SA
 	ChildLifetime     time.Duration
 	NATTraversal      bool
@@ -559,4 +563,18 @@ func (t *Tunnel) float() {
 func (t *Tunnel) nextReqid() uint32 {
 	t.reqid++
 	return t.reqid
+}
+
+// allowed reports whether a responder accepts the proxy identities
+// local and remote (RFC 2409 section 5.5: IKEv1 has no narrowing).
+func (c *Config) allowed(local, remote message.Selector) bool {
+	if len(c.Allowed) == 0 {
+		return within(local, c.LocalTS) && within(remote, c.RemoteTS)
+	}
+	for _, p := range c.Allowed {
+		if within(local, p[0]) && within(remote, p[1]) {
+			return true
+		}
+	}
+	return false
 }

@@ -286,6 +286,13 @@ func Peers(c *pb.Config) ([]*Peer, error) {
 				cfg.DPDInterval, cfg.DPDThreshold = dpd(ci.GetDeadPeerDetection())
 			}
 			p.IKE = cfg
+			if ci.GetIkePolicy() != "" && isV1(c, ci.GetIkePolicy()) {
+				// IKEv1 dynamic endpoints: one responder tunnel per client.
+				if p.V1, err = v1Config(c, ci.GetIkePolicy(), ci.GetIpsecPolicy(), cfg); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+			}
 			p.Fingerprint = fingerprint(c, ss, nil, ci.GetIkePolicy(), ci.GetIpsecPolicy(), prof)
 			out = append(out, &p)
 		}

@@ -112,11 +112,19 @@ func (s *Server) v1Punt(local, remote netip.AddrPort, payload []byte) {
 	s.mu.Lock()
 	r := s.v1().cookies[h.ICookie]
 	if r == nil && h.RCookie == ([8]byte{}) && (h.Exchange == isakmp.ExchangeMain || h.Exchange == isakmp.ExchangeAggressive) {
-		var p *Peer
+		var p, dyn *Peer
 		for _, x := range s.peers {
-			if x.V1 != nil && x.Local == local.Addr().Unmap() && (x.Remote == remote.Addr().Unmap() || x.Backup == remote.Addr().Unmap()) {
-				p = x
+			if x.V1 == nil || x.Local != local.Addr().Unmap() {
+				continue
 			}
+			if x.Remote == remote.Addr().Unmap() || x.Backup == remote.Addr().Unmap() {
+				p = x
+			} else if x.Dynamic && (dyn == nil || x.Key < dyn.Key) {
+				dyn = x // dynamic endpoints: any client address
+			}
+		}
+		if p == nil {
+			p = dyn
 		}
 		if p != nil && !s.down[p.ServiceSet] {
 			r = s.v1().tunnels[p.Key+"|"+remote.Addr().String()]

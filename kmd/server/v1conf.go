@@ -161,7 +161,14 @@ func v1Config(c *pb.Config, ikePolicy, ipsecPolicy string, cfg *ikesa.Config) (*
 		// IKEv1 and IKEv2 share the identification type numbers.
 		out.RemoteID = func(id isakmp.ID) bool { return m(&message.ID{IDType: message.IDType(id.Type), Data: id.Data}) }
 	}
-	if len(cfg.LocalTS) != 1 || len(cfg.RemoteTS) != 1 {
+	if cfg.Rule == "" && len(cfg.LocalTS) > 0 && len(cfg.LocalTS) == len(cfg.RemoteTS) {
+		// Dynamic endpoints (access profile): a responder accepting any
+		// allowed-proxy-pair; it never initiates.
+		out.LocalTS, out.RemoteTS = cfg.LocalTS[0], cfg.RemoteTS[0]
+		for i := range cfg.LocalTS {
+			out.Allowed = append(out.Allowed, [2]message.Selector{cfg.LocalTS[i], cfg.RemoteTS[i]})
+		}
+	} else if len(cfg.LocalTS) != 1 || len(cfg.RemoteTS) != 1 {
 		errs = append(errs, confError("services ipsec-vpn rule "+cfg.Rule+" term "+cfg.Term+" from", "IKEv1 carries one source and one destination address per term"))
 	} else {
 		out.LocalTS, out.RemoteTS = cfg.LocalTS[0], cfg.RemoteTS[0]

@@ -36,6 +36,7 @@ type depClient struct {
 	Local, Peer, ID     string
 	LocalLAN, RemoteLAN string
 	PSK                 string
+	V1                  bool   // IKEv1 main mode (charon version = 1)
 	Cert, CA            string // certificate authentication: file names under x509, x509ca
 	ns                  string
 	charon              *Charon
@@ -48,13 +49,19 @@ type depSite struct {
 	LocalLAN, ClientNets string
 	PSK                  string
 	Cert                 bool
+	V1                   bool // the profile's ike-policy negotiates IKEv1
 }
 
-func TestDynamicEndpoints(t *testing.T) { runDynamicEndpoints(t, false) }
+func TestDynamicEndpoints(t *testing.T) { runDynamicEndpoints(t, false, false) }
 
-func TestDynamicEndpointsCertificates(t *testing.T) { runDynamicEndpoints(t, true) }
+func TestDynamicEndpointsCertificates(t *testing.T) { runDynamicEndpoints(t, true, false) }
 
-func runDynamicEndpoints(t *testing.T, cert bool) {
+// TestDynamicEndpointsIKEv1 runs the same clients with IKEv1 (issue 13):
+// main mode with the ike-policy's pre-shared key, quick mode within the
+// allowed proxy pair (INVALID-ID-INFORMATION for the fourth).
+func TestDynamicEndpointsIKEv1(t *testing.T) { runDynamicEndpoints(t, false, true) }
+
+func runDynamicEndpoints(t *testing.T, cert, v1 bool) {
 	e2e.RequireNetns(t)
 	requireCharon(t)
 	t.Parallel()
@@ -97,7 +104,7 @@ func runDynamicEndpoints(t *testing.T, cert bool) {
 		tp.IP(tp.Site, "addr", "add", gw+"/24", "dev", fmt.Sprintf("cl%d", i))
 		tp.IP(tp.Site, "link", "set", fmt.Sprintf("cl%d", i), "up")
 		clients = append(clients, &depClient{Local: local, Peer: SiteOutside, ID: fmt.Sprintf("client%d.sitesec.test", i),
-			LocalLAN: lan + ".0/24", RemoteLAN: SiteLAN, PSK: psk, ns: ns})
+			LocalLAN: lan + ".0/24", RemoteLAN: SiteLAN, PSK: psk, V1: v1, ns: ns})
 	}
 
 	r := harness.StartIn(t, tp.Site, "--name", "dep")
@@ -112,7 +119,7 @@ func runDynamicEndpoints(t *testing.T, cert bool) {
 			}
 		}
 	})
-	site := depSite{Outside: SiteOutside, Inside: SiteInside, LocalLAN: SiteLAN, ClientNets: "10.1.0.0/16", PSK: psk, Cert: cert}
+	site := depSite{Outside: SiteOutside, Inside: SiteInside, LocalLAN: SiteLAN, ClientNets: "10.1.0.0/16", PSK: psk, Cert: cert, V1: v1}
 	file := filepath.Join(r.Root, "dep.conf")
 	if err := render("sitesec-dep.conf.tmpl", file, site); err != nil {
 		t.Fatal(err)
