@@ -44,13 +44,13 @@ type Config struct {
 	// Allowed, when set, replaces LocalTS/RemoteTS as what a responder
 	// accepts: the initiator's proxy identities must lie inside one
 	// pair (local, remote) (allowed-proxy-pair of an access profile).
-	Allowed [][2]message.Selector
-	Lifetime          time.Duration // ISAKMP SA
-	ChildLifetime     time.Duration
-	NATTraversal      bool
-	NATKeepalive      time.Duration
-	DPDInterval       time.Duration
-	DPDThreshold      int
+	Allowed       [][2]message.Selector
+	Lifetime      time.Duration // ISAKMP SA
+	ChildLifetime time.Duration
+	NATTraversal  bool
+	NATKeepalive  time.Duration
+	DPDInterval   time.Duration
+	DPDThreshold  int
 }
 
 // Host is what a Tunnel needs of kmd: fwdd's transmit path and SA
