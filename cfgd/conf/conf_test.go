@@ -1,6 +1,7 @@
 package conf
 
 import (
+	"bytes"
 	"flag"
 	"os"
 	"path/filepath"
@@ -200,6 +201,11 @@ func TestRenderMasked(t *testing.T) {
 		got, want := n.RenderMasked(), n.Masked().Render()
 		if got != want {
 			t.Errorf("%s: RenderMasked differs from Masked().Render():\n%s\n----\n%s", f, got, want)
+		}
+		var buf bytes.Buffer
+		buf.WriteString("## header\n")
+		if n.WriteMasked(&buf); buf.String() != "## header\n"+want {
+			t.Errorf("%s: WriteMasked differs from Masked().Render()", f)
 		}
 		if strings.Contains(string(b), "ascii-text \"") && got == n.Render() {
 			t.Errorf("%s: nothing masked", f)

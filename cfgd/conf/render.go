@@ -1,6 +1,7 @@
 package conf
 
 import (
+	"bytes"
 	"strings"
 
 	"github.com/sitesec/sitesec/cfgd/schema"
@@ -19,9 +20,9 @@ func (n *Node) Render() string {
 	return b.String()
 }
 
-// RenderMasked is n.Masked().Render() without the copy: what the commit
-// database writes for each revision (a 10,000-service-set configuration
-// was copied whole only to be printed; issue 15 goal 5).
+// RenderMasked is n.Masked().Render() without the copy (a
+// 10,000-service-set configuration was copied whole only to be printed;
+// issue 15 goal 5).
 func (n *Node) RenderMasked() string {
 	var b strings.Builder
 	b.Grow(n.renderSize())
@@ -30,19 +31,33 @@ func (n *Node) RenderMasked() string {
 	return b.String()
 }
 
+// WriteMasked appends RenderMasked's text to b: what the commit database
+// writes for each revision, without a string of several MB in between.
+func (n *Node) WriteMasked(b *bytes.Buffer) {
+	b.Grow(n.renderSize())
+	r := renderer{b: b, mask: true}
+	r.block(n.Children, 0)
+}
+
 // renderSize guesses the length of n's text (a buffer grown by doubling
 // up to megabytes copies and clears several times over).
 func (n *Node) renderSize() int {
 	size := 0
-	n.Walk(func(x *Node) { size += 48 + len(x.Key) })
+	n.Walk(func(x *Node) { size += 64 + len(x.Key) })
 	return size
 }
 
 // renderer writes curly-brace syntax into b; with mask, secrets typed in
 // clear are written in "$9$" form (Masked).
 type renderer struct {
-	b    *strings.Builder
+	b    textWriter
 	mask bool
+}
+
+// textWriter is strings.Builder or bytes.Buffer.
+type textWriter interface {
+	WriteString(string) (int, error)
+	WriteByte(byte) error
 }
 
 const indents = "                                                                "

@@ -281,7 +281,7 @@ func (d *DB) commit(cfg *conf.Node, m Meta) (Meta, error) {
 	fmt.Fprintf(&b, "## Last commit: %s by %s\n", m.Time.Format("2006-01-02 15:04:05 MST"), m.User)
 	// Secrets typed in clear are stored in Junos "$9$" form, as Junos
 	// does on commit (issue 14, low); reading the file back decodes them.
-	b.WriteString(cfg.RenderMasked())
+	cfg.WriteMasked(&b)
 	fs, dir := d.opt.FS, d.opt.Dir
 
 	confirmPath := filepath.Join(dir, "confirm")
