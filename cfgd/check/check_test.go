@@ -319,7 +319,8 @@ set protocols ospf area 0.0.0.0 interface so-0/0/0.0 passive`); err != nil {
 	}
 	got := strings.Join(FormatWarnings(Warnings(cfg)), "\n")
 	want := "[edit routing-options]\n  'router-id 10.0.0.2'\n    warning: statement is accepted but not acted on by sitesec: no routing protocol runs\n" +
-		"[edit]\n  'protocols'\n    warning: statement is accepted but not acted on by sitesec: sitesec runs no routing protocol; the host's routing reaches the networks"
+		"[edit]\n  'protocols'\n    warning: statement is accepted but not acted on by sitesec: sitesec runs no routing protocol; the host's routing reaches the networks\n" +
+		"[edit services ipsec-vpn ike proposal ike-proposal1]\n  'dh-group'\n    warning: not set: the default, group1, is weak (kept for older peers); set group14 or stronger"
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}

@@ -31,6 +31,12 @@ func weakWarnings(cfg *conf.Node) conf.Errors {
 	v := cfg.Get("services", "ipsec-vpn")
 	for _, p := range v.Get("ike").All("proposal") {
 		warn(p, "dh-group", "authentication-algorithm", "encryption-algorithm")
+		if len(p.All("dh-group")) == 0 {
+			// kmd runs Junos's default, as the schema declares it
+			// (issue 12 item 8): say that it is weak.
+			out = append(out, &conf.Error{Pos: p.Pos, Path: p.EditPath(), Stmt: "dh-group",
+				Msg: "not set: the default, group1, is weak (kept for older peers); set group14 or stronger"})
+		}
 	}
 	for _, p := range v.Get("ipsec").All("proposal") {
 		warn(p, "authentication-algorithm", "encryption-algorithm")

@@ -10,16 +10,16 @@ import (
 
 // Junos proposal names (SPEC section 1) mapped onto IKEv2 transforms.
 //
-// Defaults where a statement is omitted (SPEC section 5, with the choices
-// documented in kmd/README.md): Junos defaults that sitesec does not
-// implement (group1/2/5, 3des-cbc, md5) are replaced by the nearest secure
-// transform: an IKE proposal defaults to aes-256-cbc, sha-256, group14; an
-// IPsec proposal to ESP, hmac-sha1-96 (SPEC), aes-256-cbc; PFS is off
-// unless configured.
+// Defaults where a statement is omitted are Junos's, as cfgd's schema
+// declares them (issue 12 item 8): an IKE proposal is aes-256-cbc, sha1,
+// group1, 3600 s; an IPsec proposal ESP, hmac-sha1-96, aes-256-cbc,
+// 28800 s; PFS is off unless configured. group1 and sha1 are weak: commit
+// check warns when a proposal leaves them to the default (cfgd/check
+// weak.go), and kmd runs them, as Junos does, rather than something else.
 const (
 	DefaultIKEEncryption    = "aes-256-cbc"
-	DefaultIKEAuthAlgorithm = "sha-256"
-	DefaultIKEDHGroup       = "group14"
+	DefaultIKEAuthAlgorithm = "sha1"
+	DefaultIKEDHGroup       = "group1"
 	DefaultIPsecAuth        = "hmac-sha1-96"
 	DefaultIPsecEncryption  = "aes-256-cbc"
 	DefaultIKELifetime      = 3600

@@ -331,13 +331,13 @@ func TestJunosNames(t *testing.T) {
 		want          Suite
 		err           bool
 	}{
-		{"", "", "", Suite{Protocol: message.ProtocolIKE, Encr: message.EncrAESCBC, EncrKeyBits: 256, PRF: message.PRFHMACSHA2256, Integ: message.IntegHMACSHA256128, DH: 14}, false},
+		{"", "", "", Suite{Protocol: message.ProtocolIKE, Encr: message.EncrAESCBC, EncrKeyBits: 256, PRF: message.PRFHMACSHA1, Integ: message.IntegHMACSHA196, DH: 1}, false},
 		{"aes-128-gcm", "sha-384", "group20", Suite{Protocol: message.ProtocolIKE, Encr: message.EncrAESGCM16, EncrKeyBits: 128, PRF: message.PRFHMACSHA2384, DH: 20}, false},
 		{"chacha20-poly1305", "sha-512", "group31", Suite{Protocol: message.ProtocolIKE, Encr: message.EncrChaCha20Poly1305, EncrKeyBits: 256, PRF: message.PRFHMACSHA2512, DH: 31}, false},
 		{"aes-192-cbc", "sha1", "group15", Suite{Protocol: message.ProtocolIKE, Encr: message.EncrAESCBC, EncrKeyBits: 192, PRF: message.PRFHMACSHA1, Integ: message.IntegHMACSHA196, DH: 15}, false},
 		{"3des-cbc", "", "", Suite{}, true},
 		{"", "md5", "", Suite{}, true},
-		{"", "", "group2", Suite{Protocol: message.ProtocolIKE, Encr: message.EncrAESCBC, EncrKeyBits: 256, PRF: message.PRFHMACSHA2256, Integ: message.IntegHMACSHA256128, DH: 2}, false},
+		{"", "", "group2", Suite{Protocol: message.ProtocolIKE, Encr: message.EncrAESCBC, EncrKeyBits: 256, PRF: message.PRFHMACSHA1, Integ: message.IntegHMACSHA196, DH: 2}, false},
 		{"", "", "group3", Suite{}, true},
 		{"", "", "groupx", Suite{}, true},
 	}

@@ -1,0 +1,35 @@
+package transform
+
+import (
+	"testing"
+
+	"github.com/sitesec/sitesec/kmd/message"
+)
+
+// TestJunosDefaults (issue 12 item 8): a proposal that leaves a statement
+// out runs Junos's default, the one cfgd's schema declares (Junos
+// documentation, [edit services ipsec-vpn ike proposal] and [... ipsec
+// proposal]: authentication-algorithm sha1, dh-group group1,
+// encryption-algorithm aes-256-cbc, lifetime-seconds 3600; ESP,
+// hmac-sha1-96, aes-256-cbc, 28800), not a stronger stand-in.
+// cfgd/check's TestSchemaDefaults holds the schema to the same table.
+func TestJunosDefaults(t *testing.T) {
+	ike, err := IKESuite("", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Suite{Protocol: message.ProtocolIKE, Encr: message.EncrAESCBC, EncrKeyBits: 256, PRF: message.PRFHMACSHA1, Integ: message.IntegHMACSHA196, DH: 1}
+	if ike != want {
+		t.Errorf("IKE proposal defaults %+v, want %+v", ike, want)
+	}
+	esp, err := ESPSuite("", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if esp.Encr != message.EncrAESCBC || esp.EncrKeyBits != 256 || esp.Integ != message.IntegHMACSHA196 || esp.DH != 0 {
+		t.Errorf("IPsec proposal defaults %+v (want aes-256-cbc, hmac-sha1-96, no PFS)", esp)
+	}
+	if DefaultIKELifetime != 3600 || DefaultIPsecLifetime != 28800 {
+		t.Errorf("lifetimes %d, %d", DefaultIKELifetime, DefaultIPsecLifetime)
+	}
+}
