@@ -11,7 +11,8 @@
 //	                  changed: temporary file, fsync, rename, fsync of the
 //	                  directory. The rename is the commit point.
 //	juniper.conf      a copy of the newest revision for people used to
-//	                  Junos's /config; never read back.
+//	                  Junos's /config; never read back, so replaced by
+//	                  rename without fsync.
 //	confirm           a pending `commit confirmed`: the revision and the
 //	                  deadline. Written before the revision it names, so a
 //	                  crash never leaves an unconfirmed commit without its
