@@ -22,6 +22,9 @@ func TestJunosDefaults(t *testing.T) {
 	if ike != want {
 		t.Errorf("IKE proposal defaults %+v, want %+v", ike, want)
 	}
+	if gcm, err := IKESuite("aes-256-gcm", "", ""); err != nil || gcm.PRF != message.PRFHMACSHA2256 || gcm.Integ != message.IntegNone || gcm.DH != 1 {
+		t.Errorf("AEAD IKE proposal defaults %+v, %v (PRF sha-256, no integrity, group1)", gcm, err)
+	}
 	esp, err := ESPSuite("", "", "")
 	if err != nil {
 		t.Fatal(err)

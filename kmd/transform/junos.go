@@ -93,6 +93,11 @@ func IKESuite(encryption, authentication, dhGroup string) (Suite, error) {
 	}
 	if authentication == "" {
 		authentication = DefaultIKEAuthAlgorithm
+		if encryption == "aes-128-gcm" || encryption == "aes-256-gcm" || encryption == "chacha20-poly1305" {
+			// An AEAD suite has no integrity algorithm for the default
+			// to name; its PRF (RFC 5282 section 7) stays sha-256.
+			authentication = "sha-256"
+		}
 	}
 	if dhGroup == "" {
 		dhGroup = DefaultIKEDHGroup

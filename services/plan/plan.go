@@ -37,15 +37,16 @@ const (
 	IKEPort             = 500
 	NATTPort            = 4500
 
-	// An IKE proposal's omitted statements. IKEv1 takes the schema's
-	// declared defaults (dh-group group1, sha1, aes-256-cbc). IKEv2
-	// replaces the Junos defaults sitesec does not run over IKEv2 (MODP
-	// group1, sha1 as PRF) by group14 and sha-256 (kmd/README.md).
+	// An IKE proposal's omitted statements: the schema's declared
+	// defaults (dh-group group1, sha1, aes-256-cbc) for IKEv1 and IKEv2
+	// alike (issue 12 item 8; kmd/transform runs them, commit check warns
+	// about group1). An IKEv2 AEAD suite's PRF defaults to sha-256.
 	DefaultMethod     = "pre-shared-keys"
 	V1DefaultGroup    = "group1"
 	V1DefaultHash     = "sha1"
-	V2DefaultGroup    = "group14"
-	V2DefaultHash     = "sha-256"
+	V2DefaultGroup    = "group1"
+	V2DefaultHash     = "sha1"
+	V2DefaultAEADPRF  = "sha-256"
 	DefaultIKEEnc     = "aes-256-cbc"
 	DefaultIPsecAuth  = "hmac-sha1-96"
 	V1DefaultIPsecEnc = "3des-cbc"
@@ -562,7 +563,7 @@ func IKEProposalDefaults(prop *pb.IKEProposal, version uint32) *pb.IKEProposal {
 		}
 		if f.AuthenticationAlgorithm == "" {
 			// The PRF of an AEAD suite (RFC 5282 section 7).
-			f.AuthenticationAlgorithm = V2DefaultHash
+			f.AuthenticationAlgorithm = V2DefaultAEADPRF
 		}
 	}
 	return f

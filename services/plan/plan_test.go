@@ -72,7 +72,7 @@ func TestResolve(t *testing.T) {
 	if ike.Version != 2 || ike.IkeLifetime != 3600 || ike.IpsecLifetime != 28800 || ike.PskSource != pb.PlanPSKSource_PLAN_PSK_IKE_POLICY || ike.PskName != "ike1" {
 		t.Fatalf("ike %v", ike)
 	}
-	if got := ike.IkeProposals[0]; got.DhGroup != "group14" || got.AuthenticationAlgorithm != "sha-256" || got.EncryptionAlgorithm != "aes-256-cbc" || got.AuthenticationMethod != "pre-shared-keys" {
+	if got := ike.IkeProposals[0]; got.DhGroup != "group1" || got.AuthenticationAlgorithm != "sha1" || got.EncryptionAlgorithm != "aes-256-cbc" || got.AuthenticationMethod != "pre-shared-keys" {
 		t.Fatalf("IKEv2 defaults %v", got)
 	}
 	if got := ike.IpsecProposals[0]; got.Protocol != pb.IPsecProtocol_IPSEC_PROTOCOL_ESP || got.AuthenticationAlgorithm != "hmac-sha1-96" || got.EncryptionAlgorithm != "aes-256-cbc" {
