@@ -207,3 +207,78 @@ func TestAllowedProxyPairs(t *testing.T) {
 		}
 	}
 }
+
+// sigPair is an aggressive-mode pair authenticating with RSA
+// certificates; it returns the initiator after its first message and the
+// responder's answer (SA, KE, Nonce, ID, CERT, SIG, CERTREQ in clear).
+func sigPair(t *testing.T, sa, sb *testSigner) (*Tunnel, []byte) {
+	auth := isakmp.AuthRSA
+	if sa.keyType == "ecdsa-p256" {
+		auth = isakmp.AuthECDSA256
+	}
+	p1 := Phase1{Encr: isakmp.EncrAES, KeyBits: 128, Hash: isakmp.HashSHA1, Auth: uint16(auth), Group: 2}
+	ta, tb, ha, hb, _ := pair(t, true, p1, Phase2{ESP: isakmp.ESPAES, KeyBits: 128, AuthAlg: isakmp.AuthHMACSHA})
+	ta.Config.Sig, tb.Config.Sig = sa, sb
+	ta.Initiate()
+	tb.Handle(tb.Local, tb.Remote, ha.out[0])
+	return ta, hb.out[0]
+}
+
+// FuzzSignedAnswer feeds an aggressive-mode initiator waiting for the
+// signed answer arbitrary bytes (CERT and SIG payloads from the
+// network): nothing may panic, and nothing but the real answer
+// establishes it.
+func FuzzSignedAnswer(f *testing.F) {
+	t0 := &testing.T{}
+	// ECDSA and group 2 keep an iteration cheap.
+	sa, sb := newTestSigner(t0, "ecdsa-p256", "a"), newTestSigner(t0, "ecdsa-p256", "b")
+	sa.trusted, sb.trusted = sb.der, sa.der
+	_, answer := sigPair(t0, sa, sb)
+	f.Add(answer)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ta, _ := sigPair(t, sa, sb)
+		ta.Handle(ta.Local, ta.Remote, b)
+	})
+}
+
+// TestSignedAnswerCorrupted: the responder's signed answer with any
+// byte of what the signature covers or carries (KE, nonce, ID,
+// certificate, SIG) changed never establishes the initiator.
+func TestSignedAnswerCorrupted(t *testing.T) {
+	sa, sb := newTestSigner(t, "rsa", "a"), newTestSigner(t, "rsa", "b")
+	sa.trusted, sb.trusted = sb.der, sa.der
+	ta, answer := sigPair(t, sa, sb)
+	h, body, err := isakmp.ParseHeader(answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, _, err := isakmp.ParsePayloads(h.Next, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offsets []int
+	for _, p := range ps {
+		switch p.Type {
+		case isakmp.PayloadKE, isakmp.PayloadNonce, isakmp.PayloadID, isakmp.PayloadCert, isakmp.PayloadSig:
+			start := cap(answer) - cap(p.Body)
+			for i := start; i < start+len(p.Body); i += 5 {
+				offsets = append(offsets, i)
+			}
+		}
+	}
+	t.Logf("%d offsets from %d of %d bytes", len(offsets), offsets[0], len(answer))
+	if len(offsets) < 100 {
+		t.Fatalf("only %d offsets", len(offsets))
+	}
+	for _, i := range offsets {
+		bad := append([]byte(nil), answer...)
+		bad[i] ^= 0x5a
+		ta.Handle(ta.Local, ta.Remote, bad)
+		if ta.Established() != nil {
+			t.Fatalf("byte %d changed and the initiator established", i)
+		}
+	}
+	if err := ta.Handle(ta.Local, ta.Remote, answer); err != nil || ta.Established() == nil {
+		t.Fatalf("the real answer after the corrupted ones: %v", err)
+	}
+}
