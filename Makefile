@@ -9,7 +9,7 @@ export CGO_ENABLED := 0
 # (protobuf-compiler 3.21.12) and protoc-gen-go v1.36.12.
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: all build deps test unit lint proto proto-tools run images e2e bench bench-net fuzz clean
+.PHONY: all build deps test unit lint proto proto-tools run images e2e bench bench-net bench-setup fuzz clean
 
 all: build
 
@@ -65,6 +65,14 @@ bench:
 # with BENCH=TestThroughput etc.; BENCH_REPS, BENCH_SECONDS, BENCH_CASES.
 bench-net: build
 	SITESEC_BIN=$(CURDIR)/$(BIN) $(GO) test -tags bench -count=1 -timeout 60m -v -run '$(or $(BENCH),.)' ./tests/bench
+
+# IKE setup rate against strongSwan (issue 15 goal 2): builds strongSwan's
+# load-tester plugin from Debian's source package once (scripts/loadtester.sh,
+# into .cache/loadtester; apt-get build-dep and source, minutes), then
+# tests/bench TestSetupRate. BENCH_SETUPS (1000), BENCH_INFLIGHT (4),
+# BENCH_REPS (3), BENCH_CASES (one, many).
+bench-setup: build
+	SITESEC_LOADTESTER=$$(scripts/loadtester.sh) SITESEC_BIN=$(CURDIR)/$(BIN) $(GO) test -tags bench -count=1 -timeout 60m -v -run 'TestSetupRate' ./tests/bench
 
 fuzz:
 	scripts/fuzz.sh 10s
