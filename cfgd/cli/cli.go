@@ -316,8 +316,11 @@ func (s *Shell) configCommand(ctx context.Context, words []string, pipe *pipelin
 		return
 	}
 	req := &pb.ConfigEditRequest{Session: s.session, Words: words, User: s.user}
-	if pipe.display == "set" {
-		req.Words = append(req.Words, "|", "display", pipe.display)
+	xml := pipe.display == "xml" && words[0] == "show"
+	if pipe.display == "set" || xml {
+		// | display xml: cfgd answers set lines, the cli prints them
+		// as XML (configxml.go).
+		req.Words = append(req.Words, "|", "display", "set")
 	}
 	if pipe.compare != nil {
 		req.Words = append(append(req.Words, "|"), pipe.compare...)
@@ -339,6 +342,22 @@ func (s *Shell) configCommand(ctx context.Context, words []string, pipe *pipelin
 	s.editPath = rep.EditPath
 	var lines []string
 	lines = append(lines, renderConfigErrors(rep.Errors)...)
+	if xml && len(rep.Errors) == 0 {
+		banner := rep.EditPath
+		if banner == "" {
+			banner = "[edit]"
+		}
+		set := rep.Lines
+		if rep.Reply != nil {
+			set = append(set, renderText(rep.Reply)...)
+		}
+		text, err := configXML(set, banner)
+		if err != nil {
+			s.fail(err.Error())
+			return
+		}
+		rep.Lines, rep.Reply = strings.Split(text, "\n"), nil
+	}
 	lines = append(lines, rep.Lines...)
 	if rep.Reply != nil {
 		lines = append(lines, renderText(rep.Reply)...)
