@@ -52,7 +52,7 @@ func dirName(d pb.ManualDirection) string {
 
 func manualSA(s *Set, term *Term, d *pb.ManualSADirection) ([]*pb.SA, error) {
 	if p := d.GetProtocol(); p == pb.IPsecProtocol_IPSEC_PROTOCOL_AH || p == pb.IPsecProtocol_IPSEC_PROTOCOL_BUNDLE {
-		return nil, fmt.Errorf("protocol %s is not supported: the data plane is ESP only (SPEC section 3)", map[pb.IPsecProtocol]string{2: "ah", 3: "bundle"}[p])
+		return nil, fmt.Errorf("protocol %s is not supported: the data plane is ESP only", map[pb.IPsecProtocol]string{2: "ah", 3: "bundle"}[p])
 	}
 	auth := d.GetAuthenticationAlgorithm()
 	if auth == "hmac-sha2-256" {
