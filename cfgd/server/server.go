@@ -84,9 +84,12 @@ type Server struct {
 type session struct {
 	mu   sync.Mutex // one command at a time
 	cand *conf.Node
-	base uint64     // committed revision the candidate started from
-	at   [][]string // edit levels
-	used time.Time
+	// shared: cand is the committed configuration itself (DB.CommitOwned),
+	// read only; own copies it before a change.
+	shared bool
+	base   uint64     // committed revision the candidate started from
+	at     [][]string // edit levels
+	used   time.Time
 	// pieces of a load FILE sent in several requests (ConfigEditRequest.more)
 	pending     []byte
 	pendingFile string
@@ -310,6 +313,14 @@ func (s *Server) session(id string) *session {
 	return x
 }
 
+// own makes cand the session's own copy before a change, if it is the
+// committed configuration itself.
+func (x *session) own() {
+	if x.shared {
+		x.cand, x.shared = x.cand.Clone(), false
+	}
+}
+
 func (x *session) path() []string {
 	var p []string
 	for _, l := range x.at {
@@ -429,6 +440,7 @@ func (s *Server) Edit(ctx context.Context, req *pb.ConfigEditRequest) *pb.Config
 	}
 	switch words[0] {
 	case "set", "delete", "activate", "deactivate", "insert", "annotate":
+		x.own()
 		if err := conf.Run(x.cand, x.path(), words); err != nil {
 			return fail(rep, err)
 		}
@@ -480,14 +492,14 @@ func (s *Server) Edit(ctx context.Context, req *pb.ConfigEditRequest) *pb.Config
 		if err != nil {
 			return failMsg(rep, "%v", err)
 		}
-		x.cand = cfg
+		x.cand, x.shared = cfg, false
 		if n == 0 {
 			x.base = s.DB.Meta().Revision
 		}
 		rep.Lines = append(rep.Lines, "load complete")
 	case "update":
 		cfg, m := s.DB.Committed()
-		x.cand, x.base = cfg, m.Revision
+		x.cand, x.shared, x.base = cfg, false, m.Revision
 		rep.Lines = append(rep.Lines, "configuration updated to revision "+strconv.FormatUint(m.Revision, 10)+"; uncommitted changes discarded")
 	case "status":
 		s.mu.Lock()
@@ -622,7 +634,7 @@ func (s *Server) load(rep *pb.ConfigEditReply, x *session, req *pb.ConfigEditReq
 		rep.Lines = append(rep.Lines, fmt.Sprintf("load complete (%d errors)", len(rep.Errors)))
 		return rep
 	}
-	x.cand = cfg
+	x.cand, x.shared = cfg, false
 	if mode == "override" {
 		x.at = nil
 	}
@@ -722,10 +734,11 @@ func (s *Server) commit(ctx context.Context, rep *pb.ConfigEditReply, x *session
 		return failMsg(rep, "configuration database modified: revision %d was committed after this session started editing revision %d; use 'update' or 'rollback 0' to start from it (uncommitted changes are discarded)", cur.Revision, x.base)
 	}
 	prev, _ := s.DB.View() // read only: revert commits it again
-	m, err := s.DB.Commit(x.cand, db.Meta{User: req.GetUser(), Client: "cli", Comment: comment, ConfirmMinutes: confirm})
+	m, err := s.DB.CommitOwned(x.cand, db.Meta{User: req.GetUser(), Client: "cli", Comment: comment, ConfirmMinutes: confirm})
 	if err != nil {
 		return failMsg(rep, "commit failed: %v", err)
 	}
+	x.shared = true
 	x.base = m.Revision
 	rep.Revision = m.Revision
 	if s.Pub != nil {
@@ -777,7 +790,10 @@ func (s *Server) revert(ctx context.Context, rep *pb.ConfigEditReply, x *session
 	}
 	x.base = m.Revision
 	rep.Revision = m.Revision
-	if err := s.publish(ctx, prev, m); err != nil {
+	// prev is read only and may be a session's candidate too (looking it
+	// up builds indexes): the conversion reads a copy of its own.
+	again, _ := s.DB.Committed()
+	if err := s.publish(ctx, again, m); err != nil {
 		return failMsg(rep, "revision %d was not applied; the previous configuration, committed again as revision %d, was not sent to the daemons: %v", failed.Revision, m.Revision, err)
 	}
 	acks, missing := s.waitAcks(ctx, m.Revision)

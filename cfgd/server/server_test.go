@@ -409,3 +409,31 @@ func TestCommitPrepareRound(t *testing.T) {
 		t.Fatalf("commit once accepted: %v %v", r.Errors, r.Lines)
 	}
 }
+
+// TestCommittedNotChangedBySession: after a commit the session's candidate
+// is the committed configuration itself (DB.CommitOwned, no copy); the
+// session's next change must go to a copy, never into what is committed.
+func TestCommittedNotChangedBySession(t *testing.T) {
+	s, _ := newServer(t)
+	ctx := context.Background()
+	edit := func(words ...string) *pb.ConfigEditReply {
+		t.Helper()
+		r := s.Edit(ctx, &pb.ConfigEditRequest{Session: "a", Words: words, User: "admin"})
+		if len(r.Errors) > 0 {
+			t.Fatalf("%v: %v", words, r.Errors)
+		}
+		return r
+	}
+	edit("set", "system", "host-name", "one")
+	edit("commit")
+	edit("set", "system", "host-name", "two")
+	edit("delete", "system")
+	cfg, _ := s.DB.Committed()
+	if h := cfg.Get("system", "host-name"); h == nil || h.Key != "one" {
+		t.Fatalf("the session's change reached the committed configuration: %q", cfg.Render())
+	}
+	edit("commit")
+	if cfg, _ := s.DB.Committed(); cfg.Get("system") != nil {
+		t.Fatalf("second commit: %q", cfg.Render())
+	}
+}
