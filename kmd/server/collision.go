@@ -43,6 +43,9 @@ type established struct {
 	spi       [16]byte
 	initiator bool
 	at        time.Time
+	// kept is set on the redundant SA of a collision: the one its
+	// traffic moves to.
+	kept *established
 }
 
 func spiPair(sa *ikesa.SA) [16]byte {
@@ -76,16 +79,35 @@ func (s *Server) noteEstablished(sa *ikesa.SA) {
 	if bytes.Compare(e.spi[:], other.spi[:]) < 0 {
 		win, lose = other, e
 	}
+	s.mu.Lock()
+	lose.kept = win
+	s.mu.Unlock()
 	s.trace(trace.Info).Str("peer", sa.Config.Name).Str("kept", win.sa.Name()).Str("redundant", lose.sa.Name()).
 		Bool("deleting", lose.initiator).Msg("simultaneous initiation: duplicate IKE SA")
 	time.AfterFunc(collisionGrace, func() { s.resolveCollision(win, lose) })
 }
 
-// forgetEstablished drops a dead SA from the collision records.
+// forgetEstablished drops a dead SA from the collision records. When the
+// redundant SA of a collision goes (the peer deleted it, maybe before this
+// side's grace ended), the kept SA's CHILD SA takes the outbound traffic
+// at once.
 func (s *Server) forgetEstablished(sa *ikesa.SA) {
 	s.mu.Lock()
+	e := s.estab[sa]
 	delete(s.estab, sa)
+	var r *runner
+	if e != nil && e.kept != nil {
+		r = s.runners[e.kept.sa]
+	}
 	s.mu.Unlock()
+	if r != nil {
+		kept := e.kept.sa
+		r.do(func() {
+			if kept.State == ikesa.StateEstablished {
+				s.takeOutbound(kept)
+			}
+		})
+	}
 }
 
 // resolveCollision moves the tunnel's outbound traffic to the kept IKE
@@ -98,8 +120,8 @@ func (s *Server) resolveCollision(win, lose *established) {
 	s.mu.Lock()
 	rw, rl := s.runners[win.sa], s.runners[lose.sa]
 	s.mu.Unlock()
-	if rw == nil || rl == nil {
-		return // one of them is gone already
+	if rw == nil {
+		return // the kept SA is gone already
 	}
 	moved := make(chan struct{})
 	if !rw.do(func() {
@@ -117,8 +139,8 @@ func (s *Server) resolveCollision(win, lose *established) {
 	case <-s.ctx.Done():
 		return
 	}
-	if !lose.initiator {
-		return // the peer initiated it and deletes it
+	if !lose.initiator || rl == nil {
+		return // the peer initiated it and deletes it, or it is gone
 	}
 	rl.do(func() {
 		if lose.sa.State == ikesa.StateEstablished {
