@@ -36,8 +36,10 @@ test: deps build lint
 deps:
 	scripts/deps.sh
 
+# Each daemon's own tests and the test tools' (no namespaces, routers or
+# peers: those are in `test` and `e2e`).
 unit:
-	$(GO) test -count=1 $(PKGS)
+	$(GO) test -count=1 $(foreach m,$(filter-out tests,$(MODULES)),./$(m)/...) ./tests/cmd/...
 
 lint:
 	@scripts/lint.sh
