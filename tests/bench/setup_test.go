@@ -78,6 +78,8 @@ type ltConf struct {
 	PoolIf, Pool string
 	// ClientNet is the initiator's selector (empty: its own address).
 	ClientNet string
+	// Stay keeps the load-tester running once all SAs are up.
+	Stay bool
 }
 
 var ltTmpl = template.Must(template.New("lt").Parse(`# load-tester (tests/bench TestSetupRate)
@@ -108,7 +110,7 @@ charon {
       # init_limit IKE SAs are still being set up (ms).
       delay = 1
       init_limit = {{.InFlight}}
-      shutdown_when_complete = yes
+      shutdown_when_complete = {{if .Stay}}no{{else}}yes{{end}}
       version = 2
       responder = {{.Responder}}
       proposal = aes256gcm16-prfsha256-ecp256
@@ -487,4 +489,89 @@ func lastLines(s string, n int) string {
 		l = l[len(l)-n:]
 	}
 	return strings.Join(l, "\n")
+}
+
+// TestScale measures issue 15 goal 3: BENCH_TUNNELS (10,000) IKE SAs with
+// a CHILD SA each, from as many source addresses, held by r2's
+// dynamic-endpoint service set at once. Reported: the RSS of kmd and fwdd
+// per tunnel (goal 20 KiB) and how long `show services ipsec-vpn ike
+// security-associations | count` takes (goal under 1 s; not asserted).
+func TestScale(t *testing.T) {
+	e2e.RequireNetns(t)
+	plugins := pluginDir(t, loadTesterPlugin(t))
+	total := EnvInt("BENCH_TUNNELS", 10000)
+	const initiators = 4
+	iter := (total + initiators - 1) / initiators
+	total = initiators * iter
+	tp := e2e.NewTopology(t, false)
+	tp.IP("r2", "route", "add", setupPool, "via", e2e.R3Outside)
+	r2 := harness.StartIn(t, tp.NS["r2"], "--name", "r2")
+	commitSetup(t, r2, setupSitesec{Outside: e2e.R2Outside, Inside: e2e.R2Inside, Peer: e2e.R3Outside,
+		PSK: setupPSK, LocalNet: setupLocalNet, ClientNet: setupClientNet})
+	rss0 := daemonRSS(t, r2)
+	c := ltConf{Responder: e2e.R2Outside, PSK: setupPSK, LocalNet: setupLocalNet, ClientNet: setupClientNet,
+		Initiators: initiators, Iterations: iter, InFlight: EnvInt("BENCH_INFLIGHT", 4),
+		PoolIf: "ge-0-0-0", Pool: setupPool, Stay: true}
+	c.Dir = charonDir(t, "lt-")
+	renderTo(t, ltTmpl, filepath.Join(c.Dir, "strongswan.conf"), c)
+	p := spawnCharon(tp, "r3", c.Dir, plugins)
+	defer p.Kill() // SIGKILL: the load-tester sends no DELETE
+	var run setupRun
+	deadline := time.Now().Add(time.Duration(total)*20*time.Millisecond + 120*time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(2 * time.Second)
+		if run = parseLoadTest(t, filepath.Join(c.Dir, "charon.log")); run.Child >= total {
+			break
+		}
+	}
+	t.Logf("load-tester: %d IKE SAs, %d CHILD SAs in %.0f ms: %.1f/s, %d retransmits (load %s)", run.IKE, run.Child, run.Ms, run.Rate, run.Retransmits, LoadAvg())
+	// Measured with however many tunnels are up, then judged.
+	time.Sleep(2 * time.Second)
+	rss := daemonRSS(t, r2)
+	t0 := time.Now()
+	out, err := r2.CLI("show services ipsec-vpn ike security-associations | count")
+	ms := Since(t0)
+	if err != nil {
+		t.Errorf("show | count: %v: %s", err, out)
+	}
+	n := max(run.Child, 1)
+	per := func(d string) float64 { return float64(rss[d]-rss0[d]) / float64(n) }
+	defer func() {
+		if run.Child < total {
+			t.Fatalf("%d of %d CHILD SAs established within the bound\n%s", run.Child, total, run.Log)
+		}
+	}()
+	t.Logf("summary: %d tunnels; RSS kmd %d KiB -> %d KiB, fwdd %d KiB -> %d KiB: %.1f KiB per tunnel (kmd %.1f, fwdd %.1f; goal 20); `show services ipsec-vpn ike security-associations | count` in %.0f ms (cli start included): %s (load %s)",
+		run.Child, rss0["kmd"], rss["kmd"], rss0["fwdd"], rss["fwdd"], per("kmd")+per("fwdd"), per("kmd"), per("fwdd"), ms, strings.TrimSpace(out), LoadAvg())
+}
+
+// daemonRSS returns the VmRSS (KiB) of r's kmd and fwdd: the processes
+// whose command line names r's root.
+func daemonRSS(t *testing.T, r *harness.Router) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		cmd, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(cmd), r.Root) {
+			continue
+		}
+		args := strings.Split(string(cmd), "\x00")
+		name := filepath.Base(args[0])
+		if name != "kmd" && name != "fwdd" {
+			continue
+		}
+		st, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "status"))
+		for _, l := range strings.Split(string(st), "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+				var v int
+				fmt.Sscan(f[1], &v)
+				out[name] = v
+			}
+		}
+	}
+	if len(out) != 2 {
+		t.Fatalf("kmd and fwdd of %s not found: %v", r.Root, out)
+	}
+	return out
 }
