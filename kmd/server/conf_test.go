@@ -31,7 +31,7 @@ func TestPeers(t *testing.T) {
 			if c.IKELifetime != time.Hour || c.ChildLifetime != 8*time.Hour || c.LocalTS[0].Start.String() != "10.0.0.0" || c.RemoteTS[0].End.String() != "10.1.0.255" {
 				t.Fatalf("%+v", c)
 			}
-			if p[0].ReplayWindow != 128 || p[0].TunnelMTU != 1500 || !c.NATTraversal || c.DPDInterval != 0 {
+			if p[0].TunnelIndex != 1 || !c.NATTraversal || c.DPDInterval != 0 {
 				t.Fatal("defaults")
 			}
 		}},
@@ -98,7 +98,7 @@ func TestPeers(t *testing.T) {
 			th.DeadPeerDetection = &pb.DeadPeerDetection{Interval: proto.Uint32(20)}
 			c.IpsecVpn.DisableNatt = true
 		}, "", func(t *testing.T, p []*Peer) {
-			if p[0].ReplayWindow != 0 || p[0].TunnelMTU != 1400 || p[0].IKE.DPDInterval != 20*time.Second || p[0].IKE.DPDThreshold != 3 || p[0].IKE.NATTraversal {
+			if p[0].IKE.DPDInterval != 20*time.Second || p[0].IKE.DPDThreshold != 3 || p[0].IKE.NATTraversal {
 				t.Fatalf("%+v", p[0])
 			}
 		}},

@@ -54,7 +54,7 @@ func pbSelectors(ts []message.Selector) []*pb.TrafficSelector {
 func (s *Server) childSAs(sa *ikesa.SA, c *ikesa.ChildSA) []*pb.SA {
 	p := s.peer(sa.Config.Name)
 	if p == nil {
-		p = &Peer{ServiceSet: sa.Config.ServiceSet, ReplayWindow: defaultReplayWindow, TunnelMTU: defaultTunnelMTU, TTL: 64}
+		p = &Peer{ServiceSet: sa.Config.ServiceSet}
 	}
 	enc := pb.Encapsulation_ENCAPSULATION_ESP
 	switch {
@@ -88,10 +88,8 @@ func (s *Server) childSAs(sa *ikesa.SA, c *ikesa.ChildSA) []*pb.SA {
 			Local: local, Remote: remote, Encapsulation: enc,
 			EncryptionAlgorithm: c.Suite.EncryptionName(), AuthenticationAlgorithm: c.Suite.IntegrityName(),
 			EncryptionKey: ek, AuthenticationKey: ik, ExtendedSequenceNumbers: c.Suite.ESN,
-			ReplayWindow: p.ReplayWindow, Lifetime: lt,
+			Lifetime:       lt,
 			LocalSelectors: pbSelectors(c.LocalTS), RemoteSelectors: pbSelectors(c.RemoteTS),
-			TunnelMtu: p.TunnelMTU, DontFragment: p.DF, CopyTtl: p.CopyTTL, Ttl: p.TTL, CopyTos: p.CopyTOS, Tos: p.TOS,
-			PassiveModeTunneling: p.Passive, HeaderIntegrityCheck: p.HeaderCheck, NoIpsecTunnelInTraceroute: p.NoTraceroute,
 			InsideInterface: p.InsideIFL, IkeSa: sa.Name(), LocalIdentity: localID, RemoteIdentity: remoteID,
 			Reqid: c.Reqid, CreatedAt: timestamppb.New(c.CreatedAt), NatKeepalive: keepalive,
 		}

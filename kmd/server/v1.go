@@ -261,7 +261,7 @@ func (h *v1Host) Keepalive(t *ikev1.Tunnel) {
 func (s *Server) v1SAs(t *ikev1.Tunnel, c *ikev1.Child) (in, out *pb.SA) {
 	p := s.peer(t.Config.Name)
 	if p == nil {
-		p = &Peer{ServiceSet: t.Config.ServiceSet, ReplayWindow: defaultReplayWindow, TunnelMTU: defaultTunnelMTU, TTL: 64}
+		p = &Peer{ServiceSet: t.Config.ServiceSet}
 	}
 	enc := pb.Encapsulation_ENCAPSULATION_ESP
 	local, remote := pbEndpoint(t.Local), pbEndpoint(t.Remote)
@@ -289,10 +289,8 @@ func (s *Server) v1SAs(t *ikev1.Tunnel, c *ikev1.Child) (in, out *pb.SA) {
 			Local: local, Remote: remote, Encapsulation: enc,
 			EncryptionAlgorithm: c.Suite.EncryptionName(), AuthenticationAlgorithm: c.Suite.IntegrityName(),
 			EncryptionKey: ek, AuthenticationKey: ik,
-			ReplayWindow: p.ReplayWindow, Lifetime: lt,
+			Lifetime:       lt,
 			LocalSelectors: pbSelectors([]message.Selector{c.LocalTS}), RemoteSelectors: pbSelectors([]message.Selector{c.RemoteTS}),
-			TunnelMtu: p.TunnelMTU, DontFragment: p.DF, CopyTtl: p.CopyTTL, Ttl: p.TTL, CopyTos: p.CopyTOS, Tos: p.TOS,
-			PassiveModeTunneling: p.Passive, HeaderIntegrityCheck: p.HeaderCheck, NoIpsecTunnelInTraceroute: p.NoTraceroute,
 			InsideInterface: p.InsideIFL, IkeSa: ike, LocalIdentity: localID, RemoteIdentity: remoteID,
 			Reqid: c.Reqid, CreatedAt: timestamppb.New(c.CreatedAt), NatKeepalive: keepalive,
 		}

@@ -27,17 +27,6 @@ const (
 	v1DefaultIPsecEnc  = "3des-cbc"
 )
 
-// isV1 reports whether the named IKE policy negotiates IKEv1: version 1,
-// or no version (Junos's default).
-func isV1(c *pb.Config, ikePolicy string) bool {
-	for _, p := range c.GetIpsecVpn().GetIke().GetPolicies() {
-		if p.GetName() == ikePolicy {
-			return p.GetVersion() != 2
-		}
-	}
-	return false
-}
-
 func v1Encryption(name string) (id, bits uint16, err error) {
 	switch name {
 	case "des-cbc":
@@ -133,23 +122,18 @@ func V1Phase2(auth, enc, pfs string) (ikev1.Phase2, error) {
 	return s, s.Valid()
 }
 
-// v1Config builds the IKEv1 tunnel configuration of a term from its
-// policies and the version-independent parts of cfg (identities,
-// selectors, DPD, NAT-T).
-func v1Config(c *pb.Config, ikePolicy, ipsecPolicy string, cfg *ikesa.Config) (*ikev1.Config, error) {
-	v := c.GetIpsecVpn()
-	var pol *pb.IKEPolicy
-	for _, p := range v.GetIke().GetPolicies() {
-		if p.GetName() == ikePolicy {
-			pol = p
-		}
-	}
-	path := "services ipsec-vpn ike policy " + ikePolicy
+// v1Config builds the IKEv1 tunnel configuration of a resolved IKE (the
+// plan filled Junos's IKEv1 defaults in: group1, sha1, aes-256-cbc; the
+// "standard" sets when a policy names no proposal) and the
+// version-independent parts of cfg (identities, DPD, NAT-T). The caller
+// sets the selectors.
+func v1Config(ike *pb.PlanIKE, cfg *ikesa.Config, key []byte) (*ikev1.Config, error) {
+	path := "services ipsec-vpn ike policy " + ike.GetIkePolicy()
 	out := &ikev1.Config{
-		Name: cfg.Name, ServiceSet: cfg.ServiceSet, Aggressive: pol.GetMode() == "aggressive",
-		PSK:           pol.GetPreSharedKey().GetValue(),
-		Lifetime:      transform.DefaultIKELifetime * time.Second,
-		ChildLifetime: transform.DefaultIPsecLifetime * time.Second,
+		Name: cfg.Name, ServiceSet: cfg.ServiceSet, Aggressive: ike.GetMode() == "aggressive",
+		PSK:           key,
+		Lifetime:      time.Duration(ike.GetIkeLifetime()) * time.Second,
+		ChildLifetime: time.Duration(ike.GetIpsecLifetime()) * time.Second,
 		NATTraversal:  cfg.NATTraversal, NATKeepalive: cfg.NATKeepalive,
 		DPDInterval: cfg.DPDInterval, DPDThreshold: cfg.DPDThreshold,
 	}
@@ -161,99 +145,35 @@ func v1Config(c *pb.Config, ikePolicy, ipsecPolicy string, cfg *ikesa.Config) (*
 		// IKEv1 and IKEv2 share the identification type numbers.
 		out.RemoteID = func(id isakmp.ID) bool { return m(&message.ID{IDType: message.IDType(id.Type), Data: id.Data}) }
 	}
-	if cfg.Rule == "" && len(cfg.LocalTS) > 0 && len(cfg.LocalTS) == len(cfg.RemoteTS) {
-		// Dynamic endpoints (access profile): a responder accepting any
-		// allowed-proxy-pair; it never initiates.
-		out.LocalTS, out.RemoteTS = cfg.LocalTS[0], cfg.RemoteTS[0]
-		for i := range cfg.LocalTS {
-			out.Allowed = append(out.Allowed, [2]message.Selector{cfg.LocalTS[i], cfg.RemoteTS[i]})
+	for _, p := range ike.GetIkeProposals() {
+		s, err := V1Phase1(p.GetAuthenticationMethod(), p.GetDhGroup(), p.GetAuthenticationAlgorithm(), p.GetEncryptionAlgorithm())
+		if err != nil {
+			errs = append(errs, confError("services ipsec-vpn ike proposal "+p.GetName(), "%v", err))
+			continue
 		}
-	} else if len(cfg.LocalTS) != 1 || len(cfg.RemoteTS) != 1 {
-		errs = append(errs, confError("services ipsec-vpn rule "+cfg.Rule+" term "+cfg.Term+" from", "IKEv1 carries one source and one destination address per term"))
-	} else {
-		out.LocalTS, out.RemoteTS = cfg.LocalTS[0], cfg.RemoteTS[0]
-	}
-	lifetime := uint32(0)
-	for _, name := range pol.GetProposals() {
-		for _, p := range v.GetIke().GetProposals() {
-			if p.GetName() != name {
-				continue
-			}
-			s, err := V1Phase1(p.GetAuthenticationMethod(), p.GetDhGroup(), p.GetAuthenticationAlgorithm(), p.GetEncryptionAlgorithm())
-			if err != nil {
-				errs = append(errs, confError("services ipsec-vpn ike proposal "+name, "%v", err))
-				continue
-			}
-			out.Proposals = append(out.Proposals, s)
-			if p.LifetimeSeconds != nil && (lifetime == 0 || p.GetLifetimeSeconds() < lifetime) {
-				lifetime = p.GetLifetimeSeconds()
-			}
-		}
-	}
-	if len(pol.GetProposals()) == 0 {
-		for _, enc := range []string{"aes-128-cbc", "3des-cbc"} {
-			s, _ := V1Phase1("", "group2", "sha1", enc)
-			out.Proposals = append(out.Proposals, s)
-		}
-	}
-	if lifetime != 0 {
-		out.Lifetime = time.Duration(lifetime) * time.Second
+		s.Lifetime = out.Lifetime
+		out.Proposals = append(out.Proposals, s)
 	}
 	for _, s := range out.Proposals {
 		if s.Auth == isakmp.AuthPSK && len(out.PSK) == 0 {
-			// (ikeConfig already requires local-certificate for the
+			// (the plan already requires local-certificate for the
 			// signature methods.)
 			errs = append(errs, confError(path, "Either pre-shared-key or local-certificate must be configured in the referencd ike policy"))
 			break
 		}
 	}
-	for i := range out.Proposals {
-		out.Proposals[i].Lifetime = out.Lifetime
-	}
-	var ipol *pb.IPsecPolicy
-	for _, p := range v.GetIpsec().GetPolicies() {
-		if p.GetName() == ipsecPolicy {
-			ipol = p
+	for _, p := range ike.GetIpsecProposals() {
+		ppath := "services ipsec-vpn ipsec proposal " + p.GetName()
+		if pr := p.GetProtocol(); pr == pb.IPsecProtocol_IPSEC_PROTOCOL_AH || pr == pb.IPsecProtocol_IPSEC_PROTOCOL_BUNDLE {
+			errs = append(errs, confError(ppath, "protocol %s is not supported: the data plane is ESP only", pr))
+			continue
 		}
-	}
-	if ipsecPolicy != "" && ipol == nil {
-		errs = append(errs, confError("services ipsec-vpn", "Referenced IPSec policy must be defined under [edit services ipsec-vpn ipsec policy]"))
-	}
-	pfs := ipol.GetPerfectForwardSecrecyKeys()
-	lifetime = 0
-	for _, name := range ipol.GetProposals() {
-		for _, p := range v.GetIpsec().GetProposals() {
-			if p.GetName() != name {
-				continue
-			}
-			ppath := "services ipsec-vpn ipsec proposal " + name
-			if pr := p.GetProtocol(); pr == pb.IPsecProtocol_IPSEC_PROTOCOL_AH || pr == pb.IPsecProtocol_IPSEC_PROTOCOL_BUNDLE {
-				errs = append(errs, confError(ppath, "protocol %s is not supported: the data plane is ESP only", pr))
-				continue
-			}
-			s, err := V1Phase2(p.GetAuthenticationAlgorithm(), p.GetEncryptionAlgorithm(), pfs)
-			if err != nil {
-				errs = append(errs, confError(ppath, "%v", err))
-				continue
-			}
-			out.ESP = append(out.ESP, s)
-			if p.LifetimeSeconds != nil && (lifetime == 0 || p.GetLifetimeSeconds() < lifetime) {
-				lifetime = p.GetLifetimeSeconds()
-			}
+		s, err := V1Phase2(p.GetAuthenticationAlgorithm(), p.GetEncryptionAlgorithm(), ike.GetPfsGroup())
+		if err != nil {
+			errs = append(errs, confError(ppath, "%v", err))
+			continue
 		}
-	}
-	if len(ipol.GetProposals()) == 0 {
-		for _, enc := range []string{"3des-cbc", "aes-128-cbc"} {
-			s, err := V1Phase2("hmac-sha1-96", enc, pfs)
-			if err != nil {
-				errs = append(errs, confError("services ipsec-vpn ipsec policy "+ipsecPolicy, "%v", err))
-				break
-			}
-			out.ESP = append(out.ESP, s)
-		}
-	}
-	if lifetime != 0 {
-		out.ChildLifetime = time.Duration(lifetime) * time.Second
+		out.ESP = append(out.ESP, s)
 	}
 	return out, errors.Join(errs...)
 }

@@ -4274,8 +4274,10 @@ type PlanSet struct {
 	// The certificate options of the set's IKE (ipsec-vpn-options).
 	TrustedCa               []string `protobuf:"bytes,15,rep,name=trusted_ca,json=trustedCa,proto3" json:"trusted_ca,omitempty"`
 	NoCertificateChainInIke bool     `protobuf:"varint,16,opt,name=no_certificate_chain_in_ike,json=noCertificateChainInIke,proto3" json:"no_certificate_chain_in_ike,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// interface-service (next_hop is false for a set with neither style).
+	InterfaceStyle bool `protobuf:"varint,17,opt,name=interface_style,json=interfaceStyle,proto3" json:"interface_style,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *PlanSet) Reset() {
@@ -4416,6 +4418,13 @@ func (x *PlanSet) GetTrustedCa() []string {
 func (x *PlanSet) GetNoCertificateChainInIke() bool {
 	if x != nil {
 		return x.NoCertificateChainInIke
+	}
+	return false
+}
+
+func (x *PlanSet) GetInterfaceStyle() bool {
+	if x != nil {
+		return x.InterfaceStyle
 	}
 	return false
 }
@@ -5429,7 +5438,7 @@ const file_sitesec_v1_config_proto_rawDesc = "" +
 	"\x0fno_remote_trace\x18\t \x01(\bR\rnoRemoteTraceB\b\n" +
 	"\x06_files\"/\n" +
 	"\x04Plan\x12'\n" +
-	"\x04sets\x18\x01 \x03(\v2\x13.sitesec.v1.PlanSetR\x04sets\"\xcb\x05\n" +
+	"\x04sets\x18\x01 \x03(\v2\x13.sitesec.v1.PlanSetR\x04sets\"\xf4\x05\n" +
 	"\aPlanSet\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bnext_hop\x18\x02 \x01(\bR\anextHop\x12)\n" +
@@ -5448,7 +5457,8 @@ const file_sitesec_v1_config_proto_rawDesc = "" +
 	"\asockets\x18\x0e \x03(\v2\x16.sitesec.v1.PlanSocketR\asockets\x12\x1d\n" +
 	"\n" +
 	"trusted_ca\x18\x0f \x03(\tR\ttrustedCa\x12<\n" +
-	"\x1bno_certificate_chain_in_ike\x18\x10 \x01(\bR\x17noCertificateChainInIke\"N\n" +
+	"\x1bno_certificate_chain_in_ike\x18\x10 \x01(\bR\x17noCertificateChainInIke\x12'\n" +
+	"\x0finterface_style\x18\x11 \x01(\bR\x0einterfaceStyle\"N\n" +
 	"\n" +
 	"PlanSocket\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\fR\aaddress\x12\x12\n" +

@@ -172,6 +172,7 @@ func (r *resolver) set(ss *pb.ServiceSet) *pb.PlanSet {
 		s.InsideInterface = st.NextHopService.GetInsideServiceInterface()
 		s.OutsideInterface = st.NextHopService.GetOutsideServiceInterface()
 	case *pb.ServiceSet_InterfaceService:
+		s.InterfaceStyle = true
 		s.InsideInterface = st.InterfaceService.GetServiceInterface()
 	}
 	lg := o.GetLocalGateway()
