@@ -102,6 +102,7 @@ func (a *App) Start(ctx context.Context, d *daemon.Daemon) error {
 		{subject.VerbSAInstall, a.install},
 		{subject.VerbSADelete, a.delete},
 		{subject.VerbSAUpdate, a.update},
+		{subject.VerbSAList, a.list},
 	}
 	for _, h := range handlers {
 		if _, err := d.Bus.Handle(subject.Fwdd, h.verb, h.h); err != nil {
@@ -235,6 +236,37 @@ func (a *App) delete(_ context.Context, m proto.Message) (proto.Message, error) 
 	n := a.p.DB.Delete(f, req.GetReason())
 	a.reroute()
 	return &pb.SADeleteReply{Deleted: uint32(n)}, nil
+}
+
+// list serves fwdd.sa.list: the dynamic SAs, for a restarted kmd (issue
+// 11 item 3).
+func (a *App) list(context.Context, proto.Message) (proto.Message, error) {
+	return saList(a.p.DB.All()), nil
+}
+
+// saList describes dynamic SAs without their key material: their SAD key
+// (destination: the local gateway inbound, the remote one outbound),
+// tunnel and endpoints (the peer's current address, NAT included).
+func saList(sas []*sad.SA) *pb.SAListReply {
+	rep := &pb.SAListReply{}
+	for _, sa := range sas {
+		c := sa.Config
+		if c.GetType() != pb.SAType_SA_TYPE_DYNAMIC {
+			continue
+		}
+		dest := c.GetLocal().GetAddress()
+		if c.GetDirection() == pb.Direction_DIRECTION_OUTBOUND {
+			dest = c.GetRemote().GetAddress()
+		}
+		peer := sa.Peer().Addr
+		rep.Sas = append(rep.Sas, &pb.SAListEntry{
+			Key:        &pb.SAKey{Spi: c.GetSpi(), Direction: c.GetDirection(), Destination: dest},
+			ServiceSet: c.GetServiceSet(), Rule: c.GetRule(), Term: c.GetTerm(), TunnelIndex: c.GetTunnelIndex(),
+			Local:  &pb.Endpoint{Address: c.GetLocal().GetAddress(), Port: c.GetLocal().GetPort()},
+			Remote: &pb.Endpoint{Address: peer.Addr().AsSlice(), Port: uint32(peer.Port())},
+		})
+	}
+	return rep
 }
 
 func (a *App) update(_ context.Context, m proto.Message) (proto.Message, error) {

@@ -249,53 +249,36 @@ func (s *Server) Prepare(_ context.Context, _, candidate *pb.Config) error {
 	return err
 }
 
-// learnPrevious asks fwdd which dynamic SAs it still runs: after a kmd
-// restart they are replaced make-before-break.
+// learnPrevious asks fwdd which dynamic SAs it still runs (fwdd.sa.list,
+// typed; issue 11 item 3): after a kmd restart they are replaced
+// make-before-break.
 func (s *Server) learnPrevious(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	rep := &pb.OpReply{}
-	err := s.Bus.Request(ctx, subject.Fwdd, subject.VerbOp, &pb.OpRequest{Words: []string{"show", "services", "ipsec-vpn", "ipsec", "security-associations", "detail"}, User: "kmd"}, rep)
-	if err != nil || rep.GetError() != "" {
+	rep := &pb.SAListReply{}
+	if err := s.Bus.Request(ctx, subject.Fwdd, subject.VerbSAList, &pb.SAListRequest{}, rep); err != nil {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, ss := range rep.GetIpsecSecurityAssociations().GetServiceSets() {
-		for _, t := range ss.GetTunnels() {
-			key := ss.GetServiceSet() + "/" + t.GetRule() + "/" + t.GetTerm()
-			if t.GetRule() == "" {
-				// A dynamic-endpoint tunnel: the set's access-profile peer.
-				for k, p := range s.peers {
-					if p.ServiceSet == ss.GetServiceSet() && p.Rule == "" {
-						key = k
-					}
+	for _, e := range rep.GetSas() {
+		key := e.GetServiceSet() + "/" + e.GetRule() + "/" + e.GetTerm()
+		if e.GetRule() == "" {
+			// A dynamic-endpoint tunnel: the set's access-profile peer.
+			for k, p := range s.peers {
+				if p.ServiceSet == e.GetServiceSet() && p.Rule == "" {
+					key = k
 				}
 			}
-			if p := s.peers[key]; p != nil && p.Dynamic {
-				// One tunnel per client (tunnelKey).
-				gw := t.GetRemoteGateway()
-				if ap, err := netip.ParseAddrPort(gw); err == nil {
-					gw = ap.Addr().String()
-				}
-				key += "@" + gw
+		}
+		if p := s.peers[key]; p != nil && p.Dynamic {
+			// One tunnel per client (tunnelKey).
+			if a, ok := netip.AddrFromSlice(e.GetRemote().GetAddress()); ok {
+				key += "@" + a.Unmap().String()
 			}
-			for _, sa := range t.GetSas() {
-				if sa.GetType() != "dynamic" {
-					continue
-				}
-				k := &pb.SAKey{Spi: sa.GetSpi(), Direction: pb.Direction_DIRECTION_INBOUND}
-				gw := t.GetLocalGateway()
-				if sa.GetDirection() == "outbound" {
-					k.Direction, gw = pb.Direction_DIRECTION_OUTBOUND, t.GetRemoteGateway()
-				}
-				if ap, err := netip.ParseAddrPort(gw); err == nil {
-					k.Destination = ap.Addr().AsSlice()
-				} else if a, err := netip.ParseAddr(gw); err == nil {
-					k.Destination = a.AsSlice()
-				}
-				s.previous[key] = append(s.previous[key], k)
-			}
+		}
+		if k := e.GetKey(); k != nil {
+			s.previous[key] = append(s.previous[key], k)
 		}
 	}
 }

@@ -28,7 +28,7 @@ type fakeBus struct {
 	installs []*pb.SAInstall
 	deletes  []*pb.SADelete
 	sent     int
-	prev     *pb.OpReply
+	prev     *pb.SAListReply
 	// log, when set, records installs and deletes of several buses in
 	// the order fwdd would see them, under name.
 	log  *eventLog
@@ -123,7 +123,7 @@ func (b *fakeBus) Request(ctx context.Context, daemon, verb string, req, rep pro
 		}
 	case subject.VerbSAUpdate:
 		b.updates = append(b.updates, proto.Clone(req).(*pb.SAUpdate))
-	case subject.VerbOp:
+	case subject.VerbSAList:
 		if b.prev == nil {
 			return errors.New("no fwdd")
 		}
@@ -325,12 +325,7 @@ func TestRestartMakeBeforeBreak(t *testing.T) {
 	l.RestartGrace = 10 * time.Millisecond
 	ctx := t.Context()
 	// fwdd still runs the SAs of the kmd that was restarted.
-	lb.prev = &pb.OpReply{Body: &pb.OpReply_IpsecSecurityAssociations{IpsecSecurityAssociations: &pb.IPsecSecurityAssociations{
-		ServiceSets: []*pb.ServiceSetSAs{{ServiceSet: "ss1", Tunnels: []*pb.IPsecTunnel{{
-			Rule: "r1", Term: "t1", LocalGateway: "192.0.2.1:500", RemoteGateway: "198.51.100.1",
-			Sas: []*pb.IPsecSAInfo{{Direction: "inbound", Spi: 0x1111, Type: "dynamic"}, {Direction: "outbound", Spi: 0x2222, Type: "dynamic"}},
-		}}}},
-	}}}
+	lb.prev = prevSAs(0x1111, 0x2222)
 	lc := config("192.0.2.1", "198.51.100.1", "k", pb.EstablishTunnels_ESTABLISH_TUNNELS_ON_TRAFFIC, "10.0.0.0/24", "10.1.0.0/24")
 	rc := config("198.51.100.1", "192.0.2.1", "k", pb.EstablishTunnels_ESTABLISH_TUNNELS_UNSPECIFIED, "10.1.0.0/24", "10.0.0.0/24")
 	r.Apply(ctx, nil, rc)
@@ -485,12 +480,7 @@ func TestResponderOutboundAfterInitiator(t *testing.T) {
 	l.Stop(stop)
 	l2 := New()
 	l2.Rand = rand.NewChaCha8([32]byte{3})
-	l2b := &fakeBus{peer: r, log: log, name: "l2", prev: &pb.OpReply{Body: &pb.OpReply_IpsecSecurityAssociations{IpsecSecurityAssociations: &pb.IPsecSecurityAssociations{
-		ServiceSets: []*pb.ServiceSetSAs{{ServiceSet: "ss1", Tunnels: []*pb.IPsecTunnel{{
-			Rule: "r1", Term: "t1", LocalGateway: "192.0.2.1:500", RemoteGateway: "198.51.100.1",
-			Sas: []*pb.IPsecSAInfo{{Direction: "inbound", Spi: lNew[0].Spi, Type: "dynamic"}, {Direction: "outbound", Spi: lNew[1].Spi, Type: "dynamic"}},
-		}}}},
-	}}}}
+	l2b := &fakeBus{peer: r, log: log, name: "l2", prev: prevSAs(lNew[0].Spi, lNew[1].Spi)}
 	rb.mu.Lock()
 	rb.peer = l2
 	rb.mu.Unlock()
@@ -803,4 +793,15 @@ func TestOnTrafficAfterClear(t *testing.T) {
 			t.Fatalf("round %d: the on-traffic tunnel did not come back after clear (%d installs)", round, a)
 		}
 	}
+}
+
+// prevSAs is fwdd's fwdd.sa.list answer for the pair of ss1/r1/t1 between
+// 192.0.2.1 and 198.51.100.1 that a restarted kmd finds.
+func prevSAs(in, out uint32) *pb.SAListReply {
+	local, remote := netip.MustParseAddr("192.0.2.1").AsSlice(), netip.MustParseAddr("198.51.100.1").AsSlice()
+	e := func(spi uint32, dir pb.Direction, dest []byte) *pb.SAListEntry {
+		return &pb.SAListEntry{Key: &pb.SAKey{Spi: spi, Direction: dir, Destination: dest}, ServiceSet: "ss1", Rule: "r1", Term: "t1",
+			Local: &pb.Endpoint{Address: local, Port: 500}, Remote: &pb.Endpoint{Address: remote, Port: 500}, TunnelIndex: 1}
+	}
+	return &pb.SAListReply{Sas: []*pb.SAListEntry{e(in, pb.Direction_DIRECTION_INBOUND, local), e(out, pb.Direction_DIRECTION_OUTBOUND, remote)}}
 }

@@ -1440,6 +1440,184 @@ func (x *SASyncReply) GetSas() []*SA {
 	return nil
 }
 
+// SAListRequest asks fwdd for its dynamic SAs
+// (<root>.<router>.fwdd.sa.list, from kmd only): after a restart kmd
+// learns which SAs still carry traffic and replaces them
+// make-before-break (issue 11 item 3; it used to read fwdd's show text).
+type SAListRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SAListRequest) Reset() {
+	*x = SAListRequest{}
+	mi := &file_sitesec_v1_sa_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SAListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SAListRequest) ProtoMessage() {}
+
+func (x *SAListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sitesec_v1_sa_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SAListRequest.ProtoReflect.Descriptor instead.
+func (*SAListRequest) Descriptor() ([]byte, []int) {
+	return file_sitesec_v1_sa_proto_rawDescGZIP(), []int{14}
+}
+
+// SAListReply lists the dynamic SAs, without key material.
+type SAListReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sas           []*SAListEntry         `protobuf:"bytes,1,rep,name=sas,proto3" json:"sas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SAListReply) Reset() {
+	*x = SAListReply{}
+	mi := &file_sitesec_v1_sa_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SAListReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SAListReply) ProtoMessage() {}
+
+func (x *SAListReply) ProtoReflect() protoreflect.Message {
+	mi := &file_sitesec_v1_sa_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SAListReply.ProtoReflect.Descriptor instead.
+func (*SAListReply) Descriptor() ([]byte, []int) {
+	return file_sitesec_v1_sa_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SAListReply) GetSas() []*SAListEntry {
+	if x != nil {
+		return x.Sas
+	}
+	return nil
+}
+
+type SAListEntry struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Key        *SAKey                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	ServiceSet string                 `protobuf:"bytes,2,opt,name=service_set,json=serviceSet,proto3" json:"service_set,omitempty"`
+	// Empty for a dynamic-endpoint tunnel.
+	Rule          string    `protobuf:"bytes,3,opt,name=rule,proto3" json:"rule,omitempty"`
+	Term          string    `protobuf:"bytes,4,opt,name=term,proto3" json:"term,omitempty"`
+	Local         *Endpoint `protobuf:"bytes,5,opt,name=local,proto3" json:"local,omitempty"`
+	Remote        *Endpoint `protobuf:"bytes,6,opt,name=remote,proto3" json:"remote,omitempty"`
+	TunnelIndex   uint32    `protobuf:"varint,7,opt,name=tunnel_index,json=tunnelIndex,proto3" json:"tunnel_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SAListEntry) Reset() {
+	*x = SAListEntry{}
+	mi := &file_sitesec_v1_sa_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SAListEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SAListEntry) ProtoMessage() {}
+
+func (x *SAListEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_sitesec_v1_sa_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SAListEntry.ProtoReflect.Descriptor instead.
+func (*SAListEntry) Descriptor() ([]byte, []int) {
+	return file_sitesec_v1_sa_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SAListEntry) GetKey() *SAKey {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *SAListEntry) GetServiceSet() string {
+	if x != nil {
+		return x.ServiceSet
+	}
+	return ""
+}
+
+func (x *SAListEntry) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *SAListEntry) GetTerm() string {
+	if x != nil {
+		return x.Term
+	}
+	return ""
+}
+
+func (x *SAListEntry) GetLocal() *Endpoint {
+	if x != nil {
+		return x.Local
+	}
+	return nil
+}
+
+func (x *SAListEntry) GetRemote() *Endpoint {
+	if x != nil {
+		return x.Remote
+	}
+	return nil
+}
+
+func (x *SAListEntry) GetTunnelIndex() uint32 {
+	if x != nil {
+		return x.TunnelIndex
+	}
+	return 0
+}
+
 var File_sitesec_v1_sa_proto protoreflect.FileDescriptor
 
 const file_sitesec_v1_sa_proto_rawDesc = "" +
@@ -1551,7 +1729,19 @@ const file_sitesec_v1_sa_proto_rawDesc = "" +
 	"\x02sa\x18\x01 \x01(\v2\x11.sitesec.v1.SAKeyR\x02sa\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\"/\n" +
 	"\vSASyncReply\x12 \n" +
-	"\x03sas\x18\x01 \x03(\v2\x0e.sitesec.v1.SAR\x03sas*U\n" +
+	"\x03sas\x18\x01 \x03(\v2\x0e.sitesec.v1.SAR\x03sas\"\x0f\n" +
+	"\rSAListRequest\"8\n" +
+	"\vSAListReply\x12)\n" +
+	"\x03sas\x18\x01 \x03(\v2\x17.sitesec.v1.SAListEntryR\x03sas\"\xf8\x01\n" +
+	"\vSAListEntry\x12#\n" +
+	"\x03key\x18\x01 \x01(\v2\x11.sitesec.v1.SAKeyR\x03key\x12\x1f\n" +
+	"\vservice_set\x18\x02 \x01(\tR\n" +
+	"serviceSet\x12\x12\n" +
+	"\x04rule\x18\x03 \x01(\tR\x04rule\x12\x12\n" +
+	"\x04term\x18\x04 \x01(\tR\x04term\x12*\n" +
+	"\x05local\x18\x05 \x01(\v2\x14.sitesec.v1.EndpointR\x05local\x12,\n" +
+	"\x06remote\x18\x06 \x01(\v2\x14.sitesec.v1.EndpointR\x06remote\x12!\n" +
+	"\ftunnel_index\x18\a \x01(\rR\vtunnelIndex*U\n" +
 	"\tDirection\x12\x19\n" +
 	"\x15DIRECTION_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11DIRECTION_INBOUND\x10\x01\x12\x16\n" +
@@ -1588,7 +1778,7 @@ func file_sitesec_v1_sa_proto_rawDescGZIP() []byte {
 }
 
 var file_sitesec_v1_sa_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_sitesec_v1_sa_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_sitesec_v1_sa_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_sitesec_v1_sa_proto_goTypes = []any{
 	(Direction)(0),                // 0: sitesec.v1.Direction
 	(Encapsulation)(0),            // 1: sitesec.v1.Encapsulation
@@ -1608,39 +1798,46 @@ var file_sitesec_v1_sa_proto_goTypes = []any{
 	(*SASyncRequest)(nil),         // 15: sitesec.v1.SASyncRequest
 	(*SequenceMark)(nil),          // 16: sitesec.v1.SequenceMark
 	(*SASyncReply)(nil),           // 17: sitesec.v1.SASyncReply
-	(*Endpoint)(nil),              // 18: sitesec.v1.Endpoint
-	(DFBit)(0),                    // 19: sitesec.v1.DFBit
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(*SAListRequest)(nil),         // 18: sitesec.v1.SAListRequest
+	(*SAListReply)(nil),           // 19: sitesec.v1.SAListReply
+	(*SAListEntry)(nil),           // 20: sitesec.v1.SAListEntry
+	(*Endpoint)(nil),              // 21: sitesec.v1.Endpoint
+	(DFBit)(0),                    // 22: sitesec.v1.DFBit
+	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
 }
 var file_sitesec_v1_sa_proto_depIdxs = []int32{
 	0,  // 0: sitesec.v1.SA.direction:type_name -> sitesec.v1.Direction
 	2,  // 1: sitesec.v1.SA.type:type_name -> sitesec.v1.SAType
-	18, // 2: sitesec.v1.SA.local:type_name -> sitesec.v1.Endpoint
-	18, // 3: sitesec.v1.SA.remote:type_name -> sitesec.v1.Endpoint
+	21, // 2: sitesec.v1.SA.local:type_name -> sitesec.v1.Endpoint
+	21, // 3: sitesec.v1.SA.remote:type_name -> sitesec.v1.Endpoint
 	1,  // 4: sitesec.v1.SA.encapsulation:type_name -> sitesec.v1.Encapsulation
 	5,  // 5: sitesec.v1.SA.lifetime:type_name -> sitesec.v1.Lifetime
 	4,  // 6: sitesec.v1.SA.local_selectors:type_name -> sitesec.v1.TrafficSelector
 	4,  // 7: sitesec.v1.SA.remote_selectors:type_name -> sitesec.v1.TrafficSelector
-	19, // 8: sitesec.v1.SA.dont_fragment:type_name -> sitesec.v1.DFBit
-	20, // 9: sitesec.v1.SA.created_at:type_name -> google.protobuf.Timestamp
+	22, // 8: sitesec.v1.SA.dont_fragment:type_name -> sitesec.v1.DFBit
+	23, // 9: sitesec.v1.SA.created_at:type_name -> google.protobuf.Timestamp
 	6,  // 10: sitesec.v1.SAInstall.sas:type_name -> sitesec.v1.SA
 	0,  // 11: sitesec.v1.SAKey.direction:type_name -> sitesec.v1.Direction
 	9,  // 12: sitesec.v1.SADelete.sas:type_name -> sitesec.v1.SAKey
 	9,  // 13: sitesec.v1.SAUpdate.sa:type_name -> sitesec.v1.SAKey
-	18, // 14: sitesec.v1.SAUpdate.remote:type_name -> sitesec.v1.Endpoint
+	21, // 14: sitesec.v1.SAUpdate.remote:type_name -> sitesec.v1.Endpoint
 	1,  // 15: sitesec.v1.SAUpdate.encapsulation:type_name -> sitesec.v1.Encapsulation
 	3,  // 16: sitesec.v1.SAEvent.kind:type_name -> sitesec.v1.SAEventKind
 	9,  // 17: sitesec.v1.SAEvent.sa:type_name -> sitesec.v1.SAKey
 	4,  // 18: sitesec.v1.SAEvent.packet:type_name -> sitesec.v1.TrafficSelector
-	20, // 19: sitesec.v1.SAEvent.at:type_name -> google.protobuf.Timestamp
+	23, // 19: sitesec.v1.SAEvent.at:type_name -> google.protobuf.Timestamp
 	16, // 20: sitesec.v1.SASyncRequest.marks:type_name -> sitesec.v1.SequenceMark
 	9,  // 21: sitesec.v1.SequenceMark.sa:type_name -> sitesec.v1.SAKey
 	6,  // 22: sitesec.v1.SASyncReply.sas:type_name -> sitesec.v1.SA
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	20, // 23: sitesec.v1.SAListReply.sas:type_name -> sitesec.v1.SAListEntry
+	9,  // 24: sitesec.v1.SAListEntry.key:type_name -> sitesec.v1.SAKey
+	21, // 25: sitesec.v1.SAListEntry.local:type_name -> sitesec.v1.Endpoint
+	21, // 26: sitesec.v1.SAListEntry.remote:type_name -> sitesec.v1.Endpoint
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_sitesec_v1_sa_proto_init() }
@@ -1657,7 +1854,7 @@ func file_sitesec_v1_sa_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sitesec_v1_sa_proto_rawDesc), len(file_sitesec_v1_sa_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   14,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

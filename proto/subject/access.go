@@ -74,6 +74,9 @@ var AccessTable = func() []Access {
 		Access{Daemon: Fwdd, Verb: VerbSAInstall, From: []string{Kmd}, Secret: true},
 		Access{Daemon: Fwdd, Verb: VerbSADelete, From: []string{Kmd}, Secret: true},
 		Access{Daemon: Fwdd, Verb: VerbSAUpdate, From: []string{Kmd}, Secret: true},
+		// kmd, restarted, asks which dynamic SAs fwdd still runs (no key
+		// material in the reply; only kmd may ask).
+		Access{Daemon: Fwdd, Verb: VerbSAList, From: []string{Kmd}},
 		Access{Daemon: Fwdd, Verb: VerbSAEvents, From: []string{Fwdd}, To: []string{Kmd}},
 		Access{Daemon: Fwdd, Verb: VerbGatewayEvents, From: []string{Fwdd}, To: []string{Kmd}},
 

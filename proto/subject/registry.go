@@ -66,6 +66,7 @@ var Registry = func() []Entry {
 		req(Fwdd, VerbSAInstall, &pb.SAInstall{}, &pb.SAInstallReply{}),
 		req(Fwdd, VerbSADelete, &pb.SADelete{}, &pb.SADeleteReply{}),
 		req(Fwdd, VerbSAUpdate, &pb.SAUpdate{}, &pb.SAUpdateReply{}),
+		req(Fwdd, VerbSAList, &pb.SAListRequest{}, &pb.SAListReply{}),
 		pub(Fwdd, VerbSAEvents, &pb.SAEvent{}),
 		pub(Fwdd, VerbGatewayEvents, &pb.GatewayEvent{}),
 

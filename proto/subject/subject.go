@@ -59,6 +59,7 @@ const (
 	VerbSAInstall     = "sa.install"     // SAInstall -> SAInstallReply
 	VerbSADelete      = "sa.delete"      // SADelete -> SADeleteReply
 	VerbSAUpdate      = "sa.update"      // SAUpdate -> SAUpdateReply
+	VerbSAList        = "sa.list"        // SAListRequest -> SAListReply (kmd -> fwdd)
 	VerbSAEvents      = "events.sa"      // publish SAEvent
 	VerbGatewayEvents = "events.gateway" // publish GatewayEvent
 

@@ -78,4 +78,10 @@ func TestAccessCoversRegistry(t *testing.T) {
 	if !MayCall(Kmd, Fwdd, VerbSAInstall) || MayCall(Cfgd, Fwdd, VerbSAInstall) || MayCall(Kmd, Fwdd, "nosuch") {
 		t.Error("MayCall")
 	}
+	// Only kmd lists fwdd's SAs (issue 11 item 3).
+	for _, d := range append([]string{CLI, Sitesecd}, Daemons...) {
+		if MayCall(d, Fwdd, VerbSAList) != (d == Kmd) {
+			t.Errorf("MayCall(%s, fwdd, sa.list) = %v", d, !(d == Kmd))
+		}
+	}
 }
