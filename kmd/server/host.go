@@ -126,6 +126,7 @@ func (h *host) Install(sa *ikesa.SA, c *ikesa.ChildSA, replaces *ikesa.ChildSA) 
 		req.ReplacesSpi = replaces.SPIOut
 	}
 	s.mu.Lock()
+	s.owner[c.SPIIn], s.owner[c.SPIOut] = sa, sa
 	prev := s.previous[key]
 	delete(s.previous, key)
 	for _, k := range prev {
@@ -320,6 +321,13 @@ func (h *host) Uninstall(sa *ikesa.SA, c *ikesa.ChildSA) {
 	s.mu.Lock()
 	if s.active[key] == c.SPIOut {
 		delete(s.active, key) // c's own outbound SA went in meanwhile
+	}
+	for _, spi := range []uint32{c.SPIIn, c.SPIOut} {
+		// Its IKE SA, or the one it was rekeyed into (same runner), or
+		// one that is gone.
+		if o := s.owner[spi]; o == sa || s.runners[o] == nil || s.runners[o] == s.runners[sa] {
+			delete(s.owner, spi)
+		}
 	}
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)

@@ -67,6 +67,11 @@ type Server struct {
 	mu      sync.Mutex
 	peers   map[string]*Peer
 	runners map[*ikesa.SA]*runner
+	// owner is, by SPI (inbound and outbound), the IKE SA whose CHILD SA
+	// was installed with it: fwdd's SA events go to that SA's runner
+	// alone, not to every runner (at thousands of tunnels each event
+	// visited them all).
+	owner map[uint32]*ikesa.SA
 	// previous holds, per peer key, the SAs fwdd still runs from before a
 	// kmd restart (make-before-break, README "Restart").
 	previous map[string][]*pb.SAKey
@@ -116,6 +121,7 @@ func (s *Server) init(ctx context.Context) {
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.peers = map[string]*Peer{}
 	s.runners = map[*ikesa.SA]*runner{}
+	s.owner = map[uint32]*ikesa.SA{}
 	s.previous = map[string][]*pb.SAKey{}
 	s.active = map[string]uint32{}
 	s.pending = map[uint32]*pendingOut{}
@@ -428,6 +434,24 @@ func (s *Server) each(f func(sa *ikesa.SA)) {
 	}
 }
 
+// on runs f on r's goroutine for each SA r holds, and waits for it.
+func (s *Server) on(r *runner, f func(sa *ikesa.SA)) {
+	ran := make(chan struct{})
+	if !r.do(func() {
+		defer close(ran)
+		for _, sa := range r.sas {
+			f(sa)
+		}
+	}) {
+		return
+	}
+	select {
+	case <-ran:
+	case <-r.done:
+	case <-s.ctx.Done():
+	}
+}
+
 // Punt handles a datagram fwdd received on UDP 500 or 4500.
 func (s *Server) Punt(d *pb.IKEDatagram) {
 	local, ok1 := endpoint(d.GetLocal())
@@ -523,18 +547,23 @@ func (s *Server) SAEvent(e *pb.SAEvent) {
 			// carry the traffic: a new one starts now, since fwdd asks again
 			// only every 10 s.
 			again, ran := false, false
-			s.each(func(x *ikesa.SA) {
-				if x != sa {
-					return
-				}
-				ran = true
-				switch {
-				case x.State == ikesa.StateEstablished && len(x.Children) == 0 && !x.Manager().Busy():
-					x.CreateChild()
-				case x.State == ikesa.StateDeleting || x.State == ikesa.StateDead:
-					again = true
-				}
-			})
+			s.mu.Lock()
+			r := s.runners[sa]
+			s.mu.Unlock()
+			if r != nil {
+				s.on(r, func(x *ikesa.SA) {
+					if x != sa {
+						return
+					}
+					ran = true
+					switch {
+					case x.State == ikesa.StateEstablished && len(x.Children) == 0 && !x.Manager().Busy():
+						x.CreateChild()
+					case x.State == ikesa.StateDeleting || x.State == ikesa.StateDead:
+						again = true
+					}
+				})
+			}
 			if again || !ran {
 				// !ran: its runner ended before it got to it (dead).
 				s.Initiate(p)
@@ -551,7 +580,15 @@ func (s *Server) SAEvent(e *pb.SAEvent) {
 		// outbound SA can follow (host.Install).
 		s.switchOutbound(spi, false)
 	}
-	s.each(func(sa *ikesa.SA) {
+	s.mu.Lock()
+	r := s.runners[s.owner[spi]]
+	s.mu.Unlock()
+	if r == nil {
+		return // no CHILD SA of ours has it (any more)
+	}
+	// The runner also holds the SAs its IKE SA was rekeyed into, which
+	// took its CHILD SAs over.
+	s.on(r, func(sa *ikesa.SA) {
 		c := sa.Child(spi)
 		if c == nil {
 			return

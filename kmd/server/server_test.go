@@ -168,8 +168,8 @@ func config(local, remote, psk string, mode pb.EstablishTunnels, src, dst string
 
 func pair(t *testing.T) (l, r *Server, lb, rb *fakeBus) {
 	l, r = New(), New()
-	l.Rand = rand.NewChaCha8([32]byte{1})
-	r.Rand = rand.NewChaCha8([32]byte{2})
+	l.Rand = seeded(1)
+	r.Rand = seeded(2)
 	lb, rb = &fakeBus{peer: r}, &fakeBus{peer: l}
 	ctx := t.Context()
 	l.StartLocal(ctx, lb)
@@ -479,7 +479,7 @@ func TestResponderOutboundAfterInitiator(t *testing.T) {
 	defer cancel()
 	l.Stop(stop)
 	l2 := New()
-	l2.Rand = rand.NewChaCha8([32]byte{3})
+	l2.Rand = seeded(3)
 	l2b := &fakeBus{peer: r, log: log, name: "l2", prev: prevSAs(lNew[0].Spi, lNew[1].Spi)}
 	rb.mu.Lock()
 	rb.peer = l2
@@ -586,7 +586,7 @@ func TestResponderOutboundGrace(t *testing.T) {
 	// The peer answers a new IKE SA of l's while the old one runs: l's
 	// DELETE never comes (fake: r sees only the new IKE SA's CHILD SA).
 	l2 := New()
-	l2.Rand = rand.NewChaCha8([32]byte{4})
+	l2.Rand = seeded(4)
 	l2b := &fakeBus{peer: r}
 	rb.mu.Lock()
 	rb.peer = l2
@@ -672,7 +672,7 @@ func TestGatewayDown(t *testing.T) {
 func TestDynamicEndpointClients(t *testing.T) {
 	ctx := t.Context()
 	r := New()
-	r.Rand = rand.NewChaCha8([32]byte{9})
+	r.Rand = seeded(9)
 	rb := &fakeBus{}
 	r.StartLocal(ctx, rb)
 	rc := &pb.Config{
@@ -691,7 +691,7 @@ func TestDynamicEndpointClients(t *testing.T) {
 	var buses []*fakeBus
 	for i := range n {
 		c := New()
-		c.Rand = rand.NewChaCha8([32]byte{byte(20 + i)})
+		c.Rand = seeded(byte(20 + i))
 		b := &fakeBus{peer: r}
 		c.StartLocal(ctx, b)
 		addr := fmt.Sprintf("192.0.2.%d", i+1)
@@ -805,3 +805,18 @@ func prevSAs(in, out uint32) *pb.SAListReply {
 	}
 	return &pb.SAListReply{Sas: []*pb.SAListEntry{e(in, pb.Direction_DIRECTION_INBOUND, local), e(out, pb.Direction_DIRECTION_OUTBOUND, remote)}}
 }
+
+// lockedRand is a deterministic random source that the runners of one
+// kmd may share (each IKE SA draws on its own goroutine).
+type lockedRand struct {
+	mu sync.Mutex
+	r  *rand.ChaCha8
+}
+
+func (l *lockedRand) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Read(p)
+}
+
+func seeded(b byte) *lockedRand { return &lockedRand{r: rand.NewChaCha8([32]byte{b})} }
