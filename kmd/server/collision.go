@@ -66,7 +66,11 @@ func (s *Server) noteEstablished(sa *ikesa.SA) {
 	}
 	var other *established
 	for _, o := range s.estab {
-		if o.key == e.key && o.sa != sa && e.at.Sub(o.at) < collisionWindow && o.at.Sub(e.at) < collisionWindow {
+		// Simultaneous means this side initiated one and answered the
+		// other. Two answered ones are a peer that restarted (its new kmd
+		// knows nothing of the old IKE SA): the newer replaces the older,
+		// as host.Install does, whatever their SPIs.
+		if o.key == e.key && o.sa != sa && o.initiator != e.initiator && e.at.Sub(o.at) < collisionWindow && o.at.Sub(e.at) < collisionWindow {
 			other = o
 		}
 	}

@@ -108,6 +108,14 @@ type restartRow struct {
 func TestRestartUnderTraffic(t *testing.T) {
 	tp, auth := anyTunnel(t)
 	t.Logf("tunnel: %s", auth)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, d := range []string{"kmd", "fwdd"} {
+				t.Logf("r2 %s trace (end):\n%s", d, lastLines(tp.R2.Trace(d), 80))
+				t.Logf("r3 %s trace (end):\n%s", d, lastLines(tp.R3.Trace(d), 40))
+			}
+		}
+	})
 	tp.Background("r4", tp.Tool, "serve", "-l", ":5001")
 	waitTCP(t, tp, "r1", R4+":5001", 1200)
 	confBefore := map[string]string{"r2": tp.R2.MustCLI("show configuration"), "r3": tp.R3.MustCLI("show configuration")}
