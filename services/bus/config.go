@@ -199,8 +199,10 @@ func (c *Conn) GetConfig(ctx context.Context) (*pb.ConfigSnapshot, error) {
 }
 
 // WatchConfig calls fn with the current configuration (if any) and then
-// with every new one, in order, until ctx ends; then it returns nil. It
-// returns an error only when the connection is closed.
+// with each new one, in order, until ctx ends; then it returns nil. It
+// returns an error only when the connection is closed. The bucket keeps
+// one value per key, so a snapshot replaced before the server pushed it
+// to this watcher is skipped: fn always ends up with the latest.
 //
 // It outlives reconnects, a restart of the server, and a bucket that is
 // created after the watch started: it then watches again, with a backoff
