@@ -350,3 +350,39 @@ func TestFirstMessageRetransmitted(t *testing.T) {
 		}
 	}
 }
+
+// A quick mode started on an established ISAKMP SA is not also queued
+// for the next phase 1: a phase 1 rekey after it (charon rekeys IKE SAs
+// on its own) must not start a second, unasked quick mode, which the
+// peer takes as a rekey of the first.
+func TestInitiateOnEstablishedQueuesNothing(t *testing.T) {
+	p1 := Phase1{Encr: isakmp.Encr3DES, Hash: isakmp.HashSHA1, Auth: isakmp.AuthPSK, Group: 2}
+	ta, tb, ha, hb, _ := pair(t, false, p1, Phase2{ESP: isakmp.ESP3DES, AuthAlg: isakmp.AuthHMACSHA})
+	if err := ta.Initiate(); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ta, tb, ha, hb)
+	// The tunnel loses its CHILD SA (cleared, or deleted by the peer);
+	// traffic asks for a new one on the ISAKMP SA that is still up.
+	ta.DeleteChild(ta.Children[0])
+	run(t, ta, tb, ha, hb)
+	if len(ta.Children)+len(tb.Children) != 0 {
+		t.Fatalf("after delete: %d/%d children", len(ta.Children), len(tb.Children))
+	}
+	if err := ta.Initiate(); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ta, tb, ha, hb)
+	if len(ta.Children) != 1 || len(tb.Children) != 1 {
+		t.Fatalf("after initiate: %d/%d children", len(ta.Children), len(tb.Children))
+	}
+	// Phase 1 rekeys, by either side.
+	for _, x := range []*Tunnel{tb, ta} {
+		x.startPhase1()
+		run(t, ta, tb, ha, hb)
+		if len(ta.Children) != 1 || len(tb.Children) != 1 || len(ha.in) != 1 || len(hb.in) != 1 {
+			t.Fatalf("after phase 1 rekey by %s: %d/%d children, %d/%d inbound SAs", x.Config.LocalTS, len(ta.Children), len(tb.Children), len(ha.in), len(hb.in))
+		}
+	}
+	checkKeys(t, ha, hb)
+}

@@ -200,10 +200,13 @@ func (t *Tunnel) Established() *ISAKMPSA {
 // Initiate starts phase 1 if no ISAKMP SA is up or under way, then a
 // quick mode.
 func (t *Tunnel) Initiate() error {
-	t.wantQM++
 	if sa := t.Established(); sa != nil {
 		return t.startQuick(sa, nil)
 	}
+	// Queued for the phase 1 under way or started here, and only then:
+	// a count left behind would start an unasked quick mode at the next
+	// phase 1, which the peer takes as a rekey.
+	t.wantQM++
 	for _, sa := range t.SAs {
 		if sa.State != StateDead {
 			return nil // phase 1 under way: the quick mode follows it
