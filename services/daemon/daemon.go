@@ -5,7 +5,7 @@
 //
 // A daemon's main is one line:
 //
-//	func main() { daemon.Main("fwdd", plane.New()) }
+//	func main() { daemon.Main("fwdd", plane.NewApp()) }
 //
 // and its logic is an App. The runtime calls App.Start once the bus is
 // connected, App.Apply with each committed configuration that differs from
@@ -129,12 +129,22 @@ func Traceoptions(name string, c *pb.Config) *pb.Traceoptions {
 }
 
 // Main runs a daemon and exits the process. It never returns.
+//
+// $<NAME>_CPUPROFILE=FILE (FWDD_CPUPROFILE, KMD_CPUPROFILE, …) writes a CPU
+// profile of the whole run to FILE ("%d" in it becomes the process id),
+// ended when the daemon stops; for the benchmarks of tests/bench.
 func Main(name string, app App) {
 	if err := noCoreDumps(); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: disabling core dumps: %v\n", name, err)
 		os.Exit(1)
 	}
-	err := Run(context.Background(), name, app, os.Args[1:])
+	stopProfile, err := startProfile(name)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
+	err = Run(context.Background(), name, app, os.Args[1:])
+	stopProfile()
 	if err != nil {
 		if errors.Is(err, errHelp) {
 			os.Exit(0)
