@@ -1,6 +1,7 @@
 package conf
 
 import (
+	"bufio"
 	"bytes"
 	"flag"
 	"os"
@@ -203,8 +204,10 @@ func TestRenderMasked(t *testing.T) {
 			t.Errorf("%s: RenderMasked differs from Masked().Render():\n%s\n----\n%s", f, got, want)
 		}
 		var buf bytes.Buffer
-		buf.WriteString("## header\n")
-		if n.WriteMasked(&buf); buf.String() != "## header\n"+want {
+		w := bufio.NewWriterSize(&buf, 64) // smaller than the text: written in pieces
+		w.WriteString("## header\n")
+		n.WriteMasked(w)
+		if err := w.Flush(); err != nil || buf.String() != "## header\n"+want {
 			t.Errorf("%s: WriteMasked differs from Masked().Render()", f)
 		}
 		if strings.Contains(string(b), "ascii-text \"") && got == n.Render() {

@@ -2,6 +2,7 @@ package conf
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 )
@@ -66,6 +67,33 @@ func BenchmarkParseLarge(b *testing.B) {
 	for b.Loop() {
 		if _, err := Parse("large", text); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestRenderSize: the buffer the renderers reserve holds the whole text
+// (no doubling of a multi-MB buffer) and is not far over it (clearing
+// fresh memory costs as much), masked secrets and comments included.
+func TestRenderSize(t *testing.T) {
+	seed, err := os.ReadFile("testdata/seed.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := New()
+	if err := ParseSet(big, "large", large(300)); err != nil {
+		t.Fatal(err)
+	}
+	seedCfg, err := Parse("seed", string(seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, cfg := range map[string]*Node{"seed": seedCfg, "large": big} {
+		for _, text := range []string{cfg.Render(), cfg.RenderMasked()} {
+			size := cfg.renderSize()
+			if size < len(text) || 2*size > 3*len(text) {
+				t.Errorf("%s: renderSize %d for %d bytes of text", name, size, len(text))
+			}
+			t.Logf("%s: renderSize %d for %d bytes of text", name, size, len(text))
 		}
 	}
 }

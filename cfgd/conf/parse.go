@@ -39,18 +39,23 @@ func walk(cur *Node, ws []token, create bool) (target, error) {
 // direction bidirectional protocol esp spi 256 authentication algorithm A
 // key ascii-text K encryption algorithm E key ascii-text K".
 func walkx(cur *Node, ws []token, create, open bool, made *[]*Node) (target, error) {
+	return walkSegs(cur, ws, create, open, false, made)
+}
+
+// walkSegs is walkx that, with segs, also records the target's segs (only
+// edit needs them: half a million statements of a load built them for
+// nothing).
+func walkSegs(cur *Node, ws []token, create, open, segs bool, made *[]*Node) (target, error) {
 	var t target
 	ensure := func(n *Node, s *schema.Node, key string, pos Pos) *Node {
-		if c := n.child(s, key); c != nil {
-			return n.ensure(s, key, pos)
-		}
-		c := n.ensure(s, key, pos)
-		if made != nil {
+		c, created := n.ensureNew(s, key, pos)
+		if created && made != nil {
 			*made = append(*made, c)
 		}
 		return c
 	}
-	levels := []*Node{cur} // the containers and list entries walked, for words after a leaf
+	var levelsBuf [8]*Node
+	levels := append(levelsBuf[:0], cur) // the containers and list entries walked, for words after a leaf
 	afterLeaf := false
 	lastLeaf := ""
 	t.parent = cur
@@ -111,15 +116,13 @@ func walkx(cur *Node, ws []token, create, open bool, made *[]*Node) (target, err
 				n = ensure(cur, c, "", kw.pos)
 			}
 			t.node = n
-			t.segs = append(t.segs, []string{c.Name})
+			if segs {
+				t.segs = append(t.segs, []string{c.Name})
+			}
 			cur = n
 			levels = append(levels, n)
 		case schema.List:
 			var key string
-			var seg []string
-			if !c.Keyless {
-				seg = []string{c.Name}
-			}
 			if len(c.KeyWords) > 0 {
 				var parts []string
 				for _, kwd := range c.KeyWords {
@@ -152,11 +155,6 @@ func walkx(cur *Node, ws []token, create, open bool, made *[]*Node) (target, err
 				key = ws[i].text
 				i++
 			}
-			if len(c.KeyWords) > 0 {
-				seg = append(seg, strings.Fields(key)...)
-			} else {
-				seg = append(seg, key)
-			}
 			n := cur.child(c, key)
 			if n == nil {
 				if !create {
@@ -168,7 +166,18 @@ func walkx(cur *Node, ws []token, create, open bool, made *[]*Node) (target, err
 				n = ensure(cur, c, key, kw.pos)
 			}
 			t.node = n
-			t.segs = append(t.segs, seg)
+			if segs {
+				var seg []string
+				if !c.Keyless {
+					seg = []string{c.Name}
+				}
+				if len(c.KeyWords) > 0 {
+					seg = append(seg, strings.Fields(key)...)
+				} else {
+					seg = append(seg, key)
+				}
+				t.segs = append(t.segs, seg)
+			}
 			cur = n
 			levels = append(levels, n)
 		case schema.Leaf:
@@ -680,7 +689,7 @@ func Run(cfg *Node, at []string, words []string) error {
 // ("service-set", "ss1"), for edit and up. It does not change cfg.
 func Resolve(cfg *Node, path []string) ([][]string, error) {
 	scratch := cfg.Clone()
-	t, err := walk(scratch, Words(path, Pos{}), true)
+	t, err := walkSegs(scratch, Words(path, Pos{}), true, false, true, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -24,10 +24,11 @@ type Node struct {
 	Children []*Node  // ordered by schema position; list entries in insertion order
 	Parent   *Node
 	Inactive bool
+	// replace marks a "replace:" statement of load replace (beside
+	// Inactive: a Node is 144 bytes, one size class under 160).
+	replace  bool
 	Comments []string // comment lines written before the statement
 	Pos      Pos      // where the statement was last set
-	// replace marks a "replace:" statement of load replace.
-	replace bool
 	// idx finds children by name and key without a scan; see index.
 	idx *childIndex
 }
@@ -293,14 +294,28 @@ func (n *Node) All(name string) []*Node {
 }
 
 // Has reports whether n has an active child with keyword name.
-func (n *Node) Has(name string) bool { return len(n.All(name)) > 0 }
+func (n *Node) Has(name string) bool { return n.first(name) != nil }
 
 // Value returns the value of the active leaf name below n, or "".
 func (n *Node) Value(name string) string {
-	if l := n.All(name); len(l) > 0 {
-		return l[0].Key
+	if c := n.first(name); c != nil {
+		return c.Key
 	}
 	return ""
+}
+
+// first is All's first node, without building the list (Has and Value
+// are asked of every statement the checks visit).
+func (n *Node) first(name string) *Node {
+	if n == nil {
+		return nil
+	}
+	for _, c := range n.Children {
+		if c.Schema.Name == name && !c.Inactive {
+			return c
+		}
+	}
+	return nil
 }
 
 // child returns the child for schema s and key, or nil.
@@ -349,12 +364,18 @@ func (n *Node) remove(c *Node) {
 // ensure returns the child for s and key, creating it. Creating a member of
 // a choice removes the other members (YANG choice semantics).
 func (n *Node) ensure(s *schema.Node, key string, pos Pos) *Node {
+	c, _ := n.ensureNew(s, key, pos)
+	return c
+}
+
+// ensureNew is ensure, also reporting whether the child is new.
+func (n *Node) ensureNew(s *schema.Node, key string, pos Pos) (*Node, bool) {
 	if c := n.child(s, key); c != nil {
 		if s.Kind == schema.Leaf {
 			c.Key = key
 			c.Pos = pos
 		}
-		return c
+		return c, false
 	}
 	if s.Choice != "" {
 		n.Children = slices.DeleteFunc(n.Children, func(x *Node) bool {
@@ -364,7 +385,7 @@ func (n *Node) ensure(s *schema.Node, key string, pos Pos) *Node {
 	}
 	c := &Node{Schema: s, Key: key, Pos: pos}
 	n.add(c)
-	return c
+	return c, true
 }
 
 // Clone returns a deep copy of n (detached from its parent).

@@ -25,6 +25,7 @@
 package db
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -288,12 +289,14 @@ func (d *DB) commit(cfg *conf.Node, m Meta, owned bool) (Meta, error) {
 	if err != nil {
 		return Meta{}, fmt.Errorf("db: %w", err)
 	}
-	var b bytes.Buffer
-	b.WriteString(metaPrefix + string(hdr) + "\n")
-	fmt.Fprintf(&b, "## Last commit: %s by %s\n", m.Time.Format("2006-01-02 15:04:05 MST"), m.User)
-	// Secrets typed in clear are stored in Junos "$9$" form, as Junos
-	// does on commit (issue 14, low); reading the file back decodes them.
-	cfg.WriteMasked(&b)
+	render := func(w *bufio.Writer) error {
+		w.WriteString(metaPrefix + string(hdr) + "\n")
+		fmt.Fprintf(w, "## Last commit: %s by %s\n", m.Time.Format("2006-01-02 15:04:05 MST"), m.User)
+		// Secrets typed in clear are stored in Junos "$9$" form, as Junos
+		// does on commit (issue 14, low); reading the file back decodes them.
+		cfg.WriteMasked(w)
+		return nil // w's error, if any, is Flush's
+	}
 	fs, dir := d.opt.FS, d.opt.Dir
 
 	confirmPath := filepath.Join(dir, "confirm")
@@ -301,11 +304,11 @@ func (d *DB) commit(cfg *conf.Node, m Meta, owned bool) (Meta, error) {
 	if m.ConfirmMinutes > 0 {
 		p = &pending{Revision: m.Revision, Deadline: m.Time.Add(time.Duration(m.ConfirmMinutes) * time.Minute)}
 		pb, _ := json.Marshal(p)
-		if err := atomicWrite(fs, dir, "confirm", pb); err != nil {
+		if err := atomicWrite(fs, dir, "confirm", func(w *bufio.Writer) error { _, err := w.Write(pb); return err }); err != nil {
 			return Meta{}, fmt.Errorf("db: %w", err)
 		}
 	}
-	if err := atomicWrite(fs, dir, name(m.Revision), b.Bytes()); err != nil {
+	if err := atomicWrite(fs, dir, name(m.Revision), render); err != nil {
 		return Meta{}, fmt.Errorf("db: %w", err)
 	}
 	// Committed. What follows is tidying: a failure leaves a database that
@@ -339,7 +342,7 @@ func (d *DB) commit(cfg *conf.Node, m Meta, owned bool) (Meta, error) {
 	// the time every commit waits for the disk (issue 15 goal 4). After a
 	// crash the revision files are what counts.
 	tmp := filepath.Join(dir, ".juniper.conf.tmp")
-	if fs.WriteCopy(tmp, b.Bytes(), 0o600) != nil || fs.Rename(tmp, filepath.Join(dir, "juniper.conf")) != nil {
+	if fs.CopyFile(filepath.Join(dir, name(m.Revision)), tmp, 0o600) != nil || fs.Rename(tmp, filepath.Join(dir, "juniper.conf")) != nil {
 		_ = fs.Remove(tmp)
 	}
 	return m, nil
@@ -347,9 +350,9 @@ func (d *DB) commit(cfg *conf.Node, m Meta, owned bool) (Meta, error) {
 
 // atomicWrite writes dir/name through a temporary file, fsyncs it,
 // renames it into place and fsyncs the directory.
-func atomicWrite(fs FS, dir, name string, data []byte) error {
+func atomicWrite(fs FS, dir, name string, write func(w *bufio.Writer) error) error {
 	tmp := filepath.Join(dir, "."+name+".tmp")
-	if err := fs.WriteFile(tmp, data, 0o600); err != nil {
+	if err := fs.WriteFile(tmp, 0o600, write); err != nil {
 		_ = fs.Remove(tmp)
 		return err
 	}

@@ -1,6 +1,8 @@
 package db
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -137,12 +139,18 @@ var errCrash = errors.New("crash")
 
 func (f *faultFS) hit() bool { f.ops++; return f.ops >= f.n }
 
-func (f *faultFS) WriteFile(name string, data []byte, perm os.FileMode) error {
+func (f *faultFS) WriteFile(name string, perm os.FileMode, write func(*bufio.Writer) error) error {
 	if f.hit() {
-		_ = os.WriteFile(name, data[:len(data)/2], perm)
+		var b bytes.Buffer
+		w := bufio.NewWriter(&b)
+		if err := write(w); err != nil {
+			return err
+		}
+		w.Flush()
+		_ = os.WriteFile(name, b.Bytes()[:b.Len()/2], perm)
 		return errCrash
 	}
-	return f.OS.WriteFile(name, data, perm)
+	return f.OS.WriteFile(name, perm, write)
 }
 func (f *faultFS) Rename(o, n string) error {
 	if f.hit() {
@@ -341,5 +349,34 @@ func TestSecretsStoredObfuscated(t *testing.T) {
 	p2, err2 := conf.ToPB(cfg)
 	if err1 != nil || err2 != nil || !proto.Equal(p1, p2) {
 		t.Fatalf("reloaded configuration differs: %v %v", err1, err2)
+	}
+}
+
+// TestReadableCopy: juniper.conf is the newest revision's file, byte for
+// byte (a copy of the file the revision was rendered into), secrets in
+// "$9$" form, replaced by each commit.
+func TestReadableCopy(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	d := open(t, dir, c, nil)
+	for i, h := range []string{"one", "two"} {
+		m, err := d.Commit(cfgWith(t, h), Meta{User: "admin"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev, err := os.ReadFile(filepath.Join(dir, name(m.Revision)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp, err := os.ReadFile(filepath.Join(dir, "juniper.conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(rev, cp) || !strings.Contains(string(cp), "host-name "+h+";") || strings.Contains(string(cp), "ascii-text secret;") {
+			t.Fatalf("commit %d: juniper.conf:\n%s\nrevision file:\n%s", i+1, cp, rev)
+		}
+		if fi, err := os.Stat(filepath.Join(dir, "juniper.conf")); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("juniper.conf: %v %v", fi.Mode(), err)
+		}
 	}
 }

@@ -1,6 +1,8 @@
 package db
 
 import (
+	"bufio"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -9,11 +11,15 @@ import (
 // any one of them and check that a crash at that point leaves a usable
 // database.
 type FS interface {
-	// WriteFile creates name with perm, writes data and fsyncs it.
-	WriteFile(name string, data []byte, perm os.FileMode) error
-	// WriteCopy creates name with perm and writes data without fsync:
+	// WriteFile creates name with perm, writes what write writes to w
+	// (buffered) and fsyncs it. A revision is rendered straight into its
+	// file: a 10,000-service-set configuration is 17 MB of text, which
+	// as one buffer cost a tenth of the commit in clearing fresh memory
+	// (issue 15 goal 5).
+	WriteFile(name string, perm os.FileMode, write func(w *bufio.Writer) error) error
+	// CopyFile creates dst with perm as a copy of src, without fsync:
 	// for a file that is never read back.
-	WriteCopy(name string, data []byte, perm os.FileMode) error
+	CopyFile(src, dst string, perm os.FileMode) error
 	Rename(oldpath, newpath string) error
 	// SyncDir fsyncs a directory so renames and removals in it are durable.
 	SyncDir(dir string) error
@@ -26,24 +32,41 @@ type FS interface {
 // OS is the real file system.
 type OS struct{}
 
-func (OS) WriteFile(name string, data []byte, perm os.FileMode) error {
+func (OS) WriteFile(name string, perm os.FileMode, write func(w *bufio.Writer) error) error {
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
+	w := bufio.NewWriterSize(f, 256<<10)
+	err = write(w)
+	if err == nil {
+		err = w.Flush()
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if err == nil {
+		err = f.Sync()
 	}
-	return f.Close()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
-func (OS) WriteCopy(name string, data []byte, perm os.FileMode) error {
-	return os.WriteFile(name, data, perm)
+// CopyFile copies in the kernel where it can (copy_file_range).
+func (OS) CopyFile(src, dst string, perm os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func (OS) Rename(o, n string) error { return os.Rename(o, n) }
