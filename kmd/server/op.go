@@ -214,40 +214,29 @@ func (s *Server) showStats(args []string) *pb.OpReply {
 	}
 	var mu sync.Mutex
 	peers := map[string]*pb.IKEStatistics_Peer{}
-	s.each(func(sa *ikesa.SA) {
-		if !f.match(sa) {
-			return
-		}
+	// add sums one SA's counters since the last clear into its peer's.
+	add := func(remote, local netip.AddrPort, c, zero map[string]uint64) {
 		mu.Lock()
 		defer mu.Unlock()
-		key := sa.Remote.Addr().String()
+		key := remote.Addr().String()
 		p := peers[key]
 		if p == nil {
-			p = &pb.IKEStatistics_Peer{RemoteAddress: key, LocalAddress: sa.Local.Addr().String(), Counters: map[string]uint64{}}
+			p = &pb.IKEStatistics_Peer{RemoteAddress: key, LocalAddress: local.Addr().String(), Counters: map[string]uint64{}}
 			peers[key] = p
 		}
-		zero := s.cleared.get(sa)
-		for k, v := range saCounters(sa) {
+		for k, v := range c {
 			p.Counters[k] += v - min(v, zero[k])
+		}
+	}
+	s.each(func(sa *ikesa.SA) {
+		if f.match(sa) {
+			add(sa.Remote, sa.Local, saCounters(sa), s.cleared.v2.get(sa))
 		}
 	})
 	// IKEv1 tunnels count per tunnel (every ISAKMP SA of one peer).
 	s.v1Each(func(r *v1Runner) {
-		if !f.matchV1(r.t) {
-			return
-		}
-		c := v1Counters(r.t)
-		mu.Lock()
-		defer mu.Unlock()
-		key := r.t.Remote.Addr().String()
-		p := peers[key]
-		if p == nil {
-			p = &pb.IKEStatistics_Peer{RemoteAddress: key, LocalAddress: r.t.Local.Addr().String(), Counters: map[string]uint64{}}
-			peers[key] = p
-		}
-		zero := s.cleared.getV1(r.t)
-		for k, v := range c {
-			p.Counters[k] += v - min(v, zero[k])
+		if f.matchV1(r.t) {
+			add(r.t.Remote, r.t.Local, v1Counters(r.t), s.cleared.v1.get(r.t))
 		}
 	})
 	out := &pb.IKEStatistics{}
@@ -273,22 +262,6 @@ func saCounters(sa *ikesa.SA) map[string]uint64 {
 	}
 }
 
-// clearedStats is, per IKE SA, its counters at the last clear: show
-// statistics prints the counts since then, as Junos's clear does. An SA's
-// entry goes when the SA does (pruned at each clear).
-type clearedStats struct {
-	mu   sync.Mutex
-	zero map[*ikesa.SA]map[string]uint64
-	// v1 is the same per IKEv1 tunnel.
-	v1 map[*ikev1.Tunnel]map[string]uint64
-}
-
-func (c *clearedStats) getV1(t *ikev1.Tunnel) map[string]uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.v1[t]
-}
-
 // v1Counters are an IKEv1 tunnel's counters, under IKEv2's keys where
 // they mean the same (DELETE payloads, DPD of RFC 3706, ESP SAs made and
 // removed, retransmissions) and ikev1- keys for the rest. Call it on the
@@ -306,10 +279,65 @@ func v1Counters(t *ikev1.Tunnel) map[string]uint64 {
 	}
 }
 
-func (c *clearedStats) get(sa *ikesa.SA) map[string]uint64 {
+// clearedStats is, per IKE SA and per IKEv1 tunnel, its counters at the
+// last clear: show statistics prints the counts since then, as Junos's
+// clear does.
+type clearedStats struct {
+	v2 zeros[*ikesa.SA]
+	v1 zeros[*ikev1.Tunnel]
+}
+
+// zeros are the counters at the last clear of each IKE SA (or IKEv1
+// tunnel) K. An SA's entry goes when the SA does (pruned at each clear).
+type zeros[K comparable] struct {
+	mu sync.Mutex
+	m  map[K]map[string]uint64
+}
+
+func (z *zeros[K]) get(k K) map[string]uint64 {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	return z.m[k]
+}
+
+// clearing collects, from the runners of one IKE version at once, which
+// SAs are live and the counters of those a clear matches.
+type clearing[K comparable] struct {
+	mu   sync.Mutex
+	live map[K]bool
+	now  map[K]map[string]uint64
+}
+
+// add records a live SA; c is its counters when the clear matches it, nil
+// otherwise.
+func (c *clearing[K]) add(k K, counters map[string]uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.zero[sa]
+	if c.live == nil {
+		c.live, c.now = map[K]bool{}, map[K]map[string]uint64{}
+	}
+	c.live[k] = true
+	if counters != nil {
+		c.now[k] = counters
+	}
+}
+
+// reset drops the zeros of SAs that are gone and takes the matched SAs'
+// counters as their new zeros.
+func (z *zeros[K]) reset(c *clearing[K]) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.m == nil {
+		z.m = map[K]map[string]uint64{}
+	}
+	for k := range z.m {
+		if !c.live[k] {
+			delete(z.m, k)
+		}
+	}
+	for k, v := range c.now {
+		z.m[k] = v
+	}
 }
 
 // clearStats is `clear services ipsec-vpn ike statistics [PEER]`: the
@@ -319,61 +347,24 @@ func (s *Server) clearStats(args []string) *pb.OpReply {
 	if err != nil {
 		return &pb.OpReply{Error: err.Error()}
 	}
-	now := map[*ikesa.SA]map[string]uint64{}
-	live := map[*ikesa.SA]bool{}
-	var mu sync.Mutex
+	var v2 clearing[*ikesa.SA]
 	s.each(func(sa *ikesa.SA) {
 		var c map[string]uint64
 		if f.match(sa) {
 			c = saCounters(sa)
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		live[sa] = true
-		if c != nil {
-			now[sa] = c
-		}
+		v2.add(sa, c)
 	})
-	s.cleared.mu.Lock()
-	if s.cleared.zero == nil {
-		s.cleared.zero = map[*ikesa.SA]map[string]uint64{}
-	}
-	for sa := range s.cleared.zero {
-		if !live[sa] {
-			delete(s.cleared.zero, sa)
-		}
-	}
-	for sa, c := range now {
-		s.cleared.zero[sa] = c
-	}
-	s.cleared.mu.Unlock()
-	v1now := map[*ikev1.Tunnel]map[string]uint64{}
-	v1live := map[*ikev1.Tunnel]bool{}
+	s.cleared.v2.reset(&v2)
+	var v1 clearing[*ikev1.Tunnel]
 	s.v1Each(func(r *v1Runner) {
 		var c map[string]uint64
 		if f.matchV1(r.t) {
 			c = v1Counters(r.t)
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		v1live[r.t] = true
-		if c != nil {
-			v1now[r.t] = c
-		}
+		v1.add(r.t, c)
 	})
-	s.cleared.mu.Lock()
-	if s.cleared.v1 == nil {
-		s.cleared.v1 = map[*ikev1.Tunnel]map[string]uint64{}
-	}
-	for t := range s.cleared.v1 {
-		if !v1live[t] {
-			delete(s.cleared.v1, t)
-		}
-	}
-	for t, c := range v1now {
-		s.cleared.v1[t] = c
-	}
-	s.cleared.mu.Unlock()
+	s.cleared.v1.reset(&v1)
 	return &pb.OpReply{}
 }
 
