@@ -5,6 +5,7 @@ package csr
 
 import (
 	"crypto"
+	"crypto/dsa" //nolint:staticcheck // DSA key pairs (Junos generate-key-pair type dsa)
 	cryptorand "crypto/rand"
 	"crypto/sha1"
 	"crypto/x509"
@@ -59,33 +60,13 @@ func SignatureAlgorithm(pub crypto.PublicKey, digest string) (x509.SignatureAlgo
 
 // Create signs a PKCS#10 request for r with key and returns its DER.
 func Create(rand io.Reader, key crypto.Signer, r Request) ([]byte, error) {
-	rdns, err := ParseDN(r.Subject)
+	p, err := prepare(rand, key, r)
 	if err != nil {
-		return nil, err
-	}
-	raw, err := asn1.Marshal(rdns)
-	if err != nil {
-		return nil, fmt.Errorf("csr: marshal subject: %w", err)
-	}
-	signer, final := key, key
-	if _, ok := isDSA(key.Public()); ok {
-		if _, _, err := dsaAlgorithm(r.Digest); err != nil {
-			return nil, err
-		}
-		if signer, err = placeholder(rand); err != nil {
-			return nil, err
-		}
-	}
-	alg, err := SignatureAlgorithm(signer.Public(), r.Digest)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkNames(r); err != nil {
 		return nil, err
 	}
 	tmpl := &x509.CertificateRequest{
-		RawSubject:         raw,
-		SignatureAlgorithm: alg,
+		RawSubject:         p.subject,
+		SignatureAlgorithm: p.alg,
 		DNSNames:           r.DomainNames,
 		IPAddresses:        r.IPAddresses,
 		EmailAddresses:     r.Emails,
@@ -93,18 +74,59 @@ func Create(rand io.Reader, key crypto.Signer, r Request) ([]byte, error) {
 	var der []byte
 	if r.ChallengePassword != "" {
 		der, err = x509util.CreateCertificateRequest(rand, &x509util.CertificateRequest{
-			CertificateRequest: *tmpl, ChallengePassword: r.ChallengePassword}, signer)
+			CertificateRequest: *tmpl, ChallengePassword: r.ChallengePassword}, p.signer)
 	} else {
-		der, err = x509.CreateCertificateRequest(rand, tmpl, signer)
+		der, err = x509.CreateCertificateRequest(rand, tmpl, p.signer)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("csr: sign: %w", err)
 	}
-	if signer != final {
+	if p.dsa != nil {
 		// CertificationRequestInfo: version, subject, subjectPKInfo, attributes.
-		return resign(rand, der, final, r.Digest, 2, -1)
+		return resign(rand, der, key, r.Digest, 2, -1)
 	}
 	return der, nil
+}
+
+// prepared is what a request and a self-signed certificate for one key
+// start from.
+type prepared struct {
+	// subject is the DER of r.Subject.
+	subject []byte
+	// signer is what crypto/x509 signs with: the key itself, or for a DSA
+	// key a throwaway ECDSA placeholder whose signature resign replaces.
+	signer crypto.Signer
+	alg    x509.SignatureAlgorithm
+	// dsa is the DSA public key, nil for other keys.
+	dsa *dsa.PublicKey
+}
+
+// prepare parses and checks r for key and picks the signer and algorithm.
+func prepare(rand io.Reader, key crypto.Signer, r Request) (prepared, error) {
+	rdns, err := ParseDN(r.Subject)
+	if err != nil {
+		return prepared{}, err
+	}
+	p := prepared{signer: key}
+	if p.subject, err = asn1.Marshal(rdns); err != nil {
+		return prepared{}, fmt.Errorf("csr: marshal subject: %w", err)
+	}
+	if pub, ok := isDSA(key.Public()); ok {
+		if _, _, err := dsaAlgorithm(r.Digest); err != nil {
+			return prepared{}, err
+		}
+		if p.signer, err = placeholder(rand); err != nil {
+			return prepared{}, err
+		}
+		p.dsa = pub
+	}
+	if p.alg, err = SignatureAlgorithm(p.signer.Public(), r.Digest); err != nil {
+		return prepared{}, err
+	}
+	if err := checkNames(r); err != nil {
+		return prepared{}, err
+	}
+	return p, nil
 }
 
 // PEM encodes a request DER as "CERTIFICATE REQUEST".
@@ -144,33 +166,15 @@ const SelfSignedValidity = 5 * 365 * 24 * time.Hour
 // marked as a CA (basicConstraints cA, keyCertSign; RFC 5280 section
 // 4.2.1.9) so that a peer can load it as the trust anchor of a ca-profile.
 func SelfSigned(rand io.Reader, key crypto.Signer, r Request, now time.Time) ([]byte, error) {
-	rdns, err := ParseDN(r.Subject)
+	p, err := prepare(rand, key, r)
 	if err != nil {
 		return nil, err
 	}
-	raw, err := asn1.Marshal(rdns)
-	if err != nil {
-		return nil, fmt.Errorf("csr: marshal subject: %w", err)
-	}
-	signer := key
 	var keyID []byte
-	if pub, ok := isDSA(key.Public()); ok {
-		if _, _, err := dsaAlgorithm(r.Digest); err != nil {
+	if p.dsa != nil {
+		if keyID, err = dsaKeyID(p.dsa); err != nil {
 			return nil, err
 		}
-		if signer, err = placeholder(rand); err != nil {
-			return nil, err
-		}
-		if keyID, err = dsaKeyID(pub); err != nil {
-			return nil, err
-		}
-	}
-	alg, err := SignatureAlgorithm(signer.Public(), r.Digest)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkNames(r); err != nil {
-		return nil, err
 	}
 	// RFC 5280 section 4.1.2.2: a positive serial of at most 20 octets.
 	serial, err := cryptorand.Int(rand, new(big.Int).Lsh(big.NewInt(1), 127))
@@ -180,9 +184,9 @@ func SelfSigned(rand io.Reader, key crypto.Signer, r Request, now time.Time) ([]
 	serial.Add(serial, big.NewInt(1))
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		RawSubject:            raw,
-		RawIssuer:             raw,
-		SignatureAlgorithm:    alg,
+		RawSubject:            p.subject,
+		RawIssuer:             p.subject,
+		SignatureAlgorithm:    p.alg,
 		NotBefore:             now.Add(-time.Minute).UTC(),
 		NotAfter:              now.Add(SelfSignedValidity).UTC(),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
@@ -193,11 +197,11 @@ func SelfSigned(rand io.Reader, key crypto.Signer, r Request, now time.Time) ([]
 		EmailAddresses:        r.Emails,
 		SubjectKeyId:          keyID,
 	}
-	der, err := x509.CreateCertificate(rand, tmpl, tmpl, signer.Public(), signer)
+	der, err := x509.CreateCertificate(rand, tmpl, tmpl, p.signer.Public(), p.signer)
 	if err != nil {
 		return nil, fmt.Errorf("csr: sign: %w", err)
 	}
-	if signer != key {
+	if p.dsa != nil {
 		// TBSCertificate: [0] version, serial, signature, issuer,
 		// validity, subject, subjectPublicKeyInfo, [3] extensions.
 		return resign(rand, der, key, r.Digest, 6, 2)
