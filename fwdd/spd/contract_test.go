@@ -52,33 +52,18 @@ func pbOptions(o Options) *pb.PlanOptions {
 // SPD holds the plan's tunnels (keys, indexes, gateways, selectors,
 // options); kmd's test checks its peers against the same plan.
 func TestPlanContract(t *testing.T) {
-	cs, err := plantest.Configs("../../services/plan/testdata/corpus", 300)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, c := range cs {
-		p, errs := plan.Resolve(c.Config)
-		if len(errs) > 0 {
-			t.Fatalf("%s: %v", c.Name, errs)
-		}
-		c.Config.Plan = p
+	plantest.Contract(t, "../../services/plan/testdata/corpus", 300, func(c plantest.Named, p *pb.Plan) (want, got []plantest.View) {
 		tbl, errs := Build(c.Config)
 		if len(errs) > 0 {
 			t.Fatalf("%s: %v", c.Name, errs)
 		}
-		var want []plantest.View
 		for _, v := range plantest.Views(p, true, true) {
 			if v.Key != "" && !isDEP(p, v.Key) {
 				want = append(want, v)
 			}
 		}
-		if d := plantest.Diff(want, view(tbl)); d != "" {
-			t.Fatalf("%s:\n%s", c.Name, d)
-		}
-		n += len(want)
-	}
-	t.Logf("%d tunnels of %d configurations", n, len(cs))
+		return want, view(tbl)
+	})
 }
 
 func isDEP(p *pb.Plan, key string) bool {

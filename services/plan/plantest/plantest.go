@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"testing"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -59,6 +60,34 @@ func Configs(dir string, n int) ([]Named, error) {
 		out = append(out, Named{fmt.Sprintf("generated-%d", i), Generate(uint64(i))})
 	}
 	return out, nil
+}
+
+// Contract is the loop of kmd's and fwdd's TestPlanContract: for every
+// configuration of Configs(dir, n) it resolves the plan, fails t on a
+// resolution error, stores the plan in the configuration (Config.Plan)
+// and asks views for the plan's tunnels as the daemon should run them
+// (want) and the daemon's own view (got); the first difference fails t.
+// It logs how many tunnels it compared.
+func Contract(t testing.TB, dir string, n int, views func(c Named, p *pb.Plan) (want, got []View)) {
+	t.Helper()
+	cs, err := Configs(dir, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tunnels := 0
+	for _, c := range cs {
+		p, errs := plan.Resolve(c.Config)
+		if len(errs) > 0 {
+			t.Fatalf("%s: %v", c.Name, errs)
+		}
+		c.Config.Plan = p
+		want, got := views(c, p)
+		if d := Diff(want, got); d != "" {
+			t.Fatalf("%s:\n%s", c.Name, d)
+		}
+		tunnels += len(want)
+	}
+	t.Logf("%d tunnels of %d configurations", tunnels, len(cs))
 }
 
 // View is one tunnel as a daemon runs it. Options is nil in kmd's view:
