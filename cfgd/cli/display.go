@@ -89,6 +89,8 @@ func junosTree(r *pb.OpReply) *elem {
 		return ipsecSATree(b.IpsecSecurityAssociations)
 	case *pb.OpReply_IpsecStatistics:
 		return ipsecStatisticsTree(b.IpsecStatistics)
+	case *pb.OpReply_ServiceSetSummary:
+		return serviceSetSummaryTree(b.ServiceSetSummary)
 	}
 	return nil
 }

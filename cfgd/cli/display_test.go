@@ -24,6 +24,7 @@ var displayGolden = []struct {
 	{"ipsec_sa_detail", &pb.OpReply{Body: &pb.OpReply_IpsecSecurityAssociations{IpsecSecurityAssociations: ipsecSAsFixture("detail", false)}}},
 	{"ipsec_sa_extensive", &pb.OpReply{Body: &pb.OpReply_IpsecSecurityAssociations{IpsecSecurityAssociations: ipsecSAsFixture("extensive", true)}}},
 	{"ipsec_statistics_detail", &pb.OpReply{Body: &pb.OpReply_IpsecStatistics{IpsecStatistics: ipsecStatisticsFixture(true)}}},
+	{"service_sets_summary", &pb.OpReply{Body: &pb.OpReply_ServiceSetSummary{ServiceSetSummary: serviceSetSummaryFixture()}}},
 }
 
 // TestDisplayGolden compares `| display xml` and `| display json` of the

@@ -59,6 +59,7 @@ var jsonRoots = map[string]string{
 	"commit_history":              "commit-information",
 	"interface_map":               "interface-information",
 	"config_text":                 "configuration",
+	"service_set_summary":         "service-set-summary-information",
 }
 
 func jsonRoot(fd protoreflect.FieldDescriptor) string {
@@ -96,6 +97,8 @@ func renderText(r *pb.OpReply) []string {
 		return renderPKICRLs(b.PkiCrls, time.Now())
 	case *pb.OpReply_InterfaceMap:
 		return renderInterfaceMap(b.InterfaceMap, time.Now())
+	case *pb.OpReply_ServiceSetSummary:
+		return renderServiceSetSummary(b.ServiceSetSummary)
 	case nil:
 		return nil
 	}

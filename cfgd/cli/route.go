@@ -22,6 +22,7 @@ var routes = []struct {
 	{"show services ipsec-vpn ipsec", subject.Fwdd},
 	{"clear services ipsec-vpn ipsec statistics", subject.Fwdd},
 	{"show services ipsec-vpn interfaces", subject.Fwdd},
+	{"show services service-sets summary", subject.Fwdd},
 	{"show services ipsec-vpn certificates", subject.Pkid},
 	{"clear services ipsec-vpn certificates", subject.Pkid},
 	{"show security pki", subject.Pkid},

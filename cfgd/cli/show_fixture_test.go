@@ -209,8 +209,9 @@ var bodyFixtures = map[string]func() proto.Message{
 	"commit_history": func() proto.Message {
 		return &pb.CommitHistory{Entries: []*pb.CommitHistory_Entry{{Index: 0, UnixTime: showNow.Unix(), User: "root", Client: "cli", Comment: "tunnels", Revision: 3}}}
 	},
-	"interface_map": func() proto.Message { return interfaceMapFixture() },
-	"config_text":   func() proto.Message { return &pb.ConfigText{Text: "services {\n    ipsec-vpn;\n}\n"} },
+	"interface_map":       func() proto.Message { return interfaceMapFixture() },
+	"service_set_summary": func() proto.Message { return serviceSetSummaryFixture() },
+	"config_text":         func() proto.Message { return &pb.ConfigText{Text: "services {\n    ipsec-vpn;\n}\n"} },
 }
 
 func servicesCertificatesFixture() *pb.PKICertificates {
@@ -222,4 +223,15 @@ func servicesCertificatesFixture() *pb.PKICertificates {
 	d := proto.Clone(c).(*pb.PKICertificate)
 	d.CertificateId, d.ServiceSet = "1", "ss-vrf"
 	return &pb.PKICertificates{Kind: "services-certificates", Certificates: []*pb.PKICertificate{a, b, d}}
+}
+
+// serviceSetSummaryFixture has the values of Juniper's published XML of
+// show services service-sets summary (ms-4/2/0, 15.1) and a second PIC.
+func serviceSetSummaryFixture() *pb.ServiceSetSummary {
+	return &pb.ServiceSetSummary{Entries: []*pb.ServiceSetSummary_Entry{
+		{InterfaceName: "ms-4/2/0", ServiceSetsConfigured: 2, BytesUsed: 2038579398, PercentBytesUsed: 7.09,
+			PolicyBytesUsed: 3142872, PercentPolicyBytesUsed: 0.29, CpuUtilization: 1.96, ServiceSets: []string{"ss1", "ss2"}},
+		{InterfaceName: "ms-5/0/0", ServiceSetsConfigured: 1, BytesUsed: 2038579398, PercentBytesUsed: 7.09,
+			PolicyBytesUsed: 1024, PercentPolicyBytesUsed: 0, CpuUtilization: 1.96, ServiceSets: []string{"ss-vrf"}},
+	}}
 }

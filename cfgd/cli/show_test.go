@@ -47,6 +47,7 @@ var showGolden = []struct {
 	{"pki_certificate_request", func(n time.Time) []string { return renderPKICertificateRequests(pkiRequestsFixture(), n) }},
 	{"pki_crl", func(n time.Time) []string { return renderPKICRLs(pkiCRLsFixture(), n) }},
 	{"interface_map", func(n time.Time) []string { return renderInterfaceMap(interfaceMapFixture(), n) }},
+	{"service_sets_summary", func(time.Time) []string { return renderServiceSetSummary(serviceSetSummaryFixture()) }},
 }
 
 // TestShowGolden compares every renderer with testdata/show_NAME.golden;
@@ -288,5 +289,27 @@ func BenchmarkRenderIPsecSAsBrief(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		renderIPsecSAs(m, showNow)
+	}
+}
+
+// TestServiceSetSummaryColumns holds the text to the columns of Juniper's
+// published output of show services service-sets summary: the MX-SPC3 row
+// "vms-1/0/0          1           6967242496 (44.19%) 18237778944 (83.61%)
+// 7214816 ( 0.82%)        76.36 %" without its Session bytes column,
+// which an MS-MPC does not print, and the header words over their columns.
+func TestServiceSetSummaryColumns(t *testing.T) {
+	m := &pb.ServiceSetSummary{Entries: []*pb.ServiceSetSummary_Entry{{InterfaceName: "vms-1/0/0", ServiceSetsConfigured: 1,
+		BytesUsed: 6967242496, PercentBytesUsed: 44.19, PolicyBytesUsed: 7214816, PercentPolicyBytesUsed: 0.82, CpuUtilization: 76.36}}}
+	got := renderServiceSetSummary(m)
+	want := "vms-1/0/0          1           6967242496 (44.19%)       7214816 ( 0.82%)        76.36 %"
+	if len(got) != 3 || got[2] != want {
+		t.Fatalf("got\n%s\nwant row\n%s", strings.Join(got, "\n"), want)
+	}
+	// The CPU column ends under "utilization", as in Junos's output.
+	if end := strings.Index(got[1], "utilization") + len("utilization"); end != len(got[2]) {
+		t.Errorf("utilization ends at %d, the row at %d", end, len(got[2]))
+	}
+	if strings.Index(got[0], "CPU") != strings.Index(got[1], "utilization") {
+		t.Errorf("CPU is not over utilization:\n%s\n%s", got[0], got[1])
 	}
 }

@@ -303,6 +303,9 @@ func TestOp(t *testing.T) {
 		{"show services ipsec-vpn ipsec security-associations service-set", nil, "syntax error"},
 		{"show services ipsec-vpn ipsec statistics bogus", nil, "syntax error at 'bogus'"},
 		{"show services ipsec-vpn interfaces", []string{`"junos_name":"ms-1/2/0.1","linux_name":"ms-1-2-0u1"`}, ""},
+		{"show services service-sets summary", []string{`"interface_name":"ms-1/2/0","service_sets_configured":1`, `"service_sets":["ss1"]`}, ""},
+		{"show services service-sets summary interface ms-1/2/0", []string{`"interface_name":"ms-1/2/0"`}, ""},
+		{"show services service-sets summary interface", nil, "syntax error"},
 	}
 	for _, tt := range tests {
 		rep := a.p.Op(strings.Fields(tt.words))
@@ -320,6 +323,14 @@ func TestOp(t *testing.T) {
 				t.Errorf("%s: missing %q in\n%s", tt.words, w, text)
 			}
 		}
+	}
+	// The summary's numbers: the set's plan size, a heap, no other PIC.
+	sum := a.p.ServiceSetSummary("").GetEntries()
+	if len(sum) != 1 || sum[0].GetPolicyBytesUsed() == 0 || sum[0].GetBytesUsed() == 0 || sum[0].GetCpuUtilization() < 0 {
+		t.Errorf("summary %v", sum)
+	}
+	if other := a.p.ServiceSetSummary("ms-9/9/9").GetEntries(); len(other) != 0 {
+		t.Errorf("summary of another interface: %v", other)
 	}
 	a.p.Op(strings.Fields("clear services ipsec-vpn ipsec statistics"))
 	if c := a.p.DB.ServiceSetTotals("ss1"); c.Get(sad.EncryptedPackets) != 0 {

@@ -17,6 +17,7 @@ import (
 //	show services ipsec-vpn ipsec statistics [brief|detail] [remote-gw A] [service-set S]
 //	clear services ipsec-vpn ipsec statistics [remote-gateway A] [service-set S]
 //	show services ipsec-vpn interfaces
+//	show services service-sets summary [interface I]
 //
 // The reply carries the structured body only: the cli renders it as
 // Junos-style text (cfgd/cli/show_ipsec.go) or as JSON.
@@ -44,6 +45,12 @@ func (p *Plane) Op(words []string) *pb.OpReply {
 		}
 		p.DB.ClearStatistics(args["service-set"])
 		return &pb.OpReply{}
+	case strings.HasPrefix(line, "show services service-sets summary"):
+		args, err := parseArgs(words[4:], nil, []string{"interface"})
+		if err != nil {
+			return &pb.OpReply{Error: err.Error()}
+		}
+		return &pb.OpReply{Body: &pb.OpReply_ServiceSetSummary{ServiceSetSummary: p.ServiceSetSummary(args["interface"])}}
 	case line == "show services ipsec-vpn interfaces":
 		body := p.InterfaceMap()
 		return &pb.OpReply{Body: &pb.OpReply_InterfaceMap{InterfaceMap: body}}

@@ -147,6 +147,8 @@ type Plane struct {
 	// not block.
 	OnDrop func(Drop)
 	drops  dropLimiter
+
+	cpu cpuSampler // show services service-sets summary
 }
 
 type wireBox struct{ w Wire }

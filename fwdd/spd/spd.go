@@ -23,6 +23,8 @@ import (
 	"fmt"
 	"net/netip"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/sitesec/sitesec/proto/pb"
 	"github.com/sitesec/sitesec/services/plan"
 )
@@ -112,6 +114,9 @@ type Set struct {
 	NATKeepalive    uint32
 	Terms           []*Term
 	Options         Options // set level, after defaults
+	// PlanBytes is the encoded size of the set's plan: the policy fwdd
+	// compiled it from (show services service-sets summary).
+	PlanBytes int
 }
 
 // Lookup returns the first term matching the inside packet src -> dst.
@@ -169,7 +174,7 @@ func Build(c *pb.Config) (*Table, []error) {
 		s := &Set{Name: ps.GetName(), NextHop: ps.GetNextHop(), Inside: ps.GetInsideInterface(), Outside: ps.GetOutsideInterface(),
 			RoutingInstance: ps.GetRoutingInstance(), DEP: ps.GetDynamicEndpoints() != nil,
 			UDPEncapPort: uint16(ps.GetUdpEncapPort()), NATTraversal: ps.GetNatTraversal(), NATKeepalive: ps.GetNatKeepalive(),
-			Options: options(ps.GetOptions())}
+			Options: options(ps.GetOptions()), PlanBytes: proto.Size(ps)}
 		s.LocalGateway, _ = netip.AddrFromSlice(ps.GetLocalGateway())
 		for _, pt := range ps.GetTunnels() {
 			term := &Term{Rule: pt.GetRule(), Name: pt.GetTerm(), Index: pt.GetIndex(), Direction: pt.GetMatchDirection(),

@@ -1307,6 +1307,57 @@ func (x *IPsecCounters) GetDiscards() uint64 {
 	return 0
 }
 
+// ServiceSetSummary is `show services service-sets summary [interface I]`
+// (Junos service-set-summary-information): one entry per service
+// interface (the PIC: ms-1/2/0) carrying service sets. fwdd is one process
+// for every service interface: bytes_used is its heap in use, shown on
+// each entry, and cpu_utilization its CPU time since the previous query
+// (or its start) as a percentage of one core. policy_bytes_used is the
+// size of the compiled plan of the interface's service sets.
+type ServiceSetSummary struct {
+	state         protoimpl.MessageState     `protogen:"open.v1"`
+	Entries       []*ServiceSetSummary_Entry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceSetSummary) Reset() {
+	*x = ServiceSetSummary{}
+	mi := &file_sitesec_v1_ipsec_show_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceSetSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceSetSummary) ProtoMessage() {}
+
+func (x *ServiceSetSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_sitesec_v1_ipsec_show_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceSetSummary.ProtoReflect.Descriptor instead.
+func (*ServiceSetSummary) Descriptor() ([]byte, []int) {
+	return file_sitesec_v1_ipsec_show_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ServiceSetSummary) GetEntries() []*ServiceSetSummary_Entry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
 // counters keys are hyphenated words kmd fills (kmd/server/op.go:
 // delete-payloads-received, dpd-requests-sent, ikev2-rekeys, ...); the
 // cli labels the ones it knows (cfgd/cli/show_ike.go ikeCounters) and
@@ -1322,7 +1373,7 @@ type IKEStatistics_Peer struct {
 
 func (x *IKEStatistics_Peer) Reset() {
 	*x = IKEStatistics_Peer{}
-	mi := &file_sitesec_v1_ipsec_show_proto_msgTypes[10]
+	mi := &file_sitesec_v1_ipsec_show_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1334,7 +1385,7 @@ func (x *IKEStatistics_Peer) String() string {
 func (*IKEStatistics_Peer) ProtoMessage() {}
 
 func (x *IKEStatistics_Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_ipsec_show_proto_msgTypes[10]
+	mi := &file_sitesec_v1_ipsec_show_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +1437,7 @@ type IPsecStatistics_Block struct {
 
 func (x *IPsecStatistics_Block) Reset() {
 	*x = IPsecStatistics_Block{}
-	mi := &file_sitesec_v1_ipsec_show_proto_msgTypes[12]
+	mi := &file_sitesec_v1_ipsec_show_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1449,7 @@ func (x *IPsecStatistics_Block) String() string {
 func (*IPsecStatistics_Block) ProtoMessage() {}
 
 func (x *IPsecStatistics_Block) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_ipsec_show_proto_msgTypes[12]
+	mi := &file_sitesec_v1_ipsec_show_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1452,6 +1503,106 @@ func (x *IPsecStatistics_Block) GetTunnelIndex() uint32 {
 func (x *IPsecStatistics_Block) GetCounters() *IPsecCounters {
 	if x != nil {
 		return x.Counters
+	}
+	return nil
+}
+
+type ServiceSetSummary_Entry struct {
+	state                  protoimpl.MessageState `protogen:"open.v1"`
+	InterfaceName          string                 `protobuf:"bytes,1,opt,name=interface_name,json=interfaceName,proto3" json:"interface_name,omitempty"`
+	ServiceSetsConfigured  uint32                 `protobuf:"varint,2,opt,name=service_sets_configured,json=serviceSetsConfigured,proto3" json:"service_sets_configured,omitempty"`
+	BytesUsed              uint64                 `protobuf:"varint,3,opt,name=bytes_used,json=bytesUsed,proto3" json:"bytes_used,omitempty"`
+	PercentBytesUsed       float64                `protobuf:"fixed64,4,opt,name=percent_bytes_used,json=percentBytesUsed,proto3" json:"percent_bytes_used,omitempty"`
+	PolicyBytesUsed        uint64                 `protobuf:"varint,5,opt,name=policy_bytes_used,json=policyBytesUsed,proto3" json:"policy_bytes_used,omitempty"`
+	PercentPolicyBytesUsed float64                `protobuf:"fixed64,6,opt,name=percent_policy_bytes_used,json=percentPolicyBytesUsed,proto3" json:"percent_policy_bytes_used,omitempty"`
+	CpuUtilization         float64                `protobuf:"fixed64,7,opt,name=cpu_utilization,json=cpuUtilization,proto3" json:"cpu_utilization,omitempty"`
+	ServiceSets            []string               `protobuf:"bytes,8,rep,name=service_sets,json=serviceSets,proto3" json:"service_sets,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *ServiceSetSummary_Entry) Reset() {
+	*x = ServiceSetSummary_Entry{}
+	mi := &file_sitesec_v1_ipsec_show_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceSetSummary_Entry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceSetSummary_Entry) ProtoMessage() {}
+
+func (x *ServiceSetSummary_Entry) ProtoReflect() protoreflect.Message {
+	mi := &file_sitesec_v1_ipsec_show_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceSetSummary_Entry.ProtoReflect.Descriptor instead.
+func (*ServiceSetSummary_Entry) Descriptor() ([]byte, []int) {
+	return file_sitesec_v1_ipsec_show_proto_rawDescGZIP(), []int{10, 0}
+}
+
+func (x *ServiceSetSummary_Entry) GetInterfaceName() string {
+	if x != nil {
+		return x.InterfaceName
+	}
+	return ""
+}
+
+func (x *ServiceSetSummary_Entry) GetServiceSetsConfigured() uint32 {
+	if x != nil {
+		return x.ServiceSetsConfigured
+	}
+	return 0
+}
+
+func (x *ServiceSetSummary_Entry) GetBytesUsed() uint64 {
+	if x != nil {
+		return x.BytesUsed
+	}
+	return 0
+}
+
+func (x *ServiceSetSummary_Entry) GetPercentBytesUsed() float64 {
+	if x != nil {
+		return x.PercentBytesUsed
+	}
+	return 0
+}
+
+func (x *ServiceSetSummary_Entry) GetPolicyBytesUsed() uint64 {
+	if x != nil {
+		return x.PolicyBytesUsed
+	}
+	return 0
+}
+
+func (x *ServiceSetSummary_Entry) GetPercentPolicyBytesUsed() float64 {
+	if x != nil {
+		return x.PercentPolicyBytesUsed
+	}
+	return 0
+}
+
+func (x *ServiceSetSummary_Entry) GetCpuUtilization() float64 {
+	if x != nil {
+		return x.CpuUtilization
+	}
+	return 0
+}
+
+func (x *ServiceSetSummary_Entry) GetServiceSets() []string {
+	if x != nil {
+		return x.ServiceSets
 	}
 	return nil
 }
@@ -1619,7 +1770,19 @@ const file_sitesec_v1_ipsec_show_proto_rawDesc = "" +
 	"\vinvalid_spi\x18\x17 \x01(\x04R\n" +
 	"invalidSpi\x12*\n" +
 	"\x11ts_check_failures\x18\x18 \x01(\x04R\x0ftsCheckFailures\x12\x1a\n" +
-	"\bdiscards\x18\x19 \x01(\x04R\bdiscardsB(Z&github.com/sitesec/sitesec/proto/pb;pbb\x06proto3"
+	"\bdiscards\x18\x19 \x01(\x04R\bdiscards\"\xbb\x03\n" +
+	"\x11ServiceSetSummary\x12=\n" +
+	"\aentries\x18\x01 \x03(\v2#.sitesec.v1.ServiceSetSummary.EntryR\aentries\x1a\xe6\x02\n" +
+	"\x05Entry\x12%\n" +
+	"\x0einterface_name\x18\x01 \x01(\tR\rinterfaceName\x126\n" +
+	"\x17service_sets_configured\x18\x02 \x01(\rR\x15serviceSetsConfigured\x12\x1d\n" +
+	"\n" +
+	"bytes_used\x18\x03 \x01(\x04R\tbytesUsed\x12,\n" +
+	"\x12percent_bytes_used\x18\x04 \x01(\x01R\x10percentBytesUsed\x12*\n" +
+	"\x11policy_bytes_used\x18\x05 \x01(\x04R\x0fpolicyBytesUsed\x129\n" +
+	"\x19percent_policy_bytes_used\x18\x06 \x01(\x01R\x16percentPolicyBytesUsed\x12'\n" +
+	"\x0fcpu_utilization\x18\a \x01(\x01R\x0ecpuUtilization\x12!\n" +
+	"\fservice_sets\x18\b \x03(\tR\vserviceSetsB(Z&github.com/sitesec/sitesec/proto/pb;pbb\x06proto3"
 
 var (
 	file_sitesec_v1_ipsec_show_proto_rawDescOnce sync.Once
@@ -1633,7 +1796,7 @@ func file_sitesec_v1_ipsec_show_proto_rawDescGZIP() []byte {
 	return file_sitesec_v1_ipsec_show_proto_rawDescData
 }
 
-var file_sitesec_v1_ipsec_show_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_sitesec_v1_ipsec_show_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_sitesec_v1_ipsec_show_proto_goTypes = []any{
 	(*IKESecurityAssociations)(nil),   // 0: sitesec.v1.IKESecurityAssociations
 	(*IKESecurityAssociation)(nil),    // 1: sitesec.v1.IKESecurityAssociation
@@ -1645,25 +1808,28 @@ var file_sitesec_v1_ipsec_show_proto_goTypes = []any{
 	(*IPsecSAInfo)(nil),               // 7: sitesec.v1.IPsecSAInfo
 	(*IPsecStatistics)(nil),           // 8: sitesec.v1.IPsecStatistics
 	(*IPsecCounters)(nil),             // 9: sitesec.v1.IPsecCounters
-	(*IKEStatistics_Peer)(nil),        // 10: sitesec.v1.IKEStatistics.Peer
-	nil,                               // 11: sitesec.v1.IKEStatistics.Peer.CountersEntry
-	(*IPsecStatistics_Block)(nil),     // 12: sitesec.v1.IPsecStatistics.Block
+	(*ServiceSetSummary)(nil),         // 10: sitesec.v1.ServiceSetSummary
+	(*IKEStatistics_Peer)(nil),        // 11: sitesec.v1.IKEStatistics.Peer
+	nil,                               // 12: sitesec.v1.IKEStatistics.Peer.CountersEntry
+	(*IPsecStatistics_Block)(nil),     // 13: sitesec.v1.IPsecStatistics.Block
+	(*ServiceSetSummary_Entry)(nil),   // 14: sitesec.v1.ServiceSetSummary.Entry
 }
 var file_sitesec_v1_ipsec_show_proto_depIdxs = []int32{
 	1,  // 0: sitesec.v1.IKESecurityAssociations.sas:type_name -> sitesec.v1.IKESecurityAssociation
 	2,  // 1: sitesec.v1.IKESecurityAssociation.phase2:type_name -> sitesec.v1.Phase2Negotiation
-	10, // 2: sitesec.v1.IKEStatistics.peers:type_name -> sitesec.v1.IKEStatistics.Peer
+	11, // 2: sitesec.v1.IKEStatistics.peers:type_name -> sitesec.v1.IKEStatistics.Peer
 	5,  // 3: sitesec.v1.IPsecSecurityAssociations.service_sets:type_name -> sitesec.v1.ServiceSetSAs
 	6,  // 4: sitesec.v1.ServiceSetSAs.tunnels:type_name -> sitesec.v1.IPsecTunnel
 	7,  // 5: sitesec.v1.IPsecTunnel.sas:type_name -> sitesec.v1.IPsecSAInfo
-	12, // 6: sitesec.v1.IPsecStatistics.blocks:type_name -> sitesec.v1.IPsecStatistics.Block
-	11, // 7: sitesec.v1.IKEStatistics.Peer.counters:type_name -> sitesec.v1.IKEStatistics.Peer.CountersEntry
-	9,  // 8: sitesec.v1.IPsecStatistics.Block.counters:type_name -> sitesec.v1.IPsecCounters
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	13, // 6: sitesec.v1.IPsecStatistics.blocks:type_name -> sitesec.v1.IPsecStatistics.Block
+	14, // 7: sitesec.v1.ServiceSetSummary.entries:type_name -> sitesec.v1.ServiceSetSummary.Entry
+	12, // 8: sitesec.v1.IKEStatistics.Peer.counters:type_name -> sitesec.v1.IKEStatistics.Peer.CountersEntry
+	9,  // 9: sitesec.v1.IPsecStatistics.Block.counters:type_name -> sitesec.v1.IPsecCounters
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_sitesec_v1_ipsec_show_proto_init() }
@@ -1677,7 +1843,7 @@ func file_sitesec_v1_ipsec_show_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sitesec_v1_ipsec_show_proto_rawDesc), len(file_sitesec_v1_ipsec_show_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -203,6 +203,7 @@ type OpReply struct {
 	//	*OpReply_CommitHistory
 	//	*OpReply_InterfaceMap
 	//	*OpReply_ConfigText
+	//	*OpReply_ServiceSetSummary
 	Body          isOpReply_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -379,6 +380,15 @@ func (x *OpReply) GetConfigText() *ConfigText {
 	return nil
 }
 
+func (x *OpReply) GetServiceSetSummary() *ServiceSetSummary {
+	if x != nil {
+		if x, ok := x.Body.(*OpReply_ServiceSetSummary); ok {
+			return x.ServiceSetSummary
+		}
+	}
+	return nil
+}
+
 type isOpReply_Body interface {
 	isOpReply_Body()
 }
@@ -428,6 +438,10 @@ type OpReply_ConfigText struct {
 	ConfigText *ConfigText `protobuf:"bytes,20,opt,name=config_text,json=configText,proto3,oneof"`
 }
 
+type OpReply_ServiceSetSummary struct {
+	ServiceSetSummary *ServiceSetSummary `protobuf:"bytes,21,opt,name=service_set_summary,json=serviceSetSummary,proto3,oneof"`
+}
+
 func (*OpReply_Processes) isOpReply_Body() {}
 
 func (*OpReply_IkeSecurityAssociations) isOpReply_Body() {}
@@ -449,6 +463,8 @@ func (*OpReply_CommitHistory) isOpReply_Body() {}
 func (*OpReply_InterfaceMap) isOpReply_Body() {}
 
 func (*OpReply_ConfigText) isOpReply_Body() {}
+
+func (*OpReply_ServiceSetSummary) isOpReply_Body() {}
 
 type ConfigText struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1043,7 +1059,7 @@ const file_sitesec_v1_op_proto_rawDesc = "" +
 	"\x05files\x18\x06 \x03(\v2\x12.sitesec.v1.OpFileB\x04\x90\x82\x19\x01R\x05files\"0\n" +
 	"\x06OpFile\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"\xd1\a\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\xa2\b\n" +
 	"\aOpReply\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12\x14\n" +
 	"\x05lines\x18\x02 \x03(\tR\x05lines\x12)\n" +
@@ -1062,7 +1078,8 @@ const file_sitesec_v1_op_proto_rawDesc = "" +
 	"\x0ecommit_history\x18\x12 \x01(\v2\x19.sitesec.v1.CommitHistoryH\x00R\rcommitHistory\x12?\n" +
 	"\rinterface_map\x18\x13 \x01(\v2\x18.sitesec.v1.InterfaceMapH\x00R\finterfaceMap\x129\n" +
 	"\vconfig_text\x18\x14 \x01(\v2\x16.sitesec.v1.ConfigTextH\x00R\n" +
-	"configTextB\x06\n" +
+	"configText\x12O\n" +
+	"\x13service_set_summary\x18\x15 \x01(\v2\x1d.sitesec.v1.ServiceSetSummaryH\x00R\x11serviceSetSummaryB\x06\n" +
 	"\x04body\" \n" +
 	"\n" +
 	"ConfigText\x12\x12\n" +
@@ -1144,7 +1161,8 @@ var file_sitesec_v1_op_proto_goTypes = []any{
 	(*PKICertificates)(nil),           // 16: sitesec.v1.PKICertificates
 	(*PKICertificateRequests)(nil),    // 17: sitesec.v1.PKICertificateRequests
 	(*PKICRLs)(nil),                   // 18: sitesec.v1.PKICRLs
-	(*ApplyAck)(nil),                  // 19: sitesec.v1.ApplyAck
+	(*ServiceSetSummary)(nil),         // 19: sitesec.v1.ServiceSetSummary
+	(*ApplyAck)(nil),                  // 20: sitesec.v1.ApplyAck
 }
 var file_sitesec_v1_op_proto_depIdxs = []int32{
 	1,  // 0: sitesec.v1.OpRequest.files:type_name -> sitesec.v1.OpFile
@@ -1159,16 +1177,17 @@ var file_sitesec_v1_op_proto_depIdxs = []int32{
 	4,  // 9: sitesec.v1.OpReply.commit_history:type_name -> sitesec.v1.CommitHistory
 	5,  // 10: sitesec.v1.OpReply.interface_map:type_name -> sitesec.v1.InterfaceMap
 	3,  // 11: sitesec.v1.OpReply.config_text:type_name -> sitesec.v1.ConfigText
-	9,  // 12: sitesec.v1.CommitHistory.entries:type_name -> sitesec.v1.CommitHistory.Entry
-	10, // 13: sitesec.v1.InterfaceMap.entries:type_name -> sitesec.v1.InterfaceMap.Entry
-	7,  // 14: sitesec.v1.ConfigEditReply.errors:type_name -> sitesec.v1.ConfigError
-	19, // 15: sitesec.v1.ConfigEditReply.acks:type_name -> sitesec.v1.ApplyAck
-	2,  // 16: sitesec.v1.ConfigEditReply.reply:type_name -> sitesec.v1.OpReply
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	19, // 12: sitesec.v1.OpReply.service_set_summary:type_name -> sitesec.v1.ServiceSetSummary
+	9,  // 13: sitesec.v1.CommitHistory.entries:type_name -> sitesec.v1.CommitHistory.Entry
+	10, // 14: sitesec.v1.InterfaceMap.entries:type_name -> sitesec.v1.InterfaceMap.Entry
+	7,  // 15: sitesec.v1.ConfigEditReply.errors:type_name -> sitesec.v1.ConfigError
+	20, // 16: sitesec.v1.ConfigEditReply.acks:type_name -> sitesec.v1.ApplyAck
+	2,  // 17: sitesec.v1.ConfigEditReply.reply:type_name -> sitesec.v1.OpReply
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_sitesec_v1_op_proto_init() }
@@ -1193,6 +1212,7 @@ func file_sitesec_v1_op_proto_init() {
 		(*OpReply_CommitHistory)(nil),
 		(*OpReply_InterfaceMap)(nil),
 		(*OpReply_ConfigText)(nil),
+		(*OpReply_ServiceSetSummary)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
