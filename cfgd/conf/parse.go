@@ -64,12 +64,20 @@ func walkSegs(cur *Node, ws []token, create, open, segs bool, made *[]*Node) (ta
 	errAt := func(tk token, format string, a ...any) error {
 		return &Error{Pos: tk.pos, Path: cur.EditPath(), Stmt: tk.text, Msg: fmt.Sprintf(format, a...), Syntax: true}
 	}
-	valErr := func(tk token, s *schema.Node, err error) error {
-		stmt := s.Name + " " + tk.text
-		if s.Secret {
-			stmt = s.Name // never echo key material
+	// valErr quotes the statement as it was written: the keyword, any
+	// keywords between it and the value, and the value. A positional
+	// value (local-gateway 192.0.2.1) is its parent's statement, under
+	// the parent's own level, never the schema's name for the value.
+	valErr := func(tk token, s *schema.Node, err error, between ...string) error {
+		kw, path := s.Name, cur.EditPath()
+		if s.Positional && cur.Parent != nil {
+			kw, path = cur.Schema.Name, cur.Parent.EditPath()
 		}
-		return &Error{Pos: tk.pos, Path: cur.EditPath(), Stmt: stmt, Msg: err.Error()}
+		stmt := strings.Join(append(append([]string{kw}, between...), quote(tk.text)), " ")
+		if s.Secret {
+			stmt = kw // never echo key material
+		}
+		return &Error{Pos: tk.pos, Path: path, Stmt: stmt, Msg: err.Error()}
 	}
 	i := 0
 	for i < len(ws) {
@@ -136,7 +144,7 @@ func walkSegs(cur *Node, ws []token, create, open, segs bool, made *[]*Node) (ta
 						return t, errAt(ws[i], "missing value for '%s'", kwd)
 					}
 					if err := schema.TPrefix.Check(ws[i+1].text); err != nil {
-						return t, valErr(ws[i+1], c, err)
+						return t, valErr(ws[i+1], c, err, append(parts, kwd)...)
 					}
 					parts = append(parts, kwd, ws[i+1].text)
 					i += 2

@@ -483,3 +483,43 @@ func TestSetBadValueLeavesNothing(t *testing.T) {
 		t.Errorf("got\n%s", got)
 	}
 }
+
+// TestValueErrorQuotesWhatWasTyped: a bad value's error quotes the
+// statement as it was written, once, at the line of the value: a
+// positional value under its parent's keyword and level (not the schema's
+// name for it, 'address'), a key-word list entry with its key words.
+func TestValueErrorQuotesWhatWasTyped(t *testing.T) {
+	cases := []struct {
+		name, text string
+		path, stmt string
+		line       int
+	}{
+		{"positional", "services {\n service-set s {\n  ipsec-vpn-options {\n   local-gateway 300.1.1.1 routing-instance x;\n  }\n }\n}",
+			"[edit services service-set s ipsec-vpn-options]", "local-gateway 300.1.1.1", 4},
+		{"positional trace file", "services {\n ipsec-vpn {\n  traceoptions {\n   file \"\";\n  }\n }\n}",
+			"[edit services ipsec-vpn traceoptions]", `file ""`, 4},
+		{"brace list", "services {\n ipsec-vpn {\n  rule r {\n   term t {\n    from {\n     source-address {\n      10.1.1.0/33;\n     }\n    }\n   }\n  }\n }\n}",
+			"[edit services ipsec-vpn rule r term t from]", "source-address 10.1.1.0/33", 7},
+		{"key words", "access {\n profile p {\n  client * {\n   ike {\n    allowed-proxy-pair local 10.0.0.0/24 remote 10.1.0.0/33;\n   }\n  }\n }\n}",
+			"[edit access profile p client * ike]", "allowed-proxy-pair local 10.0.0.0/24 remote 10.1.0.0/33", 5},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("f.conf", tc.text)
+			var errs Errors
+			if !errors.As(err, &errs) || len(errs) != 1 {
+				t.Fatalf("want one error, got %v", err)
+			}
+			e := errs[0]
+			if e.Path != tc.path || e.Stmt != tc.stmt || e.Pos.Line != tc.line {
+				t.Errorf("got path %q stmt %q line %d, want %q %q %d", e.Path, e.Stmt, e.Pos.Line, tc.path, tc.stmt, tc.line)
+			}
+		})
+	}
+	// The same through set: the quoted statement names local-gateway once.
+	err := Run(New(), nil, strings.Fields("set services service-set s ipsec-vpn-options local-gateway routing-instance x 300.1.1.1"))
+	if err == nil || !strings.Contains(err.Error(), "[edit services service-set s ipsec-vpn-options] 'local-gateway 300.1.1.1'") ||
+		strings.Count(err.Error(), "local-gateway") != 1 {
+		t.Errorf("set: %v", err)
+	}
+}

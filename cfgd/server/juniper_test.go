@@ -60,3 +60,38 @@ func TestJuniperExamples(t *testing.T) {
 		t.Fatalf("%d examples", n)
 	}
 }
+
+// TestLoadErrorLine: an error in a loaded file names the file, the line
+// of the bad value (also when the file came in pieces) and quotes the
+// statement once, as it was written.
+func TestLoadErrorLine(t *testing.T) {
+	dir := t.TempDir()
+	curly := filepath.Join(dir, "bad.conf")
+	if err := os.WriteFile(curly, []byte("system {\n    host-name gw;\n}\nservices {\n    service-set s {\n        ipsec-vpn-options {\n            local-gateway 300.1.1.1;\n        }\n    }\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	set := filepath.Join(dir, "bad.set")
+	if err := os.WriteFile(set, []byte("set system host-name gw\n\nset services ipsec-vpn rule r term t from source-address 10.1.1.0/33\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		file, mode string
+		piece      int
+		path, stmt string
+		line       uint32
+	}{
+		{curly, "override", 0, "[edit services service-set s ipsec-vpn-options]", "local-gateway 300.1.1.1", 7},
+		{curly, "override", 40, "[edit services service-set s ipsec-vpn-options]", "local-gateway 300.1.1.1", 7},
+		{set, "set", 0, "[edit services ipsec-vpn rule r term t from]", "source-address 10.1.1.0/33", 3},
+	} {
+		s, _ := newServer(t)
+		r := loadFile(t, s, "a", c.mode, c.file, c.piece)
+		if len(r.Errors) != 1 {
+			t.Fatalf("%s (pieces of %d): errors %v", c.file, c.piece, r.Errors)
+		}
+		e := r.Errors[0]
+		if e.Path != c.path || e.Statement != c.stmt || e.Line != c.line || e.File != c.file {
+			t.Errorf("%s (pieces of %d): got %q %q %s line %d", c.file, c.piece, e.Path, e.Statement, e.File, e.Line)
+		}
+	}
+}
