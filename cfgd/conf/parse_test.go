@@ -492,7 +492,7 @@ func TestValueErrorQuotesWhatWasTyped(t *testing.T) {
 	cases := []struct {
 		name, text string
 		path, stmt string
-		line       int
+		line       int32
 	}{
 		{"positional", "services {\n service-set s {\n  ipsec-vpn-options {\n   local-gateway 300.1.1.1 routing-instance x;\n  }\n }\n}",
 			"[edit services service-set s ipsec-vpn-options]", "local-gateway 300.1.1.1", 4},
