@@ -44,6 +44,10 @@ func (a *App) Start(ctx context.Context, d *daemon.Daemon) error {
 	a.mu.Lock()
 	a.Server = New(database, d.Bus)
 	a.Self = d.Name
+	a.OnCommit = func(st CommitSteps) {
+		d.Trace.Event(trace.FlagGeneral, trace.Info).Uint64("revision", st.Revision).Dur("check", st.Check).
+			Dur("prepare", st.Prepare).Dur("save", st.Save).Dur("publish", st.Publish).Dur("acks", st.Acks).Msg("commit steps")
+	}
 	a.mu.Unlock()
 	if _, err := d.Bus.Handle(subject.Cfgd, subject.VerbConfig, func(ctx context.Context, m proto.Message) (proto.Message, error) {
 		req := m.(*pb.ConfigEditRequest)

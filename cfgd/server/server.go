@@ -73,12 +73,24 @@ type Server struct {
 	// Self is the name cfgd's own acknowledgements come under; it is not
 	// waited for (cfgd answers commit only after publishing).
 	Self string
+	// OnCommit, when set, is told how long each step of a commit took
+	// (cfgd traces it: issue 15 goal 4 is commit to first packet).
+	OnCommit func(CommitSteps)
 
 	mu       sync.Mutex
 	sessions map[string]*session
 	alive    map[string]time.Time // daemon -> last Health
 	acks     map[uint64][]*pb.ApplyAck
 	ackCh    chan struct{} // closed and replaced on each ack
+}
+
+// CommitSteps is the time each step of one commit took.
+type CommitSteps struct {
+	Revision uint64
+	// Check is the checks, the conversion and the plan; Prepare the
+	// prepare round; Save writing the revision (fsyncs); Publish storing
+	// it in the bucket; Acks waiting for the daemons' acknowledgements.
+	Check, Prepare, Save, Publish, Acks time.Duration
 }
 
 type session struct {
@@ -707,6 +719,12 @@ func (s *Server) commit(ctx context.Context, rep *pb.ConfigEditReply, x *session
 			return failMsg(rep, "syntax error: '%s' (expecting check, confirmed, comment, and-quit)", args[i])
 		}
 	}
+	var steps CommitSteps
+	t0 := time.Now()
+	lap := func(d *time.Duration) {
+		now := time.Now()
+		*d, t0 = now.Sub(t0), now
+	}
 	converted, err := validate(x.cand)
 	if err != nil {
 		fail(rep, err)
@@ -714,7 +732,9 @@ func (s *Server) commit(ctx context.Context, rep *pb.ConfigEditReply, x *session
 		return rep
 	}
 	rep.Lines = append(rep.Lines, check.FormatWarnings(check.Warnings(x.cand))...)
+	lap(&steps.Check)
 	refused, warn := s.prepare(ctx, converted)
+	lap(&steps.Prepare)
 	rep.Lines = append(rep.Lines, warn...)
 	if len(refused) > 0 {
 		rep.Errors = append(rep.Errors, refused...)
@@ -738,14 +758,22 @@ func (s *Server) commit(ctx context.Context, rep *pb.ConfigEditReply, x *session
 	if err != nil {
 		return failMsg(rep, "commit failed: %v", err)
 	}
+	lap(&steps.Save)
+	steps.Revision = m.Revision
+	if s.OnCommit != nil {
+		defer func() { s.OnCommit(steps) }()
+	}
 	x.shared = true
 	x.base = m.Revision
 	rep.Revision = m.Revision
 	if s.Pub != nil {
-		if err := s.publishPB(ctx, converted, m); err != nil {
+		err := s.publishPB(ctx, converted, m)
+		lap(&steps.Publish)
+		if err != nil {
 			rep.Lines = append(rep.Lines, fmt.Sprintf("warning: revision %d is committed but was not sent to the daemons: %v", m.Revision, err))
 		} else {
 			acks, missing := s.waitAcks(ctx, m.Revision)
+			lap(&steps.Acks)
 			rep.Acks = acks
 			failed := false
 			for _, a := range acks {

@@ -437,3 +437,31 @@ func TestCommittedNotChangedBySession(t *testing.T) {
 		t.Fatalf("second commit: %q", cfg.Render())
 	}
 }
+
+// TestCommitSteps: each commit that saves a revision reports its steps
+// once, with that revision; commit check and a refused commit do not.
+func TestCommitSteps(t *testing.T) {
+	s, _ := newServer(t, "kmd", "fwdd", "pkid")
+	var got []CommitSteps
+	s.OnCommit = func(st CommitSteps) { got = append(got, st) }
+	if r := run(t, s, "a", "set", "system", "host-name", "gw"); len(r.Errors) > 0 {
+		t.Fatal(r.Errors)
+	}
+	if r := run(t, s, "a", "commit", "check"); len(r.Errors) > 0 || len(got) != 0 {
+		t.Fatalf("commit check: %v, %d reports", r.Errors, len(got))
+	}
+	if r := run(t, s, "a", "set", "services", "service-set", "ss1", "ipsec-vpn-rules", "nosuch"); len(r.Errors) > 0 {
+		t.Fatal(r.Errors)
+	}
+	if r := run(t, s, "a", "commit"); len(r.Errors) == 0 || len(got) != 0 {
+		t.Fatalf("refused commit: %v, %d reports", r.Lines, len(got))
+	}
+	run(t, s, "a", "delete", "services")
+	r := run(t, s, "a", "commit")
+	if len(r.Errors) > 0 || len(got) != 1 || got[0].Revision != r.Revision || r.Revision != 1 {
+		t.Fatalf("commit: %v %v, reports %+v", r.Errors, r.Lines, got)
+	}
+	if st := got[0]; st.Check <= 0 || st.Save <= 0 || st.Acks <= 0 || st.Prepare < 0 || st.Publish < 0 {
+		t.Fatalf("steps %+v", st)
+	}
+}

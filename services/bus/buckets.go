@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -36,4 +37,51 @@ func (c *Conn) SetupBuckets(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// kvOf returns the handle of bucket cfg.Bucket, creating the bucket when
+// it is missing and create is set (only on a bus without users: sitesecd
+// creates them). A handle is looked up once per connection: each lookup
+// is a round trip to the server, and a commit stored a configuration and
+// every owner's secrets, each after a lookup of its own (issue 15 goal 4:
+// commit to first packet). cached says the handle came from a lookup
+// before; forget drops it when it stops working (a bus restarted without
+// its store).
+func (c *Conn) kvOf(ctx context.Context, cfg jetstream.KeyValueConfig, create bool) (kv jetstream.KeyValue, cached bool, err error) {
+	if v, ok := c.kvs.Load(cfg.Bucket); ok {
+		return v.(jetstream.KeyValue), true, nil
+	}
+	kv, err = c.js.KeyValue(ctx, cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) && create {
+		kv, err = c.js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = c.js.KeyValue(ctx, cfg.Bucket)
+		}
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	c.kvs.Store(cfg.Bucket, kv)
+	return kv, false, nil
+}
+
+// forget drops the handle of bucket (kvOf).
+func (c *Conn) forget(bucket string) { c.kvs.Delete(bucket) }
+
+// kvPut stores data under key in bucket cfg.Bucket (kvOf), looking the
+// bucket up again once if a remembered handle fails.
+func (c *Conn) kvPut(ctx context.Context, cfg jetstream.KeyValueConfig, create bool, key string, data []byte) error {
+	kv, cached, err := c.kvOf(ctx, cfg, create)
+	if err != nil {
+		return err
+	}
+	_, err = kv.Put(ctx, key, data)
+	if err != nil && cached {
+		c.forget(cfg.Bucket)
+		if kv, _, err = c.kvOf(ctx, cfg, create); err != nil {
+			return err
+		}
+		_, err = kv.Put(ctx, key, data)
+	}
+	return err
 }

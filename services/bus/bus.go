@@ -110,6 +110,8 @@ type Conn struct {
 	reconnected chan struct{}
 	// closed is closed when the connection is closed for good.
 	closed chan struct{}
+	// kvs holds the handles of the buckets used so far, by name (kvOf).
+	kvs sync.Map
 }
 
 // Connect connects to the bus, once: a daemon that cannot reach its bus

@@ -109,9 +109,27 @@ func (c *Conn) PutConfig(ctx context.Context, s *pb.ConfigSnapshot) error {
 	if s == nil {
 		return errors.New("bus: nil configuration snapshot")
 	}
+	ctx, cancel := kvContext(ctx)
+	defer cancel()
+	cfg := c.configBucket()
+	bucket := cfg.Bucket
+	// The chunks of the snapshot being replaced, purged once the new head
+	// is in place; looked up while the secrets are stored.
+	var old *chunkedHead
+	lookup := func() {
+		kv, _, err := c.kvOf(ctx, cfg, true)
+		if err != nil {
+			return // kvPut below says why
+		}
+		if e, err := kv.Get(ctx, subject.ConfigKey); err == nil {
+			if h, ok, err := parseHead(e.Value()); ok && err == nil {
+				old = &h
+			}
+		}
+	}
 	// The secrets first, into their owners' buckets (secrets.go): a
 	// reader of this revision then finds them.
-	s, err := c.putSecrets(ctx, s)
+	s, err := c.putSecrets(ctx, s, lookup)
 	if err != nil {
 		return err
 	}
@@ -119,46 +137,25 @@ func (c *Conn) PutConfig(ctx context.Context, s *pb.ConfigSnapshot) error {
 	if err != nil {
 		return fmt.Errorf("bus: marshal configuration: %w", err)
 	}
-	ctx, cancel := kvContext(ctx)
-	defer cancel()
-	bucket := c.Space.ConfigBucket()
-	kv, err := c.js.KeyValue(ctx, bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		// On a locked-down bus only sitesecd may create it
-		// (SetupBuckets); this is for a bus without users.
-		kv, err = c.js.CreateKeyValue(ctx, c.configBucket())
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = c.js.KeyValue(ctx, bucket)
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("bus: configuration bucket %s: %w", bucket, err)
-	}
-	// The chunks of the snapshot being replaced, purged once the new head
-	// is in place.
-	var old *chunkedHead
-	if e, err := kv.Get(ctx, subject.ConfigKey); err == nil {
-		if h, ok, err := parseHead(e.Value()); ok && err == nil {
-			old = &h
-		}
-	}
 	value := data
 	if len(data) > chunkMax {
 		h := chunkedHead{gen: uint64(time.Now().UnixNano()), n: (len(data) + chunkMax - 1) / chunkMax,
 			size: len(data), sum: sha256.Sum256(data)}
 		for i := 0; i < h.n; i++ {
-			if _, err := kv.Put(ctx, h.key(i), data[i*chunkMax:min((i+1)*chunkMax, len(data))]); err != nil {
+			if err := c.kvPut(ctx, cfg, true, h.key(i), data[i*chunkMax:min((i+1)*chunkMax, len(data))]); err != nil {
 				return fmt.Errorf("bus: store configuration revision %d in %s (chunk %d of %d): %w", s.GetRevision(), bucket, i+1, h.n, err)
 			}
 		}
 		value = []byte(h.String())
 	}
-	if _, err := kv.Put(ctx, subject.ConfigKey, value); err != nil {
+	if err := c.kvPut(ctx, cfg, true, subject.ConfigKey, value); err != nil {
 		return fmt.Errorf("bus: store configuration revision %d in %s: %w", s.GetRevision(), bucket, err)
 	}
 	if old != nil {
-		for i := 0; i < old.n; i++ {
-			_ = kv.Purge(ctx, old.key(i))
+		if kv, _, err := c.kvOf(ctx, cfg, true); err == nil {
+			for i := 0; i < old.n; i++ {
+				_ = kv.Purge(ctx, old.key(i))
+			}
 		}
 	}
 	return nil

@@ -416,35 +416,37 @@ func (c *Conn) secretsBuckets() []jetstream.KeyValueConfig {
 // putSecrets stores the secrets of s in their owners' buckets and returns
 // s without them, for the configuration bucket. Every owner's bucket gets
 // the revision, with no secret at all if it has none, so that a reader
-// always finds its secrets of the revision it reads.
-func (c *Conn) putSecrets(ctx context.Context, s *pb.ConfigSnapshot) (*pb.ConfigSnapshot, error) {
+// always finds its secrets of the revision it reads. The owners' puts go
+// at once (each is a round trip to the server), and also also(), the
+// configuration's own lookup: putSecrets returns when all are done.
+func (c *Conn) putSecrets(ctx context.Context, s *pb.ConfigSnapshot, also func()) (*pb.ConfigSnapshot, error) {
 	shared, secrets, err := splitSecrets(s)
 	if err != nil {
 		return nil, err
 	}
-	for i, cfg := range c.secretsBuckets() {
-		d := subject.SecretOwners[i]
-		sec := secrets[d]
+	buckets := c.secretsBuckets()
+	data := make([][]byte, len(buckets))
+	for i := range buckets {
+		sec := secrets[subject.SecretOwners[i]]
 		if sec == nil {
 			sec = &pb.ConfigSnapshot{Revision: s.GetRevision()}
 		}
-		data, err := proto.Marshal(sec)
-		if err != nil {
+		if data[i], err = proto.Marshal(sec); err != nil {
 			return nil, fmt.Errorf("bus: marshal secrets: %w", err)
 		}
-		kv, err := c.js.KeyValue(ctx, cfg.Bucket)
-		if errors.Is(err, jetstream.ErrBucketNotFound) {
-			// Only on a bus without users: sitesecd creates them.
-			kv, err = c.js.CreateKeyValue(ctx, cfg)
-			if errors.Is(err, jetstream.ErrBucketExists) {
-				kv, err = c.js.KeyValue(ctx, cfg.Bucket)
-			}
-		}
+	}
+	errs := make([]error, len(buckets))
+	var wg sync.WaitGroup
+	for i, cfg := range buckets {
+		wg.Go(func() { errs[i] = c.kvPut(ctx, cfg, true, secretsKey, data[i]) })
+	}
+	if also != nil {
+		wg.Go(also)
+	}
+	wg.Wait()
+	for i, err := range errs {
 		if err != nil {
-			return nil, fmt.Errorf("bus: secrets bucket %s: %w", cfg.Bucket, err)
-		}
-		if _, err := kv.Put(ctx, secretsKey, data); err != nil {
-			return nil, fmt.Errorf("bus: store the secrets of revision %d in %s: %w", s.GetRevision(), cfg.Bucket, err)
+			return nil, fmt.Errorf("bus: store the secrets of revision %d in %s: %w", s.GetRevision(), buckets[i].Bucket, err)
 		}
 	}
 	return shared, nil
@@ -500,12 +502,15 @@ func (c *Conn) withSecrets(ctx context.Context, s *pb.ConfigSnapshot) (*pb.Confi
 // newest it holds when none is of rev: a commit can have stored its
 // secrets and not yet its configuration, so the bucket keeps a few.
 func (c *Conn) readSecrets(ctx context.Context, bucket string, rev uint64) (*pb.ConfigSnapshot, error) {
-	kv, err := c.js.KeyValue(ctx, bucket)
+	kv, cached, err := c.kvOf(ctx, jetstream.KeyValueConfig{Bucket: bucket}, false)
 	if err != nil {
 		return nil, err
 	}
 	e, err := kv.Get(ctx, secretsKey)
 	if err != nil {
+		if cached && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			c.forget(bucket) // looked up again on the caller's next try
+		}
 		return nil, err
 	}
 	newest, err := decodeSecrets(e.Value())

@@ -286,3 +286,33 @@ func TestForDaemonSharesAndKeepsOwn(t *testing.T) {
 		t.Error("ForDaemon changed its input")
 	}
 }
+
+// TestPutConfigBucketsGone: a connection remembers its bucket handles
+// (kvOf); when the buckets are gone (a bus restarted without its store),
+// the next PutConfig looks them up again, creates them on a bus without
+// users, and a reader gets the revision with its secrets.
+func TestPutConfigBucketsGone(t *testing.T) {
+	s := startServer(t, broker.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w := connect(t, Options{URL: s.ClientURL(), Name: "cfgd"})
+	if err := w.PutConfig(ctx, secretConfig(t, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := w.kvs.Load(space.ConfigBucket()); !ok {
+		t.Fatal("configuration bucket handle not remembered")
+	}
+	js, _ := jetstream.New(w.NC)
+	for _, b := range append([]string{space.ConfigBucket()}, space.SecretsBucket(subject.Kmd), space.SecretsBucket(subject.Pkid)) {
+		if err := js.DeleteKeyValue(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.PutConfig(ctx, secretConfig(t, 2)); err != nil {
+		t.Fatalf("after the buckets were deleted: %v", err)
+	}
+	got, err := connect(t, Options{URL: s.ClientURL(), Name: "kmd"}).GetConfig(ctx)
+	if err != nil || got.GetRevision() != 2 {
+		t.Fatalf("read back: revision %d, %v", got.GetRevision(), err)
+	}
+}
