@@ -3,6 +3,15 @@
 // outside sockets into the forwarding pipeline, and is the daemon App
 // that the bus drives.
 //
+// The pipeline is Plane: plane.go, send.go, receive.go, workers.go, the
+// outside sockets of wire_linux.go, ike.go (IKE datagrams and NAT
+// keepalives kmd asks for). The daemon glue around it is App: app.go
+// (what services/daemon calls, and the timers), bus.go (the fwdd.sa.*
+// handlers, fwdd.transmit, SA events, the SA sync with kmd), gateway.go
+// (netlink address watch, local gateway sockets and gateway events),
+// inside.go (TUN devices, their addresses and MTU), route.go (static and
+// reverse routes) and steer.go (policy routing of interface-style sets).
+//
 // The pipeline, outbound (inside -> outside), per inside interface:
 //
 //  1. the reader goroutine reads a batch of packets from the TUN device
@@ -37,6 +46,27 @@
 // Buffers belong to the reader that reads into them (a fixed set per
 // reader, sized at start), so the number of packets in flight is bounded
 // and nothing is allocated per packet.
+//
+// # Lock order
+//
+// The forwarding goroutines take no lock of the App: the SPD, the SAD's
+// maps, the inside interfaces and the wire are atomic pointers. A
+// goroutine holding one of these locks takes only those below it:
+//
+//  1. App.mu: Apply and retrySteering (the configuration, the inside
+//     interfaces, the steering);
+//  2. App.routeMu: one route sync at a time (Apply, and reroute after an
+//     SA install, delete or event);
+//  3. App.gw: the wanted sockets, gateway states, static routes and the
+//     opened signal (rebind publishes gateway events holding it);
+//  4. LinuxWire.mu: the open UDP sockets.
+//
+// Under App.mu also Plane.mu (changes to the insides; RemoveInside lets go
+// of it before it waits for the reader), Inside.mu (addresses) and the
+// SAD's writers (Configure installs manual SAs): sad.DB.mu, then
+// sad.DB.setMu or sad.Marks.mu; sad.SA.resMu, then sad.Marks.mu. Leaves,
+// never held while taking another lock: Inside.wmu, LinuxWire.smu,
+// Plane.acqMu, the punt and drop limiters, replay.Window.
 package plane
 
 import (

@@ -1,6 +1,7 @@
 package plane
 
 import (
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"net/netip"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/sitesec/sitesec/fwdd/spd"
 	"github.com/sitesec/sitesec/proto/pb"
+	"github.com/sitesec/sitesec/services/trace"
 )
 
 // Interface-style service sets (issue 12 item 3). Junos applies such a
@@ -171,4 +173,46 @@ func UnitDeviceNames(unit string) []string {
 		out = append(out, v)
 	}
 	return out
+}
+
+// applySteering applies the policy routing of the interface-style sets
+// (family inet service input|output service-set). A unit whose Linux
+// device is not there (yet) is not a commit error: the trace says so and
+// sweep tries again, as for a local gateway address that is missing.
+// Called with mu held.
+func (a *App) applySteering(cfg *pb.Config) {
+	// Always synced, even to nothing: rules a killed fwdd left behind for
+	// a set that is gone are removed.
+	plan, errs := SteerPlan(cfg, a.p.SPD())
+	for _, s := range plan {
+		for _, m := range s.Matches {
+			a.d.Trace.Event(trace.FlagRoute, trace.Info).Str("service_set", s.Set).Str("unit", m.Unit).Bool("output", m.Output).
+				Str("rule", m.Rule).Str("term", m.Term).Str("src", prefixOrAny(m.Src)).Str("dst", prefixOrAny(m.Dst)).Msg("steer")
+		}
+	}
+	if err := a.steering.Apply(plan); err != nil {
+		errs = append(errs, err)
+	}
+	a.steerRetry = len(errs) > 0
+	if err := errors.Join(errs...); err != nil {
+		a.d.Trace.Event(trace.FlagRoute, trace.Warning).Err(err).Msg("interface-style steering")
+	}
+}
+
+// retrySteering applies the last steering plan again while some of it is
+// missing.
+func (a *App) retrySteering() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.steerRetry || a.cfg == nil {
+		return
+	}
+	a.applySteering(a.cfg)
+}
+
+func prefixOrAny(p netip.Prefix) string {
+	if !p.IsValid() {
+		return "any"
+	}
+	return p.String()
 }
