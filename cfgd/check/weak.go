@@ -29,20 +29,26 @@ func weakWarnings(cfg *conf.Node) conf.Errors {
 		}
 	}
 	v := cfg.Get("services", "ipsec-vpn")
+	// kmd runs Junos's defaults, as the schema declares them (issue 12
+	// item 8): say so when they are weak.
+	unset := func(n *conf.Node, name, def, better string) {
+		if n != nil && len(n.All(name)) == 0 {
+			out = append(out, &conf.Error{Pos: n.Pos, Path: n.EditPath(), Stmt: name,
+				Msg: "not set: the default, " + def + ", is weak (kept for older peers); set " + better})
+		}
+	}
 	for _, p := range v.Get("ike").All("proposal") {
 		warn(p, "dh-group", "authentication-algorithm", "encryption-algorithm")
-		if len(p.All("dh-group")) == 0 {
-			// kmd runs Junos's default, as the schema declares it
-			// (issue 12 item 8): say that it is weak.
-			out = append(out, &conf.Error{Pos: p.Pos, Path: p.EditPath(), Stmt: "dh-group",
-				Msg: "not set: the default, group1, is weak (kept for older peers); set group14 or stronger"})
-		}
+		unset(p, "dh-group", "group1", "group14 or stronger")
+		unset(p, "encryption-algorithm", "3des-cbc", "aes-cbc or aes-gcm")
 	}
 	for _, p := range v.Get("ipsec").All("proposal") {
 		warn(p, "authentication-algorithm", "encryption-algorithm")
+		unset(p, "encryption-algorithm", "3des-cbc", "aes-cbc or aes-gcm")
 	}
 	for _, p := range v.Get("ipsec").All("policy") {
 		warn(p.Get("perfect-forward-secrecy"), "keys")
+		unset(p.Get("perfect-forward-secrecy"), "keys", "group1", "group14 or stronger")
 	}
 	return out
 }

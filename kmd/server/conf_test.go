@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sitesec/sitesec/kmd/message"
+	"github.com/sitesec/sitesec/kmd/transform"
 	"github.com/sitesec/sitesec/proto/pb"
 )
 
@@ -51,7 +52,7 @@ func TestPeers(t *testing.T) {
 			if v == nil || v.Aggressive || len(v.Proposals) != 1 || len(v.ESP) != 1 {
 				t.Fatalf("%+v", v)
 			}
-			if got := v.Proposals[0].String(); got != "aes-256-cbc/sha1/group1" || v.Lifetime != time.Hour {
+			if got := v.Proposals[0].String(); got != "3des-cbc/sha1/group1" || v.Lifetime != time.Hour {
 				t.Fatalf("phase 1 %s %v", got, v.Lifetime)
 			}
 			if e := v.ESP[0]; e.EncryptionName() != "3des-cbc" || e.IntegrityName() != "hmac-sha1-96" || e.Group != 2 || v.ChildLifetime != 8*time.Hour {
@@ -59,6 +60,32 @@ func TestPeers(t *testing.T) {
 			}
 			if v.LocalTS.Start.String() != "10.0.0.0" || v.RemoteTS.End.String() != "10.1.0.255" || string(v.PSK) == "" {
 				t.Fatalf("%+v", v)
+			}
+		}},
+		{"ikev2 with empty proposals runs Junos's defaults, 3DES included", func(c *pb.Config) {
+			c.IpsecVpn.Ike.Policies[0].Version = 2
+			c.IpsecVpn.Ike.Proposals[0] = &pb.IKEProposal{Name: "p1"}
+			c.IpsecVpn.Ipsec.Proposals[0] = &pb.IPsecProposal{Name: "e1"}
+			c.IpsecVpn.Ipsec.Policies[0].PerfectForwardSecrecyKeys = "group1"
+		}, "", func(t *testing.T, p []*Peer) {
+			c := p[0].IKE
+			ike, err := transform.FromProposal(c.IKEProposals[0])
+			if err != nil || ike.EncryptionName() != "3des-cbc" || ike.IntegrityName() != "hmac-sha1-96" || ike.DH != 1 {
+				t.Fatalf("IKE %+v %v", ike, err)
+			}
+			var enc, integ, dh uint16
+			for _, tr := range c.ESPProposals[0].Transforms {
+				switch tr.Type {
+				case message.TransformENCR:
+					enc = tr.ID
+				case message.TransformINTEG:
+					integ = tr.ID
+				case message.TransformDH:
+					dh = tr.ID
+				}
+			}
+			if enc != message.Encr3DES || integ != message.IntegHMACSHA196 || dh != 1 || c.PFSGroup != 1 {
+				t.Fatalf("ESP %+v, PFS %d", c.ESPProposals[0], c.PFSGroup)
 			}
 		}},
 		{"ikev1 aggressive, no proposals: Junos's standard sets", func(c *pb.Config) {

@@ -15,14 +15,14 @@ import (
 
 // Junos's IKEv1 defaults (SPEC section 5): an IKE proposal field left out
 // takes the schema's default (group1 (weak; commit check warns), sha1,
-// aes-256-cbc, pre-shared keys); an IPsec proposal ESP with hmac-sha1-96
+// 3des-cbc, pre-shared keys); an IPsec proposal ESP with hmac-sha1-96
 // and 3des-cbc. A policy naming no proposal offers Junos's "standard"
 // set: pre-g2-aes128-sha and pre-g2-3des-sha for IKE, g2-esp-3des-sha and
 // g2-esp-aes128-sha for IPsec (without PFS unless the policy sets it).
 const (
 	v1DefaultGroup     = "group1"
 	v1DefaultHash      = "sha1"
-	v1DefaultIKEEnc    = "aes-256-cbc"
+	v1DefaultIKEEnc    = "3des-cbc"
 	v1DefaultIPsecAuth = "hmac-sha1-96"
 	v1DefaultIPsecEnc  = "3des-cbc"
 )

@@ -3,6 +3,7 @@ package transform
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/des"
 	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -33,7 +34,7 @@ var integs = map[uint16]integ{
 	message.IntegHMACSHA512256: {sha512.New, 64, 32, "hmac-sha-512-256"},
 }
 
-// cbcHMAC is AES-CBC with an HMAC integrity transform, the SK layout of
+// cbcHMAC is AES-CBC or 3DES-CBC with an HMAC integrity transform, the SK layout of
 // RFC 7296 section 3.14: IV | ciphertext (padding, Pad Length) | ICV, the
 // ICV covering the message from the header through the ciphertext.
 type cbcHMAC struct {
@@ -44,18 +45,19 @@ type cbcHMAC struct {
 }
 
 func (c *cbcHMAC) BodyLen(n int) int {
-	return aes.BlockSize + (n/aes.BlockSize+1)*aes.BlockSize + c.integ.icvLen
+	bs := c.block.BlockSize()
+	return bs + (n/bs+1)*bs + c.integ.icvLen
 }
 
 func (c *cbcHMAC) Seal(aad, plaintext []byte) ([]byte, error) {
-	n := len(plaintext)
-	padded := (n/aes.BlockSize + 1) * aes.BlockSize
-	body := make([]byte, aes.BlockSize+padded, aes.BlockSize+padded+c.integ.icvLen)
-	iv := body[:aes.BlockSize]
+	n, bs := len(plaintext), c.block.BlockSize()
+	padded := (n/bs + 1) * bs
+	body := make([]byte, bs+padded, bs+padded+c.integ.icvLen)
+	iv := body[:bs]
 	if _, err := io.ReadFull(c.rand, iv); err != nil {
 		return nil, fmt.Errorf("transform: IV: %w", err)
 	}
-	ct := body[aes.BlockSize:]
+	ct := body[bs:]
 	copy(ct, plaintext)
 	// Padding octets are zero; the last octet is the Pad Length.
 	ct[padded-1] = byte(padded - n - 1)
@@ -67,7 +69,7 @@ func (c *cbcHMAC) Seal(aad, plaintext []byte) ([]byte, error) {
 }
 
 func (c *cbcHMAC) Open(aad, body []byte) ([]byte, error) {
-	bs := aes.BlockSize
+	bs := c.block.BlockSize()
 	if len(body) < 2*bs+c.integ.icvLen || (len(body)-c.integ.icvLen)%bs != 0 {
 		return nil, errors.New("transform: SK body has a bad length")
 	}
@@ -136,7 +138,7 @@ func (s Suite) NewCipher(encKey, integKey []byte, rand io.Reader) (message.Ciphe
 		return nil, fmt.Errorf("transform: encryption key of %d bytes, want %d", len(encKey), s.EncrKeyLen())
 	}
 	switch s.Encr {
-	case message.EncrAESCBC:
+	case message.EncrAESCBC, message.Encr3DES:
 		in, ok := integs[s.Integ]
 		if !ok {
 			return nil, fmt.Errorf("transform: unsupported integrity %d", s.Integ)
@@ -144,7 +146,11 @@ func (s Suite) NewCipher(encKey, integKey []byte, rand io.Reader) (message.Ciphe
 		if len(integKey) != in.keyLen {
 			return nil, fmt.Errorf("transform: integrity key of %d bytes, want %d", len(integKey), in.keyLen)
 		}
-		b, err := aes.NewCipher(encKey)
+		newBlock := aes.NewCipher
+		if s.Encr == message.Encr3DES {
+			newBlock = des.NewTripleDESCipher
+		}
+		b, err := newBlock(encKey)
 		if err != nil {
 			return nil, err
 		}

@@ -18,7 +18,7 @@ func TestJunosDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Suite{Protocol: message.ProtocolIKE, Encr: message.EncrAESCBC, EncrKeyBits: 256, PRF: message.PRFHMACSHA1, Integ: message.IntegHMACSHA196, DH: 1}
+	want := Suite{Protocol: message.ProtocolIKE, Encr: message.Encr3DES, PRF: message.PRFHMACSHA1, Integ: message.IntegHMACSHA196, DH: 1}
 	if ike != want {
 		t.Errorf("IKE proposal defaults %+v, want %+v", ike, want)
 	}
@@ -29,8 +29,8 @@ func TestJunosDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if esp.Encr != message.EncrAESCBC || esp.EncrKeyBits != 256 || esp.Integ != message.IntegHMACSHA196 || esp.DH != 0 {
-		t.Errorf("IPsec proposal defaults %+v (want aes-256-cbc, hmac-sha1-96, no PFS)", esp)
+	if esp.Encr != message.Encr3DES || esp.EncrKeyBits != 0 || esp.Integ != message.IntegHMACSHA196 || esp.DH != 0 {
+		t.Errorf("IPsec proposal defaults %+v (want 3des-cbc, hmac-sha1-96, no PFS)", esp)
 	}
 	if DefaultIKELifetime != 3600 || DefaultIPsecLifetime != 28800 {
 		t.Errorf("lifetimes %d, %d", DefaultIKELifetime, DefaultIPsecLifetime)

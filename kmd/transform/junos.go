@@ -11,17 +11,20 @@ import (
 // Junos proposal names (SPEC section 1) mapped onto IKEv2 transforms.
 //
 // Defaults where a statement is omitted are Junos's, as cfgd's schema
-// declares them (issue 12 item 8): an IKE proposal is aes-256-cbc, sha1,
-// group1, 3600 s; an IPsec proposal ESP, hmac-sha1-96, aes-256-cbc,
-// 28800 s; PFS is off unless configured. group1 and sha1 are weak: commit
-// check warns when a proposal leaves them to the default (cfgd/check
-// weak.go), and kmd runs them, as Junos does, rather than something else.
+// declares them (issue 12 item 8): the first values of Juniper's table of
+// implicit proposals ("Default IKE and IPsec Proposals for Dynamic SA
+// Negotiations": IKE group1, sha1, 3des-cbc, 3600 s; IPsec ESP,
+// hmac-sha1-96, 3des-cbc, 28800 s). PFS is off unless configured;
+// perfect-forward-secrecy without keys is group1. group1, sha1 and 3DES
+// are weak: commit check warns when a proposal leaves them to the default
+// (cfgd/check weak.go), and kmd runs them, as Junos does, rather than
+// something else.
 const (
-	DefaultIKEEncryption    = "aes-256-cbc"
+	DefaultIKEEncryption    = "3des-cbc"
 	DefaultIKEAuthAlgorithm = "sha1"
 	DefaultIKEDHGroup       = "group1"
 	DefaultIPsecAuth        = "hmac-sha1-96"
-	DefaultIPsecEncryption  = "aes-256-cbc"
+	DefaultIPsecEncryption  = "3des-cbc"
 	DefaultIKELifetime      = 3600
 	DefaultIPsecLifetime    = 28800
 )
@@ -29,6 +32,8 @@ const (
 // Encryption maps a Junos encryption-algorithm name.
 func Encryption(name string) (id, bits uint16, err error) {
 	switch name {
+	case "3des-cbc":
+		return message.Encr3DES, 0, nil
 	case "aes-128-cbc":
 		return message.EncrAESCBC, 128, nil
 	case "aes-192-cbc":

@@ -32,6 +32,8 @@ func (s Suite) EncrKeyLen() int {
 	switch s.Encr {
 	case message.EncrAESCBC:
 		return int(s.EncrKeyBits) / 8
+	case message.Encr3DES:
+		return 24
 	case message.EncrAESGCM16:
 		return int(s.EncrKeyBits)/8 + 4
 	case message.EncrChaCha20Poly1305:
@@ -57,6 +59,14 @@ func (s Suite) Valid() error {
 		}
 		if _, ok := integs[s.Integ]; !ok {
 			return fmt.Errorf("transform: AES-CBC needs an integrity transform, have %d", s.Integ)
+		}
+	case message.Encr3DES:
+		// RFC 7296 section 3.3.5: a fixed key length, no attribute.
+		if s.EncrKeyBits != 0 {
+			return fmt.Errorf("transform: 3DES with a key length of %d bits", s.EncrKeyBits)
+		}
+		if _, ok := integs[s.Integ]; !ok {
+			return fmt.Errorf("transform: 3DES-CBC needs an integrity transform, have %d", s.Integ)
 		}
 	case message.EncrAESGCM16:
 		if s.EncrKeyBits != 128 && s.EncrKeyBits != 256 {
@@ -261,6 +271,8 @@ func (s Suite) EncryptionName() string {
 	switch s.Encr {
 	case message.EncrAESCBC:
 		return fmt.Sprintf("aes-%d-cbc", s.EncrKeyBits)
+	case message.Encr3DES:
+		return "3des-cbc"
 	case message.EncrAESGCM16:
 		return fmt.Sprintf("aes-%d-gcm", s.EncrKeyBits)
 	case message.EncrChaCha20Poly1305:

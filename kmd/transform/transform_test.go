@@ -2,6 +2,8 @@ package transform
 
 import (
 	"bytes"
+	"crypto/cipher"
+	"crypto/des"
 	"crypto/rand"
 	"encoding/hex"
 	"math/big"
@@ -240,6 +242,7 @@ func TestCiphers(t *testing.T) {
 		{Encr: message.EncrAESCBC, EncrKeyBits: 256, Integ: message.IntegHMACSHA256128},
 		{Encr: message.EncrAESCBC, EncrKeyBits: 192, Integ: message.IntegHMACSHA384192},
 		{Encr: message.EncrAESCBC, EncrKeyBits: 256, Integ: message.IntegHMACSHA512256},
+		{Encr: message.Encr3DES, Integ: message.IntegHMACSHA196},
 		{Encr: message.EncrAESGCM16, EncrKeyBits: 128},
 		{Encr: message.EncrAESGCM16, EncrKeyBits: 256},
 		{Encr: message.EncrChaCha20Poly1305, EncrKeyBits: 256},
@@ -331,13 +334,14 @@ func TestJunosNames(t *testing.T) {
 		want          Suite
 		err           bool
 	}{
-		{"", "", "", Suite{Protocol: message.ProtocolIKE, Encr: message.EncrAESCBC, EncrKeyBits: 256, PRF: message.PRFHMACSHA1, Integ: message.IntegHMACSHA196, DH: 1}, false},
+		{"", "", "", Suite{Protocol: message.ProtocolIKE, Encr: message.Encr3DES, PRF: message.PRFHMACSHA1, Integ: message.IntegHMACSHA196, DH: 1}, false},
 		{"aes-128-gcm", "sha-384", "group20", Suite{Protocol: message.ProtocolIKE, Encr: message.EncrAESGCM16, EncrKeyBits: 128, PRF: message.PRFHMACSHA2384, DH: 20}, false},
 		{"chacha20-poly1305", "sha-512", "group31", Suite{Protocol: message.ProtocolIKE, Encr: message.EncrChaCha20Poly1305, EncrKeyBits: 256, PRF: message.PRFHMACSHA2512, DH: 31}, false},
 		{"aes-192-cbc", "sha1", "group15", Suite{Protocol: message.ProtocolIKE, Encr: message.EncrAESCBC, EncrKeyBits: 192, PRF: message.PRFHMACSHA1, Integ: message.IntegHMACSHA196, DH: 15}, false},
-		{"3des-cbc", "", "", Suite{}, true},
+		{"3des-cbc", "", "", Suite{Protocol: message.ProtocolIKE, Encr: message.Encr3DES, PRF: message.PRFHMACSHA1, Integ: message.IntegHMACSHA196, DH: 1}, false},
+		{"des-cbc", "", "", Suite{}, true},
 		{"", "md5", "", Suite{}, true},
-		{"", "", "group2", Suite{Protocol: message.ProtocolIKE, Encr: message.EncrAESCBC, EncrKeyBits: 256, PRF: message.PRFHMACSHA1, Integ: message.IntegHMACSHA196, DH: 2}, false},
+		{"", "", "group2", Suite{Protocol: message.ProtocolIKE, Encr: message.Encr3DES, PRF: message.PRFHMACSHA1, Integ: message.IntegHMACSHA196, DH: 2}, false},
 		{"", "", "group3", Suite{}, true},
 		{"", "", "groupx", Suite{}, true},
 	}
@@ -352,12 +356,12 @@ func TestJunosNames(t *testing.T) {
 		want           Suite
 		err            bool
 	}{
-		{"", "", "", Suite{Protocol: message.ProtocolESP, Encr: message.EncrAESCBC, EncrKeyBits: 256, Integ: message.IntegHMACSHA196}, false},
+		{"", "", "", Suite{Protocol: message.ProtocolESP, Encr: message.Encr3DES, Integ: message.IntegHMACSHA196}, false},
 		{"aes-256-gcm", "", "group19", Suite{Protocol: message.ProtocolESP, Encr: message.EncrAESGCM16, EncrKeyBits: 256, DH: 19}, false},
 		{"aes-128-cbc", "hmac-sha-256-128", "", Suite{Protocol: message.ProtocolESP, Encr: message.EncrAESCBC, EncrKeyBits: 128, Integ: message.IntegHMACSHA256128}, false},
 		{"aes-256-gcm", "hmac-sha1-96", "", Suite{}, true},
 		{"", "hmac-md5-96", "", Suite{}, true},
-		{"", "", "group1", Suite{Protocol: message.ProtocolESP, Encr: message.EncrAESCBC, EncrKeyBits: 256, Integ: message.IntegHMACSHA196, DH: 1}, false},
+		{"", "", "group1", Suite{Protocol: message.ProtocolESP, Encr: message.Encr3DES, Integ: message.IntegHMACSHA196, DH: 1}, false},
 		{"", "", "group4", Suite{}, true},
 	}
 	for _, tc := range esp {
@@ -400,5 +404,42 @@ func BenchmarkDH(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// Test3DESLayout: ENCR_3DES (RFC 7296 section 3.3.2, ID 3) in the SK
+// payload is an 8-octet IV, CBC over 8-octet blocks, then the ICV; the
+// proposal carries no Key Length attribute and the key is 24 octets (the
+// Junos default encryption-algorithm, 3des-cbc, in IKEv2).
+func Test3DESLayout(t *testing.T) {
+	s := Suite{Protocol: message.ProtocolIKE, Encr: message.Encr3DES, PRF: message.PRFHMACSHA1, Integ: message.IntegHMACSHA196, DH: 14}
+	if err := s.Valid(); err != nil || s.EncrKeyLen() != 24 || s.EncryptionName() != "3des-cbc" {
+		t.Fatalf("valid %v, key %d, name %s", err, s.EncrKeyLen(), s.EncryptionName())
+	}
+	if tr := s.Transforms()[0]; tr.ID != 3 || tr.KeyLength() != 0 {
+		t.Fatalf("ENCR transform %+v", tr)
+	}
+	key := []byte("0123456789abcdefghijklmn")
+	iv := []byte("IVIVIVIV")
+	c, err := s.NewCipher(key, bytes.Repeat([]byte{1}, s.IntegKeyLen()), bytes.NewReader(iv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt := []byte("thirteen byte")
+	body, err := c.Seal([]byte("hdr"), pt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(body) != 8+16+12 || !bytes.Equal(body[:8], iv) {
+		t.Fatalf("body %x", body)
+	}
+	b, _ := des.NewTripleDESCipher(key)
+	dec := make([]byte, 16)
+	cipher.NewCBCDecrypter(b, iv).CryptBlocks(dec, body[8:24])
+	if !bytes.Equal(dec[:13], pt) || dec[15] != 2 {
+		t.Fatalf("decrypted %x", dec)
+	}
+	if err := (Suite{Protocol: message.ProtocolIKE, Encr: message.Encr3DES, EncrKeyBits: 192, PRF: message.PRFHMACSHA1, Integ: message.IntegHMACSHA196, DH: 14}).Valid(); err == nil {
+		t.Error("3DES with a Key Length attribute accepted")
 	}
 }

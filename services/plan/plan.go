@@ -37,20 +37,25 @@ const (
 	IKEPort             = 500
 	NATTPort            = 4500
 
-	// An IKE proposal's omitted statements: the schema's declared
-	// defaults (dh-group group1, sha1, aes-256-cbc) for IKEv1 and IKEv2
-	// alike (issue 12 item 8; kmd/transform runs them, commit check warns
-	// about group1). An IKEv2 AEAD suite's PRF defaults to sha-256.
-	DefaultMethod     = "pre-shared-keys"
-	V1DefaultGroup    = "group1"
-	V1DefaultHash     = "sha1"
-	V2DefaultGroup    = "group1"
-	V2DefaultHash     = "sha1"
-	V2DefaultAEADPRF  = "sha-256"
-	DefaultIKEEnc     = "aes-256-cbc"
-	DefaultIPsecAuth  = "hmac-sha1-96"
-	V1DefaultIPsecEnc = "3des-cbc"
-	V2DefaultIPsecEnc = "aes-256-cbc"
+	// A proposal's omitted statements: the schema's declared defaults,
+	// the first values of Juniper's table of implicit proposals (IKE:
+	// dh-group group1, sha1, 3des-cbc; IPsec: ESP, hmac-sha1-96,
+	// 3des-cbc) for IKEv1 and IKEv2 alike (issue 12 item 8; kmd runs
+	// them, commit check warns that they are weak). An IKEv2 AEAD suite's
+	// PRF defaults to sha-256.
+	DefaultMethod    = "pre-shared-keys"
+	V1DefaultGroup   = "group1"
+	V1DefaultHash    = "sha1"
+	V2DefaultGroup   = "group1"
+	V2DefaultHash    = "sha1"
+	V2DefaultAEADPRF = "sha-256"
+	DefaultIKEEnc    = "3des-cbc"
+	DefaultIPsecAuth = "hmac-sha1-96"
+	DefaultIPsecEnc  = "3des-cbc"
+	// DefaultPFSGroup is perfect-forward-secrecy's keys when the
+	// statement is there without them (cfgd fills it in, as the schema
+	// declares).
+	DefaultPFSGroup = "group1"
 	// DefaultVersion is the IKE version of a policy without `version`.
 	DefaultVersion = 1
 )
@@ -574,9 +579,9 @@ func aead(enc string) bool {
 	return strings.HasSuffix(enc, "-gcm") || enc == "chacha20-poly1305"
 }
 
-// IPsecProposalDefaults is prop with its omitted statements filled in for
-// the IKE version: ESP, hmac-sha1-96 (none with an AEAD cipher), and
-// 3des-cbc (IKEv1) or aes-256-cbc (IKEv2, kmd/README.md).
+// IPsecProposalDefaults is prop with its omitted statements filled in:
+// ESP, hmac-sha1-96 (none with an AEAD cipher), 3des-cbc, for either IKE
+// version.
 func IPsecProposalDefaults(prop *pb.IPsecProposal, version uint32) *pb.IPsecProposal {
 	f := proto.Clone(prop).(*pb.IPsecProposal)
 	f.Description = ""
@@ -584,10 +589,7 @@ func IPsecProposalDefaults(prop *pb.IPsecProposal, version uint32) *pb.IPsecProp
 		f.Protocol = pb.IPsecProtocol_IPSEC_PROTOCOL_ESP
 	}
 	if f.EncryptionAlgorithm == "" {
-		f.EncryptionAlgorithm = V2DefaultIPsecEnc
-		if version == 1 {
-			f.EncryptionAlgorithm = V1DefaultIPsecEnc
-		}
+		f.EncryptionAlgorithm = DefaultIPsecEnc
 	}
 	if f.AuthenticationAlgorithm == "" && !aead(f.EncryptionAlgorithm) {
 		f.AuthenticationAlgorithm = DefaultIPsecAuth
@@ -650,10 +652,9 @@ func (r *resolver) ipsec(name string, out *pb.PlanIKE) {
 		// transform (README).
 		out.IpsecProposalSet = pol.GetProposalSet()
 	default:
-		// SPEC section 5: ESP, hmac-sha1-96; aes-256-cbc stands in for
-		// 3des-cbc over IKEv2.
+		// SPEC section 5: ESP, hmac-sha1-96, 3des-cbc.
 		out.IpsecProposals = append(out.IpsecProposals, &pb.IPsecProposal{Name: "default",
-			Protocol: pb.IPsecProtocol_IPSEC_PROTOCOL_ESP, AuthenticationAlgorithm: DefaultIPsecAuth, EncryptionAlgorithm: V2DefaultIPsecEnc})
+			Protocol: pb.IPsecProtocol_IPSEC_PROTOCOL_ESP, AuthenticationAlgorithm: DefaultIPsecAuth, EncryptionAlgorithm: DefaultIPsecEnc})
 	}
 }
 

@@ -72,10 +72,10 @@ func TestResolve(t *testing.T) {
 	if ike.Version != 2 || ike.IkeLifetime != 3600 || ike.IpsecLifetime != 28800 || ike.PskSource != pb.PlanPSKSource_PLAN_PSK_IKE_POLICY || ike.PskName != "ike1" {
 		t.Fatalf("ike %v", ike)
 	}
-	if got := ike.IkeProposals[0]; got.DhGroup != "group1" || got.AuthenticationAlgorithm != "sha1" || got.EncryptionAlgorithm != "aes-256-cbc" || got.AuthenticationMethod != "pre-shared-keys" {
+	if got := ike.IkeProposals[0]; got.DhGroup != "group1" || got.AuthenticationAlgorithm != "sha1" || got.EncryptionAlgorithm != "3des-cbc" || got.AuthenticationMethod != "pre-shared-keys" {
 		t.Fatalf("IKEv2 defaults %v", got)
 	}
-	if got := ike.IpsecProposals[0]; got.Protocol != pb.IPsecProtocol_IPSEC_PROTOCOL_ESP || got.AuthenticationAlgorithm != "hmac-sha1-96" || got.EncryptionAlgorithm != "aes-256-cbc" {
+	if got := ike.IpsecProposals[0]; got.Protocol != pb.IPsecProtocol_IPSEC_PROTOCOL_ESP || got.AuthenticationAlgorithm != "hmac-sha1-96" || got.EncryptionAlgorithm != "3des-cbc" {
 		t.Fatalf("IPsec defaults %v", got)
 	}
 	if len(s.Sockets) != 2 || s.Sockets[0].Port != 500 || s.Sockets[1].Port != 4500 {
@@ -93,7 +93,7 @@ func TestIKEv1Defaults(t *testing.T) {
 	if ike.Version != 1 || ike.Mode != "main" {
 		t.Fatalf("version %d mode %q", ike.Version, ike.Mode)
 	}
-	if got := ike.IkeProposals[0]; got.DhGroup != "group1" || got.AuthenticationAlgorithm != "sha1" || got.EncryptionAlgorithm != "aes-256-cbc" {
+	if got := ike.IkeProposals[0]; got.DhGroup != "group1" || got.AuthenticationAlgorithm != "sha1" || got.EncryptionAlgorithm != "3des-cbc" {
 		t.Fatalf("IKEv1 defaults %v", got)
 	}
 	if len(ike.IpsecProposals) != 2 || ike.IpsecProposals[0].EncryptionAlgorithm != "3des-cbc" || ike.IpsecProposals[1].EncryptionAlgorithm != "aes-128-cbc" {
