@@ -151,8 +151,7 @@ func (a *App) sweep(ctx context.Context) {
 func (a *App) Prepare(_ context.Context, _, candidate *pb.Config) error {
 	tbl, errs := spd.Build(candidate)
 	_, merrs := tbl.ManualSAs()
-	_, serrs := SteerPlan(candidate, tbl)
-	return errors.Join(append(append(errs, merrs...), serrs...)...)
+	return errors.Join(append(errs, merrs...)...)
 }
 
 // Apply applies a committed configuration: the SPD and manual SAs, the
@@ -169,17 +168,7 @@ func (a *App) Apply(ctx context.Context, old, cfg *pb.Config) error {
 	// when its gateway is up, and IKE then runs while the TUN devices
 	// and routes are made (issue 15 goal 4).
 	if a.wire != nil {
-		want := map[netip.AddrPort]Kind{}
-		for _, s := range a.p.SPD().Sets {
-			if !s.LocalGateway.IsValid() {
-				continue
-			}
-			want[netip.AddrPortFrom(s.LocalGateway, spd.IKEPort)] = KindIKE
-			want[netip.AddrPortFrom(s.LocalGateway, spd.NATTPort)] = KindNATT
-			if s.UDPEncapPort != 0 {
-				want[netip.AddrPortFrom(s.LocalGateway, s.UDPEncapPort)] = KindUDPEncap
-			}
-		}
+		want := Sockets(a.p.SPD())
 		// A local gateway address that is not (yet) on the machine is a
 		// gateway down (SPEC section 3, gw-interface), not a bad
 		// configuration: kmd hears about it and sweep keeps trying.
@@ -188,8 +177,8 @@ func (a *App) Apply(ctx context.Context, old, cfg *pb.Config) error {
 		a.gw.Unlock()
 		a.rebind(true)
 	}
-	errs = append(errs, a.applyInsides(cfg)...)
-	a.applySteering(cfg) // after the TUN devices it routes to
+	errs = append(errs, a.applyInsides()...)
+	a.applySteering() // after the TUN devices it routes to
 	if a.missing() {
 		// A gateway address on an inside device just configured.
 		a.rebind(false)

@@ -60,6 +60,26 @@ func (a *App) addressChanged(addr netip.Addr, up bool) {
 	}
 }
 
+// Sockets are the UDP sockets the plan asks for on the local gateways
+// (PlanSet.sockets: IKE, NAT-T unless no-nat-traversal or disable-natt,
+// udp-encapsulate when configured).
+func Sockets(tbl *spd.Table) map[netip.AddrPort]Kind {
+	want := map[netip.AddrPort]Kind{}
+	for _, s := range tbl.Sets {
+		for _, so := range s.Sockets {
+			switch so.Kind {
+			case spd.SocketIKE:
+				want[so.Addr] = KindIKE
+			case spd.SocketNATT:
+				want[so.Addr] = KindNATT
+			case spd.SocketUDPEncap:
+				want[so.Addr] = KindUDPEncap
+			}
+		}
+	}
+	return want
+}
+
 // rebind opens the sockets Apply asked for that are not open yet and
 // publishes a GatewayEvent for each local gateway whose state changed (or
 // every one, with all).

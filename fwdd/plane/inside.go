@@ -4,19 +4,14 @@
 package plane
 
 import (
-	"fmt"
-	"net/netip"
-	"strings"
-
 	"github.com/sitesec/sitesec/fwdd/packet"
 	"github.com/sitesec/sitesec/fwdd/spd"
-	"github.com/sitesec/sitesec/proto/pb"
 	"github.com/sitesec/sitesec/services/trace"
 )
 
 // applyInsides creates and removes TUN devices, sets their addresses and
 // fwdd's static routes.
-func (a *App) applyInsides(cfg *pb.Config) []error {
+func (a *App) applyInsides() []error {
 	var errs []error
 	want := map[string]bool{}
 	for _, s := range a.p.SPD().Sets {
@@ -32,9 +27,10 @@ func (a *App) applyInsides(cfg *pb.Config) []error {
 		}
 	}
 	for name := range want {
-		addrs, mtu := unitConfig(cfg, name)
+		set := a.p.SPD().ByInside(name)
+		addrs, mtu := set.InsideAddresses, set.InsideMTU
 		if mtu == 0 {
-			mtu = insideMTU(a.p.SPD().ByInside(name))
+			mtu = insideMTU(set)
 		}
 		in := have[name]
 		if in == nil {
@@ -54,20 +50,7 @@ func (a *App) applyInsides(cfg *pb.Config) []error {
 			errs = append(errs, err)
 		}
 	}
-	var routes []Route
-	for _, r := range cfg.GetRoutingOptions().GetStaticRoutes() {
-		for _, nh := range r.GetNextHops() {
-			if !want[nh] {
-				continue
-			}
-			p, err := netip.ParsePrefix(r.GetPrefix())
-			if err != nil {
-				errs = append(errs, fmt.Errorf("fwdd: [edit routing-options static route %s] %v", r.GetPrefix(), err))
-				continue
-			}
-			routes = append(routes, Route{Prefix: p.Masked(), Linux: LinuxName(nh)})
-		}
-	}
+	routes := StaticRoutes(a.p.SPD())
 	for _, r := range routes {
 		a.d.Trace.Event(trace.FlagRoute, trace.Info).Str("prefix", r.Prefix.String()).Str("dev", r.Linux).Msg("static route")
 	}
@@ -80,21 +63,19 @@ func (a *App) applyInsides(cfg *pb.Config) []error {
 	return errs
 }
 
-// unitConfig finds the addresses and MTU of a unit such as ms-1/2/0.1.
-func unitConfig(cfg *pb.Config, ifl string) ([]string, int) {
-	name, unit, _ := strings.Cut(ifl, ".")
-	for _, ifd := range cfg.GetInterfaces() {
-		if ifd.GetName() != name {
+// StaticRoutes are the plan's static routes to the inside interfaces
+// (routing-options static route P next-hop INSIDE).
+func StaticRoutes(tbl *spd.Table) []Route {
+	var routes []Route
+	for _, s := range tbl.Sets {
+		if s.Inside == "" {
 			continue
 		}
-		for _, u := range ifd.GetUnits() {
-			if fmt.Sprint(u.GetNumber()) != unit {
-				continue
-			}
-			return append(append([]string(nil), u.GetInetAddresses()...), u.GetInet6Addresses()...), int(u.GetMtu())
+		for _, p := range s.InsideRoutes {
+			routes = append(routes, Route{Prefix: p, Linux: LinuxName(s.Inside)})
 		}
 	}
-	return nil, 0
+	return routes
 }
 
 // MaxESPOverhead bounds what encapsulation adds to an inner packet: outer

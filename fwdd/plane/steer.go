@@ -2,7 +2,6 @@ package plane
 
 import (
 	"errors"
-	"fmt"
 	"hash/fnv"
 	"net/netip"
 	"strings"
@@ -87,61 +86,39 @@ func SteerTable(set string) int {
 }
 
 // SteerPlan works out the steering of every interface-style service set
-// that some unit applies with family inet service. Units naming a set
-// that is not an interface-style IPsec set of the SPD are errors (cfgd's
-// commit check refuses them first).
-func SteerPlan(cfg *pb.Config, tbl *spd.Table) ([]Steer, []error) {
-	var errs []error
-	bySet := map[string]*Steer{}
-	var order []string
-	for _, ifd := range cfg.GetInterfaces() {
-		for _, u := range ifd.GetUnits() {
-			unit := fmt.Sprintf("%s.%d", ifd.GetName(), u.GetNumber())
-			for _, dir := range []struct {
-				output bool
-				sets   []string
-			}{{false, u.GetServiceInput()}, {true, u.GetServiceOutput()}} {
-				for _, name := range dir.sets {
-					set := tbl.Set(name)
-					if set == nil || set.NextHop || set.Inside == "" {
-						word := map[bool]string{false: "input", true: "output"}[dir.output]
-						errs = append(errs, &spd.Error{Path: "interfaces " + ifd.GetName() + " unit " + fmt.Sprint(u.GetNumber()) + " family inet service " + word,
-							Msg: fmt.Sprintf("service-set %s is not an interface-style IPsec service set", name)})
-						continue
-					}
-					st := bySet[name]
-					if st == nil {
-						st = &Steer{Set: name, Inside: set.Inside, Table: SteerTable(name), Gateway: set.LocalGateway}
-						bySet[name] = st
-						order = append(order, name)
-					}
-					want := pb.MatchDirection_MATCH_DIRECTION_INPUT
-					if dir.output {
-						want = pb.MatchDirection_MATCH_DIRECTION_OUTPUT
-					}
-					for _, t := range set.Terms {
-						if t.Direction != want {
-							continue
+// from the units the plan says apply it (family inet service
+// input|output service-set, resolved by services/plan; fwdd reads no
+// interface statement itself).
+func SteerPlan(tbl *spd.Table) []Steer {
+	var out []Steer
+	for _, set := range tbl.Sets {
+		if set.NextHop || set.Inside == "" || len(set.Units) == 0 {
+			continue
+		}
+		st := Steer{Set: set.Name, Inside: set.Inside, Table: SteerTable(set.Name), Gateway: set.LocalGateway}
+		for _, u := range set.Units {
+			want := pb.MatchDirection_MATCH_DIRECTION_INPUT
+			if u.Output {
+				want = pb.MatchDirection_MATCH_DIRECTION_OUTPUT
+			}
+			for _, t := range set.Terms {
+				if t.Direction != want {
+					continue
+				}
+				for _, src := range orAny(t.Src) {
+					for _, dst := range orAny(t.Dst) {
+						if (src.IsValid() && !src.Addr().Is4()) || (dst.IsValid() && !dst.Addr().Is4()) {
+							continue // family inet: IPv4 only
 						}
-						for _, src := range orAny(t.Src) {
-							for _, dst := range orAny(t.Dst) {
-								if (src.IsValid() && !src.Addr().Is4()) || (dst.IsValid() && !dst.Addr().Is4()) {
-									continue // family inet: IPv4 only
-								}
-								st.Matches = append(st.Matches, SteerMatch{Unit: unit, Output: dir.output, Addresses: u.GetInetAddresses(),
-									Src: src, Dst: dst, Rule: t.Rule, Term: t.Name})
-							}
-						}
+						st.Matches = append(st.Matches, SteerMatch{Unit: u.Name, Output: u.Output, Addresses: u.Addresses,
+							Src: src, Dst: dst, Rule: t.Rule, Term: t.Name})
 					}
 				}
 			}
 		}
+		out = append(out, st)
 	}
-	out := make([]Steer, 0, len(order))
-	for _, n := range order {
-		out = append(out, *bySet[n])
-	}
-	return out, errs
+	return out
 }
 
 // orAny is ps, or one invalid prefix (any) when ps is empty.
@@ -180,10 +157,11 @@ func UnitDeviceNames(unit string) []string {
 // device is not there (yet) is not a commit error: the trace says so and
 // sweep tries again, as for a local gateway address that is missing.
 // Called with mu held.
-func (a *App) applySteering(cfg *pb.Config) {
+func (a *App) applySteering() {
 	// Always synced, even to nothing: rules a killed fwdd left behind for
 	// a set that is gone are removed.
-	plan, errs := SteerPlan(cfg, a.p.SPD())
+	var errs []error
+	plan := SteerPlan(a.p.SPD())
 	for _, s := range plan {
 		for _, m := range s.Matches {
 			a.d.Trace.Event(trace.FlagRoute, trace.Info).Str("service_set", s.Set).Str("unit", m.Unit).Bool("output", m.Output).
@@ -207,7 +185,7 @@ func (a *App) retrySteering() {
 	if !a.steerRetry || a.cfg == nil {
 		return
 	}
-	a.applySteering(a.cfg)
+	a.applySteering()
 }
 
 func prefixOrAny(p netip.Prefix) string {

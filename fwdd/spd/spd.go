@@ -117,6 +117,36 @@ type Set struct {
 	// PlanBytes is the encoded size of the set's plan: the policy fwdd
 	// compiled it from (show services service-sets summary).
 	PlanBytes int
+	// Sockets are the UDP sockets to open on the local gateway (the
+	// plan's: IKE, NAT-T when enabled, udp-encapsulate).
+	Sockets []Socket
+	// The inside interface's configured addresses and MTU (0: none), and
+	// the prefixes static routes send to it.
+	InsideAddresses []string
+	InsideMTU       int
+	InsideRoutes    []netip.Prefix
+	// Units applying an interface-style set (family inet service).
+	Units []Unit
+}
+
+// Socket is one UDP socket of a set's local gateway.
+type Socket struct {
+	Addr netip.AddrPort
+	Kind string // ike, nat-t or udp-encapsulate (the plan's names)
+}
+
+// The plan's socket kinds.
+const (
+	SocketIKE      = "ike"
+	SocketNATT     = "nat-t"
+	SocketUDPEncap = "udp-encapsulate"
+)
+
+// Unit is a logical interface applying an interface-style set.
+type Unit struct {
+	Name      string // ge-0/0/1.0
+	Output    bool   // family inet service output; else input
+	Addresses []string
 }
 
 // Lookup returns the first term matching the inside packet src -> dst.
@@ -176,6 +206,30 @@ func Build(c *pb.Config) (*Table, []error) {
 			UDPEncapPort: uint16(ps.GetUdpEncapPort()), NATTraversal: ps.GetNatTraversal(), NATKeepalive: ps.GetNatKeepalive(),
 			Options: options(ps.GetOptions()), PlanBytes: proto.Size(ps)}
 		s.LocalGateway, _ = netip.AddrFromSlice(ps.GetLocalGateway())
+		for _, so := range ps.GetSockets() {
+			a, ok := netip.AddrFromSlice(so.GetAddress())
+			if !ok || so.GetPort() == 0 || so.GetPort() > 65535 {
+				fail(path, "socket %x:%d is not an address and port", so.GetAddress(), so.GetPort())
+				continue
+			}
+			if k := so.GetKind(); k != SocketIKE && k != SocketNATT && k != SocketUDPEncap {
+				fail(path, "socket kind %q is not one fwdd opens", k)
+				continue
+			}
+			s.Sockets = append(s.Sockets, Socket{Addr: netip.AddrPortFrom(a.Unmap(), uint16(so.GetPort())), Kind: so.GetKind()})
+		}
+		s.InsideAddresses, s.InsideMTU = ps.GetInsideAddresses(), int(ps.GetInsideMtu())
+		for _, r := range ps.GetInsideRoutes() {
+			p, err := netip.ParsePrefix(r)
+			if err != nil {
+				fail("routing-options static route "+r, "%v", err)
+				continue
+			}
+			s.InsideRoutes = append(s.InsideRoutes, p.Masked())
+		}
+		for _, u := range ps.GetServiceUnits() {
+			s.Units = append(s.Units, Unit{Name: u.GetUnit(), Output: u.GetOutput(), Addresses: u.GetAddresses()})
+		}
 		for _, pt := range ps.GetTunnels() {
 			term := &Term{Rule: pt.GetRule(), Name: pt.GetTerm(), Index: pt.GetIndex(), Direction: pt.GetMatchDirection(),
 				Output: pt.GetOutput() && s.NextHop, Options: options(pt.GetOptions())}

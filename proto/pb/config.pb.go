@@ -4276,8 +4276,19 @@ type PlanSet struct {
 	NoCertificateChainInIke bool     `protobuf:"varint,16,opt,name=no_certificate_chain_in_ike,json=noCertificateChainInIke,proto3" json:"no_certificate_chain_in_ike,omitempty"`
 	// interface-service (next_hop is false for a set with neither style).
 	InterfaceStyle bool `protobuf:"varint,17,opt,name=interface_style,json=interfaceStyle,proto3" json:"interface_style,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The units that apply this interface-style set (interfaces X unit N
+	// family inet service input|output service-set S), in configuration
+	// order: fwdd steers what crosses them (fwdd README).
+	ServiceUnits []*PlanServiceUnit `protobuf:"bytes,18,rep,name=service_units,json=serviceUnits,proto3" json:"service_units,omitempty"`
+	// The inside interface's unit as configured: its addresses (inet, then
+	// inet6) and MTU (0: not configured).
+	InsideAddresses []string `protobuf:"bytes,19,rep,name=inside_addresses,json=insideAddresses,proto3" json:"inside_addresses,omitempty"`
+	InsideMtu       uint32   `protobuf:"varint,20,opt,name=inside_mtu,json=insideMtu,proto3" json:"inside_mtu,omitempty"`
+	// routing-options static route P next-hop INSIDE: the masked prefixes
+	// routed to the inside interface, in configuration order.
+	InsideRoutes  []string `protobuf:"bytes,21,rep,name=inside_routes,json=insideRoutes,proto3" json:"inside_routes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PlanSet) Reset() {
@@ -4429,6 +4440,98 @@ func (x *PlanSet) GetInterfaceStyle() bool {
 	return false
 }
 
+func (x *PlanSet) GetServiceUnits() []*PlanServiceUnit {
+	if x != nil {
+		return x.ServiceUnits
+	}
+	return nil
+}
+
+func (x *PlanSet) GetInsideAddresses() []string {
+	if x != nil {
+		return x.InsideAddresses
+	}
+	return nil
+}
+
+func (x *PlanSet) GetInsideMtu() uint32 {
+	if x != nil {
+		return x.InsideMtu
+	}
+	return 0
+}
+
+func (x *PlanSet) GetInsideRoutes() []string {
+	if x != nil {
+		return x.InsideRoutes
+	}
+	return nil
+}
+
+type PlanServiceUnit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Junos logical interface, ge-0/0/1.0.
+	Unit string `protobuf:"bytes,1,opt,name=unit,proto3" json:"unit,omitempty"`
+	// family inet service output; otherwise input.
+	Output bool `protobuf:"varint,2,opt,name=output,proto3" json:"output,omitempty"`
+	// The unit's family inet addresses (fwdd finds its Linux device by them
+	// when no device is named after the unit).
+	Addresses     []string `protobuf:"bytes,3,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlanServiceUnit) Reset() {
+	*x = PlanServiceUnit{}
+	mi := &file_sitesec_v1_config_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlanServiceUnit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlanServiceUnit) ProtoMessage() {}
+
+func (x *PlanServiceUnit) ProtoReflect() protoreflect.Message {
+	mi := &file_sitesec_v1_config_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlanServiceUnit.ProtoReflect.Descriptor instead.
+func (*PlanServiceUnit) Descriptor() ([]byte, []int) {
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *PlanServiceUnit) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
+func (x *PlanServiceUnit) GetOutput() bool {
+	if x != nil {
+		return x.Output
+	}
+	return false
+}
+
+func (x *PlanServiceUnit) GetAddresses() []string {
+	if x != nil {
+		return x.Addresses
+	}
+	return nil
+}
+
 type PlanSocket struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Address []byte                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
@@ -4441,7 +4544,7 @@ type PlanSocket struct {
 
 func (x *PlanSocket) Reset() {
 	*x = PlanSocket{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[48]
+	mi := &file_sitesec_v1_config_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4453,7 +4556,7 @@ func (x *PlanSocket) String() string {
 func (*PlanSocket) ProtoMessage() {}
 
 func (x *PlanSocket) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[48]
+	mi := &file_sitesec_v1_config_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4466,7 +4569,7 @@ func (x *PlanSocket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanSocket.ProtoReflect.Descriptor instead.
 func (*PlanSocket) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{48}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *PlanSocket) GetAddress() []byte {
@@ -4511,7 +4614,7 @@ type PlanOptions struct {
 
 func (x *PlanOptions) Reset() {
 	*x = PlanOptions{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[49]
+	mi := &file_sitesec_v1_config_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4523,7 +4626,7 @@ func (x *PlanOptions) String() string {
 func (*PlanOptions) ProtoMessage() {}
 
 func (x *PlanOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[49]
+	mi := &file_sitesec_v1_config_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4536,7 +4639,7 @@ func (x *PlanOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanOptions.ProtoReflect.Descriptor instead.
 func (*PlanOptions) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{49}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *PlanOptions) GetReplayWindow() uint32 {
@@ -4648,7 +4751,7 @@ type PlanTunnel struct {
 
 func (x *PlanTunnel) Reset() {
 	*x = PlanTunnel{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[50]
+	mi := &file_sitesec_v1_config_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4660,7 +4763,7 @@ func (x *PlanTunnel) String() string {
 func (*PlanTunnel) ProtoMessage() {}
 
 func (x *PlanTunnel) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[50]
+	mi := &file_sitesec_v1_config_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4673,7 +4776,7 @@ func (x *PlanTunnel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanTunnel.ProtoReflect.Descriptor instead.
 func (*PlanTunnel) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{50}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *PlanTunnel) GetKey() string {
@@ -4804,7 +4907,7 @@ type PlanDynamicEndpoints struct {
 
 func (x *PlanDynamicEndpoints) Reset() {
 	*x = PlanDynamicEndpoints{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[51]
+	mi := &file_sitesec_v1_config_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4816,7 +4919,7 @@ func (x *PlanDynamicEndpoints) String() string {
 func (*PlanDynamicEndpoints) ProtoMessage() {}
 
 func (x *PlanDynamicEndpoints) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[51]
+	mi := &file_sitesec_v1_config_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4829,7 +4932,7 @@ func (x *PlanDynamicEndpoints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanDynamicEndpoints.ProtoReflect.Descriptor instead.
 func (*PlanDynamicEndpoints) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{51}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *PlanDynamicEndpoints) GetKey() string {
@@ -4911,7 +5014,7 @@ type PlanIKE struct {
 
 func (x *PlanIKE) Reset() {
 	*x = PlanIKE{}
-	mi := &file_sitesec_v1_config_proto_msgTypes[52]
+	mi := &file_sitesec_v1_config_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4923,7 +5026,7 @@ func (x *PlanIKE) String() string {
 func (*PlanIKE) ProtoMessage() {}
 
 func (x *PlanIKE) ProtoReflect() protoreflect.Message {
-	mi := &file_sitesec_v1_config_proto_msgTypes[52]
+	mi := &file_sitesec_v1_config_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4936,7 +5039,7 @@ func (x *PlanIKE) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanIKE.ProtoReflect.Descriptor instead.
 func (*PlanIKE) Descriptor() ([]byte, []int) {
-	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{52}
+	return file_sitesec_v1_config_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *PlanIKE) GetVersion() uint32 {
@@ -5438,7 +5541,7 @@ const file_sitesec_v1_config_proto_rawDesc = "" +
 	"\x0fno_remote_trace\x18\t \x01(\bR\rnoRemoteTraceB\b\n" +
 	"\x06_files\"/\n" +
 	"\x04Plan\x12'\n" +
-	"\x04sets\x18\x01 \x03(\v2\x13.sitesec.v1.PlanSetR\x04sets\"\xf4\x05\n" +
+	"\x04sets\x18\x01 \x03(\v2\x13.sitesec.v1.PlanSetR\x04sets\"\xa5\a\n" +
 	"\aPlanSet\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bnext_hop\x18\x02 \x01(\bR\anextHop\x12)\n" +
@@ -5458,7 +5561,16 @@ const file_sitesec_v1_config_proto_rawDesc = "" +
 	"\n" +
 	"trusted_ca\x18\x0f \x03(\tR\ttrustedCa\x12<\n" +
 	"\x1bno_certificate_chain_in_ike\x18\x10 \x01(\bR\x17noCertificateChainInIke\x12'\n" +
-	"\x0finterface_style\x18\x11 \x01(\bR\x0einterfaceStyle\"N\n" +
+	"\x0finterface_style\x18\x11 \x01(\bR\x0einterfaceStyle\x12@\n" +
+	"\rservice_units\x18\x12 \x03(\v2\x1b.sitesec.v1.PlanServiceUnitR\fserviceUnits\x12)\n" +
+	"\x10inside_addresses\x18\x13 \x03(\tR\x0finsideAddresses\x12\x1d\n" +
+	"\n" +
+	"inside_mtu\x18\x14 \x01(\rR\tinsideMtu\x12#\n" +
+	"\rinside_routes\x18\x15 \x03(\tR\finsideRoutes\"[\n" +
+	"\x0fPlanServiceUnit\x12\x12\n" +
+	"\x04unit\x18\x01 \x01(\tR\x04unit\x12\x16\n" +
+	"\x06output\x18\x02 \x01(\bR\x06output\x12\x1c\n" +
+	"\taddresses\x18\x03 \x03(\tR\taddresses\"N\n" +
 	"\n" +
 	"PlanSocket\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\fR\aaddress\x12\x12\n" +
@@ -5587,7 +5699,7 @@ func file_sitesec_v1_config_proto_rawDescGZIP() []byte {
 }
 
 var file_sitesec_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_sitesec_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_sitesec_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_sitesec_v1_config_proto_goTypes = []any{
 	(ServiceDomain)(0),            // 0: sitesec.v1.ServiceDomain
 	(DFBit)(0),                    // 1: sitesec.v1.DFBit
@@ -5646,15 +5758,16 @@ var file_sitesec_v1_config_proto_goTypes = []any{
 	(*Traceoptions)(nil),          // 54: sitesec.v1.Traceoptions
 	(*Plan)(nil),                  // 55: sitesec.v1.Plan
 	(*PlanSet)(nil),               // 56: sitesec.v1.PlanSet
-	(*PlanSocket)(nil),            // 57: sitesec.v1.PlanSocket
-	(*PlanOptions)(nil),           // 58: sitesec.v1.PlanOptions
-	(*PlanTunnel)(nil),            // 59: sitesec.v1.PlanTunnel
-	(*PlanDynamicEndpoints)(nil),  // 60: sitesec.v1.PlanDynamicEndpoints
-	(*PlanIKE)(nil),               // 61: sitesec.v1.PlanIKE
-	(*timestamppb.Timestamp)(nil), // 62: google.protobuf.Timestamp
+	(*PlanServiceUnit)(nil),       // 57: sitesec.v1.PlanServiceUnit
+	(*PlanSocket)(nil),            // 58: sitesec.v1.PlanSocket
+	(*PlanOptions)(nil),           // 59: sitesec.v1.PlanOptions
+	(*PlanTunnel)(nil),            // 60: sitesec.v1.PlanTunnel
+	(*PlanDynamicEndpoints)(nil),  // 61: sitesec.v1.PlanDynamicEndpoints
+	(*PlanIKE)(nil),               // 62: sitesec.v1.PlanIKE
+	(*timestamppb.Timestamp)(nil), // 63: google.protobuf.Timestamp
 }
 var file_sitesec_v1_config_proto_depIdxs = []int32{
-	62, // 0: sitesec.v1.ConfigSnapshot.committed_at:type_name -> google.protobuf.Timestamp
+	63, // 0: sitesec.v1.ConfigSnapshot.committed_at:type_name -> google.protobuf.Timestamp
 	11, // 1: sitesec.v1.ConfigSnapshot.config:type_name -> sitesec.v1.Config
 	12, // 2: sitesec.v1.Config.system:type_name -> sitesec.v1.System
 	14, // 3: sitesec.v1.Config.interfaces:type_name -> sitesec.v1.Interface
@@ -5718,27 +5831,28 @@ var file_sitesec_v1_config_proto_depIdxs = []int32{
 	54, // 61: sitesec.v1.PKI.traceoptions:type_name -> sitesec.v1.Traceoptions
 	6,  // 62: sitesec.v1.CAProfile.revocation_check:type_name -> sitesec.v1.RevocationCheck
 	56, // 63: sitesec.v1.Plan.sets:type_name -> sitesec.v1.PlanSet
-	58, // 64: sitesec.v1.PlanSet.options:type_name -> sitesec.v1.PlanOptions
-	59, // 65: sitesec.v1.PlanSet.tunnels:type_name -> sitesec.v1.PlanTunnel
-	60, // 66: sitesec.v1.PlanSet.dynamic_endpoints:type_name -> sitesec.v1.PlanDynamicEndpoints
-	57, // 67: sitesec.v1.PlanSet.sockets:type_name -> sitesec.v1.PlanSocket
-	1,  // 68: sitesec.v1.PlanOptions.dont_fragment:type_name -> sitesec.v1.DFBit
-	7,  // 69: sitesec.v1.PlanTunnel.establish:type_name -> sitesec.v1.PlanEstablish
-	58, // 70: sitesec.v1.PlanTunnel.options:type_name -> sitesec.v1.PlanOptions
-	61, // 71: sitesec.v1.PlanTunnel.ike:type_name -> sitesec.v1.PlanIKE
-	3,  // 72: sitesec.v1.PlanTunnel.match_direction:type_name -> sitesec.v1.MatchDirection
-	61, // 73: sitesec.v1.PlanDynamicEndpoints.ike:type_name -> sitesec.v1.PlanIKE
-	48, // 74: sitesec.v1.PlanDynamicEndpoints.allowed_proxy_pairs:type_name -> sitesec.v1.ProxyPair
-	39, // 75: sitesec.v1.PlanIKE.ike_proposals:type_name -> sitesec.v1.IKEProposal
-	45, // 76: sitesec.v1.PlanIKE.ipsec_proposals:type_name -> sitesec.v1.IPsecProposal
-	8,  // 77: sitesec.v1.PlanIKE.psk_source:type_name -> sitesec.v1.PlanPSKSource
-	40, // 78: sitesec.v1.PlanIKE.local_id:type_name -> sitesec.v1.IKEIdentity
-	42, // 79: sitesec.v1.PlanIKE.remote_id:type_name -> sitesec.v1.RemoteIdentity
-	80, // [80:80] is the sub-list for method output_type
-	80, // [80:80] is the sub-list for method input_type
-	80, // [80:80] is the sub-list for extension type_name
-	80, // [80:80] is the sub-list for extension extendee
-	0,  // [0:80] is the sub-list for field type_name
+	59, // 64: sitesec.v1.PlanSet.options:type_name -> sitesec.v1.PlanOptions
+	60, // 65: sitesec.v1.PlanSet.tunnels:type_name -> sitesec.v1.PlanTunnel
+	61, // 66: sitesec.v1.PlanSet.dynamic_endpoints:type_name -> sitesec.v1.PlanDynamicEndpoints
+	58, // 67: sitesec.v1.PlanSet.sockets:type_name -> sitesec.v1.PlanSocket
+	57, // 68: sitesec.v1.PlanSet.service_units:type_name -> sitesec.v1.PlanServiceUnit
+	1,  // 69: sitesec.v1.PlanOptions.dont_fragment:type_name -> sitesec.v1.DFBit
+	7,  // 70: sitesec.v1.PlanTunnel.establish:type_name -> sitesec.v1.PlanEstablish
+	59, // 71: sitesec.v1.PlanTunnel.options:type_name -> sitesec.v1.PlanOptions
+	62, // 72: sitesec.v1.PlanTunnel.ike:type_name -> sitesec.v1.PlanIKE
+	3,  // 73: sitesec.v1.PlanTunnel.match_direction:type_name -> sitesec.v1.MatchDirection
+	62, // 74: sitesec.v1.PlanDynamicEndpoints.ike:type_name -> sitesec.v1.PlanIKE
+	48, // 75: sitesec.v1.PlanDynamicEndpoints.allowed_proxy_pairs:type_name -> sitesec.v1.ProxyPair
+	39, // 76: sitesec.v1.PlanIKE.ike_proposals:type_name -> sitesec.v1.IKEProposal
+	45, // 77: sitesec.v1.PlanIKE.ipsec_proposals:type_name -> sitesec.v1.IPsecProposal
+	8,  // 78: sitesec.v1.PlanIKE.psk_source:type_name -> sitesec.v1.PlanPSKSource
+	40, // 79: sitesec.v1.PlanIKE.local_id:type_name -> sitesec.v1.IKEIdentity
+	42, // 80: sitesec.v1.PlanIKE.remote_id:type_name -> sitesec.v1.RemoteIdentity
+	81, // [81:81] is the sub-list for method output_type
+	81, // [81:81] is the sub-list for method input_type
+	81, // [81:81] is the sub-list for extension type_name
+	81, // [81:81] is the sub-list for extension extendee
+	0,  // [0:81] is the sub-list for field type_name
 }
 
 func init() { file_sitesec_v1_config_proto_init() }
@@ -5781,7 +5895,7 @@ func file_sitesec_v1_config_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sitesec_v1_config_proto_rawDesc), len(file_sitesec_v1_config_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   53,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -95,6 +95,7 @@ func Resolve(c *pb.Config) (*pb.Plan, []error) {
 	for _, x := range c.GetAccessProfiles() {
 		r.profiles[x.GetName()] = x
 	}
+	r.indexUnits()
 	p := &pb.Plan{}
 	for _, ss := range c.GetServiceSets() {
 		if s := r.set(ss); s != nil {
@@ -125,6 +126,72 @@ type resolver struct {
 	props map[propKey]proto.Message
 	// options are the first distinct set-level options met.
 	options []*pb.PlanOptions
+	// units are the logical interfaces by name (ge-0/0/1.0); applied the
+	// units applying each set with family inet service; routes the static
+	// routes' prefixes by next-hop interface. Made once: a set looking
+	// them up in the lists was quadratic at 10,000 sets.
+	units   map[string]*pb.Unit
+	applied map[string][]*pb.PlanServiceUnit
+	routes  map[string][]string
+}
+
+// indexUnits makes r.units, r.applied and r.routes.
+func (r *resolver) indexUnits() {
+	r.units = map[string]*pb.Unit{}
+	r.applied = map[string][]*pb.PlanServiceUnit{}
+	r.routes = map[string][]string{}
+	for _, ifd := range r.c.GetInterfaces() {
+		for _, u := range ifd.GetUnits() {
+			name := fmt.Sprintf("%s.%d", ifd.GetName(), u.GetNumber())
+			if _, dup := r.units[name]; !dup {
+				r.units[name] = u
+			}
+			for _, dir := range []struct {
+				output bool
+				sets   []string
+			}{{false, u.GetServiceInput()}, {true, u.GetServiceOutput()}} {
+				for _, set := range dir.sets {
+					r.applied[set] = append(r.applied[set], &pb.PlanServiceUnit{Unit: name, Output: dir.output,
+						Addresses: slices.Clone(u.GetInetAddresses())})
+				}
+			}
+		}
+	}
+	for _, sr := range r.c.GetRoutingOptions().GetStaticRoutes() {
+		var p netip.Prefix
+		parsed := false
+		for _, nh := range sr.GetNextHops() {
+			if _, err := netip.ParseAddr(nh); err == nil {
+				continue // an address: the kernel's route, not fwdd's
+			}
+			if !parsed {
+				var err error
+				if p, err = netip.ParsePrefix(sr.GetPrefix()); err != nil {
+					r.fail("routing-options static route "+sr.GetPrefix(), "%v", err)
+					break
+				}
+				parsed = true
+			}
+			r.routes[nh] = append(r.routes[nh], p.Masked().String())
+		}
+	}
+}
+
+// inside fills the set's inside interface as configured: the unit's
+// addresses and MTU, the static routes to it, and for an interface-style
+// set the units applying it.
+func (r *resolver) inside(s *pb.PlanSet) {
+	if s.InterfaceStyle {
+		s.ServiceUnits = r.applied[s.Name]
+	}
+	if s.InsideInterface == "" {
+		return
+	}
+	if u := r.units[s.InsideInterface]; u != nil {
+		s.InsideAddresses = append(slices.Clone(u.GetInetAddresses()), u.GetInet6Addresses()...)
+		s.InsideMtu = u.GetMtu()
+	}
+	s.InsideRoutes = r.routes[s.InsideInterface]
 }
 
 type propKey struct {
@@ -180,6 +247,7 @@ func (r *resolver) set(ss *pb.ServiceSet) *pb.PlanSet {
 		s.InterfaceStyle = true
 		s.InsideInterface = st.InterfaceService.GetServiceInterface()
 	}
+	r.inside(s)
 	lg := o.GetLocalGateway()
 	s.RoutingInstance = lg.GetRoutingInstance()
 	local, ok := r.localGateway(path+" ipsec-vpn-options local-gateway", lg)

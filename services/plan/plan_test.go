@@ -241,3 +241,53 @@ func TestDPDDefaults(t *testing.T) {
 		t.Fatalf("%v", ike)
 	}
 }
+
+// The statements fwdd needed to read itself before (issue 11 item 1): the
+// sockets, the inside unit's addresses and MTU, the static routes to it
+// and the units applying an interface-style set.
+func TestPlanInsideAndUnits(t *testing.T) {
+	c := config()
+	c.ServiceSets[0].IpsecVpnOptions.NoNatTraversal = true
+	c.ServiceSets[0].IpsecVpnOptions.UdpEncapsulate = &pb.UDPEncapsulate{}
+	c.ServiceSets = append(c.ServiceSets, &pb.ServiceSet{Name: "ifs",
+		Style:           &pb.ServiceSet_InterfaceService{InterfaceService: &pb.InterfaceService{ServiceInterface: "ms-1/2/0.5"}},
+		IpsecVpnRules:   []string{"r1"},
+		IpsecVpnOptions: &pb.IPsecVPNOptions{LocalGateway: &pb.LocalGateway{Interface: "ge-0/0/0.0"}}})
+	c.Interfaces = append(c.Interfaces,
+		&pb.Interface{Name: "ms-1/2/0", Units: []*pb.Unit{{Number: 1, InetAddresses: []string{"10.9.9.1/30"}, Inet6Addresses: []string{"2001:db8::1/64"}, Mtu: u32(1400)}}},
+		&pb.Interface{Name: "ge-0/0/1", Units: []*pb.Unit{
+			{Number: 0, InetAddresses: []string{"10.0.1.1/24"}, ServiceInput: []string{"ifs"}, ServiceOutput: []string{"ifs"}},
+			{Number: 7, ServiceInput: []string{"ifs"}},
+			{Number: 8, ServiceInput: []string{"ss1"}}, // a next-hop set: cfgd refuses it; nothing to steer
+		}})
+	c.RoutingOptions = &pb.RoutingOptions{StaticRoutes: []*pb.StaticRoute{
+		{Prefix: "10.1.0.7/24", NextHops: []string{"ms-1/2/0.1"}},
+		{Prefix: "10.3.0.0/16", NextHops: []string{"192.0.2.254"}},
+		{Prefix: "10.4.0.0/16", NextHops: []string{"ms-1/2/0.5", "ms-1/2/0.1"}},
+	}}
+	p := resolve(t, c)
+	ss, ifs := p.Sets[0], p.Sets[1]
+	var socks []string
+	for _, s := range ss.Sockets {
+		a, _ := netip.AddrFromSlice(s.Address)
+		socks = append(socks, netip.AddrPortFrom(a, uint16(s.Port)).String()+" "+s.Kind)
+	}
+	// no-nat-traversal: no 4500; udp-encapsulate without dest-port: 4565.
+	if got := strings.Join(socks, ", "); got != "192.0.2.1:500 ike, 192.0.2.1:4565 udp-encapsulate" {
+		t.Errorf("sockets %s", got)
+	}
+	if strings.Join(ss.InsideAddresses, " ") != "10.9.9.1/30 2001:db8::1/64" || ss.InsideMtu != 1400 ||
+		strings.Join(ss.InsideRoutes, " ") != "10.1.0.0/24 10.4.0.0/16" || len(ss.ServiceUnits) != 0 {
+		t.Errorf("ss1 inside %v mtu %d routes %v units %v", ss.InsideAddresses, ss.InsideMtu, ss.InsideRoutes, ss.ServiceUnits)
+	}
+	var units []string
+	for _, u := range ifs.ServiceUnits {
+		units = append(units, u.Unit+map[bool]string{false: " input ", true: " output "}[u.Output]+strings.Join(u.Addresses, ","))
+	}
+	if got := strings.Join(units, "; "); got != "ge-0/0/1.0 input 10.0.1.1/24; ge-0/0/1.0 output 10.0.1.1/24; ge-0/0/1.7 input " {
+		t.Errorf("units %q", got)
+	}
+	if len(ifs.InsideAddresses) != 0 || ifs.InsideMtu != 0 || strings.Join(ifs.InsideRoutes, " ") != "10.4.0.0/16" {
+		t.Errorf("ifs inside %v %d %v", ifs.InsideAddresses, ifs.InsideMtu, ifs.InsideRoutes)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -200,6 +201,7 @@ func Generate(seed uint64) *pb.Config {
 	ifd := &pb.Interface{Name: "ge-0/0/0"}
 	c.Interfaces = append(c.Interfaces, ifd)
 	nsets := 1 + pick(4)
+	var ge1 *pb.Interface
 	for i := range nsets {
 		ifd.Units = append(ifd.Units, &pb.Unit{Number: uint32(i), InetAddresses: []string{fmt.Sprintf("192.0.%d.1/24", i+2)}})
 		lg := &pb.LocalGateway{Address: fmt.Sprintf("192.0.%d.1", i+2)}
@@ -226,6 +228,31 @@ func Generate(seed uint64) *pb.Config {
 			ss.Style = &pb.ServiceSet_NextHopService{NextHopService: &pb.NextHopService{InsideServiceInterface: fmt.Sprintf("ms-1/2/0.%d", 2*i+1), OutsideServiceInterface: fmt.Sprintf("ms-1/2/0.%d", 2*i+2)}}
 		}
 		c.ServiceSets = append(c.ServiceSets, ss)
+		// The inside interface as configured, a static route to it, and
+		// for an interface-style set the units applying it (no random
+		// draw: the other choices stay those of the seed).
+		inside := ss.GetNextHopService().GetInsideServiceInterface() + ss.GetInterfaceService().GetServiceInterface()
+		if ms, unit, ok := strings.Cut(inside, "."); ok && i%2 == 1 {
+			n, _ := strconv.Atoi(unit)
+			c.Interfaces = append(c.Interfaces, &pb.Interface{Name: ms, Units: []*pb.Unit{{Number: uint32(n),
+				InetAddresses: []string{fmt.Sprintf("10.250.%d.1/30", i)}, Mtu: u32(uint32(1400 + i))}}})
+		}
+		sr := &pb.StaticRoute{Prefix: fmt.Sprintf("10.200.%d.0/24", i), NextHops: []string{inside}}
+		if c.RoutingOptions == nil {
+			c.RoutingOptions = &pb.RoutingOptions{}
+		}
+		c.RoutingOptions.StaticRoutes = append(c.RoutingOptions.StaticRoutes, sr)
+		if ss.GetInterfaceService() != nil {
+			if ge1 == nil {
+				ge1 = &pb.Interface{Name: "ge-0/0/1"}
+				c.Interfaces = append(c.Interfaces, ge1)
+			}
+			u := &pb.Unit{Number: uint32(i), InetAddresses: []string{fmt.Sprintf("10.%d.255.1/24", i)}, ServiceInput: []string{ss.Name}}
+			if i%2 == 0 {
+				u.ServiceOutput = []string{ss.Name}
+			}
+			ge1.Units = append(ge1.Units, u)
+		}
 		ipol := &pb.IKEPolicy{Name: fmt.Sprintf("ike%d", i), Version: uint32(pick(3)), PreSharedKey: &pb.Key{Value: []byte("key")}}
 		switch pick(3) {
 		case 0:
