@@ -80,6 +80,10 @@ func (a *App) Start(ctx context.Context, d *daemon.Daemon) error {
 			d.Trace.Event(trace.FlagGeneral, trace.Warning).Err(err).Msg("punt")
 		}
 	}
+	a.p.OnOptions = func(sa *sad.SA) {
+		a.d.Trace.Event(trace.FlagSA, trace.Info).Uint32("spi", sa.Config.GetSpi()).Str("service_set", sa.Config.GetServiceSet()).
+			Str("rule", sa.Config.GetRule()).Str("term", sa.Config.GetTerm()).Msg("SA options changed by the configuration")
+	}
 	a.p.OnDrop = func(dr Drop) {
 		d.Trace.Event(trace.FlagPacket, trace.Info).Str("reason", dr.Reason).Str("service_set", dr.Set).
 			Uint32("spi", dr.SPI).Str("src", dr.Src.String()).Str("dst", dr.Dst.String()).

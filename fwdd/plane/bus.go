@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sitesec/sitesec/fwdd/sad"
+	"github.com/sitesec/sitesec/fwdd/spd"
 	"github.com/sitesec/sitesec/proto/pb"
 	"github.com/sitesec/sitesec/proto/subject"
 	"github.com/sitesec/sitesec/services/trace"
@@ -50,21 +51,31 @@ func orderInbound(sas []*pb.SA) []*pb.SA {
 func (a *App) fillOptions(sas []*pb.SA) {
 	tbl := a.p.SPD()
 	for _, sa := range sas {
-		set := tbl.Set(sa.GetServiceSet())
+		opts, set := optionsFor(tbl, sa)
 		if set == nil {
 			continue
-		}
-		opts := set.Options
-		for _, t := range set.Terms {
-			if t.Rule == sa.GetRule() && t.Name == sa.GetTerm() {
-				opts = t.Options
-			}
 		}
 		opts.Apply(sa)
 		if sa.GetInsideInterface() == "" {
 			sa.InsideInterface = set.Inside
 		}
 	}
+}
+
+// optionsFor are the plan's options for an SA: its term's, or its set's
+// for a dynamic-endpoint tunnel; set is nil when the SA's set is gone.
+func optionsFor(tbl *spd.Table, sa *pb.SA) (opts spd.Options, set *spd.Set) {
+	set = tbl.Set(sa.GetServiceSet())
+	if set == nil {
+		return opts, nil
+	}
+	opts = set.Options
+	for _, t := range set.Terms {
+		if t.Rule == sa.GetRule() && t.Name == sa.GetTerm() {
+			opts = t.Options
+		}
+	}
+	return opts, set
 }
 
 func (a *App) delete(_ context.Context, m proto.Message) (proto.Message, error) {

@@ -47,6 +47,7 @@ func (p *Plane) Configure(c *pb.Config) error {
 		p.DB.Delete(sad.Filter{Keys: del, Type: pb.SAType_SA_TYPE_MANUAL}, "configuration changed")
 	}
 	// Inbound first, then outbound (make-before-break).
+	p.refreshOptions(tbl)
 	var in, out []*pb.SA
 	for _, m := range install {
 		if m.GetDirection() == pb.Direction_DIRECTION_INBOUND {
@@ -69,10 +70,20 @@ func manualKey(s *pb.SA) string {
 	return fmt.Sprintf("%d/%d/%x", s.GetSpi(), s.GetDirection(), s.GetRemote().GetAddress())
 }
 
+// sameManual reports whether an installed manual SA is the configured
+// one, data-plane options aside: App.refreshOptions changes those in
+// place, so a new tunnel-mtu or DF bit keeps the SA (its sequence
+// numbers and replay window). The anti-replay window size is the SA's.
 func sameManual(a, b *pb.SA) bool {
 	x := proto.Clone(a).(*pb.SA)
+	y := proto.Clone(b).(*pb.SA)
 	x.CreatedAt = nil
-	return proto.Equal(x, b)
+	for _, s := range []*pb.SA{x, y} {
+		w := s.ReplayWindow
+		spd.Options{}.Apply(s)
+		s.ReplayWindow = w
+	}
+	return proto.Equal(x, y)
 }
 
 func destination(sa *sad.SA) []byte {
@@ -80,4 +91,30 @@ func destination(sa *sad.SA) []byte {
 		return sa.Local.AsSlice()
 	}
 	return sa.Peer().Addr.Addr().AsSlice()
+}
+
+// refreshOptions gives every installed SA the data-plane options of the
+// plan just configured: a commit that changes a tunnel's DF bit, tunnel
+// MTU, TTL or TOS, passive mode, header-integrity-check or
+// no-ipsec-tunnel-in-traceroute changes its SAs at once, without a rekey
+// (dynamic and manual alike); the SAs of other tunnels are not touched
+// (issue 11). The anti-replay window stays the SA's own until its next
+// rekey. Returns the number of SAs changed.
+func (p *Plane) refreshOptions(tbl *spd.Table) int {
+	n := 0
+	for _, sa := range p.DB.All() {
+		opts, set := optionsFor(tbl, sa.Config)
+		if set == nil {
+			continue // kmd deletes the SAs of a set that is gone
+		}
+		x := &pb.SA{Direction: sa.Config.GetDirection()}
+		opts.Apply(x)
+		if sa.SetOptions(sad.OptionsOf(x)) {
+			n++
+			if f := p.OnOptions; f != nil {
+				f(sa)
+			}
+		}
+	}
+	return n
 }

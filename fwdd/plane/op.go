@@ -130,7 +130,7 @@ func (p *Plane) SecurityAssociations(lvl string, hex bool, onlySet string) *pb.I
 			t = &pb.IPsecTunnel{Rule: k.rule, Term: k.term, TunnelIndex: k.index,
 				LocalGateway: sa.Local.String(), RemoteGateway: peer.Addr.Addr().String(),
 				LocalIdentity: c.GetLocalIdentity(), RemoteIdentity: c.GetRemoteIdentity(),
-				InsideInterface: c.GetInsideInterface(), TunnelMtu: c.GetTunnelMtu(),
+				InsideInterface: c.GetInsideInterface(), TunnelMtu: sa.Options().TunnelMTU,
 				NattKeepalive: c.GetNatKeepalive(), PrimaryGateway: peer.Addr.Addr().String(), PrimaryState: "Up"}
 			ss.Tunnels = append(ss.Tunnels, t)
 			tunnels[k] = t
@@ -145,7 +145,7 @@ func (p *Plane) SecurityAssociations(lvl string, hex bool, onlySet string) *pb.I
 		}
 		info := &pb.IPsecSAInfo{Spi: c.GetSpi(), Mode: "tunnel", Protocol: "ESP", State: "installed",
 			Authentication: c.GetAuthenticationAlgorithm(), Encryption: c.GetEncryptionAlgorithm(),
-			CopyTos: c.GetCopyTos(), Tos: c.GetTos(), CopyTtl: c.GetCopyTtl(), Ttl: c.GetTtl(), Sequence: sa.Sequence()}
+			CopyTos: sa.Options().CopyTOS, Tos: sa.Options().TOS, CopyTtl: sa.Options().CopyTTL, Ttl: sa.Options().TTL, Sequence: sa.Sequence()}
 		if info.Authentication == "" {
 			info.Authentication = "none"
 		}

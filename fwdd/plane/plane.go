@@ -176,7 +176,10 @@ type Plane struct {
 	// OnDrop receives rate-limited reports of dropped packets. It must
 	// not block.
 	OnDrop func(Drop)
-	drops  dropLimiter
+	// OnOptions is told of each installed SA whose data-plane options a
+	// configuration changed (Configure).
+	OnOptions func(*sad.SA)
+	drops     dropLimiter
 
 	cpu cpuSampler // show services service-sets summary
 }

@@ -199,9 +199,8 @@ func (r *Receiver) deliver(j *inJob) {
 		return
 	}
 	inner := j.inner[:info.Len]
-	c := sa.Config
-	if !c.GetPassiveModeTunneling() {
-		if err := packet.Check(inner, info, c.GetHeaderIntegrityCheck()); err != nil {
+	if o := sa.Options(); !o.Passive {
+		if err := packet.Check(inner, info, o.HeaderIntegrity); err != nil {
 			sa.Counters.Add(sad.IPIntegrity, 1)
 			return
 		}

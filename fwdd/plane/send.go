@@ -246,16 +246,16 @@ func (s *sender) classify(buf []byte, start, end int) {
 		}
 		return
 	}
-	c := sa.Config
-	passive := c.GetPassiveModeTunneling()
+	o := sa.Options() // the commit's, even on an SA installed before it
+	passive := o.Passive
 	if !passive {
-		if err := packet.Check(pkt, info, c.GetHeaderIntegrityCheck()); err != nil {
+		if err := packet.Check(pkt, info, o.HeaderIntegrity); err != nil {
 			sa.Counters.Add(sad.IPIntegrity, 1)
 			return
 		}
 		// The tunnel is a next hop: decrement the TTL, and answer an
 		// expired one, unless no-ipsec-tunnel-in-traceroute hides it.
-		if !c.GetNoIpsecTunnelInTraceroute() {
+		if !o.NoTraceroute {
 			if !packet.DecrementTTL(pkt, info) {
 				sa.Counters.Add(sad.Discards, 1)
 				// From the far end of the tunnel: the hop traceroute shows.
@@ -269,7 +269,7 @@ func (s *sender) classify(buf []byte, start, end int) {
 	// DF handling (SPEC section 3): clear clears the inner DF; copy copies
 	// it to the outer header; set sets the outer DF only.
 	var outerDF bool
-	switch c.GetDontFragment() {
+	switch o.DF {
 	case pb.DFBit_DF_BIT_CLEAR:
 		packet.ClearDF(pkt, info)
 		info.DF = false
@@ -278,14 +278,14 @@ func (s *sender) classify(buf []byte, start, end int) {
 	case pb.DFBit_DF_BIT_SET:
 		outerDF = true
 	}
-	ttl, tos := byte(c.GetTtl()), byte(c.GetTos())
+	ttl, tos := byte(o.TTL), byte(o.TOS)
 	if ttl == 0 {
 		ttl = spd.DefaultTTL
 	}
-	if c.GetCopyTtl() {
+	if o.CopyTTL {
 		ttl = info.TTL
 	}
-	if c.GetCopyTos() {
+	if o.CopyTOS {
 		tos = info.TOS
 	}
 	nh := byte(packet.ProtoIPIP)
@@ -293,7 +293,7 @@ func (s *sender) classify(buf []byte, start, end int) {
 		nh = packet.ProtoIPv6
 	}
 	// Tunnel MTU: the outer packet may not exceed it (SPEC section 3).
-	mtu := int(c.GetTunnelMtu())
+	mtu := int(o.TunnelMTU)
 	if mtu == 0 {
 		mtu = spd.DefaultTunnelMTU
 	}

@@ -69,6 +69,7 @@ type SA struct {
 	Installed time.Time
 
 	peer         atomic.Pointer[Peer]
+	opts         atomic.Pointer[DataOptions]
 	notInstalled atomic.Bool
 	expired      atomic.Bool
 
@@ -88,6 +89,41 @@ type SA struct {
 	db  *DB
 	src []netip.Prefix // local selectors as prefixes, nil for any
 	dst []netip.Prefix
+}
+
+// DataOptions are an SA's data-plane options (SPEC section 3). fwdd owns them
+// (the plan's, App.fillOptions): a commit that changes them changes the
+// installed SAs of the tunnel at once (SetOptions), with no rekey. The
+// anti-replay window is not among them: it is the SA's from its install
+// (a window in use is not resized).
+type DataOptions struct {
+	DF                  pb.DFBit
+	TunnelMTU, TTL, TOS uint32
+	CopyTTL, CopyTOS    bool
+	Passive             bool // passive-mode-tunneling
+	HeaderIntegrity     bool // header-integrity-check
+	NoTraceroute        bool // no-ipsec-tunnel-in-traceroute
+}
+
+// OptionsOf are the options an SA configuration carries.
+func OptionsOf(c *pb.SA) DataOptions {
+	return DataOptions{DF: c.GetDontFragment(), TunnelMTU: c.GetTunnelMtu(), TTL: c.GetTtl(), TOS: c.GetTos(),
+		CopyTTL: c.GetCopyTtl(), CopyTOS: c.GetCopyTos(), Passive: c.GetPassiveModeTunneling(),
+		HeaderIntegrity: c.GetHeaderIntegrityCheck(), NoTraceroute: c.GetNoIpsecTunnelInTraceroute()}
+}
+
+// Options are the SA's data-plane options now; the pipeline reads them
+// per packet.
+func (sa *SA) Options() *DataOptions { return sa.opts.Load() }
+
+// SetOptions replaces the SA's data-plane options; the packets after it
+// use them. It reports whether they changed.
+func (sa *SA) SetOptions(o DataOptions) bool {
+	if *sa.opts.Load() == o {
+		return false
+	}
+	sa.opts.Store(&o)
+	return true
 }
 
 // Inbound reports the SA's direction.
@@ -413,6 +449,8 @@ func (db *DB) build(c *pb.SA) (*SA, error) {
 	}
 	sa := &SA{Config: proto.Clone(c).(*pb.SA), Cipher: ci, Local: local.Addr(), Installed: db.now(), db: db}
 	sa.peer.Store(&Peer{Addr: remote, Encap: c.GetEncapsulation()})
+	o := OptionsOf(c)
+	sa.opts.Store(&o)
 	if dir == pb.Direction_DIRECTION_INBOUND {
 		if err := sa.Replay.Init(int(c.GetReplayWindow()), c.GetExtendedSequenceNumbers()); err != nil {
 			return nil, fmt.Errorf("sad: SA %d: %w", c.GetSpi(), err)
