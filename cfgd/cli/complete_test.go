@@ -124,3 +124,49 @@ func TestSplitSecret(t *testing.T) {
 		t.Fatal(w, sec)
 	}
 }
+
+// TestOperatorCommands: the IPsec commands a Junos engineer types, with
+// the pipes they add, reach a daemon (no "syntax error"), and the pipes
+// parse. The same list ran through bin/cli against a router (issue 12
+// sweep); each daemon's own tests check its answer.
+func TestOperatorCommands(t *testing.T) {
+	for line, want := range map[string]string{
+		"show services ipsec-vpn ike security-associations":                            "kmd",
+		"show services ipsec-vpn ike security-associations brief":                      "kmd",
+		"show services ipsec-vpn ike security-associations detail | display xml":       "kmd",
+		"show services ipsec-vpn ike security-associations 192.0.2.2 | display json":   "kmd",
+		"show services ipsec-vpn ike security-associations | count":                    "kmd",
+		"show services ipsec-vpn ike statistics | display xml":                         "kmd",
+		"clear services ipsec-vpn ike security-associations 192.0.2.2":                 "kmd",
+		"clear services ipsec-vpn ike statistics":                                      "kmd",
+		"show services ipsec-vpn ipsec security-associations detail | match Service":   "fwdd",
+		"show services ipsec-vpn ipsec security-associations extensive service-set s1": "fwdd",
+		"show services ipsec-vpn ipsec statistics detail | display json":               "fwdd",
+		"clear services ipsec-vpn ipsec security-associations service-set s1":          "kmd",
+		"clear services ipsec-vpn ipsec statistics":                                    "fwdd",
+		"show services service-sets summary | display xml":                             "fwdd",
+		"show services service-sets summary interface ms-1/2/0 | count":                "fwdd",
+		"show services ipsec-vpn certificates | display json":                          "pkid",
+		"clear services ipsec-vpn certificates all":                                    "pkid",
+	} {
+		words, _, err := splitPipes(line)
+		if err != nil {
+			t.Errorf("%q: %v", line, err)
+			continue
+		}
+		if got, ok := route(words); !ok || got != want {
+			t.Errorf("%q -> %q %v, want %q", line, got, ok, want)
+		}
+	}
+	// Completion offers the new words.
+	sh := &Shell{}
+	for line, word := range map[string]string{"show services service-sets ": "summary", "clear services ipsec-vpn certificates ": "all"} {
+		found := false
+		for _, c := range sh.candidates(line) {
+			found = found || c.Word == word
+		}
+		if !found {
+			t.Errorf("%q does not offer %q", line, word)
+		}
+	}
+}

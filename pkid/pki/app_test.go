@@ -343,6 +343,8 @@ func TestValidateWithCRL(t *testing.T) {
 		"clear services ipsec-vpn certificates":                                           "expecting service-set",
 		"clear services ipsec-vpn certificates service-set other":                         "no cached certificates",
 		"clear services ipsec-vpn certificates service-set ss1 certificate-cache-entry 9": "not found",
+		"clear services ipsec-vpn certificates all service-set ss1":                       "unexpected \"all\"",
+		"show services ipsec-vpn certificates all":                                        "unexpected \"all\"",
 	} {
 		if rep := f.op(t, cmd, false, ""); !strings.Contains(rep.Error, want) {
 			t.Errorf("%s: %q, want %q", cmd, rep.Error, want)
@@ -351,6 +353,15 @@ func TestValidateWithCRL(t *testing.T) {
 	f.ok(t, "clear services ipsec-vpn certificates service-set ss1 certificate-cache-entry 1")
 	if c := f.ok(t, "show services ipsec-vpn certificates").GetPkiCertificates().GetCertificates(); len(c) != 0 {
 		t.Errorf("cached after clear: %v", c)
+	}
+	// Junos's other form: the flag all (clear-ipsec-certificates-service-set).
+	f.app.Validate(context.Background(), &pb.ValidateChainRequest{ServiceSet: "ss1", TrustedCa: []string{"open"}, Certificates: [][]byte{good.Raw}})
+	if c := f.ok(t, "show services ipsec-vpn certificates").GetPkiCertificates().GetCertificates(); len(c) != 1 {
+		t.Fatalf("cached before clear all: %v", c)
+	}
+	f.ok(t, "clear services ipsec-vpn certificates all")
+	if c := f.ok(t, "show services ipsec-vpn certificates").GetPkiCertificates().GetCertificates(); len(c) != 0 {
+		t.Errorf("cached after clear all: %v", c)
 	}
 	// The operator loads a CRL by hand.
 	os.WriteFile(filepath.Join(f.dir, "new.crl"), root.CRL(t, f.clk.now(), f.clk.now().Add(time.Hour), bad, good), 0o644)

@@ -64,13 +64,21 @@ func (pc *peerCache) add(set string, chain [][]byte) {
 
 // servicesCertificates answers `show services ipsec-vpn certificates
 // [service-set S] [brief|detail]` and `clear services ipsec-vpn
-// certificates service-set (S|all) [certificate-cache-entry N]`.
+// certificates (service-set S | all) [certificate-cache-entry N]` (Junos's
+// clear-ipsec-certificates-service-set: a service set or the flag all;
+// `service-set all` is taken too).
 func (a *App) servicesCertificates(verb string, words []string) *pb.OpReply {
-	ar, err := parseArgs(words, []string{"service-set", "certificate-cache-entry"}, []string{"brief", "detail"})
+	ar, err := parseArgs(words, []string{"service-set", "certificate-cache-entry"}, []string{"brief", "detail", "all"})
 	if err != nil {
 		return errReply("%v", err)
 	}
 	set := ar.one("service-set")
+	if ar.has("all") {
+		if verb != "clear" || set != "" {
+			return errReply("syntax error, unexpected \"all\"")
+		}
+		set = "all"
+	}
 	pc := &a.peers
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
@@ -98,7 +106,7 @@ func (a *App) servicesCertificates(verb string, words []string) *pb.OpReply {
 		return &pb.OpReply{Body: &pb.OpReply_PkiCertificates{PkiCertificates: out}}
 	case "clear":
 		if set == "" {
-			return errReply("syntax error, expecting service-set (<name> | all)")
+			return errReply("syntax error, expecting service-set <name> or all")
 		}
 		entry := 0
 		if e := ar.one("certificate-cache-entry"); e != "" {
