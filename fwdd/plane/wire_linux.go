@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,10 +27,13 @@ type LinuxWire struct {
 	p     *Plane
 	send  *ipv4.PacketConn
 	send6 *ipv6.PacketConn // nil without IPv6
-	smu   sync.Mutex
+	smu   sync.Mutex       // guards what follows up to mu
 	msgs  []ipv4.Message
-	addr4 []net.IPAddr // per message slot, reused
-	addr6 []net.IPAddr
+	// the UDP socket udpFor found last, in this WriteOuter
+	lastSrc netip.AddrPort
+	lastOff *udpOffload
+	addr4   []net.IPAddr // per message slot, reused
+	addr6   []net.IPAddr
 
 	mu    sync.Mutex
 	esp   *ipv4.PacketConn
@@ -37,12 +41,20 @@ type LinuxWire struct {
 	udp   map[netip.AddrPort]*udpSock
 	wg    sync.WaitGroup
 	Error func(error) // reports a reader that stopped, optional
+	// NoOffload keeps UDP_SEGMENT and UDP_GRO off on the UDP sockets
+	// opened after it is set (tests of the fallback).
+	NoOffload bool
+	// GSOSegments counts the packets sent in UDP_SEGMENT messages of
+	// more than one, GROSegments those received in coalesced datagrams.
+	GSOSegments, GROSegments atomic.Uint64
 }
 
 type udpSock struct {
 	c    *net.UDPConn
 	pc   batchConn
 	kind Kind
+	off  *udpOffload // sends ESP in UDP with UDP_SEGMENT; nil for IKE
+	gro  bool        // UDP_GRO is on: read with readGRO
 }
 
 // batchConn is what ipv4.PacketConn and ipv6.PacketConn share.
@@ -116,10 +128,62 @@ func bigBuffers(c any) {
 	})
 }
 
-// WriteOuter sends outer IPv4 and IPv6 packets with sendmmsg, in order.
+// WriteOuter sends outer IPv4 and IPv6 packets, in order: ESP in UDP
+// that one of the UDP sockets may send as built from that socket with
+// UDP_SEGMENT (offload_linux.go), everything else from the raw socket,
+// with sendmmsg.
 func (w *LinuxWire) WriteOuter(pkts [][]byte) error {
 	w.smu.Lock()
 	defer w.smu.Unlock()
+	w.lastSrc, w.lastOff = netip.AddrPort{}, nil
+	for len(pkts) > 0 {
+		o := w.udpFor(pkts[0])
+		n := 1
+		for n < len(pkts) && w.udpFor(pkts[n]) == o {
+			n++
+		}
+		run := pkts[:n]
+		pkts = pkts[n:]
+		if o != nil {
+			sent, err := o.writeUDP(run)
+			run = run[sent:]
+			if err == nil {
+				continue
+			}
+			// The rest of the run goes from the raw socket.
+		}
+		if err := w.writeRaw(run); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// udpFor returns the send offload of the UDP socket that may send pkt, or
+// nil for the raw socket. The last lookup is kept for the rest of one
+// WriteOuter (consecutive packets mostly share their SA).
+func (w *LinuxWire) udpFor(pkt []byte) *udpOffload {
+	src, _, _, ok := udpEndpoints(pkt)
+	if !ok {
+		return nil
+	}
+	if src != w.lastSrc || w.lastOff == nil {
+		w.mu.Lock()
+		s := w.udp[src]
+		w.mu.Unlock()
+		w.lastSrc, w.lastOff = src, nil
+		if s != nil && s.off != nil {
+			w.lastOff = s.off
+		}
+	}
+	if o := w.lastOff; o != nil && o.gso.Load() {
+		return o
+	}
+	return nil
+}
+
+// writeRaw sends outer packets from the raw socket with sendmmsg.
+func (w *LinuxWire) writeRaw(pkts [][]byte) error {
 	for len(pkts) > 0 {
 		v6 := pkts[0][0]>>4 == 6
 		n := 0
@@ -196,10 +260,20 @@ func (w *LinuxWire) Listen(want map[netip.AddrPort]Kind) error {
 			continue
 		}
 		bigBuffers(c)
-		s := &udpSock{c: c, pc: ipv4.NewPacketConn(c), kind: k}
+		pc := ipv4.NewPacketConn(c)
+		s := &udpSock{c: c, pc: pc, kind: k}
+		if k != KindIKE && !w.NoOffload {
+			gso, gro := setupOffloads(c, ap.Addr().Is6())
+			s.off = newUDPOffload(pc, gso, &w.GSOSegments)
+			s.gro = gro
+		}
 		w.udp[ap] = s
 		w.wg.Add(1)
-		go w.read(s.pc, k, ap, false)
+		if s.gro {
+			go w.readGRO(s.pc, k, ap)
+		} else {
+			go w.read(s.pc, k, ap, false)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -268,6 +342,80 @@ func (w *LinuxWire) read(pc batchConn, kind Kind, local netip.AddrPort, raw6 boo
 				}
 			}
 			ds = append(ds, d)
+		}
+		r.Receive(ds)
+	}
+}
+
+// readGRO is the outside reader of a UDP socket with UDP_GRO: a
+// datagram may be several of the peer's, of the size the control message
+// gives (the last one possibly shorter). A datagram of one is handed on
+// where it was read; the datagrams of a coalesced one are copied into
+// buffers of their own first, since the TUN device's coalescing of the
+// inner packets writes past the end of the first ones (up to their
+// buffer's capacity).
+func (w *LinuxWire) readGRO(pc batchConn, kind Kind, local netip.AddrPort) {
+	defer w.wg.Done()
+	r := w.p.NewReceiver()
+	msgs := make([]ipv4.Message, groMsgs)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, groBufSize)}
+		msgs[i].OOB = make([]byte, unix.CmsgSpace(4))
+	}
+	slots := make([][]byte, MaxBatch)
+	for i := range slots {
+		slots[i] = make([]byte, BufferSize)
+	}
+	ds := make([]Datagram, 0, MaxBatch+groMsgs)
+	failures := 0
+	for {
+		n, err := pc.ReadBatch(msgs, 0)
+		if err != nil {
+			if isClosed(err) {
+				return
+			}
+			if w.Error != nil && failures == 0 {
+				w.Error(err)
+			}
+			failures++
+			time.Sleep(backoff(failures))
+			continue
+		}
+		failures = 0
+		ds = ds[:0]
+		used := 0
+		for i := 0; i < n; i++ {
+			m := &msgs[i]
+			b := m.Buffers[0][:m.N]
+			d := Datagram{Kind: kind, Local: local}
+			if ua, ok := m.Addr.(*net.UDPAddr); ok {
+				ap := ua.AddrPort()
+				d.Remote = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+			}
+			seg := groSize(m.OOB[:m.NN])
+			if seg <= 0 || seg >= len(b) {
+				d.Data = b
+				ds = append(ds, d)
+				continue
+			}
+			w.GROSegments.Add(uint64((len(b) + seg - 1) / seg))
+			for off := 0; off < len(b); off += seg {
+				part := b[off:min(off+seg, len(b))]
+				if len(part) > BufferSize {
+					w.p.DB.SetCounters("").Add(sad.BadHeaders, 1)
+					continue
+				}
+				if used == len(slots) {
+					// Every copy buffer is taken: run what is there (the
+					// datagrams read in place are all single, so none of
+					// them reaches into what is still to be cut).
+					r.Receive(ds)
+					ds, used = ds[:0], 0
+				}
+				d.Data = slots[used][:copy(slots[used], part)]
+				used++
+				ds = append(ds, d)
+			}
 		}
 		r.Receive(ds)
 	}
