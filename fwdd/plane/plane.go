@@ -91,6 +91,14 @@ const (
 	Headroom = 80
 	// BufferSize holds the largest tunnel MTU (9192) and the ESP trailer.
 	BufferSize = Headroom + 9216 + 128
+	// InBufferSize is the buffer of each datagram an outside reader
+	// receives (and of each datagram cut from a coalesced one): the TUN
+	// device's write coalesces the decrypted TCP segments of a batch
+	// into the first one's buffer, up to its capacity, so that one write
+	// carries up to 64 KiB, as the sending side's TSO read, instead of
+	// the 6 full-size segments a BufferSize buffer holds. Pages a
+	// reader never fills are never touched.
+	InBufferSize = 1 << 16
 	// MaxBatch bounds a batch read or written at once.
 	MaxBatch = 128
 	// extraSlots are the buffers per batch for fragments and ICMP errors.

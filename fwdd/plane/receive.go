@@ -57,6 +57,16 @@ const NATKeepalive = 0xff
 // esp.HeaderLen+8 bytes into Data's buffer, which TUN writes with a
 // virtio header rely on.
 func (r *Receiver) Receive(ds []Datagram) {
+	r.Open(ds)
+	r.Deliver()
+}
+
+// Open is the first half of Receive: demultiplexing, the in-order stage
+// before decryption, and the decryption (in parallel, the caller taking
+// part). Deliver finishes the batch; ds and its buffers must stay
+// untouched until it returned. An outside reader runs Open on the next
+// batch while another goroutine delivers this one (wire_linux.go).
+func (r *Receiver) Open(ds []Datagram) {
 	p := r.p
 	r.jobs = r.jobs[:0]
 	for i := range ds {
@@ -83,9 +93,16 @@ func (r *Receiver) Receive(ds []Datagram) {
 		r.classify(d)
 	}
 	p.Workers.Run(len(r.jobs), r.openFn, &r.wg)
+}
+
+// Deliver is the second half of Receive: the in-order stage after
+// decryption (anti-replay update, checks, statistics) and the batched TUN
+// writes, for the batch of the last Open.
+func (r *Receiver) Deliver() {
 	for i := range r.jobs {
 		r.deliver(&r.jobs[i])
 	}
+	r.jobs = r.jobs[:0]
 	for in, bufs := range r.writes {
 		if len(bufs) > 0 {
 			in.write(bufs, innerOffset)

@@ -1,6 +1,7 @@
 package plane
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -47,6 +48,9 @@ type LinuxWire struct {
 	// GSOSegments counts the packets sent in UDP_SEGMENT messages of
 	// more than one, GROSegments those received in coalesced datagrams.
 	GSOSegments, GROSegments atomic.Uint64
+	// groSlots is how many datagrams cut from coalesced ones one batch
+	// holds (MaxBatch; tests make it small).
+	groSlots int
 }
 
 type udpSock struct {
@@ -278,22 +282,87 @@ func (w *LinuxWire) Listen(want map[netip.AddrPort]Kind) error {
 	return errors.Join(errs...)
 }
 
+// rxSet is one batch's worth of an outside reader's buffers: the
+// datagrams read, the buffers the datagrams of coalesced ones are copied
+// into, and the Receiver that runs the batch.
+type rxSet struct {
+	r     *Receiver
+	msgs  []ipv4.Message
+	slots [][]byte
+	used  int
+	ds    []Datagram
+}
+
+// rxSets is how many batches one outside reader has in flight: one being
+// read and decrypted, one being delivered.
+const rxSets = 2
+
+// rxPipe overlaps the two halves of an outside reader's work: the reader
+// goroutine reads a batch and runs Receiver.Open on it (classify,
+// decrypt), then hands it to the delivering goroutine (Receiver.Deliver:
+// anti-replay update, checks, TUN writes, batches in read order) and
+// reads the next batch into another rxSet meanwhile. On a loaded machine
+// the receive system calls and the TUN writes, the two biggest costs of
+// the inbound path, no longer wait for each other.
+type rxPipe struct {
+	free, ready chan *rxSet
+	done        chan struct{}
+}
+
+func newRxPipe(mk func() *rxSet) *rxPipe {
+	p := &rxPipe{free: make(chan *rxSet, rxSets), ready: make(chan *rxSet, rxSets), done: make(chan struct{})}
+	for i := 0; i < rxSets; i++ {
+		p.free <- mk()
+	}
+	go func() {
+		defer close(p.done)
+		for s := range p.ready {
+			s.r.Deliver()
+			p.free <- s
+		}
+	}()
+	return p
+}
+
+// submit decrypts s's batch and queues it for delivery.
+func (p *rxPipe) submit(s *rxSet) {
+	s.r.Open(s.ds)
+	p.ready <- s
+}
+
+// next returns a set whose batch has been delivered, ready for reading.
+func (p *rxPipe) next() *rxSet {
+	s := <-p.free
+	s.ds, s.used = s.ds[:0], 0
+	return s
+}
+
+// stop waits for the batches queued for delivery.
+func (p *rxPipe) stop() {
+	close(p.ready)
+	<-p.done
+}
+
 // read is one outside reader: recvmmsg into its own buffers, then the
-// inbound pipeline. raw6 marks the IPv6 ESP socket, whose datagrams come
-// without the IPv6 header.
+// inbound pipeline (rxPipe). raw6 marks the IPv6 ESP socket, whose
+// datagrams come without the IPv6 header.
 func (w *LinuxWire) read(pc batchConn, kind Kind, local netip.AddrPort, raw6 bool) {
 	defer w.wg.Done()
-	r := w.p.NewReceiver()
-	msgs := make([]ipv4.Message, MaxBatch)
-	for i := range msgs {
-		msgs[i].Buffers = [][]byte{make([]byte, BufferSize)}
-		if raw6 {
-			msgs[i].OOB = ipv6.NewControlMessage(ipv6.FlagDst)
+	pipe := newRxPipe(func() *rxSet {
+		s := &rxSet{r: w.p.NewReceiver(), msgs: make([]ipv4.Message, MaxBatch), ds: make([]Datagram, 0, MaxBatch)}
+		for i := range s.msgs {
+			s.msgs[i].Buffers = [][]byte{make([]byte, InBufferSize)}
+			if raw6 {
+				s.msgs[i].OOB = ipv6.NewControlMessage(ipv6.FlagDst)
+			}
 		}
-	}
-	ds := make([]Datagram, 0, MaxBatch)
+		return s
+	})
+	defer pipe.stop()
 	failures := 0
+	set := pipe.next()
 	for {
+		msgs := set.msgs
 		n, err := pc.ReadBatch(msgs, 0)
 		if err != nil {
 			if isClosed(err) {
@@ -307,7 +376,6 @@ func (w *LinuxWire) read(pc batchConn, kind Kind, local netip.AddrPort, raw6 boo
 			continue
 		}
 		failures = 0
-		ds = ds[:0]
 		for i := 0; i < n; i++ {
 			m := &msgs[i]
 			b := m.Buffers[0][:m.N]
@@ -341,9 +409,10 @@ func (w *LinuxWire) read(pc batchConn, kind Kind, local netip.AddrPort, raw6 boo
 					d.Remote = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 				}
 			}
-			ds = append(ds, d)
+			set.ds = append(set.ds, d)
 		}
-		r.Receive(ds)
+		pipe.submit(set)
+		set = pipe.next()
 	}
 }
 
@@ -356,19 +425,23 @@ func (w *LinuxWire) read(pc batchConn, kind Kind, local netip.AddrPort, raw6 boo
 // buffer's capacity).
 func (w *LinuxWire) readGRO(pc batchConn, kind Kind, local netip.AddrPort) {
 	defer w.wg.Done()
-	r := w.p.NewReceiver()
-	msgs := make([]ipv4.Message, groMsgs)
-	for i := range msgs {
-		msgs[i].Buffers = [][]byte{make([]byte, groBufSize)}
-		msgs[i].OOB = make([]byte, unix.CmsgSpace(4))
-	}
-	slots := make([][]byte, MaxBatch)
-	for i := range slots {
-		slots[i] = make([]byte, BufferSize)
-	}
-	ds := make([]Datagram, 0, MaxBatch+groMsgs)
+	pipe := newRxPipe(func() *rxSet {
+		s := &rxSet{r: w.p.NewReceiver(), msgs: make([]ipv4.Message, groMsgs), slots: make([][]byte, cmp.Or(w.groSlots, MaxBatch)),
+			ds: make([]Datagram, 0, MaxBatch+groMsgs)}
+		for i := range s.msgs {
+			s.msgs[i].Buffers = [][]byte{make([]byte, groBufSize)}
+			s.msgs[i].OOB = make([]byte, unix.CmsgSpace(4))
+		}
+		for i := range s.slots {
+			s.slots[i] = make([]byte, InBufferSize)
+		}
+		return s
+	})
+	defer pipe.stop()
 	failures := 0
+	set := pipe.next()
 	for {
+		msgs := set.msgs // set may change below; these stay until read's set is next
 		n, err := pc.ReadBatch(msgs, 0)
 		if err != nil {
 			if isClosed(err) {
@@ -382,8 +455,7 @@ func (w *LinuxWire) readGRO(pc batchConn, kind Kind, local netip.AddrPort) {
 			continue
 		}
 		failures = 0
-		ds = ds[:0]
-		used := 0
+		read := set
 		for i := 0; i < n; i++ {
 			m := &msgs[i]
 			b := m.Buffers[0][:m.N]
@@ -394,30 +466,39 @@ func (w *LinuxWire) readGRO(pc batchConn, kind Kind, local netip.AddrPort) {
 			}
 			seg := groSize(m.OOB[:m.NN])
 			if seg <= 0 || seg >= len(b) {
-				d.Data = b
-				ds = append(ds, d)
-				continue
+				seg = len(b)
+				if set == read {
+					// In place: delivered with the set that owns it.
+					d.Data = b
+					set.ds = append(set.ds, d)
+					continue
+				}
+			} else {
+				w.GROSegments.Add(uint64((len(b) + seg - 1) / seg))
 			}
-			w.GROSegments.Add(uint64((len(b) + seg - 1) / seg))
 			for off := 0; off < len(b); off += seg {
 				part := b[off:min(off+seg, len(b))]
-				if len(part) > BufferSize {
+				if len(part) > InBufferSize {
 					w.p.DB.SetCounters("").Add(sad.BadHeaders, 1)
 					continue
 				}
-				if used == len(slots) {
-					// Every copy buffer is taken: run what is there (the
-					// datagrams read in place are all single, so none of
-					// them reaches into what is still to be cut).
-					r.Receive(ds)
-					ds, used = ds[:0], 0
+				if set.used == len(set.slots) {
+					// Every copy buffer of this set is taken: on with
+					// the next set. read's messages are not read into
+					// again before the loop comes back to the top, and
+					// from now on nothing is delivered from them in
+					// place (its set may be delivered, and read into,
+					// before the later sets are).
+					pipe.submit(set)
+					set = pipe.next()
 				}
-				d.Data = slots[used][:copy(slots[used], part)]
-				used++
-				ds = append(ds, d)
+				d.Data = set.slots[set.used][:copy(set.slots[set.used], part)]
+				set.used++
+				set.ds = append(set.ds, d)
 			}
 		}
-		r.Receive(ds)
+		pipe.submit(set)
+		set = pipe.next()
 	}
 }
 
