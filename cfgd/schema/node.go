@@ -64,6 +64,9 @@ type Node struct {
 	Fixed  []string // "field=value" set on this node's message when present
 
 	index int // position among the parent's children, for rendering order
+	// field is Name with '_' for '-', made once by build: the conversion
+	// asks for it at every statement (issue 15 goal 5).
+	field string
 }
 
 // Container returns a container node.
@@ -94,6 +97,7 @@ func build(n *Node, children []*Node) *Node {
 	for i, c := range children {
 		c.Parent = n
 		c.index = i
+		c.field = strings.ReplaceAll(c.Name, "-", "_")
 	}
 	return n
 }
@@ -198,6 +202,9 @@ func (n *Node) Path() string {
 func (n *Node) Field() string {
 	if n.PB != "" {
 		return n.PB
+	}
+	if n.field != "" {
+		return n.field
 	}
 	return strings.ReplaceAll(n.Name, "-", "_")
 }
