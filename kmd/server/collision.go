@@ -169,12 +169,15 @@ func (s *Server) takeOutbound(sa *ikesa.SA) {
 		return
 	}
 	key := s.tunnelKey(sa)
+	var cur uint32
 	s.mu.Lock()
-	cur := s.active[key]
-	_, waiting := s.pending[c.SPIIn]
+	if t := s.tunnels[key]; t != nil {
+		cur = t.active
+	}
+	ch := s.childOf(c.SPIIn)
 	s.mu.Unlock()
-	if waiting {
-		s.switchOutbound(c.SPIIn, true)
+	if ch != nil && ch.pending() {
+		s.switchOut(ch, true)
 		return
 	}
 	if cur == c.SPIOut {
@@ -193,6 +196,6 @@ func (s *Server) takeOutbound(sa *ikesa.SA) {
 		return
 	}
 	s.mu.Lock()
-	s.active[key] = c.SPIOut
+	s.tunnel(key).active = c.SPIOut
 	s.mu.Unlock()
 }

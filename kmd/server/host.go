@@ -125,22 +125,24 @@ func (h *host) Install(sa *ikesa.SA, c *ikesa.ChildSA, replaces *ikesa.ChildSA) 
 	if replaces != nil {
 		req.ReplacesSpi = replaces.SPIOut
 	}
+	ch := &child{sa: sa, key: key, spiIn: c.SPIIn, spiOut: c.SPIOut}
 	s.mu.Lock()
-	s.owner[c.SPIIn], s.owner[c.SPIOut] = sa, sa
-	prev := s.previous[key]
-	delete(s.previous, key)
+	s.children[c.SPIIn], s.children[c.SPIOut] = ch, ch
+	t := s.tunnel(key)
+	prev := t.previous
+	t.previous = nil
 	for _, k := range prev {
 		if k.GetDirection() == pb.Direction_DIRECTION_OUTBOUND {
 			if req.ReplacesSpi == 0 {
 				req.ReplacesSpi = k.GetSpi()
 			}
-			if _, ok := s.active[key]; !ok {
-				s.active[key] = k.GetSpi()
+			if t.active == 0 {
+				t.active = k.GetSpi()
 			}
 		}
 	}
-	_, busy := s.active[key]
-	deferOut := !c.Initiator && busy && s.OutboundDelay > 0
+	deferOut := !c.Initiator && t.active != 0 && s.OutboundDelay > 0
+	s.tidy(key)
 	s.mu.Unlock()
 	if deferOut {
 		req.Sas, req.ReplacesSpi = sas[:1], 0
@@ -155,134 +157,29 @@ func (h *host) Install(sa *ikesa.SA, c *ikesa.ChildSA, replaces *ikesa.ChildSA) 
 		return &installError{rep.GetError()}
 	}
 	if deferOut {
-		p := &pendingOut{key: key, sa: sas[1], spiIn: c.SPIIn, prev: prev, done: make(chan struct{})}
-		if replaces != nil {
-			p.replaces = replaces.SPIOut
-		}
 		s.mu.Lock()
-		if p.replaces == 0 {
-			p.replaces = s.active[key]
+		t := s.tunnel(key)
+		ch.out, ch.outSA, ch.prev, ch.done = outWaiting, sas[1], prev, make(chan struct{})
+		if replaces != nil {
+			ch.replaces = replaces.SPIOut
 		}
-		spi := c.SPIIn
-		p.timer = time.AfterFunc(s.OutboundDelay, func() { s.switchOutbound(spi, false) })
-		s.pending[spi] = p
+		if ch.replaces == 0 {
+			ch.replaces = t.active
+		}
+		ch.timer = time.AfterFunc(s.OutboundDelay, func() { s.switchOut(ch, false) })
+		t.waiting[ch] = true
 		s.mu.Unlock()
 		s.trace(trace.Info).Str("sa", sa.Name()).Uint32("spi_in", c.SPIIn).Uint32("spi_out", c.SPIOut).Msg("CHILD SA inbound installed, outbound waits for the peer")
 		return nil
 	}
 	s.mu.Lock()
-	s.active[key] = c.SPIOut
+	ch.out = outInstalled
+	s.tunnel(key).active = c.SPIOut
 	s.mu.Unlock()
 	s.retirePrevious(prev)
 	s.trace(trace.Info).Str("sa", sa.Name()).Uint32("spi_in", c.SPIIn).Uint32("spi_out", c.SPIOut).Msg("CHILD SA installed")
 	return nil
 }
-
-// tunnelKey names the tunnel whose outbound SA a CHILD SA of sa carries:
-// the peer's key, and for dynamic endpoints (many clients behind one
-// peer key) also the client's address, so that one client's CHILD SA
-// never takes over another client's outbound SA (fwdd's SAD keys its
-// tunnels the same way).
-func (s *Server) tunnelKey(sa *ikesa.SA) string {
-	if p := s.peer(sa.Config.Name); p != nil && p.Dynamic {
-		return sa.Config.Name + "@" + sa.Remote.Addr().String()
-	}
-	return sa.Config.Name
-}
-
-// pendingOut is the outbound half of a CHILD SA this side answered,
-// waiting until the peer has certainly installed the matching inbound SA.
-type pendingOut struct {
-	key      string
-	sa       *pb.SA
-	spiIn    uint32
-	replaces uint32 // the outbound SA in use when the CHILD SA came
-	prev     []*pb.SAKey
-	timer    *time.Timer
-	done     chan struct{} // closed once installed or cancelled
-	// started is set (under s.mu) when switchOutbound sends the install:
-	// the entry stays in s.pending until fwdd answered, so that an
-	// Uninstall of the SA it replaces waits for it instead of deleting
-	// the old outbound SA while the new one is still on its way (the old
-	// SA's delete and the new SA's install are different subjects, which
-	// fwdd may run in either order: a window without an outbound SA).
-	started bool
-}
-
-// switchOutbound installs the waiting outbound SA of the CHILD SA whose
-// inbound SPI is spiIn. Unless force is set, it does nothing while another
-// outbound SA than the one it was to replace took over the tunnel
-// meanwhile (this side's own rekey after a collision, RFC 7296 section
-// 2.8.1): it then waits, parked, for that one's deletion.
-func (s *Server) switchOutbound(spiIn uint32, force bool) {
-	s.mu.Lock()
-	p := s.pending[spiIn]
-	if p == nil || p.started {
-		s.mu.Unlock()
-		return
-	}
-	if cur, ok := s.active[p.key]; !force && ok && cur != p.replaces {
-		s.mu.Unlock()
-		return
-	}
-	p.started = true
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.pending, spiIn)
-		s.mu.Unlock()
-		close(p.done)
-	}()
-	p.timer.Stop()
-	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
-	defer cancel()
-	rep := &pb.SAInstallReply{}
-	err := s.Bus.Request(ctx, subject.Fwdd, subject.VerbSAInstall, &pb.SAInstall{Sas: []*pb.SA{p.sa}, ReplacesSpi: p.replaces}, rep)
-	if err == nil && rep.GetError() != "" {
-		err = &installError{rep.GetError()}
-	}
-	if err != nil {
-		s.trace(trace.Warning).Uint32("spi_out", p.sa.GetSpi()).Err(err).Msg("outbound SA install")
-		return
-	}
-	s.mu.Lock()
-	s.active[p.key] = p.sa.GetSpi()
-	s.mu.Unlock()
-	s.retirePrevious(p.prev)
-	s.trace(trace.Info).Uint32("spi_in", spiIn).Uint32("spi_out", p.sa.GetSpi()).Msg("CHILD SA outbound installed")
-}
-
-// outboundPending reports whether the outbound SA of the CHILD SA with
-// inbound SPI spiIn is not in fwdd yet.
-func (s *Server) outboundPending(spiIn uint32) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := s.pending[spiIn]
-	return p != nil && !p.started
-}
-
-// retirePrevious deletes, after RestartGrace, the SAs a previous kmd
-// left in fwdd (make-before-break: the new ones carry the traffic and
-// the peer had time to switch).
-func (s *Server) retirePrevious(prev []*pb.SAKey) {
-	if len(prev) == 0 {
-		return
-	}
-	go func() {
-		select {
-		case <-time.After(s.RestartGrace):
-		case <-s.ctx.Done():
-			return
-		}
-		ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
-		defer cancel()
-		s.Bus.Request(ctx, subject.Fwdd, subject.VerbSADelete, &pb.SADelete{Sas: prev, Reason: "replaced after kmd restart"}, &pb.SADeleteReply{})
-	}()
-}
-
-type installError struct{ msg string }
-
-func (e *installError) Error() string { return "fwdd: " + e.msg }
 
 // Uninstall deletes both directions of c. A CHILD SA whose outbound SA
 // still waits loses it; when c's outbound SA carries the tunnel, the
@@ -292,41 +189,50 @@ func (h *host) Uninstall(sa *ikesa.SA, c *ikesa.ChildSA) {
 	s := h.s()
 	key := s.tunnelKey(sa)
 	s.mu.Lock()
-	var wait []*pendingOut
-	if p := s.pending[c.SPIIn]; p != nil && p.started {
-		// c's own outbound SA is being installed: delete it after.
-		wait = append(wait, p)
-	} else if p != nil {
-		delete(s.pending, c.SPIIn)
-		p.timer.Stop()
-		close(p.done)
-		defer s.retirePrevious(p.prev)
+	var wait []*child
+	if ch := s.childOf(c.SPIIn); ch != nil {
+		switch ch.out {
+		case outInstalling:
+			// c's own outbound SA is being installed: delete it after.
+			wait = append(wait, ch)
+		case outWaiting:
+			ch.out = outNone
+			if t := s.tunnels[ch.key]; t != nil {
+				delete(t.waiting, ch)
+			}
+			s.tidy(ch.key)
+			ch.timer.Stop()
+			close(ch.done)
+			defer s.retirePrevious(ch.prev)
+		}
 	}
-	if cur, ok := s.active[key]; ok && cur == c.SPIOut {
-		delete(s.active, key)
-		for _, p := range s.pending {
-			if p.key == key && p.spiIn != c.SPIIn {
-				wait = append(wait, p)
+	if t := s.tunnels[key]; t != nil && t.active == c.SPIOut {
+		t.active = 0
+		for w := range t.waiting {
+			if w.spiIn != c.SPIIn {
+				wait = append(wait, w)
 			}
 		}
 	}
+	s.tidy(key)
 	s.mu.Unlock()
-	for _, p := range wait {
-		s.switchOutbound(p.spiIn, true)
+	for _, w := range wait {
+		s.switchOut(w, true)
 		select {
-		case <-p.done:
+		case <-w.done:
 		case <-s.ctx.Done():
 		}
 	}
 	s.mu.Lock()
-	if s.active[key] == c.SPIOut {
-		delete(s.active, key) // c's own outbound SA went in meanwhile
+	if t := s.tunnels[key]; t != nil && t.active == c.SPIOut {
+		t.active = 0 // c's own outbound SA went in meanwhile
+		s.tidy(key)
 	}
 	for _, spi := range []uint32{c.SPIIn, c.SPIOut} {
 		// Its IKE SA, or the one it was rekeyed into (same runner), or
 		// one that is gone.
-		if o := s.owner[spi]; o == sa || s.runners[o] == nil || s.runners[o] == s.runners[sa] {
-			delete(s.owner, spi)
+		if o := s.children[spi]; o != nil && (o.sa == sa || s.runners[o.sa] == nil || s.runners[o.sa] == s.runners[sa]) {
+			delete(s.children, spi)
 		}
 	}
 	s.mu.Unlock()

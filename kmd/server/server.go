@@ -67,19 +67,15 @@ type Server struct {
 	mu      sync.Mutex
 	peers   map[string]*Peer
 	runners map[*ikesa.SA]*runner
-	// owner is, by SPI (inbound and outbound), the IKE SA whose CHILD SA
-	// was installed with it: fwdd's SA events go to that SA's runner
-	// alone, not to every runner (at thousands of tunnels each event
-	// visited them all).
-	owner map[uint32]*ikesa.SA
-	// previous holds, per peer key, the SAs fwdd still runs from before a
-	// kmd restart (make-before-break, README "Restart").
-	previous map[string][]*pb.SAKey
-	// active is, per peer key, the outbound SPI carrying the tunnel in
-	// fwdd; pending the outbound SAs waiting for the peer, by the inbound
-	// SPI of their CHILD SA (host.Install).
-	active  map[string]uint32
-	pending map[uint32]*pendingOut
+	// children are the CHILD SAs installed in fwdd, by SPI (inbound and
+	// outbound), each with the IKE SA that installed it (fwdd's SA
+	// events go to its runner) and its outbound side's install state
+	// (outbound.go).
+	children map[uint32]*child
+	// tunnels are, per tunnel (tunnelKey), the outbound SPI carrying it
+	// in fwdd, the SAs a previous kmd left there and the CHILD SAs whose
+	// outbound SA is pending.
+	tunnels map[string]*tunnel
 	// estab records the established IKE SAs for the simultaneous
 	// initiation check (collision.go).
 	estab map[*ikesa.SA]*established
@@ -121,10 +117,8 @@ func (s *Server) init(ctx context.Context) {
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.peers = map[string]*Peer{}
 	s.runners = map[*ikesa.SA]*runner{}
-	s.owner = map[uint32]*ikesa.SA{}
-	s.previous = map[string][]*pb.SAKey{}
-	s.active = map[string]uint32{}
-	s.pending = map[uint32]*pendingOut{}
+	s.children = map[uint32]*child{}
+	s.tunnels = map[string]*tunnel{}
 	s.backup = map[string]bool{}
 	s.down = map[string]bool{}
 	s.v1s = &v1State{tunnels: map[string]*v1Runner{}, cookies: map[[8]byte]*v1Runner{}}
@@ -236,7 +230,7 @@ func (s *Server) Apply(ctx context.Context, old, new *pb.Config) error {
 	}
 	for _, p := range peers {
 		s.mu.Lock()
-		_, restarted := s.previous[p.Key]
+		restarted := s.tunnels[p.Key] != nil && len(s.tunnels[p.Key].previous) > 0
 		s.mu.Unlock()
 		if (p.Establish == Immediately || (restarted && !p.Dynamic)) && s.findSA(p.Key) == nil {
 			if ierr := s.Initiate(p); ierr != nil {
@@ -284,7 +278,8 @@ func (s *Server) learnPrevious(ctx context.Context) {
 			}
 		}
 		if k := e.GetKey(); k != nil {
-			s.previous[key] = append(s.previous[key], k)
+			t := s.tunnel(key)
+			t.previous = append(t.previous, k)
 		}
 	}
 }
@@ -581,7 +576,11 @@ func (s *Server) SAEvent(e *pb.SAEvent) {
 		s.switchOutbound(spi, false)
 	}
 	s.mu.Lock()
-	r := s.runners[s.owner[spi]]
+	var owner *ikesa.SA
+	if c := s.children[spi]; c != nil {
+		owner = c.sa
+	}
+	r := s.runners[owner]
 	s.mu.Unlock()
 	if r == nil {
 		return // no CHILD SA of ours has it (any more)

@@ -361,9 +361,12 @@ func (h *v1Host) InstallOut(t *ikev1.Tunnel, c *ikev1.Child, replaces *ikev1.Chi
 	// After a kmd restart the SAs the previous kmd left in fwdd carry the
 	// tunnel until this one takes over, then go after RestartGrace
 	// (README "Restart"), as for IKEv2.
+	var prev []*pb.SAKey
 	s.mu.Lock()
-	prev := s.previous[t.Config.Name]
-	delete(s.previous, t.Config.Name)
+	if tun := s.tunnels[t.Config.Name]; tun != nil {
+		prev, tun.previous = tun.previous, nil
+		s.tidy(t.Config.Name)
+	}
 	s.mu.Unlock()
 	for _, k := range prev {
 		if k.GetDirection() == pb.Direction_DIRECTION_OUTBOUND && r == 0 {

@@ -108,7 +108,7 @@ func TestIKEv1RestartMakeBeforeBreak(t *testing.T) {
 	ctx := t.Context()
 	r.Apply(ctx, nil, rc)
 	l.mu.Lock()
-	l.previous["ss1/r1/t1"] = []*pb.SAKey{{Spi: 0x1111, Direction: pb.Direction_DIRECTION_INBOUND}, {Spi: 0x2222, Direction: pb.Direction_DIRECTION_OUTBOUND}}
+	l.tunnel("ss1/r1/t1").previous = []*pb.SAKey{{Spi: 0x1111, Direction: pb.Direction_DIRECTION_INBOUND}, {Spi: 0x2222, Direction: pb.Direction_DIRECTION_OUTBOUND}}
 	l.applied = true
 	l.mu.Unlock()
 	if err := l.Apply(ctx, nil, lc); err != nil {
