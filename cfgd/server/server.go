@@ -48,8 +48,20 @@ type Requester interface {
 	Request(ctx context.Context, daemon, verb string, req, rep proto.Message) error
 }
 
-// PrepareWait bounds how long the prepare round waits for a daemon.
-const PrepareWait = 3 * time.Second
+// PrepareWait bounds how long the prepare round waits for a daemon with
+// a small candidate; prepareWait adds PrepareWaitPerMiB for each MiB of
+// it (a 10,000-service-set candidate is about 8 MiB, sent in parts: the
+// daemon receives, decodes and checks it all).
+const (
+	PrepareWait       = 3 * time.Second
+	PrepareWaitPerMiB = time.Second
+)
+
+// prepareWait is how long the prepare round waits for the daemon that is
+// sent s.
+func prepareWait(s *pb.ConfigSnapshot) time.Duration {
+	return PrepareWait + time.Duration(proto.Size(s)>>20)*PrepareWaitPerMiB
+}
 
 // DefaultAckWait bounds how long commit waits for the daemons.
 const DefaultAckWait = 5 * time.Second
@@ -226,7 +238,7 @@ func (s *Server) prepare(ctx context.Context, c *pb.Config) ([]*pb.ConfigError, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pctx, cancel := context.WithTimeout(ctx, PrepareWait)
+			pctx, cancel := context.WithTimeout(ctx, prepareWait(own[d]))
 			defer cancel()
 			acks[i] = &pb.ApplyAck{}
 			errs[i] = s.Req.Request(pctx, d, subject.VerbPrepare, own[d], acks[i])

@@ -112,6 +112,11 @@ type Conn struct {
 	closed chan struct{}
 	// kvs holds the handles of the buckets used so far, by name (kvOf).
 	kvs sync.Map
+
+	// parts holds the requests being received in parts, by subject and
+	// id (message.go, Request).
+	partsMu sync.Mutex
+	parts   map[string]*partial
 }
 
 // Connect connects to the bus, once: a daemon that cannot reach its bus

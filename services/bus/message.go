@@ -22,7 +22,46 @@ const (
 	HeaderError = "Sitesec-Error"
 	// HeaderTimeout carries the caller's remaining time in milliseconds.
 	HeaderTimeout = "Sitesec-Timeout"
+	// HeaderPart marks one part of a request too big for one message:
+	// "ID I N", part I (from 0) of N of request ID.
+	HeaderPart = "Sitesec-Part"
 )
+
+// A request bigger than the server's maximum payload (1 MiB by default:
+// cfgd's prepare round sends a 10,000-service-set candidate of several
+// MiB) goes in parts of at most partSize bytes, each a request on the
+// same subject with HeaderPart: the handler's side keeps the parts and
+// answers each but the last with an empty reply once it has it; the last
+// part gets the handler's reply to the whole. Parts go one after the
+// other, and the requests of one subscription are served in order, so
+// they arrive in order. With two instances of a daemon in the queue group
+// the parts may go to different instances: the one that misses a part
+// answers an error (sitesec runs one instance of each daemon per router).
+const (
+	// partHeadroom is left under the maximum payload for the headers.
+	partHeadroom = 16 << 10
+	// maxParts and maxPartial bound what a handler keeps of one request
+	// (64 MiB); partialTTL how long it keeps an unfinished one.
+	maxParts   = 256
+	maxPartial = 64 << 20
+	partialTTL = 30 * time.Second
+)
+
+// partial is a request being received in parts.
+type partial struct {
+	n, next int
+	data    []byte
+	started time.Time
+}
+
+// partSize is the largest request body sent in one message.
+func (c *Conn) partSize() int {
+	mp := int(c.NC.MaxPayload())
+	if mp <= 0 {
+		mp = 1 << 20
+	}
+	return max(mp-partHeadroom, 4<<10)
+}
 
 // Errors a Request can be tested for with errors.Is.
 var (
@@ -105,12 +144,51 @@ func (c *Conn) Request(ctx context.Context, daemon, verb string, req, rep proto.
 	}
 	dl, _ := ctx.Deadline()
 	budget := time.Until(dl)
+	var part []string
+	if size := c.partSize(); len(data) > size {
+		n := (len(data) + size - 1) / size
+		if n > maxParts {
+			return fmt.Errorf("bus: %s request of %d bytes is more than %d parts", subj, len(data), maxParts)
+		}
+		id := nats.NewInbox()[len(nats.InboxPrefix):]
+		for i := 0; i < n-1; i++ {
+			msg := &nats.Msg{Subject: subj, Data: data[i*size : (i+1)*size], Header: nats.Header{
+				HeaderTimeout: []string{strconv.FormatInt(time.Until(dl).Milliseconds(), 10)},
+				HeaderPart:    []string{fmt.Sprintf("%s %d %d", id, i, n)},
+			}}
+			m, err := c.NC.RequestMsgWithContext(ctx, msg)
+			if err != nil {
+				return c.requestError(daemon, subj, budget, err)
+			}
+			if e := m.Header.Get(HeaderError); e != "" {
+				return &RemoteError{Daemon: daemon, Subject: subj, Message: e}
+			}
+		}
+		part = []string{fmt.Sprintf("%s %d %d", id, n-1, n)}
+		data = data[(n-1)*size:]
+	}
 	msg := &nats.Msg{Subject: subj, Data: data, Header: nats.Header{
-		HeaderTimeout: []string{strconv.FormatInt(budget.Milliseconds(), 10)},
+		HeaderTimeout: []string{strconv.FormatInt(time.Until(dl).Milliseconds(), 10)},
 	}}
+	if part != nil {
+		msg.Header[HeaderPart] = part
+	}
 	m, err := c.NC.RequestMsgWithContext(ctx, msg)
+	if err != nil {
+		return c.requestError(daemon, subj, budget, err)
+	}
+	if msg := m.Header.Get(HeaderError); msg != "" {
+		return &RemoteError{Daemon: daemon, Subject: subj, Message: msg}
+	}
+	if err := proto.Unmarshal(m.Data, rep); err != nil {
+		return fmt.Errorf("bus: malformed %s reply from %s: %w", e.Reply.Descriptor().FullName(), subj, err)
+	}
+	return nil
+}
+
+// requestError words a failed request.
+func (c *Conn) requestError(daemon, subj string, budget time.Duration, err error) error {
 	switch {
-	case err == nil:
 	case errors.Is(err, nats.ErrNoResponders):
 		return &wrapped{fmt.Sprintf("bus: no %s answers on %s (is %s running?)", daemon, subj, daemon), ErrNoResponders}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
@@ -120,13 +198,6 @@ func (c *Conn) Request(ctx context.Context, daemon, verb string, req, rep proto.
 	default:
 		return fmt.Errorf("bus: %s: %w", subj, err)
 	}
-	if msg := m.Header.Get(HeaderError); msg != "" {
-		return &RemoteError{Daemon: daemon, Subject: subj, Message: msg}
-	}
-	if err := proto.Unmarshal(m.Data, rep); err != nil {
-		return fmt.Errorf("bus: malformed %s reply from %s: %w", e.Reply.Descriptor().FullName(), subj, err)
-	}
-	return nil
 }
 
 // timeoutError matches both ErrTimeout and context.DeadlineExceeded.
@@ -200,8 +271,17 @@ func (c *Conn) serve(e *subject.Entry, subj string, m *nats.Msg, h Handler) {
 		c.report(err)
 		return
 	}
+	data := m.Data
+	if h := m.Header.Get(HeaderPart); h != "" {
+		whole, done, err := c.addPart(m.Subject, h, m.Data)
+		if err != nil || !done {
+			c.reply(m, nil, err) // an empty reply: part received
+			return
+		}
+		data = whole
+	}
 	req := e.Message.New().Interface()
-	if err := proto.Unmarshal(m.Data, req); err != nil {
+	if err := proto.Unmarshal(data, req); err != nil {
 		c.reply(m, nil, fmt.Errorf("bus: malformed %s request on %s: %v", e.Message.Descriptor().FullName(), subj, err))
 		return
 	}
@@ -217,6 +297,48 @@ func (c *Conn) serve(e *subject.Entry, subj string, m *nats.Msg, h Handler) {
 		err = checkType(e.Daemon, e.Verb, "reply", rep, e.Reply)
 	}
 	c.reply(m, rep, err)
+}
+
+// addPart keeps one part ("ID I N") of a request sent in parts; done is
+// true with the whole request at its last part.
+func (c *Conn) addPart(subj, h string, data []byte) (whole []byte, done bool, err error) {
+	var id string
+	var i, n int
+	if _, err := fmt.Sscanf(h, "%s %d %d", &id, &i, &n); err != nil || n < 1 || n > maxParts || i < 0 || i >= n {
+		return nil, false, fmt.Errorf("bus: %s: bad %s header %q", subj, HeaderPart, h)
+	}
+	key := subj + " " + id
+	now := time.Now()
+	c.partsMu.Lock()
+	defer c.partsMu.Unlock()
+	for k, p := range c.parts {
+		if now.Sub(p.started) > partialTTL {
+			delete(c.parts, k)
+		}
+	}
+	p := c.parts[key]
+	if i == 0 {
+		if c.parts == nil {
+			c.parts = map[string]*partial{}
+		}
+		p = &partial{n: n, started: now}
+		c.parts[key] = p
+	}
+	if p == nil || p.n != n || p.next != i {
+		delete(c.parts, key)
+		return nil, false, fmt.Errorf("bus: %s: part %d of %d of request %s out of order (an earlier part went elsewhere or was lost)", subj, i+1, n, id)
+	}
+	if len(p.data)+len(data) > maxPartial {
+		delete(c.parts, key)
+		return nil, false, fmt.Errorf("bus: %s: request %s is over %d bytes", subj, id, maxPartial)
+	}
+	p.data = append(p.data, data...)
+	p.next++
+	if p.next < n {
+		return nil, false, nil
+	}
+	delete(c.parts, key)
+	return p.data, true, nil
 }
 
 // checkCaller refuses a request whose reply subject is not the inbox of
