@@ -191,6 +191,53 @@ func TestTunnelPreSharedKey(t *testing.T) {
 	if !strings.Contains(ike, R3Outside) {
 		t.Errorf("IKE SA with %s not shown:\n%s", R3Outside, ike)
 	}
+	// The operational commands a Junos engineer types on an established
+	// tunnel (issue 12 sweep): each answers, none is an unknown command,
+	// and the ones with the peer in them show it.
+	for cmd, want := range map[string]string{
+		"show services ipsec-vpn ike security-associations brief":                      R3Outside,
+		"show services ipsec-vpn ike security-associations detail":                     R3Outside,
+		"show services ipsec-vpn ike security-associations " + R3Outside:               R3Outside,
+		"show services ipsec-vpn ike security-associations | count":                    "Count: ",
+		"show services ipsec-vpn ike security-associations brief | display xml":        "<ike-sa-remote-address>" + R3Outside,
+		"show services ipsec-vpn ike security-associations detail | display json":      `"ike-sa-remote-address"`,
+		"show services ipsec-vpn ike statistics":                                       "",
+		"show services ipsec-vpn ipsec security-associations":                          "inbound",
+		"show services ipsec-vpn ipsec security-associations detail | match Direction": "Direction: outbound",
+		"show services ipsec-vpn ipsec security-associations extensive":                R3Outside,
+		"show services ipsec-vpn ipsec security-associations | display xml":            "<services-security-associations-block>",
+		"show services ipsec-vpn ipsec statistics detail":                              R3Outside,
+		"show services ipsec-vpn ipsec statistics | display json":                      `"esp-encrypted-packets"`,
+		"show services service-sets summary":                                           "utilization",
+		"show services service-sets summary | display xml":                             "<service-sets-configured>",
+		"clear services ipsec-vpn ipsec statistics":                                    "",
+		"clear services ipsec-vpn ike statistics":                                      "",
+	} {
+		out, err := tp.R2.CLI(cmd)
+		if err != nil || strings.Contains(out, "error:") || !strings.Contains(out, want) {
+			t.Errorf("%s: %v, want %q in\n%s", cmd, err, want, out)
+		}
+	}
+}
+
+// TestTunnelJunosDefaults (issue 12 item 8): IKEv2 proposals that leave
+// out every algorithm, and perfect-forward-secrecy without keys, run
+// Junos's defaults between two sitesec routers: 3des-cbc with sha1 and
+// group1 for IKE, ESP 3des-cbc with hmac-sha1-96 and PFS group1.
+func TestTunnelJunosDefaults(t *testing.T) {
+	tp := tunnelUp(t, "psk-defaults", nil)
+	checkTraffic(t, tp)
+	ike := tp.R2.MustCLI("show services ipsec-vpn ike security-associations detail")
+	sa := tp.R2.MustCLI("show services ipsec-vpn ipsec security-associations detail")
+	for _, want := range []string{"Encryption            : 3des-cbc", "Pseudo random function: hmac-sha1", "Diffie-Hellman group  : 1"} {
+		if !strings.Contains(ike, want) {
+			t.Errorf("IKE SA without %q:\n%s", want, ike)
+		}
+	}
+	if !strings.Contains(sa, "Protocol: ESP, Authentication: hmac-sha1-96, Encryption: 3des-cbc") {
+		t.Errorf("IPsec SA is not ESP hmac-sha1-96 3des-cbc:\n%s", sa)
+	}
+	t.Logf("r2 IKE SA:\n%s\nr2 IPsec SA:\n%s", ike, sa)
 }
 
 // TestTunnelIKEv1 runs the seed's IKEv1 settings between two sitesec
