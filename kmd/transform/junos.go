@@ -176,6 +176,8 @@ func AllIKE() []message.Proposal {
 	for _, b := range []uint16{256, 128, 192} {
 		cbc.Transforms = append(cbc.Transforms, message.NewTransform(message.TransformENCR, message.EncrAESCBC, b))
 	}
+	// Junos's implicit proposals start with 3des-cbc: last here.
+	cbc.Transforms = append(cbc.Transforms, message.NewTransform(message.TransformENCR, message.Encr3DES, 0))
 	cbc.Transforms = append(cbc.Transforms, prfs...)
 	for _, i := range []uint16{message.IntegHMACSHA256128, message.IntegHMACSHA384192, message.IntegHMACSHA512256, message.IntegHMACSHA196} {
 		cbc.Transforms = append(cbc.Transforms, message.NewTransform(message.TransformINTEG, i, 0))
@@ -200,6 +202,7 @@ func AllESP(pfs ...uint16) []message.Proposal {
 	for _, b := range []uint16{256, 128, 192} {
 		cbc.Transforms = append(cbc.Transforms, message.NewTransform(message.TransformENCR, message.EncrAESCBC, b))
 	}
+	cbc.Transforms = append(cbc.Transforms, message.NewTransform(message.TransformENCR, message.Encr3DES, 0))
 	for _, i := range []uint16{message.IntegHMACSHA256128, message.IntegHMACSHA384192, message.IntegHMACSHA512256, message.IntegHMACSHA196} {
 		cbc.Transforms = append(cbc.Transforms, message.NewTransform(message.TransformINTEG, i, 0))
 	}

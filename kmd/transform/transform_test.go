@@ -295,6 +295,8 @@ func TestSelect(t *testing.T) {
 	esp := Suite{Protocol: message.ProtocolESP, Encr: message.EncrAESCBC, EncrKeyBits: 128, Integ: message.IntegHMACSHA196}
 	espPFS := esp
 	espPFS.DH = 19
+	des3IKE := ike(message.Encr3DES, 0, message.PRFHMACSHA1, message.IntegHMACSHA196, 14)
+	des3ESP := Suite{Protocol: message.ProtocolESP, Encr: message.Encr3DES, Integ: message.IntegHMACSHA196}
 	tests := []struct {
 		name  string
 		local []message.Proposal
@@ -311,6 +313,10 @@ func TestSelect(t *testing.T) {
 		{"pfs", AllESP(19), []Suite{espPFS}, &espPFS},
 		{"pfs required", AllESP(19), []Suite{esp}, nil},
 		{"protocol differs", AllIKE(), []Suite{esp}, nil},
+		// A peer with Junos's default algorithms (3des-cbc, sha1)
+		// reach a responder that accepts every supported transform.
+		{"3des ike (Junos's implicit proposal)", AllIKE(), []Suite{des3IKE}, &des3IKE},
+		{"3des esp", AllESP(), []Suite{des3ESP}, &des3ESP},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
