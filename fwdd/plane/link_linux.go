@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/tun"
 )
 
@@ -93,11 +94,50 @@ func SetAddresses(in *Inside, prefixes []string) error {
 type Route struct {
 	Prefix netip.Prefix
 	Linux  string
+	// Reverse: a dynamic-endpoint tunnel's reverse route, installed in
+	// ReverseTable rather than main (see ReverseTable).
+	Reverse bool
 }
 
-// SetRoutes makes fwdd's routes exactly routes.
+// The reverse routes of dynamic-endpoint tunnels live in their own table,
+// ReverseTable, looked up by the rule `not fwmark OutsideMark lookup
+// ReverseTable` (priority ReversePrio, after the steering rules, before
+// main): every packet the kernel routes takes them, except fwdd's own
+// IKE and ESP, whose sockets carry OutsideMark. A client whose selectors
+// cover its own outside address (a host-to-net road warrior without a
+// virtual IP, or 0.0.0.0/0 split into halves) keeps its IKE and ESP on
+// the outside interface while the traffic for it goes into the tunnel,
+// as strongSwan's and Junos's bypass of IKE/ESP traffic has it.
+const (
+	ReverseTable = 0x91000092 // below steerTableBase: not a steering table
+	ReversePrio  = 14603
+	OutsideMark  = 0x92000000
+)
+
+// reverseRule is the rule that looks ReverseTable up.
+func reverseRule(family int) *netlink.Rule {
+	r := netlink.NewRule()
+	r.Family = family
+	r.Priority = ReversePrio
+	r.Table = ReverseTable
+	r.Mark = OutsideMark
+	r.Mask = func() *uint32 { m := uint32(0xffffffff); return &m }()
+	r.Invert = true
+	r.Protocol = uint8(RouteProtocol)
+	return r
+}
+
+// SetRoutes makes fwdd's routes exactly routes: the static routes to the
+// inside interfaces in main, the reverse routes in ReverseTable (with its
+// rule, kept in place even when there are none, so that a later reverse
+// route never catches fwdd's own traffic).
 func SetRoutes(routes []Route) error {
 	var errs []error
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		if err := netlink.RuleAdd(reverseRule(fam)); err != nil && !errors.Is(err, unix.EEXIST) && !(fam == netlink.FAMILY_V6 && errors.Is(err, unix.EAFNOSUPPORT)) {
+			errs = append(errs, fmt.Errorf("link: reverse-route rule: %w", err))
+		}
+	}
 	want := map[string]bool{}
 	for _, r := range routes {
 		l, err := netlink.LinkByName(r.Linux)
@@ -107,15 +147,29 @@ func SetRoutes(routes []Route) error {
 		}
 		dst := &net.IPNet{IP: r.Prefix.Addr().AsSlice(), Mask: net.CIDRMask(r.Prefix.Bits(), r.Prefix.Addr().BitLen())}
 		rt := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: dst, Protocol: RouteProtocol, Scope: netlink.SCOPE_LINK}
+		if r.Reverse {
+			rt.Table = ReverseTable
+		}
 		if err := netlink.RouteReplace(rt); err != nil {
 			errs = append(errs, fmt.Errorf("link: route %s dev %s: %w", r.Prefix, r.Linux, err))
 		}
-		want[fmt.Sprintf("%s/%d", dst, l.Attrs().Index)] = true
+		want[fmt.Sprintf("%d %s/%d", rt.Table, dst, l.Attrs().Index)] = true
 	}
-	have, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Protocol: RouteProtocol}, netlink.RT_FILTER_PROTOCOL)
-	if err == nil {
+	for _, table := range []int{0, ReverseTable} {
+		filter, mask := &netlink.Route{Protocol: RouteProtocol}, netlink.RT_FILTER_PROTOCOL
+		if table != 0 {
+			filter.Table, mask = table, mask|netlink.RT_FILTER_TABLE
+		}
+		have, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, filter, mask)
+		if err != nil {
+			continue
+		}
 		for _, rt := range have {
-			if rt.Dst != nil && !want[fmt.Sprintf("%s/%d", rt.Dst, rt.LinkIndex)] {
+			t := rt.Table
+			if t == unix.RT_TABLE_MAIN {
+				t = 0
+			}
+			if rt.Dst != nil && !want[fmt.Sprintf("%d %s/%d", t, rt.Dst, rt.LinkIndex)] {
 				netlink.RouteDel(&rt)
 			}
 		}

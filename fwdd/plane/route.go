@@ -102,7 +102,7 @@ func reverseRoutes(tbl *spd.Table, sas []*sad.SA) []Route {
 				if p.Bits() == 0 {
 					continue // never a default route through one peer
 				}
-				r := Route{Prefix: p, Linux: linux}
+				r := Route{Prefix: p, Linux: linux, Reverse: true}
 				if !seen[r] {
 					seen[r] = true
 					out = append(out, r)

@@ -145,8 +145,8 @@ func (st *Steering) Apply(plan []Steer) error {
 	}
 	for i := range installed {
 		r := &installed[i]
-		if r.Protocol != uint8(RouteProtocol) {
-			continue
+		if r.Protocol != uint8(RouteProtocol) || r.Priority == ReversePrio {
+			continue // the reverse-route rule is SetRoutes'
 		}
 		k := ruleKey(r)
 		if !want[k] || have[k] {

@@ -113,7 +113,8 @@ func OpenLinuxWire(p *Plane) (*LinuxWire, error) {
 const SocketBuffer = 8 << 20
 
 // bigBuffers raises a socket's buffers past net.core.[rw]mem_max when
-// allowed (SO_RCVBUFFORCE needs CAP_NET_ADMIN), or as far as allowed.
+// allowed (SO_RCVBUFFORCE needs CAP_NET_ADMIN), or as far as allowed, and
+// marks the socket with OutsideMark: every outside socket goes through it.
 func bigBuffers(c any) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
@@ -124,6 +125,8 @@ func bigBuffers(c any) {
 		return
 	}
 	raw.Control(func(fd uintptr) {
+		// fwdd's own IKE and ESP skip the reverse routes (ReverseTable).
+		unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, OutsideMark)
 		for _, o := range [][2]int{{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}, {unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}} {
 			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[0], SocketBuffer) != nil {
 				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[1], SocketBuffer)

@@ -38,12 +38,12 @@ const (
 	// setupPool is where the load-tester takes one source address per
 	// IKE SA in the "many addresses" mode.
 	setupPool = "10.200.0.0/16"
-	// setupClientNet is every client's selector. Not the client's own
-	// address: fwdd routes a dynamic-endpoint client's selectors into the
-	// inside interface (the DEP reverse route), and a route for the
-	// client's own address would take the IKE replies to it into the
-	// tunnel too (a known problem, README); strongSwan's kernel-libipsec
-	// refuses such a CHILD SA ("conflicts with IKE traffic").
+	// setupClientNet is the strongSwan responder's clients' selector
+	// (the anchor): strongSwan's kernel-libipsec refuses a CHILD SA whose
+	// selector covers the client's own address ("conflicts with IKE
+	// traffic"). sitesec's clients use their own address, as a road
+	// warrior without a virtual IP does: fwdd's reverse routes leave its
+	// IKE and ESP alone (fwdd README, "reverse routes").
 	setupClientNet = "10.99.0.0/16"
 	// ltPlugins are the charon plugins the load-tester charon loads
 	// (copied beside the load-tester into a directory bind-mounted over
@@ -433,8 +433,14 @@ func TestSetupRate(t *testing.T) {
 		if !matches(filter, mode.name) {
 			continue
 		}
+		// Each client's selector is its own address: r3's in the one
+		// address mode, one of the pool's in the other.
+		clients := e2e.R3Outside + "/32"
+		if mode.pool != "" {
+			clients = mode.pool
+		}
 		commitSetup(t, r2, setupSitesec{Outside: e2e.R2Outside, Inside: e2e.R2Inside, Peer: e2e.R3Outside,
-			PSK: setupPSK, LocalNet: setupLocalNet, ClientNet: setupClientNet, Static: mode.static, Trace: os.Getenv("BENCH_DEBUG") != ""})
+			PSK: setupPSK, LocalNet: setupLocalNet, ClientNet: clients, Static: mode.static, Trace: os.Getenv("BENCH_DEBUG") != ""})
 		var ss, ws []float64
 		for i := 0; i < reps; i++ {
 			// sitesec: from no SAs (the previous run's are cleared).
@@ -443,7 +449,6 @@ func TestSetupRate(t *testing.T) {
 			}
 			c := ltConf{Responder: e2e.R2Outside, PSK: setupPSK, LocalNet: setupLocalNet,
 				Initiators: initiators, Iterations: iter, InFlight: inflight, Debug: os.Getenv("BENCH_DEBUG") != ""}
-			c.ClientNet = setupClientNet
 			if mode.pool != "" {
 				c.PoolIf, c.Pool = "ge-0-0-0", mode.pool
 			}
@@ -459,6 +464,9 @@ func TestSetupRate(t *testing.T) {
 			ss = append(ss, s.Rate)
 
 			// strongSwan: a fresh responder.
+			// Its clients keep a selector beside their address (see
+			// setupClientNet).
+			c.ClientNet = setupClientNet
 			sw, swDir := swanResponder(t, tp, c.ClientNet)
 			c.Responder = e2e.R4
 			if mode.pool != "" {
@@ -507,9 +515,9 @@ func TestScale(t *testing.T) {
 	tp.IP("r2", "route", "add", setupPool, "via", e2e.R3Outside)
 	r2 := harness.StartIn(t, tp.NS["r2"], "--name", "r2")
 	commitSetup(t, r2, setupSitesec{Outside: e2e.R2Outside, Inside: e2e.R2Inside, Peer: e2e.R3Outside,
-		PSK: setupPSK, LocalNet: setupLocalNet, ClientNet: setupClientNet})
+		PSK: setupPSK, LocalNet: setupLocalNet, ClientNet: setupPool})
 	rss0 := daemonRSS(t, r2)
-	c := ltConf{Responder: e2e.R2Outside, PSK: setupPSK, LocalNet: setupLocalNet, ClientNet: setupClientNet,
+	c := ltConf{Responder: e2e.R2Outside, PSK: setupPSK, LocalNet: setupLocalNet, // each client's selector: its own address
 		Initiators: initiators, Iterations: iter, InFlight: EnvInt("BENCH_INFLIGHT", 4),
 		PoolIf: "ge-0-0-0", Pool: setupPool, Stay: true}
 	c.Dir = charonDir(t, "lt-")
