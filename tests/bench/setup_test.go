@@ -459,7 +459,7 @@ func TestSetupRate(t *testing.T) {
 			t.Logf("%s: sitesec run %d: %d IKE SAs, %d CHILD SAs in %.0f ms: %.1f/s, %d retransmits (load %s)", mode.name, i+1, s.IKE, s.Child, s.Ms, s.Rate, s.Retransmits, LoadAvg())
 			if s.Child < initiators*iter {
 				sas, _ := r2.CLI("show services ipsec-vpn ike security-associations | count")
-				t.Errorf("sitesec: %d of %d CHILD SAs established; r2: %s\nload-tester log:\n%s\nkmd trace:\n%s", s.Child, initiators*iter, sas, s.Log, lastLines(r2.Trace("kmd"), 40))
+				t.Errorf("sitesec: %d of %d CHILD SAs established; r2: %s\nload-tester log:\n%s\nkmd trace:\n%s", s.Child, initiators*iter, sas, s.Log, harness.LastLines(r2.Trace("kmd"), 40))
 			}
 			ss = append(ss, s.Rate)
 
@@ -476,7 +476,7 @@ func TestSetupRate(t *testing.T) {
 			t.Logf("%s: strongSwan run %d: %d IKE SAs, %d CHILD SAs in %.0f ms: %.1f/s, %d retransmits (load %s)", mode.name, i+1, w.IKE, w.Child, w.Ms, w.Rate, w.Retransmits, LoadAvg())
 			if w.Child < initiators*iter {
 				rlog, _ := os.ReadFile(filepath.Join(swDir, "charon.log"))
-				t.Errorf("strongSwan: %d of %d CHILD SAs established\nload-tester log:\n%s\nresponder log:\n%s", w.Child, initiators*iter, w.Log, lastLines(string(rlog), 30))
+				t.Errorf("strongSwan: %d of %d CHILD SAs established\nload-tester log:\n%s\nresponder log:\n%s", w.Child, initiators*iter, w.Log, harness.LastLines(string(rlog), 30))
 			}
 			sw.Kill()
 			ws = append(ws, w.Rate)
@@ -489,14 +489,6 @@ func TestSetupRate(t *testing.T) {
 	}
 	t.Logf("summary (IKE_SA + CHILD_SA setups per second, medians of %d runs of %d, %d initiators, %d in flight, interleaved):\n%s",
 		reps, initiators*iter, initiators, inflight, strings.Join(rows, "\n"))
-}
-
-func lastLines(s string, n int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
 }
 
 // TestScale measures issue 15 goal 3: BENCH_TUNNELS (10,000) IKE SAs with

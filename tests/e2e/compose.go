@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sitesec/sitesec/tests/harness"
 )
 
 // Compose drives one docker compose project (deploy/two-routers by
@@ -99,7 +101,7 @@ func BuildImages(t testing.TB) {
 
 // NewCompose prepares a project for file with fresh bus passwords.
 func NewCompose(t testing.TB, cmd []string, file, bin string) *Compose {
-	c := &Compose{t: t, cmd: cmd, File: file, Project: "sse2e" + randHex(3), Passwords: map[string]string{}, bin: bin}
+	c := &Compose{t: t, cmd: cmd, File: file, Project: "sse2e" + harness.RandHex(3), Passwords: map[string]string{}, bin: bin}
 	c.Env = os.Environ()
 	// The buses are TLS only: a CA and server certificate of their own.
 	certs := exec.Command(filepath.Join(Repo(), "deploy", "certs.sh"))
@@ -108,7 +110,7 @@ func NewCompose(t testing.TB, cmd []string, file, bin string) *Compose {
 	}
 	c.CA = filepath.Join(Repo(), "deploy", "certs", "ca.pem")
 	for _, u := range []string{"SITESECD", "CFGD", "KMD", "PKID", "FWDD", "CLI"} {
-		pw := randHex(12)
+		pw := harness.RandHex(12)
 		c.Passwords[u] = pw
 		c.Env = append(c.Env, "SITESEC_PW_"+u+"="+pw)
 	}

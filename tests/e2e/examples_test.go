@@ -90,9 +90,7 @@ func runExample(t *testing.T, c exampleCase) {
 	tp.R2 = start("r2", R2Outside)
 	tp.R3 = start("r3", R3Outside)
 	if !tp.WaitPing("r1", R4, 30*time.Second) {
-		for _, d := range []string{"kmd", "fwdd"} {
-			t.Logf("r2 %s trace (end):\n%s", d, lastLines(tp.R2.Trace(d), 10))
-		}
+		tp.R2.LogTraces(t, "r2", 10, "kmd", "fwdd")
 		sas, _ := tp.R2.CLI("show services ipsec-vpn ipsec security-associations")
 		ike, _ := tp.R2.CLI("show services ipsec-vpn ike security-associations")
 		stats, _ := tp.R2.CLI("show services ipsec-vpn ipsec statistics")

@@ -110,10 +110,8 @@ func TestRestartUnderTraffic(t *testing.T) {
 	t.Logf("tunnel: %s", auth)
 	t.Cleanup(func() {
 		if t.Failed() {
-			for _, d := range []string{"kmd", "fwdd"} {
-				t.Logf("r2 %s trace (end):\n%s", d, lastLines(tp.R2.Trace(d), 80))
-				t.Logf("r3 %s trace (end):\n%s", d, lastLines(tp.R3.Trace(d), 40))
-			}
+			tp.R2.LogTraces(t, "r2", 80, "kmd", "fwdd")
+			tp.R3.LogTraces(t, "r3", 40, "kmd", "fwdd")
 		}
 	})
 	tp.Background("r4", tp.Tool, "serve", "-l", ":5001")

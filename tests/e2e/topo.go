@@ -16,9 +16,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,7 +23,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -90,17 +86,11 @@ func RequireNetns(t testing.TB) {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("needs ip (iproute2) for network namespaces")
 	}
-	name := "sse2e-probe-" + randHex(3)
+	name := "sse2e-probe-" + harness.RandHex(3)
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		t.Skipf("ip netns add does not work here: %v: %s", err, out)
 	}
 	_ = exec.Command("ip", "netns", "del", name).Run()
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // NewTopology makes the namespaces, links, addresses and routes (removed in
@@ -109,22 +99,12 @@ func NewTopology(t testing.TB, plain bool) *Topology {
 	t.Helper()
 	RequireNetns(t)
 	tp := &Topology{t: t, NS: map[string]string{}, Plain: plain, Tool: NetTool(t), Dir: t.TempDir()}
-	id := randHex(3)
+	id := harness.RandHex(3)
 	for _, r := range []string{"r1", "r2", "r3", "r4"} {
-		ns := "sse2e-" + id + "-" + r
-		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-			t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
-		}
-		tp.NS[r] = ns
-		t.Cleanup(func() {
-			if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-				t.Logf("ip netns del %s: %v: %s", ns, err, out)
-			}
-		})
+		tp.NS[r] = "sse2e-" + id + "-" + r
+		harness.AddNetns(t, tp.NS[r])
 	}
-	link := func(a, aif, b, bif string) {
-		tp.IP(a, "link", "add", aif, "type", "veth", "peer", "name", bif, "netns", tp.NS[b])
-	}
+	link := func(a, aif, b, bif string) { harness.Veth(t, tp.NS[a], aif, tp.NS[b], bif) }
 	link("r1", "eth0", "r2", "ge-0-0-1")
 	link("r2", "ge-0-0-0", "r3", "ge-0-0-0")
 	link("r3", "ge-0-0-1", "r4", "eth0")
@@ -161,14 +141,11 @@ func NewTopology(t testing.TB, plain bool) *Topology {
 	return tp
 }
 
-// IP runs `ip -n NS args...` and fails the test on error.
+// IP runs `ip -n NS args...` in r's namespace and fails the test on
+// error.
 func (tp *Topology) IP(r string, args ...string) string {
 	tp.t.Helper()
-	out, err := exec.Command("ip", append([]string{"-n", tp.NS[r]}, args...)...).CombinedOutput()
-	if err != nil {
-		tp.t.Fatalf("ip -n %s %s: %v: %s", r, strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return harness.IP(tp.t, tp.NS[r], args...)
 }
 
 // Sh runs a shell command inside r's namespace and fails the test on error.
@@ -184,19 +161,9 @@ func (tp *Topology) Sh(r, script string) string {
 // Run runs a command in r's namespace with a timeout and returns its
 // combined output.
 func (tp *Topology) Run(r string, timeout time.Duration, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	c := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", tp.NS[r]}, args...)...)
 	var out bytes.Buffer
-	c.Stdout, c.Stderr = &out, &out
-	err := c.Run()
-	if ctx.Err() != nil {
-		err = fmt.Errorf("timed out after %s", timeout)
-	}
-	if err != nil {
-		return out.String(), fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(out.String()))
-	}
-	return out.String(), nil
+	err := harness.Run(tp.NS[r], timeout, &out, &out, args...)
+	return out.String(), err
 }
 
 // Nettool runs nettool in r's namespace.
@@ -217,57 +184,11 @@ func (tp *Topology) Background(r string, args ...string) *Proc {
 // (it is still killed if the test binary dies).
 func (tp *Topology) Spawn(r string, args ...string) *Proc {
 	tp.t.Helper()
-	p := &Proc{done: make(chan struct{})}
-	p.cmd = exec.Command("ip", append([]string{"netns", "exec", tp.NS[r]}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.errOut
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		tp.t.Fatalf("start %v: %v", args, err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	return p
+	return harness.Spawn(tp.t, tp.NS[r], args...)
 }
 
-// Proc is a background process.
-type Proc struct {
-	cmd         *exec.Cmd
-	out, errOut bytes.Buffer
-	err         error
-	done        chan struct{}
-}
-
-// Wait waits at most d for the process to exit and returns its standard
-// output; the error says how it failed, with its standard error.
-func (p *Proc) Wait(d time.Duration) (string, error) {
-	select {
-	case <-p.done:
-	case <-time.After(d):
-		p.Kill()
-		return p.out.String(), fmt.Errorf("%v: did not exit within %s", p.cmd.Args, d)
-	}
-	if p.err != nil {
-		return p.out.String(), fmt.Errorf("%v: %w: %s", p.cmd.Args, p.err, strings.TrimSpace(p.errOut.String()))
-	}
-	return p.out.String(), nil
-}
-
-// Interrupt sends SIGINT and waits at most d for the process to exit;
-// it returns what Wait returns.
-func (p *Proc) Interrupt(d time.Duration) (string, error) {
-	_ = p.cmd.Process.Signal(syscall.SIGINT)
-	return p.Wait(d)
-}
-
-// Kill ends the process (SIGKILL) and waits for it.
-func (p *Proc) Kill() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
+// Proc is a background process (harness.Proc).
+type Proc = harness.Proc
 
 // StartRouters runs sitesecd in r2 and r3 with args.
 func (tp *Topology) StartRouters(args ...string) {

@@ -97,9 +97,7 @@ func tunnelUp(t *testing.T, auth string, setup func(tp *Topology)) *Topology {
 		return tp
 	}
 	// Which piece is missing? The traces say more than the skip reason.
-	for _, d := range []string{"kmd", "pkid", "fwdd"} {
-		t.Logf("r2 %s trace (end):\n%s", d, lastLines(tp.R2.Trace(d), 8))
-	}
+	tp.R2.LogTraces(t, "r2", 8, "kmd", "pkid", "fwdd")
 	sas, err := tp.R2.CLI("show services ipsec-vpn ipsec security-associations")
 	switch auth {
 	case "manual":

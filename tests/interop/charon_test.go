@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sitesec/sitesec/tests/harness"
 )
 
 // Charon is one strongSwan charon in the topology's sw- namespace, in a
@@ -120,16 +122,7 @@ func (c *Charon) Stop() { c.proc.Kill() }
 // Log returns the end of charon's log.
 func (c *Charon) Log(lines int) string {
 	b, _ := os.ReadFile(filepath.Join(c.Dir, "charon.log"))
-	return lastLines(string(b), lines)
-}
-
-// lastLines returns the last n lines of s.
-func lastLines(s string, n int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
+	return harness.LastLines(string(b), lines)
 }
 
 // keyDir is the swanctl directory for a private key of keyType.

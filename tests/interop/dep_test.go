@@ -3,7 +3,6 @@ package interop
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -65,18 +64,15 @@ func runDynamicEndpoints(t *testing.T, cert, v1 bool) {
 	e2e.RequireNetns(t)
 	requireCharon(t)
 	t.Parallel()
-	id := randHex(3)
+	id := harness.RandHex(3)
 	tp := &Topo{t: t, Site: "ds-" + id, Tool: e2e.NetTool(t)}
 	addNS := func(ns string) {
-		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-			t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
-		}
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		harness.AddNetns(t, ns)
 		tp.IP(ns, "link", "set", "lo", "up")
 	}
 	addNS(tp.Site)
-	tp.IP(tp.Site, "link", "add", "ge-0-0-0", "type", "veth", "peer", "name", "gw0")
-	tp.IP(tp.Site, "link", "add", "ge-0-0-1", "type", "veth", "peer", "name", "lan1")
+	harness.Veth(t, tp.Site, "ge-0-0-0", "", "gw0")
+	harness.Veth(t, tp.Site, "ge-0-0-1", "", "lan1")
 	tp.IP(tp.Site, "addr", "add", SiteOutside+"/24", "dev", "ge-0-0-0")
 	tp.IP(tp.Site, "addr", "add", SiteInside+"/24", "dev", "ge-0-0-1")
 	for _, d := range []string{"ge-0-0-0", "gw0", "ge-0-0-1", "lan1"} {
@@ -93,8 +89,8 @@ func runDynamicEndpoints(t *testing.T, cert, v1 bool) {
 		if i == depClients {
 			lan = "10.9.0"
 		}
-		tp.IP(ns, "link", "add", "eth0", "type", "veth", "peer", "name", fmt.Sprintf("cl%d", i), "netns", tp.Site)
-		tp.IP(ns, "link", "add", "in0", "type", "veth", "peer", "name", "in1")
+		harness.Veth(t, ns, "eth0", tp.Site, fmt.Sprintf("cl%d", i))
+		harness.Veth(t, ns, "in0", "", "in1")
 		tp.IP(ns, "addr", "add", local+"/24", "dev", "eth0")
 		tp.IP(ns, "addr", "add", lan+".1/24", "dev", "in0")
 		for _, d := range []string{"eth0", "in0", "in1"} {
@@ -110,8 +106,8 @@ func runDynamicEndpoints(t *testing.T, cert, v1 bool) {
 	r := harness.StartIn(t, tp.Site, "--name", "dep")
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("kmd trace (end):\n%s", lastLines(r.Trace("kmd"), 60))
-			t.Logf("fwdd trace (end):\n%s", lastLines(r.Trace("fwdd"), 20))
+			r.LogTraces(t, "", 60, "kmd")
+			r.LogTraces(t, "", 20, "fwdd")
 			for _, c := range clients {
 				if c.charon != nil {
 					t.Logf("charon %s log (end):\n%s", c.Local, c.charon.Log(30))
@@ -162,7 +158,7 @@ func runDynamicEndpoints(t *testing.T, cert, v1 bool) {
 			defer wg.Done()
 			out, err := c.charon.Swanctl("--initiate", "--child", "net", "--timeout", "20")
 			if err != nil {
-				errs[i] = fmt.Errorf("%v\n%s", err, lastLines(out, 8))
+				errs[i] = fmt.Errorf("%v\n%s", err, harness.LastLines(out, 8))
 			}
 		}()
 	}

@@ -111,8 +111,8 @@ func newCaseLifetime(t *testing.T, set Set, initiator bool, lifetimeKB, lifetime
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("charon log (end):\n%s", k.c.Log(40))
-			t.Logf("kmd trace (end):\n%s", lastLines(k.r.Trace("kmd"), 40))
-			t.Logf("fwdd trace (end):\n%s", lastLines(k.r.Trace("fwdd"), 20))
+			k.r.LogTraces(t, "", 40, "kmd")
+			k.r.LogTraces(t, "", 20, "fwdd")
 		}
 	})
 	k.commit(lifetimeKB, lifetimeSeconds)

@@ -2,9 +2,6 @@ package interop
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,7 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"text/template"
 	"time"
@@ -80,12 +76,6 @@ type Topo struct {
 	Charon *Charon
 }
 
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // requireCharon skips unless charon, swanctl and the kernel-libipsec plugin
 // are installed.
 func requireCharon(t *testing.T) {
@@ -107,22 +97,15 @@ func NewTopo(t *testing.T) *Topo {
 	t.Helper()
 	e2e.RequireNetns(t)
 	requireCharon(t)
-	id := randHex(3)
+	id := harness.RandHex(3)
 	tp := &Topo{t: t, Swan: "sw-" + id, Site: "ss-" + id, Tool: e2e.NetTool(t)}
 	for _, ns := range []string{tp.Swan, tp.Site} {
-		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-			t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
-		}
-		t.Cleanup(func() {
-			if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-				t.Logf("ip netns del %s: %v: %s", ns, err, out)
-			}
-		})
+		harness.AddNetns(t, ns)
 		tp.IP(ns, "link", "set", "lo", "up")
 	}
-	tp.IP(tp.Swan, "link", "add", "eth0", "type", "veth", "peer", "name", "ge-0-0-0", "netns", tp.Site)
-	tp.IP(tp.Swan, "link", "add", "in0", "type", "veth", "peer", "name", "in1")
-	tp.IP(tp.Site, "link", "add", "ge-0-0-1", "type", "veth", "peer", "name", "lan1")
+	harness.Veth(t, tp.Swan, "eth0", tp.Site, "ge-0-0-0")
+	harness.Veth(t, tp.Swan, "in0", "", "in1")
+	harness.Veth(t, tp.Site, "ge-0-0-1", "", "lan1")
 	for _, a := range []struct{ ns, dev, addr string }{
 		{tp.Swan, "eth0", SwanOutside + "/24"},
 		{tp.Swan, "in0", SwanInside + "/24"},
@@ -160,78 +143,28 @@ func (tp *Topo) NATSite() {
 // IP runs `ip -n NS args...` and fails the test on error.
 func (tp *Topo) IP(ns string, args ...string) string {
 	tp.t.Helper()
-	out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput()
-	if err != nil {
-		tp.t.Fatalf("ip -n %s %s: %v: %s", ns, strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return harness.IP(tp.t, ns, args...)
 }
 
 // Run runs a command in namespace ns with a timeout; it returns standard
 // output, and an error with standard error when it fails.
 func Run(ns string, timeout time.Duration, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	c := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, args...)...)
 	var out, errb bytes.Buffer
-	c.Stdout, c.Stderr = &out, &errb
-	err := c.Run()
-	if ctx.Err() != nil {
-		err = fmt.Errorf("timed out after %s", timeout)
-	}
-	if err != nil {
-		return out.String(), fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
-	}
-	return out.String(), nil
+	err := harness.Run(ns, timeout, &out, &errb, args...)
+	return out.String(), err
 }
 
-// Spawn starts a command in ns, killed in cleanup.
+// Spawn starts a command in ns (standard error in its output), killed in
+// cleanup.
 func (tp *Topo) Spawn(ns string, args ...string) *Proc {
 	tp.t.Helper()
-	p := &Proc{done: make(chan struct{})}
-	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		tp.t.Fatalf("start %v: %v", args, err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	p := harness.SpawnCombined(tp.t, ns, args...)
 	tp.t.Cleanup(p.Kill)
 	return p
 }
 
-// Proc is a background process.
-type Proc struct {
-	cmd  *exec.Cmd
-	out  bytes.Buffer
-	err  error
-	done chan struct{}
-}
-
-// Wait waits at most d for the process and returns its output.
-func (p *Proc) Wait(d time.Duration) (string, error) {
-	select {
-	case <-p.done:
-	case <-time.After(d):
-		p.Kill()
-		return p.out.String(), fmt.Errorf("%v: did not exit within %s", p.cmd.Args, d)
-	}
-	return p.out.String(), p.err
-}
-
-// Kill ends the process (SIGKILL) and waits for it.
-func (p *Proc) Kill() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-// Pid is the process id.
-func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+// Proc is a background process (harness.Proc).
+type Proc = harness.Proc
 
 // PingResult is the part of `nettool ping -json` the tests read.
 type PingResult struct {

@@ -60,7 +60,7 @@ func TestStrongSwanIKEv1NAT(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("charon log (end):\n%s", k.c.Log(40))
-			t.Logf("kmd trace (end):\n%s", lastLines(k.r.Trace("kmd"), 40))
+			k.r.LogTraces(t, "", 40, "kmd")
 		}
 	})
 	k.commit(0, 0)
