@@ -197,10 +197,7 @@ func (h *host) Uninstall(sa *ikesa.SA, c *ikesa.ChildSA) {
 			wait = append(wait, ch)
 		case outWaiting:
 			ch.out = outNone
-			if t := s.tunnels[ch.key]; t != nil {
-				delete(t.waiting, ch)
-			}
-			s.tidy(ch.key)
+			s.unwait(ch)
 			ch.timer.Stop()
 			close(ch.done)
 			defer s.retirePrevious(ch.prev)

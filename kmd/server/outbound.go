@@ -89,6 +89,14 @@ func (s *Server) tidy(key string) {
 	}
 }
 
+// unwait takes c out of its tunnel's waiting set. Call with s.mu held.
+func (s *Server) unwait(c *child) {
+	if t := s.tunnels[c.key]; t != nil {
+		delete(t.waiting, c)
+	}
+	s.tidy(c.key)
+}
+
 // childOf returns the CHILD SA whose inbound SPI is spiIn. Call with s.mu
 // held.
 func (s *Server) childOf(spiIn uint32) *child {
@@ -148,10 +156,7 @@ func (s *Server) switchOut(c *child, force bool) {
 			c.out = outNone
 		}
 		c.outSA = nil
-		if t := s.tunnels[c.key]; t != nil {
-			delete(t.waiting, c)
-		}
-		s.tidy(c.key)
+		s.unwait(c)
 		s.mu.Unlock()
 		close(c.done)
 	}()

@@ -68,8 +68,8 @@ func Configs(dir string, n int) ([]Named, error) {
 // resolution error, stores the plan in the configuration (Config.Plan)
 // and asks views for the plan's tunnels as the daemon should run them
 // (want) and the daemon's own view (got); the first difference fails t.
-// It logs how many tunnels it compared.
-func Contract(t testing.TB, dir string, n int, views func(c Named, p *pb.Plan) (want, got []View)) {
+// It logs and returns how many tunnels it compared.
+func Contract(t testing.TB, dir string, n int, views func(c Named, p *pb.Plan) (want, got []View)) int {
 	t.Helper()
 	cs, err := Configs(dir, n)
 	if err != nil {
@@ -89,6 +89,7 @@ func Contract(t testing.TB, dir string, n int, views func(c Named, p *pb.Plan) (
 		tunnels += len(want)
 	}
 	t.Logf("%d tunnels of %d configurations", tunnels, len(cs))
+	return tunnels
 }
 
 // View is one tunnel as a daemon runs it. Options is nil in kmd's view:
