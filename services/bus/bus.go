@@ -103,6 +103,10 @@ type Conn struct {
 	// base is the parent of handler contexts; Close cancels it.
 	base   context.Context
 	cancel context.CancelFunc
+	// pend holds chunked messages (chunk.go); maxChunk, when set (tests),
+	// replaces the server's max_payload as the chunk size.
+	pend     pending
+	maxChunk int
 
 	mu sync.Mutex
 	// reconnected is closed (and replaced) at every reconnect, so that

@@ -180,6 +180,20 @@ func (c *Conn) Request(ctx context.Context, daemon, verb string, req, rep proto.
 	if msg := m.Header.Get(HeaderError); msg != "" {
 		return &RemoteError{Daemon: daemon, Subject: subj, Message: msg}
 	}
+	if h := m.Header.Get(HeaderChunks); h != "" {
+		// A reply too large for one message (chunk.go).
+		body, err := c.fetchChunks(msg, m, h, func(r *nats.Msg) (*nats.Msg, error) {
+			x, err := c.NC.RequestMsgWithContext(ctx, r)
+			if err != nil {
+				return nil, c.requestError(daemon, subj, budget, err)
+			}
+			return x, nil
+		})
+		if err != nil {
+			return fmt.Errorf("bus: %s reply of %s: %w", e.Reply.Descriptor().FullName(), subj, err)
+		}
+		m.Data = body
+	}
 	if err := proto.Unmarshal(m.Data, rep); err != nil {
 		return fmt.Errorf("bus: malformed %s reply from %s: %w", e.Reply.Descriptor().FullName(), subj, err)
 	}
@@ -271,6 +285,10 @@ func (c *Conn) serve(e *subject.Entry, subj string, m *nats.Msg, h Handler) {
 		c.report(err)
 		return
 	}
+	if ch := m.Header.Get(HeaderChunk); ch != "" {
+		c.serveChunk(m, ch)
+		return
+	}
 	data := m.Data
 	if h := m.Header.Get(HeaderPart); h != "" {
 		whole, done, err := c.addPart(m.Subject, h, m.Data)
@@ -296,7 +314,11 @@ func (c *Conn) serve(e *subject.Entry, subj string, m *nats.Msg, h Handler) {
 	if err == nil && rep != nil {
 		err = checkType(e.Daemon, e.Verb, "reply", rep, e.Reply)
 	}
-	c.reply(m, rep, err)
+	keep := chunkKeep
+	if dl, ok := ctx.Deadline(); ok {
+		keep = time.Until(dl)
+	}
+	c.replyKeep(m, rep, err, keep)
 }
 
 // addPart keeps one part ("ID I N") of a request sent in parts; done is
@@ -385,6 +407,12 @@ func (c *Conn) call(ctx context.Context, subj string, h Handler, req proto.Messa
 
 // reply answers m with rep, or with err in the error header.
 func (c *Conn) reply(m *nats.Msg, rep proto.Message, err error) {
+	c.replyKeep(m, rep, err, chunkKeep)
+}
+
+// replyKeep is reply; a reply too large for one message is sent in
+// chunks, kept for the caller at most keep (chunk.go).
+func (c *Conn) replyKeep(m *nats.Msg, rep proto.Message, err error, keep time.Duration) {
 	if m.Reply == "" {
 		return
 	}
@@ -394,6 +422,8 @@ func (c *Conn) reply(m *nats.Msg, rep proto.Message, err error) {
 		if err != nil {
 			out.Data = nil
 			err = fmt.Errorf("bus: marshal reply: %w", err)
+		} else if len(out.Data) > c.chunkLimit() {
+			c.holdReply(out, out.Data, keep)
 		}
 	}
 	if err != nil {
