@@ -434,7 +434,7 @@ func TestReverseRoutes(t *testing.T) {
 	}
 	mk(0x100, "198.51.100.1", "10.7.0.0/24")
 	mk(0x200, "198.51.100.2", "10.8.0.128/25")
-	got := reverseRoutes(tbl, db.All())
+	got := reverseRoutes(tbl, db.RemoteSpans())
 	want := map[string]bool{"10.7.0.0/24 ms-1-2-0u1": true, "10.8.0.128/25 ms-1-2-0u1": true}
 	if len(got) != len(want) {
 		t.Fatalf("routes %v", got)
@@ -444,9 +444,21 @@ func TestReverseRoutes(t *testing.T) {
 			t.Fatalf("unexpected route %v", r)
 		}
 	}
+	// A deleted tunnel's range goes; one shared by two tunnels stays
+	// while one of them does.
+	mk(0x300, "198.51.100.3", "10.7.0.0/24")
+	db.Delete(sad.Filter{Keys: []*pb.SAKey{{Spi: 0x201}, {Spi: 0x101}}}, "test")
+	if got := reverseRoutes(tbl, db.RemoteSpans()); len(got) != 1 || got[0].Prefix.String() != "10.7.0.0/24" {
+		t.Fatalf("routes after deleting 10.8.0.128/25's tunnel and one of 10.7.0.0/24's two: %v", got)
+	}
+	db.Delete(sad.Filter{Keys: []*pb.SAKey{{Spi: 0x301}}}, "test")
+	if got := reverseRoutes(tbl, db.RemoteSpans()); len(got) != 0 {
+		t.Fatalf("routes after deleting every tunnel: %v", got)
+	}
+	mk(0x100, "198.51.100.1", "10.7.0.0/24")
 	// Not a DEP set: no reverse routes.
 	tbl2, _ := spdBuild(dynConfig("192.0.2.1", "0.0.0.0", "10.0.1.0/24", "10.0.2.0/24"))
-	if r := reverseRoutes(tbl2, db.All()); len(r) != 0 {
+	if r := reverseRoutes(tbl2, db.RemoteSpans()); len(r) != 0 {
 		t.Fatalf("routes for a static set: %v", r)
 	}
 }

@@ -89,6 +89,12 @@ type SA struct {
 	db  *DB
 	src []netip.Prefix // local selectors as prefixes, nil for any
 	dst []netip.Prefix
+	// tunnel names the tunnel an outbound SA carries (tunnelKey).
+	tunnel string
+	// superseded: the SA left its set's outbound order (replaced or
+	// deleted); inOrder is the writers' view of the same (DB.mu).
+	superseded atomic.Bool
+	inOrder    bool
 }
 
 // DataOptions are an SA's data-plane options (SPEC section 3). fwdd owns them
@@ -268,9 +274,15 @@ type Options struct {
 // DB is the SAD.
 type DB struct {
 	mu     sync.Mutex // serializes writers
-	in     atomic.Pointer[map[InKey]*SA]
-	out    atomic.Pointer[map[OutKey]*SA]
-	bySet  atomic.Pointer[map[string][]*SA] // outbound lookup order, newest first
+	in     shards[InKey]
+	out    shards[OutKey]
+	// bySet is the outbound lookup order of each service set; the map is
+	// replaced when a set appears, each set's order is appended to in
+	// place (order).
+	bySet atomic.Pointer[map[string]*order]
+	// spans counts the remote selector ranges of the outbound SAs
+	// (RemoteSpans); under mu.
+	spans map[Span]int
 	marks  *Marks
 	chunk  uint64
 	margin uint64
@@ -307,9 +319,7 @@ func Open(o Options) (*DB, error) {
 		q = 1024
 	}
 	db.events = make(chan *pb.SAEvent, q)
-	db.in.Store(&map[InKey]*SA{})
-	db.out.Store(&map[OutKey]*SA{})
-	db.bySet.Store(&map[string][]*SA{})
+	db.bySet.Store(&map[string]*order{})
 	return db, nil
 }
 
@@ -467,6 +477,7 @@ func (db *DB) build(c *pb.SA) (*SA, error) {
 		sa.limit = 1<<64 - 1
 	}
 	sa.margin = min(db.margin, sa.limit/2)
+	sa.tunnel = sa.tunnelKey()
 	sa.markKey = MarkKey{SPI: c.GetSpi(), Dst: remote.Addr(), Fingerprint: fingerprint(c.GetEncryptionKey(), c.GetAuthenticationKey())}
 	start := max(c.GetInitialSequence(), 1)
 	if m, ok := db.marks.Get(sa.markKey); ok && m >= start {
@@ -503,69 +514,138 @@ func (db *DB) Install(cs []*pb.SA, replacesSPI uint32) error {
 	}
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	in := clone(*db.in.Load())
-	out := clone(*db.out.Load())
 	for _, sa := range built {
 		if sa.Inbound() {
-			k := InKey{sa.Config.GetSpi(), sa.Local}
-			if old := in[k]; old != nil {
+			spi := sa.Config.GetSpi()
+			k := InKey{spi, sa.Local}
+			if old := db.in.get(spi, k); old != nil {
 				db.retire(old) // reinstalled: keep what it counted
 			}
-			in[k] = sa
+			db.in.put(spi, k, sa)
 		}
 	}
-	db.in.Store(&in)
-	bySet := cloneSets(*db.bySet.Load())
 	for _, sa := range built {
 		if sa.Inbound() {
 			continue
 		}
-		ok := OutKey{sa.Config.GetSpi(), sa.Peer().Addr.Addr()}
-		if old := out[ok]; old != nil {
+		spi := sa.Config.GetSpi()
+		ok := OutKey{spi, sa.Peer().Addr.Addr()}
+		if old := db.out.get(spi, ok); old != nil {
 			db.retire(old)
+			db.addSpans(old, -1)
 		}
-		out[ok] = sa
-		set := sa.Config.GetServiceSet()
-		list := []*SA{sa}
-		for _, o := range bySet[set] {
-			if o.Config.GetSpi() == replacesSPI || o.tunnelKey() == sa.tunnelKey() || o == sa {
-				continue
+		db.out.put(spi, ok, sa)
+		db.addSpans(sa, 1)
+		o := db.order(sa.Config.GetServiceSet())
+		// What the new SA takes over from: the tunnel's SA, and the SA
+		// replacesSPI of the set (found in the SPI's piece of the map).
+		if v := o.current[sa.tunnel]; v != nil {
+			o.remove(v)
+		}
+		if replacesSPI != 0 {
+			if m := db.out.shard(replacesSPI).Load(); m != nil {
+				for k, v := range *m {
+					if k.SPI == replacesSPI && v != sa && v.Config.GetServiceSet() == sa.Config.GetServiceSet() {
+						o.remove(v)
+					}
+				}
 			}
-			list = append(list, o)
 		}
-		bySet[set] = list
+		o.add(sa)
 	}
-	db.out.Store(&out)
-	db.bySet.Store(&bySet)
 	return nil
 }
 
-func clone[K comparable](m map[K]*SA) map[K]*SA {
-	n := make(map[K]*SA, len(m)+1)
-	for k, v := range m {
-		n[k] = v
-	}
-	return n
+// order is a service set's outbound SAs in the order a lookup tries
+// them: the newest first. The list holds them oldest first and grows in
+// place (a lookup reads the length it loaded; an append writes past it);
+// an SA that leaves the order is marked superseded and skipped, and the
+// list is compacted once they are the majority. Copying the set's list
+// per install was quadratic (issue 15 goal 3: at 10,000 tunnels each
+// install copied and filtered 10,000 entries). Writers hold DB.mu.
+type order struct {
+	list atomic.Pointer[[]*SA]
+	// Writers only: the tunnel's SA in the order, by tunnel key, and
+	// how many superseded entries the list still holds.
+	current map[string]*SA
+	dead    int
 }
 
-func cloneSets(m map[string][]*SA) map[string][]*SA {
-	n := make(map[string][]*SA, len(m)+1)
-	for k, v := range m {
+// order returns set's order, making it; the caller holds DB.mu.
+func (db *DB) order(set string) *order {
+	sets := *db.bySet.Load()
+	if o := sets[set]; o != nil {
+		return o
+	}
+	o := &order{current: map[string]*SA{}}
+	o.list.Store(&[]*SA{})
+	n := make(map[string]*order, len(sets)+1)
+	for k, v := range sets {
 		n[k] = v
 	}
-	return n
+	n[set] = o
+	db.bySet.Store(&n)
+	return o
+}
+
+func (o *order) add(sa *SA) {
+	l := append(*o.list.Load(), sa)
+	sa.inOrder = true
+	o.current[sa.tunnel] = sa
+	o.list.Store(&l)
+}
+
+func (o *order) remove(sa *SA) {
+	if !sa.inOrder {
+		return
+	}
+	sa.inOrder = false
+	sa.superseded.Store(true)
+	if o.current[sa.tunnel] == sa {
+		delete(o.current, sa.tunnel)
+	}
+	o.dead++
+	l := *o.list.Load()
+	if o.dead < 32 || o.dead*2 < len(l) {
+		return
+	}
+	keep := make([]*SA, 0, len(l)-o.dead+len(l)/4)
+	for _, x := range l {
+		if x.inOrder {
+			keep = append(keep, x)
+		}
+	}
+	o.dead = 0
+	o.list.Store(&keep)
+}
+
+// live returns the SAs of the order, newest first.
+func (o *order) live() []*SA {
+	l := *o.list.Load()
+	out := make([]*SA, 0, len(l))
+	for i := len(l) - 1; i >= 0; i-- {
+		if !l[i].superseded.Load() {
+			out = append(out, l[i])
+		}
+	}
+	return out
 }
 
 // Inbound returns the inbound SA for an SPI that arrived on local.
 func (db *DB) Inbound(spi uint32, local netip.Addr) *SA {
-	return (*db.in.Load())[InKey{spi, local}]
+	return db.in.get(spi, InKey{spi, local})
 }
 
 // Outbound returns the newest usable outbound SA of the service set whose
 // selectors cover src -> dst.
 func (db *DB) Outbound(set string, src, dst netip.Addr) *SA {
-	for _, sa := range (*db.bySet.Load())[set] {
-		if sa.Usable() && sa.Matches(src, dst) {
+	o := (*db.bySet.Load())[set]
+	if o == nil {
+		return nil
+	}
+	l := *o.list.Load()
+	for i := len(l) - 1; i >= 0; i-- {
+		if sa := l[i]; !sa.superseded.Load() && sa.Usable() && sa.Matches(src, dst) {
 			return sa
 		}
 	}
@@ -613,37 +693,20 @@ func (f Filter) match(sa *SA) bool {
 func (db *DB) Delete(f Filter, reason string) int {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	in := clone(*db.in.Load())
-	out := clone(*db.out.Load())
-	var gone []*SA
-	for k, sa := range in {
-		if f.match(sa) {
-			delete(in, k)
-			gone = append(gone, sa)
-		}
-	}
-	for k, sa := range out {
-		if f.match(sa) {
-			delete(out, k)
-			gone = append(gone, sa)
-		}
-	}
+	gone := db.find(f)
 	if len(gone) == 0 {
 		return 0
 	}
-	bySet := cloneSets(*db.bySet.Load())
-	for set, list := range bySet {
-		var keep []*SA
-		for _, sa := range list {
-			if !f.match(sa) {
-				keep = append(keep, sa)
-			}
+	for _, sa := range gone {
+		spi := sa.Config.GetSpi()
+		if sa.Inbound() {
+			db.in.del(spi, InKey{spi, sa.Local})
+		} else {
+			db.out.del(spi, OutKey{spi, sa.Peer().Addr.Addr()})
+			db.order(sa.Config.GetServiceSet()).remove(sa)
+			db.addSpans(sa, -1)
 		}
-		bySet[set] = keep
 	}
-	db.in.Store(&in)
-	db.out.Store(&out)
-	db.bySet.Store(&bySet)
 	for _, sa := range gone {
 		db.retire(sa)
 		if !sa.Inbound() && sa.Config.GetType() != pb.SAType_SA_TYPE_MANUAL {
@@ -653,6 +716,58 @@ func (db *DB) Delete(f Filter, reason string) int {
 		wipe(sa)
 	}
 	return len(gone)
+}
+
+// find returns the SAs f selects: a key list by lookups, a service set or
+// IKE SA by a walk over every SA.
+func (db *DB) find(f Filter) []*SA {
+	var out []*SA
+	if f.ServiceSet == "" && f.IKESA == "" {
+		seen := map[*SA]bool{}
+		add := func(sa *SA) {
+			if sa != nil && !seen[sa] && f.match(sa) {
+				seen[sa] = true
+				out = append(out, sa)
+			}
+		}
+		for _, k := range f.Keys {
+			spi := k.GetSpi()
+			d, ok := netip.AddrFromSlice(k.GetDestination())
+			if !ok || len(k.GetDestination()) == 0 {
+				// No destination: any SA with the SPI.
+				if m := db.in.shard(spi).Load(); m != nil {
+					for x, sa := range *m {
+						if x.SPI == spi {
+							add(sa)
+						}
+					}
+				}
+				if m := db.out.shard(spi).Load(); m != nil {
+					for x, sa := range *m {
+						if x.SPI == spi {
+							add(sa)
+						}
+					}
+				}
+				continue
+			}
+			d = d.Unmap()
+			add(db.in.get(spi, InKey{spi, d}))
+			add(db.out.get(spi, OutKey{spi, d}))
+		}
+		return out
+	}
+	db.in.each(func(_ InKey, sa *SA) {
+		if f.match(sa) {
+			out = append(out, sa)
+		}
+	})
+	db.out.each(func(_ OutKey, sa *SA) {
+		if f.match(sa) {
+			out = append(out, sa)
+		}
+	})
+	return out
 }
 
 // wipe zeroes the key material a deleted dynamic SA kept from its install
@@ -683,13 +798,9 @@ func (db *DB) retire(sa *SA) {
 
 // Update changes an installed SA's peer or Not Installed state.
 func (db *DB) Update(u *pb.SAUpdate) error {
-	f := Filter{Keys: []*pb.SAKey{u.GetSa()}}
 	var hit *SA
-	for _, sa := range db.All() {
-		if f.match(sa) {
-			hit = sa
-			break
-		}
+	if found := db.find(Filter{Keys: []*pb.SAKey{u.GetSa()}}); len(found) > 0 {
+		hit = found[0]
 	}
 	if hit == nil {
 		return fmt.Errorf("sad: no SA with SPI %d", u.GetSa().GetSpi())
@@ -718,13 +829,9 @@ func (db *DB) Update(u *pb.SAUpdate) error {
 
 // All returns every installed SA, inbound first.
 func (db *DB) All() []*SA {
-	var out []*SA
-	for _, sa := range *db.in.Load() {
-		out = append(out, sa)
-	}
-	for _, sa := range *db.out.Load() {
-		out = append(out, sa)
-	}
+	out := make([]*SA, 0, db.in.count()+db.out.count())
+	db.in.each(func(_ InKey, sa *SA) { out = append(out, sa) })
+	db.out.each(func(_ OutKey, sa *SA) { out = append(out, sa) })
 	return out
 }
 
