@@ -229,6 +229,7 @@ func Run(ctx context.Context, name string, app App, args []string) error {
 	wg.Wait()
 	d.state.Store(int32(pb.DaemonState_DAEMON_STATE_STOPPING))
 	d.publishHealth()
+	heapProfile(name)
 	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := app.Stop(stopCtx); err != nil {

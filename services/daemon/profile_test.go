@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -38,4 +39,22 @@ func TestStartProfileBadPath(t *testing.T) {
 	if _, err := startProfile("kmd"); err == nil || !strings.HasPrefix(err.Error(), "KMD_CPUPROFILE: ") {
 		t.Fatalf("err = %v", err)
 	}
+}
+
+// TestHeapProfile: $<NAME>_HEAPPROFILE gets a heap profile and the memory
+// metrics beside it, "%d" being the process id; without it nothing.
+func TestHeapProfile(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("PROFTEST_HEAPPROFILE", filepath.Join(dir, "h-%d.heap"))
+	heapProfile("proftest")
+	path := filepath.Join(dir, fmt.Sprintf("h-%d.heap", os.Getpid()))
+	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
+		t.Fatalf("heap profile: %v", err)
+	}
+	m, err := os.ReadFile(path + ".metrics")
+	if err != nil || !strings.Contains(string(m), "/sched/goroutines:goroutines ") || !strings.Contains(string(m), "/memory/classes/heap/stacks:bytes ") {
+		t.Fatalf("metrics: %v %q", err, m)
+	}
+	t.Setenv("PROFTEST_HEAPPROFILE", "")
+	heapProfile("proftest") // nothing asked: nothing written, no panic
 }

@@ -1,5 +1,5 @@
 // Command fwdd is the sitesec userspace ESP data plane; see ../../README.md.
-// FWDD_CPUPROFILE=FILE writes a CPU profile of the run (services/daemon).
+// FWDD_CPUPROFILE=FILE and FWDD_HEAPPROFILE=FILE profile it (services/daemon).
 package main
 
 import (

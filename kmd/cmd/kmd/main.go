@@ -1,5 +1,5 @@
 // Command kmd is the sitesec IKE key management daemon; see ../../README.md.
-// KMD_CPUPROFILE=FILE writes a CPU profile of the run (services/daemon).
+// KMD_CPUPROFILE=FILE and KMD_HEAPPROFILE=FILE profile it (services/daemon).
 package main
 
 import (
