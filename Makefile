@@ -9,7 +9,7 @@ export CGO_ENABLED := 0
 # (protobuf-compiler 3.21.12) and protoc-gen-go v1.36.12.
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: all build deps test unit lint proto proto-tools run images e2e bench bench-net bench-setup fuzz clean
+.PHONY: all build deps test unit lint proto proto-tools run images e2e bench bench-net bench-setup bench-scale fuzz clean
 
 all: build
 
@@ -75,6 +75,14 @@ bench-net: build
 # BENCH_REPS (3), BENCH_CASES (one, many).
 bench-setup: build
 	SITESEC_LOADTESTER=$$(scripts/loadtester.sh) SITESEC_BIN=$(CURDIR)/$(BIN) $(GO) test -tags bench -count=1 -timeout 60m -v -run 'TestSetupRate' ./tests/bench
+
+# Tunnels in one router (issue 15 goal 3): tests/bench TestScale with the
+# same load-tester, BENCH_TUNNELS (10000) dynamic-endpoint clients kept
+# up; reports RSS per tunnel, `show ... | count` times and a commit's
+# effect on them (about 10 minutes here; not in `make test`). Profiles:
+# KMD_HEAPPROFILE=/tmp/kmd-%d.heap FWDD_HEAPPROFILE=... (daemon.Profiler).
+bench-scale: build
+	SITESEC_LOADTESTER=$$(scripts/loadtester.sh) SITESEC_BIN=$(CURDIR)/$(BIN) $(GO) test -tags bench -count=1 -timeout 30m -v -run 'TestScale' ./tests/bench
 
 fuzz:
 	scripts/fuzz.sh 10s

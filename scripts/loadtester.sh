@@ -14,7 +14,8 @@
 # (so config.h and the headers match Debian's charon: mediation, IKEv1,
 # paths), and builds only src/libcharon/plugins/load_tester. charon loads it
 # from the directory the benchmark names in strongswan.conf
-# (charon.plugins.load-tester, with `load` listing load-tester).
+# (charon.plugins.load-tester, with `load` listing load-tester). The
+# packages it installed for the build are purged again before it exits.
 set -eu
 cd "$(dirname "$0")/.."
 out=.cache/loadtester
@@ -64,6 +65,22 @@ deps=$(sed -n '/^Build-Depends:/{s/^Build-Depends://;p}' "$work"/strongswan_*.ds
 	sed 's/|.*//; s/([^)]*)//g; s/\[[^]]*\]//g; s/[[:space:]]//g' |
 	grep -v -e '^$' -e '^debhelper' -e '^dh-' -e '^po-debconf$' -e '^dpkg-dev$' -e '^systemd$' -e '^tzdata$')
 echo "installing $deps" >>"$log"
+# What is installed now: whatever the build brings in beyond it is purged
+# when the script ends, built or not (headers and tools would otherwise
+# stay on the machine, with programs such as /usr/bin/crc32 on PATH that
+# depcheck rightly reports).
+before=$out/packages-before
+dpkg-query -W -f='${Package}\n' | sort >"$before"
+purge() {
+	added=$(dpkg-query -W -f='${Package}\n' | sort | comm -13 "$before" -)
+	if [ -n "$added" ]; then
+		echo "purging $added" >>"$log"
+		# shellcheck disable=SC2086 # one word per package
+		apt-get -y -q purge $added >>"$log" 2>&1 || echo "loadtester.sh: purge failed (see $log)" >&2
+	fi
+	rm -f "$before"
+}
+trap purge EXIT
 # shellcheck disable=SC2086 # one word per package
 apt-get -y -q --no-install-recommends install $deps >>"$log" 2>&1
 (cd "$work" && dpkg-source -x strongswan_*.dsc tree) >>"$log" 2>&1

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"text/template"
@@ -371,6 +372,9 @@ func logTime(line string) (time.Duration, bool) {
 type setupSitesec struct {
 	Outside, Inside, Peer, PSK, LocalNet, ClientNet string
 	Static, Trace                                   bool
+	// Other, when set, adds a second service set with one static-peer
+	// tunnel to that address (TestScale).
+	Other string
 }
 
 func commitSetup(t *testing.T, r *harness.Router, c setupSitesec) {
@@ -494,8 +498,13 @@ func TestSetupRate(t *testing.T) {
 // TestScale measures issue 15 goal 3: BENCH_TUNNELS (10,000) IKE SAs with
 // a CHILD SA each, from as many source addresses, held by r2's
 // dynamic-endpoint service set at once. Reported: the RSS of kmd and fwdd
-// per tunnel (goal 20 KiB) and how long `show services ipsec-vpn ike
-// security-associations | count` takes (goal under 1 s; not asserted).
+// per tunnel (goal 20 KiB), how long `show services ipsec-vpn ike
+// security-associations | count` and `... ipsec security-associations |
+// count` take (goal under 1 s; not asserted), and what a commit that adds
+// one tunnel (a second service set) does to the others: the test fails if
+// an IKE SA or CHILD SA of the load-tester's clients is gone or replaced
+// after it, or if fewer than BENCH_TUNNELS came up within the bound.
+// Every wait is bounded.
 func TestScale(t *testing.T) {
 	e2e.RequireNetns(t)
 	plugins := pluginDir(t, loadTesterPlugin(t))
@@ -506,9 +515,11 @@ func TestScale(t *testing.T) {
 	tp := e2e.NewTopology(t, false)
 	tp.IP("r2", "route", "add", setupPool, "via", e2e.R3Outside)
 	r2 := harness.StartIn(t, tp.NS["r2"], "--name", "r2")
-	commitSetup(t, r2, setupSitesec{Outside: e2e.R2Outside, Inside: e2e.R2Inside, Peer: e2e.R3Outside,
-		PSK: setupPSK, LocalNet: setupLocalNet, ClientNet: setupPool})
+	conf := setupSitesec{Outside: e2e.R2Outside, Inside: e2e.R2Inside, Peer: e2e.R3Outside,
+		PSK: setupPSK, LocalNet: setupLocalNet, ClientNet: setupPool}
+	commitSetup(t, r2, conf)
 	rss0 := daemonRSS(t, r2)
+	t.Logf("load average at start: %s", LoadAvg())
 	c := ltConf{Responder: e2e.R2Outside, PSK: setupPSK, LocalNet: setupLocalNet, // each client's selector: its own address
 		Initiators: initiators, Iterations: iter, InFlight: EnvInt("BENCH_INFLIGHT", 4),
 		PoolIf: "ge-0-0-0", Pool: setupPool, Stay: true}
@@ -517,10 +528,17 @@ func TestScale(t *testing.T) {
 	p := spawnCharon(tp, "r3", c.Dir, plugins)
 	defer p.Kill() // SIGKILL: the load-tester sends no DELETE
 	var run setupRun
-	deadline := time.Now().Add(time.Duration(total)*20*time.Millisecond + 120*time.Second)
+	t0 := time.Now()
+	deadline := t0.Add(time.Duration(total)*20*time.Millisecond + 120*time.Second)
+	next := 1000
 	for time.Now().Before(deadline) {
 		time.Sleep(2 * time.Second)
-		if run = parseLoadTest(t, filepath.Join(c.Dir, "charon.log")); run.Child >= total {
+		run = parseLoadTest(t, filepath.Join(c.Dir, "charon.log"))
+		if run.Child >= next {
+			t.Logf("%d CHILD SAs after %.0f s (load %s)", run.Child, time.Since(t0).Seconds(), LoadAvg())
+			next = (run.Child/1000 + 1) * 1000
+		}
+		if run.Child >= total {
 			break
 		}
 	}
@@ -528,21 +546,82 @@ func TestScale(t *testing.T) {
 	// Measured with however many tunnels are up, then judged.
 	time.Sleep(2 * time.Second)
 	rss := daemonRSS(t, r2)
-	t0 := time.Now()
-	out, err := r2.CLI("show services ipsec-vpn ike security-associations | count")
-	ms := Since(t0)
-	if err != nil {
-		t.Errorf("show | count: %v: %s", err, out)
+	count := func(what string) (string, float64) {
+		t0 := time.Now()
+		out, err := r2.CLI("show services ipsec-vpn " + what + " security-associations | count")
+		ms := Since(t0)
+		if err != nil {
+			t.Errorf("show %s | count: %v: %s", what, err, out)
+		}
+		return strings.TrimSpace(out), ms
+	}
+	var counts []string
+	for i := 0; i < 3; i++ {
+		for _, what := range []string{"ike", "ipsec"} {
+			out, ms := count(what)
+			counts = append(counts, fmt.Sprintf("%s %.0f ms (%s)", what, ms, out))
+		}
 	}
 	n := max(run.Child, 1)
 	per := func(d string) float64 { return float64(rss[d]-rss0[d]) / float64(n) }
-	defer func() {
-		if run.Child < total {
-			t.Fatalf("%d of %d CHILD SAs established within the bound\n%s", run.Child, total, run.Log)
+	t.Logf("summary: %d tunnels; RSS kmd %d KiB -> %d KiB, fwdd %d KiB -> %d KiB: %.1f KiB per tunnel (kmd %.1f, fwdd %.1f; goal 20); `show services ipsec-vpn ike|ipsec security-associations | count` (cli start included): %s (load %s)",
+		run.Child, rss0["kmd"], rss["kmd"], rss0["fwdd"], rss["fwdd"], per("kmd")+per("fwdd"), per("kmd"), per("fwdd"), strings.Join(counts, ", "), LoadAvg())
+	if run.Child < total {
+		t.Fatalf("%d of %d CHILD SAs established within the bound\n%s", run.Child, total, run.Log)
+	}
+
+	// A commit that adds one tunnel leaves every other one as it was.
+	ikeBefore, ipsecBefore := saSets(t, r2)
+	conf.Other = "192.168.255.77"
+	t1 := time.Now()
+	commitSetup(t, r2, conf)
+	commitMs := Since(t1)
+	time.Sleep(2 * time.Second)
+	ikeAfter, ipsecAfter := saSets(t, r2)
+	lostIKE, lostIPsec := missing(ikeBefore, ikeAfter), missing(ipsecBefore, ipsecAfter)
+	t.Logf("commit adding one tunnel: %.0f ms; IKE SAs %d before, %d after, %d gone; CHILD SA SPIs %d before, %d after, %d gone (load %s)",
+		commitMs, len(ikeBefore), len(ikeAfter), len(lostIKE), len(ipsecBefore), len(ipsecAfter), len(lostIPsec), LoadAvg())
+	if len(ikeBefore) < total || len(lostIKE) > 0 || len(lostIPsec) > 0 {
+		t.Errorf("the commit disturbed other tunnels: %d of %d IKE SAs listed before; gone after it: IKE %.5q, CHILD SA SPIs %.5q", len(ikeBefore), total, lostIKE, lostIPsec)
+	}
+}
+
+// saSets lists r's IKE SAs (remote address and SPIs) and the SPIs of its
+// dynamic CHILD SAs, from the show commands.
+func saSets(t *testing.T, r *harness.Router) (ike, ipsec map[string]bool) {
+	t.Helper()
+	ike, ipsec = map[string]bool{}, map[string]bool{}
+	out, err := r.CLI("show services ipsec-vpn ike security-associations")
+	if err != nil {
+		t.Fatalf("show ike security-associations: %v", err)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) >= 5 && f[4] == "IKEv2" {
+			ike[f[0]+" "+f[2]+" "+f[3]] = true
 		}
-	}()
-	t.Logf("summary: %d tunnels; RSS kmd %d KiB -> %d KiB, fwdd %d KiB -> %d KiB: %.1f KiB per tunnel (kmd %.1f, fwdd %.1f; goal 20); `show services ipsec-vpn ike security-associations | count` in %.0f ms (cli start included): %s (load %s)",
-		run.Child, rss0["kmd"], rss["kmd"], rss0["fwdd"], rss["fwdd"], per("kmd")+per("fwdd"), per("kmd"), per("fwdd"), ms, strings.TrimSpace(out), LoadAvg())
+	}
+	out, err = r.CLI("show services ipsec-vpn ipsec security-associations")
+	if err != nil {
+		t.Fatalf("show ipsec security-associations: %v", err)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) >= 5 && (f[0] == "inbound" || f[0] == "outbound") && f[4] == "dynamic" {
+			ipsec[f[0]+" "+f[1]] = true
+		}
+	}
+	return ike, ipsec
+}
+
+// missing lists the keys of a that b lacks.
+func missing(a, b map[string]bool) []string {
+	var out []string
+	for k := range a {
+		if !b[k] {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // daemonRSS returns the VmRSS (KiB) of r's kmd and fwdd: the processes
