@@ -51,53 +51,38 @@ func (s *Server) v1() *v1State {
 func (s *Server) newV1Runner(p *Peer, local, remote netip.AddrPort) *v1Runner {
 	r := &v1Runner{mailbox: s.newMailbox(), key: p.Key + "|" + remote.Addr().String(), peer: p}
 	r.t = ikev1.New(p.V1, local, remote, ikev1.Options{Rand: s.Rand, Now: s.Now, Host: (*v1Host)(s), Trace: s.traceV1})
+	r.deadline = r.t.Deadline
+	r.tick = func() {
+		if d := r.t.Deadline(); !d.IsZero() && !d.After(s.Now()) {
+			r.t.Tick()
+		}
+	}
+	r.after = r.routeCookies
 	s.v1().tunnels[r.key] = r
-	s.wg.Add(1)
-	go r.loop()
 	return r
 }
 
-func (r *v1Runner) loop() {
+// routeCookies routes the cookies of new ISAKMP SAs to r and forgets the
+// dead ones; false once the tunnel is dead.
+func (r *v1Runner) routeCookies() bool {
 	s := r.s
-	defer s.wg.Done()
-	defer close(r.done)
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		if d := r.t.Deadline(); !d.IsZero() {
-			timer.Reset(max(d.Sub(s.Now()), 0))
-		} else {
-			timer.Reset(time.Hour)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c, x := range s.v1().cookies {
+		if x == r {
+			delete(s.v1().cookies, c)
 		}
-		select {
-		case f := <-r.inbox:
-			f()
-		case <-timer.C:
-			if d := r.t.Deadline(); !d.IsZero() && !d.After(s.Now()) {
-				r.t.Tick()
-			}
-		case <-s.ctx.Done():
-			return
-		}
-		// Route the cookies of new ISAKMP SAs here; forget the dead ones.
-		s.mu.Lock()
-		for c, x := range s.v1().cookies {
-			if x == r {
-				delete(s.v1().cookies, c)
-			}
-		}
-		if r.t.Dead() {
-			if s.v1().tunnels[r.key] == r {
-				delete(s.v1().tunnels, r.key)
-			}
-			s.mu.Unlock()
-			return
-		}
-		for _, sa := range r.t.SAs {
-			s.v1().cookies[sa.ICookie] = r
-		}
-		s.mu.Unlock()
 	}
+	if r.t.Dead() {
+		if s.v1().tunnels[r.key] == r {
+			delete(s.v1().tunnels, r.key)
+		}
+		return false
+	}
+	for _, sa := range r.t.SAs {
+		s.v1().cookies[sa.ICookie] = r
+	}
+	return true
 }
 
 // v1Punt routes an IKEv1 datagram: by initiator cookie to its tunnel,
