@@ -80,7 +80,7 @@ func TestZeroValue(t *testing.T) {
 // TestAgainstModel compares the window with a naive set of sequence
 // numbers on random traffic.
 func TestAgainstModel(t *testing.T) {
-	for _, size := range []int{64, 128, 200, 1024, 4096} {
+	for _, size := range []int{64, 65, 100, 128, 200, 1024, 4095, 4096} {
 		r := rand.New(rand.NewPCG(uint64(size), 7))
 		var w Window
 		if err := w.Init(size, false); err != nil {
@@ -242,4 +242,28 @@ func FuzzWindow(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestZeroValueWindow: a Window never initialised is a DefaultSize window
+// (its ring is made by the first Accept).
+func TestZeroValueWindow(t *testing.T) {
+	var w Window
+	if err := w.Check(5); err != nil {
+		t.Fatalf("Check before any Accept: %v", err)
+	}
+	if err := w.Accept(5); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Accept(5); err != ErrReplayed {
+		t.Errorf("second Accept(5): %v, want ErrReplayed", err)
+	}
+	if err := w.Accept(5 + DefaultSize); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Accept(5); err != ErrTooOld {
+		t.Errorf("Accept(5) after the window moved: %v, want ErrTooOld", err)
+	}
+	if err := w.Accept(6); err != nil {
+		t.Errorf("Accept(6), the window's oldest: %v", err)
+	}
 }
