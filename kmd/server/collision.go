@@ -63,9 +63,12 @@ func (s *Server) noteEstablished(sa *ikesa.SA) {
 	s.mu.Lock()
 	if s.estab == nil {
 		s.estab = map[*ikesa.SA]*established{}
+		s.estabKey = map[string][]*established{}
 	}
 	var other *established
-	for _, o := range s.estab {
+	// Only the tunnel's own records: a walk over every established SA
+	// per establishment was 30% of kmd's CPU while 8,000 tunnels came up.
+	for _, o := range s.estabKey[e.key] {
 		// Simultaneous means this side initiated one and answered the
 		// other. Two answered ones are a peer that restarted (its new kmd
 		// knows nothing of the old IKE SA): the newer replaces the older,
@@ -74,7 +77,11 @@ func (s *Server) noteEstablished(sa *ikesa.SA) {
 			other = o
 		}
 	}
+	if old := s.estab[sa]; old != nil {
+		s.unkey(old)
+	}
 	s.estab[sa] = e
+	s.estabKey[e.key] = append(s.estabKey[e.key], e)
 	s.mu.Unlock()
 	if other == nil {
 		return
@@ -99,6 +106,9 @@ func (s *Server) forgetEstablished(sa *ikesa.SA) {
 	s.mu.Lock()
 	e := s.estab[sa]
 	delete(s.estab, sa)
+	if e != nil {
+		s.unkey(e)
+	}
 	var r *runner
 	if e != nil && e.kept != nil {
 		r = s.runners[e.kept.sa]
@@ -111,6 +121,22 @@ func (s *Server) forgetEstablished(sa *ikesa.SA) {
 				s.takeOutbound(kept)
 			}
 		})
+	}
+}
+
+// unkey drops e from its tunnel's records; the caller holds s.mu.
+func (s *Server) unkey(e *established) {
+	l := s.estabKey[e.key]
+	for i, o := range l {
+		if o == e {
+			l = append(l[:i:i], l[i+1:]...)
+			break
+		}
+	}
+	if len(l) == 0 {
+		delete(s.estabKey, e.key)
+	} else {
+		s.estabKey[e.key] = l
 	}
 }
 

@@ -122,4 +122,3 @@ func BenchmarkMailbox(b *testing.B) {
 		wg.Wait()
 	}
 }
-

@@ -79,6 +79,8 @@ type Server struct {
 	// estab records the established IKE SAs for the simultaneous
 	// initiation check (collision.go).
 	estab map[*ikesa.SA]*established
+	// estabKey holds the same records by tunnel key.
+	estabKey map[string][]*established
 	// backup marks the peers that failed over to backup-remote-gateway.
 	backup map[string]bool
 	// down holds the service sets whose local gateway went away
