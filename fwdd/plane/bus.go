@@ -25,7 +25,9 @@ func (a *App) install(_ context.Context, m proto.Message) (proto.Message, error)
 	req := m.(*pb.SAInstall)
 	sas := orderInbound(req.GetSas())
 	a.fillOptions(sas)
-	if err := a.p.DB.Install(sas, req.GetReplacesSpi()); err != nil {
+	// The request is this handler's own (decoded for it): the SAD keeps
+	// it, read only, and so does the trace below.
+	if err := a.p.DB.InstallOwned(sas, req.GetReplacesSpi()); err != nil {
 		return &pb.SAInstallReply{Error: err.Error()}, nil
 	}
 	a.reroute()

@@ -78,7 +78,7 @@ func TestInstallDeleteAtScale(t *testing.T) {
 	if got := db.Delete(Filter{Keys: []*pb.SAKey{
 		{Spi: gone[0].Spi, Direction: pb.Direction_DIRECTION_INBOUND, Destination: gone[0].Local.Address},
 		{Spi: gone[1].Spi, Destination: gone[1].Remote.Address}, // any direction
-		{Spi: 12345, Destination: gone[1].Remote.Address},      // none such
+		{Spi: 12345, Destination: gone[1].Remote.Address},       // none such
 	}}, "test"); got != 2 {
 		t.Fatalf("deleted %d, want 2", got)
 	}
@@ -111,5 +111,26 @@ func TestInstallDeleteAtScale(t *testing.T) {
 	other := depTunnel(7)
 	if got := db.Delete(Filter{Keys: []*pb.SAKey{{Spi: other[1].Spi}}}, "test"); got != 1 {
 		t.Errorf("delete by SPI alone: %d, want 1", got)
+	}
+}
+
+// TestInstallOwned: InstallOwned keeps the caller's SA messages, Install
+// copies them (the caller may change its own afterwards).
+func TestInstallOwned(t *testing.T) {
+	db := newDB(t, "", nil)
+	owned, copied := depTunnel(1), depTunnel(2)
+	if err := db.InstallOwned(owned, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Install(copied, 0); err != nil {
+		t.Fatal(err)
+	}
+	local := netip.MustParseAddr("192.0.2.1")
+	if sa := db.Inbound(owned[0].Spi, local); sa == nil || sa.Config != owned[0] {
+		t.Error("InstallOwned copied the SA")
+	}
+	copied[0].ServiceSet = "changed"
+	if sa := db.Inbound(copied[0].Spi, local); sa == nil || sa.Config == copied[0] || sa.Config.GetServiceSet() != "ss1" {
+		t.Error("Install kept the caller's SA")
 	}
 }
