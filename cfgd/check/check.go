@@ -67,6 +67,8 @@ const (
 	MsgBundleAuxSPI          = "auxiliary-spi must be configured for bundle"
 	MsgBundleAuthEnc         = "Both authentication and encryption must be configured for bundle"
 	MsgAuxSPIBundleOnly      = "auxiliary-spi can be configured with bundle only"
+	MsgAHUDPEncap            = "udp-encapsulate cannot be used with protocol ah or bundle: AH authenticates the outer IP header, and AH has no UDP encapsulation (RFC 3948 is ESP only)"
+	MsgBundleIKEv2           = "protocol bundle needs IKE version 1: IKEv2 negotiates no AH + ESP bundles (RFC 7296)"
 	MsgManualSPI             = "spi must be configured"
 	MsgManualProtocol        = "protocol must be configured"
 	MsgManualKey             = "key must be configured"
@@ -354,6 +356,20 @@ func (c *checker) serviceSets() {
 			if p := opts.All("udp-encapsulate"); len(p) > 0 && p[0].Value("dest-port") == "4500" {
 				c.fail(p[0], p[0].All("dest-port")[0], MsgDestPort4500)
 			}
+			// AH covers the outer addresses: no UDP around it.
+			if p := opts.All("udp-encapsulate"); len(p) > 0 {
+			ahRules:
+				for _, r := range rules {
+					if rule := c.rule(r.Key); rule != nil {
+						for _, t := range rule.All("term") {
+							if c.termProtocol(t) != "" {
+								c.fail(opts, p[0], MsgAHUDPEncap)
+								break ahRules
+							}
+						}
+					}
+				}
+			}
 			// Rule 6.
 			if tca := opts.All("trusted-ca"); len(tca) > 0 {
 				for _, ca := range tca[0].Values {
@@ -497,6 +513,11 @@ func (c *checker) rules() {
 				if p := dyn.All("ipsec-policy"); len(p) > 0 && c.ipsecPolicy(p[0].Key) == nil {
 					c.fail(dyn, p[0], MsgIPsecPolicyUndefined)
 				}
+				if p := dyn.All("ike-policy"); len(p) > 0 && c.termProtocol(t) == "bundle" {
+					if pol := c.ikePolicy(p[0].Key); pol != nil && pol.Value("version") == "2" {
+						c.fail(dyn, p[0], MsgBundleIKEv2)
+					}
+				}
 			}
 			if man != nil {
 				c.manual(man)
@@ -510,6 +531,42 @@ func (c *checker) rules() {
 			}
 		}
 	}
+}
+
+// termProtocol is "ah" or "bundle" when a term's SAs may use AH (a
+// manual direction, or a proposal of its dynamic ipsec-policy, says so;
+// bundle wins), else "".
+func (c *checker) termProtocol(t *conf.Node) string {
+	var protos []string
+	then := t.Get("then")
+	if man := then.Get("manual"); man != nil {
+		for _, d := range man.All("direction") {
+			protos = append(protos, d.Value("protocol"))
+		}
+	}
+	if dyn := then.Get("dynamic"); dyn != nil {
+		if p := dyn.All("ipsec-policy"); len(p) > 0 {
+			if pol := c.ipsecPolicy(p[0].Key); pol != nil {
+				for _, pr := range pol.All("proposals") {
+					for _, v := range pr.Values {
+						if prop := c.cfg.Get("services", "ipsec-vpn", "ipsec", "proposal", v); prop != nil {
+							protos = append(protos, prop.Value("protocol"))
+						}
+					}
+				}
+			}
+		}
+	}
+	out := ""
+	for _, p := range protos {
+		if p == "bundle" {
+			return p
+		}
+		if p == "ah" {
+			out = p
+		}
+	}
+	return out
 }
 
 // Key sizes in bytes (SPEC section 5, manual SA key length).

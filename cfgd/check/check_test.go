@@ -169,10 +169,32 @@ set services ipsec-vpn rule static-rule term manual-sa then manual direction out
 				"manual]|" + MsgBidirectional, "direction inbound]|" + MsgInbound}},
 		{"18 AH", `
 set services ipsec-vpn rule static-rule term manual-sa then manual direction bidirectional protocol ah`,
-			[]string{man + "|" + MsgAHEncryption}},
+			[]string{man + "|" + MsgAHEncryption, ss2 + "|" + MsgAHUDPEncap}},
 		{"18 bundle", `
 set services ipsec-vpn rule static-rule term manual-sa then manual direction bidirectional protocol bundle`,
-			[]string{man + "|" + MsgBundleAuxSPI}},
+			[]string{man + "|" + MsgBundleAuxSPI, ss2 + "|" + MsgAHUDPEncap}},
+		{"manual AH without udp-encapsulate (issue 13)", `
+delete services service-set ss2 ipsec-vpn-options udp-encapsulate
+delete services ipsec-vpn rule static-rule term manual-sa then manual direction bidirectional encryption
+set services ipsec-vpn rule static-rule term manual-sa then manual direction bidirectional protocol ah`, nil},
+		{"manual bundle without udp-encapsulate (issue 13)", `
+delete services service-set ss2 ipsec-vpn-options udp-encapsulate
+set services ipsec-vpn rule static-rule term manual-sa then manual direction bidirectional protocol bundle
+set services ipsec-vpn rule static-rule term manual-sa then manual direction bidirectional auxiliary-spi 16001`, nil},
+		{"dynamic AH and udp-encapsulate (issue 13)", `
+set services ipsec-vpn ipsec proposal ipsec-proposal1 protocol ah
+delete services ipsec-vpn ipsec proposal ipsec-proposal1 encryption-algorithm`,
+			[]string{ss2 + "|" + MsgAHUDPEncap}},
+		{"dynamic AH over IKEv2 (issue 13)", `
+delete services service-set ss2 ipsec-vpn-options udp-encapsulate
+set services ipsec-vpn ike policy ike-policy1 version 2
+set services ipsec-vpn ipsec proposal ipsec-proposal1 protocol ah
+delete services ipsec-vpn ipsec proposal ipsec-proposal1 encryption-algorithm`, nil},
+		{"bundle needs IKEv1 (issue 13)", `
+delete services service-set ss2 ipsec-vpn-options udp-encapsulate
+set services ipsec-vpn ike policy ike-policy1 version 2
+set services ipsec-vpn ipsec proposal ipsec-proposal1 protocol bundle`,
+			[]string{then + " dynamic]|" + MsgBundleIKEv2, "[edit services ipsec-vpn rule rule1 term term1 then dynamic]|" + MsgBundleIKEv2}},
 		{"18 auxiliary-spi with bundle only", `
 set services ipsec-vpn rule static-rule term manual-sa then manual direction bidirectional auxiliary-spi 400`,
 			[]string{man + "|" + MsgAuxSPIBundleOnly}},
@@ -207,7 +229,7 @@ set services ipsec-vpn ike policy p9 remote-id fqdn vpn.example.net`,
 			[]string{"[edit services ipsec-vpn ike policy p9 remote-id]|" + MsgAnyRemoteID}},
 		{"22 AH encryption", `
 set services ipsec-vpn ipsec proposal ipsec-proposal1 protocol ah`,
-			[]string{"[edit services ipsec-vpn ipsec proposal ipsec-proposal1]|" + MsgAHEncryption}},
+			[]string{"[edit services ipsec-vpn ipsec proposal ipsec-proposal1]|" + MsgAHEncryption, ss2 + "|" + MsgAHUDPEncap}},
 		{"22 GCM and HMAC", `
 set services ipsec-vpn ipsec proposal ipsec-proposal1 encryption-algorithm aes-128-gcm`,
 			[]string{"[edit services ipsec-vpn ipsec proposal ipsec-proposal1]|" + MsgGCMHMAC}},

@@ -63,7 +63,7 @@ func New(c Config) (*Auth, error) {
 	}
 	key := append([]byte(nil), c.Key...)
 	a := &Auth{spi: c.SPI, esn: c.ESN, icvLen: icvLen}
-	a.macs.New = func() any { return hmac.New(h, key) }
+	a.macs.New = func() any { return &macState{h: hmac.New(h, key)} }
 	return a, nil
 }
 
@@ -113,12 +113,38 @@ func (a *Auth) Seal(dst, outer, inner []byte, seq uint64, nextHeader byte) ([]by
 	dst = binary.BigEndian.AppendUint32(dst, uint32(seq))
 	dst = append(dst, make([]byte, n-HeaderLen)...) // ICV and padding, zero
 	dst = append(dst, inner...)
-	icv := a.icv(dst, len(outer), v6, seq)
-	copy(dst[hdr+HeaderLen:], icv[:a.icvLen])
+	a.icv(dst[hdr+HeaderLen:hdr+HeaderLen+a.icvLen], dst, len(outer), v6, seq)
 	if !v6 {
 		ipv4Checksum(dst[:20])
 	}
 	return dst, nil
+}
+
+// SealInPlace fills the AH header of pkt, an outer packet laid out as
+// outer header (IPv4 without options or fixed IPv6, protocol 51 and
+// lengths already set, as the data plane writes it) | Len bytes for AH |
+// payload, with nextHeader, the SA's SPI, seq and the ICV. Nothing is
+// copied or allocated: this is the data plane's path.
+func (a *Auth) SealInPlace(pkt []byte, seq uint64, nextHeader byte) error {
+	v6, err := outerKind(pkt)
+	if err != nil {
+		return err
+	}
+	off := 20
+	if v6 {
+		off = 40
+	}
+	n := a.Len(v6)
+	if len(pkt) < off+n || (v6 && pkt[6] != Protocol) || (!v6 && pkt[9] != Protocol) {
+		return ErrHeader
+	}
+	h := pkt[off : off+n]
+	h[0], h[1], h[2], h[3] = nextHeader, byte(n/4-2), 0, 0
+	binary.BigEndian.PutUint32(h[4:], a.spi)
+	binary.BigEndian.PutUint32(h[8:], uint32(seq))
+	clear(h[HeaderLen:])
+	a.icv(h[HeaderLen:HeaderLen+a.icvLen], pkt, off, v6, seq)
+	return nil
 }
 
 // Header is the fixed part of an AH header.
@@ -176,22 +202,35 @@ func (a *Auth) Open(pkt []byte, seq uint64) (inner []byte, nextHeader byte, err 
 	if h.SPI != a.spi || h.Len < HeaderLen+a.icvLen || h.Len != a.Len(off == 40) {
 		return nil, 0, ErrHeader
 	}
-	icv := a.icv(pkt, off, off == 40, seq)
+	var icv [64]byte
+	a.icv(icv[:a.icvLen], pkt, off, off == 40, seq)
 	if !hmac.Equal(icv[:a.icvLen], pkt[off+HeaderLen:off+HeaderLen+a.icvLen]) {
 		return nil, 0, ErrAuth
 	}
 	return pkt[off+h.Len:], h.NextHeader, nil
 }
 
-// icv is the untruncated HMAC over pkt with the outer header's mutable
-// fields and the ICV field (and padding) read as zero (RFC 4302 section
-// 3.3.3.1), then the high sequence bits with ESN (section 3.3.3.2.1).
-func (a *Auth) icv(pkt []byte, ahOff int, v6 bool, seq uint64) []byte {
-	m := a.macs.Get().(hash.Hash)
-	defer a.macs.Put(m)
+// macState is one pooled HMAC with the scratch its ICV computation
+// needs, so that the data plane's Seal and Open allocate nothing.
+type macState struct {
+	h    hash.Hash
+	hdr  [40]byte
+	zero [64]byte
+	hi   [4]byte
+	sum  [64]byte
+}
+
+// icv writes into out the ICV (truncated to len(out)) of pkt: the HMAC
+// with the outer header's mutable fields and the ICV field (and padding)
+// read as zero (RFC 4302 section 3.3.3.1), then the high sequence bits
+// with ESN (section 3.3.3.2.1).
+func (a *Auth) icv(out, pkt []byte, ahOff int, v6 bool, seq uint64) {
+	st := a.macs.Get().(*macState)
+	defer a.macs.Put(st)
+	m := st.h
 	m.Reset()
-	var hdr [40]byte
-	copy(hdr[:], pkt[:ahOff])
+	hdr := st.hdr[:ahOff]
+	copy(hdr, pkt[:ahOff])
 	if v6 {
 		// Version stays; traffic class, flow label and hop limit are
 		// mutable (section 3.3.3.1.2.1).
@@ -206,19 +245,19 @@ func (a *Auth) icv(pkt []byte, ahOff int, v6 bool, seq uint64) []byte {
 		hdr[8] = 0
 		hdr[10], hdr[11] = 0, 0
 	}
-	m.Write(hdr[:ahOff])
+	m.Write(hdr)
 	h := pkt[ahOff:]
 	n := (int(h[1]) + 2) * 4
 	m.Write(h[:HeaderLen])
-	var zero [64]byte
-	for z := n - HeaderLen; z > 0; z -= min(z, len(zero)) {
-		m.Write(zero[:min(z, len(zero))])
+	for z := n - HeaderLen; z > 0; z -= min(z, len(st.zero)) {
+		m.Write(st.zero[:min(z, len(st.zero))])
 	}
 	m.Write(h[n:])
 	if a.esn {
-		m.Write(binary.BigEndian.AppendUint32(nil, uint32(seq>>32)))
+		binary.BigEndian.PutUint32(st.hi[:], uint32(seq>>32))
+		m.Write(st.hi[:])
 	}
-	return m.Sum(nil)
+	copy(out, m.Sum(st.sum[:0]))
 }
 
 // outerKind checks that b starts with an outer header Seal and Open

@@ -24,6 +24,7 @@ const (
 	ProtoUDP    = 17
 	ProtoIPv6   = 41
 	ProtoESP    = 50
+	ProtoAH     = 51
 	ProtoICMPv6 = 58
 	ProtoNone   = 59 // RFC 4303 section 2.6: dummy packet
 )

@@ -59,12 +59,36 @@ func (d *discardTUN) BatchSize() int                         { return MaxBatch }
 var benchTransforms = []struct {
 	enc, auth string
 	ek, ak    int
+	proto     pb.IPsecProtocol // AH and bundle (issue 13); ESP otherwise
 }{
-	{"aes-128-gcm", "", 20, 0},
-	{"aes-256-gcm", "", 36, 0},
-	{"chacha20-poly1305", "", 36, 0},
-	{"aes-128-cbc", "hmac-sha1-96", 16, 20},
-	{"aes-256-cbc", "hmac-sha-256-128", 32, 32},
+	{"aes-128-gcm", "", 20, 0, 0},
+	{"aes-256-gcm", "", 36, 0, 0},
+	{"chacha20-poly1305", "", 36, 0, 0},
+	{"aes-128-cbc", "hmac-sha1-96", 16, 20, 0},
+	{"aes-256-cbc", "hmac-sha-256-128", 32, 32, 0},
+	{"ah", "hmac-sha1-96", 0, 20, pb.IPsecProtocol_IPSEC_PROTOCOL_AH},
+	{"ah", "hmac-sha-256-128", 0, 32, pb.IPsecProtocol_IPSEC_PROTOCOL_AH},
+	{"bundle-aes-128-cbc", "hmac-sha1-96", 16, 20, pb.IPsecProtocol_IPSEC_PROTOCOL_BUNDLE},
+}
+
+// benchSAs are the SAs of one bench transform.
+func benchSAs(tr int, key, akey []byte, local, remote string, in, out uint32) []*pb.SA {
+	t := benchTransforms[tr]
+	enc := t.enc
+	switch t.proto {
+	case pb.IPsecProtocol_IPSEC_PROTOCOL_AH:
+		enc = ""
+	case pb.IPsecProtocol_IPSEC_PROTOCOL_BUNDLE:
+		enc = "aes-128-cbc"
+	}
+	sas := dynamicSAs(enc, t.auth, key, akey, local, remote, in, out, pb.Encapsulation_ENCAPSULATION_ESP, 0)
+	for _, sa := range sas {
+		sa.Protocol = t.proto
+		if t.proto == pb.IPsecProtocol_IPSEC_PROTOCOL_BUNDLE {
+			sa.AuxiliarySpi = sa.Spi + 1
+		}
+	}
+	return sas
 }
 
 const benchBatch = 64
@@ -74,7 +98,7 @@ const benchBatch = 64
 // a discarding wire. anchors/pkt is the cost of one packet in anchors.
 func BenchmarkOutbound(b *testing.B) {
 	anchor := anchorNs()
-	for _, tr := range benchTransforms {
+	for ti, tr := range benchTransforms {
 		b.Run(tr.enc+"+"+tr.auth, func(b *testing.B) {
 			db, _ := sad.Open(sad.Options{})
 			p := New(db)
@@ -83,7 +107,7 @@ func BenchmarkOutbound(b *testing.B) {
 			if err := p.Configure(dynConfig("192.0.2.1", "192.0.2.2", "10.0.1.0/24", "10.0.2.0/24")); err != nil {
 				b.Fatal(err)
 			}
-			sas := dynamicSAs(tr.enc, tr.auth, make([]byte, tr.ek), make([]byte, tr.ak), "192.0.2.1", "192.0.2.2", 0x1001, 0x2002, pb.Encapsulation_ENCAPSULATION_ESP, 0)
+			sas := benchSAs(ti, make([]byte, tr.ek), make([]byte, tr.ak), "192.0.2.1", "192.0.2.2", 0x1001, 0x2002)
 			if err := db.Install(sas, 0); err != nil {
 				b.Fatal(err)
 			}
@@ -114,7 +138,7 @@ func BenchmarkOutbound(b *testing.B) {
 // be offered again.
 func BenchmarkInbound(b *testing.B) {
 	anchor := anchorNs()
-	for _, tr := range benchTransforms {
+	for ti, tr := range benchTransforms {
 		b.Run(tr.enc+"+"+tr.auth, func(b *testing.B) {
 			// Seal a batch on a sender plane.
 			dbA, _ := sad.Open(sad.Options{})
@@ -124,7 +148,9 @@ func BenchmarkInbound(b *testing.B) {
 			a.SetWire(w)
 			a.Configure(dynConfig("192.0.2.1", "192.0.2.2", "10.0.1.0/24", "10.0.2.0/24"))
 			key, akey := make([]byte, tr.ek), make([]byte, tr.ak)
-			dbA.Install(dynamicSAs(tr.enc, tr.auth, key, akey, "192.0.2.1", "192.0.2.2", 0x1001, 0x2002, pb.Encapsulation_ENCAPSULATION_ESP, 0), 0)
+			if err := dbA.Install(benchSAs(ti, key, akey, "192.0.2.1", "192.0.2.2", 0x1001, 0x2002), 0); err != nil {
+				b.Fatal(err)
+			}
 			s := newSender(a, &Inside{Junos: "ms-1/2/0.1", Dev: &discardTUN{}})
 			pkt := pad(ping(hostB, hostA), 1400-32)
 			for i := 0; i < benchBatch; i++ {
@@ -137,7 +163,7 @@ func BenchmarkInbound(b *testing.B) {
 			p := New(dbB)
 			defer p.Workers.Close()
 			p.Configure(dynConfig("192.0.2.2", "192.0.2.1", "10.0.2.0/24", "10.0.1.0/24"))
-			in := dynamicSAs(tr.enc, tr.auth, key, akey, "192.0.2.2", "192.0.2.1", 0x2002, 0x1001, pb.Encapsulation_ENCAPSULATION_ESP, 0)
+			in := benchSAs(ti, key, akey, "192.0.2.2", "192.0.2.1", 0x2002, 0x1001)
 			in[0].ReplayWindow = 0
 			dbB.Install(in, 0)
 			m := map[string]*Inside{"ms-1/2/0.1": {Junos: "ms-1/2/0.1", Dev: &discardTUN{}}}
@@ -156,10 +182,13 @@ func BenchmarkInbound(b *testing.B) {
 				for i, o := range w.pkts {
 					copy(bufs[i], o)
 					ds[i] = Datagram{Data: bufs[i][20:], Local: local, Kind: KindESP}
+					if tr.proto != 0 {
+						ds[i] = Datagram{Data: bufs[i], Local: local, Kind: KindAH}
+					}
 				}
 				r.Receive(ds)
 			}
-			if dbB.ServiceSetTotals("ss1").Get(sad.DecryptedPackets) == 0 {
+			if tot := dbB.ServiceSetTotals("ss1"); tot.Get(sad.DecryptedPackets)+tot.Get(sad.AHInputPackets) == 0 {
 				b.Fatal("nothing decrypted")
 			}
 			perPkt := float64(b.Elapsed().Nanoseconds()) / float64(b.N*len(ds))

@@ -68,6 +68,8 @@ func (d Drop) Decode() string {
 			parts = append(parts, fmt.Sprintf("ICMPv4 %v id %d seq %d", l.TypeCode, l.Id, l.Seq))
 		case *layers.ICMPv6:
 			parts = append(parts, fmt.Sprintf("ICMPv6 %v", l.TypeCode))
+		case *layers.IPSecAH:
+			parts = append(parts, fmt.Sprintf("AH spi %#x seq %d", l.SPI, l.Seq))
 		case *layers.IPSecESP:
 			parts = append(parts, fmt.Sprintf("ESP spi %#x seq %d", l.SPI, l.Seq))
 			return strings.Join(parts, " | ")

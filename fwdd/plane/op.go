@@ -146,6 +146,13 @@ func (p *Plane) SecurityAssociations(lvl string, hex bool, onlySet string) *pb.I
 		info := &pb.IPsecSAInfo{Spi: c.GetSpi(), Mode: "tunnel", Protocol: "ESP", State: "installed",
 			Authentication: c.GetAuthenticationAlgorithm(), Encryption: c.GetEncryptionAlgorithm(),
 			CopyTos: sa.Options().CopyTOS, Tos: sa.Options().TOS, CopyTtl: sa.Options().CopyTTL, Ttl: sa.Options().TTL, Sequence: sa.Sequence()}
+		switch c.GetProtocol() {
+		case pb.IPsecProtocol_IPSEC_PROTOCOL_AH:
+			info.Protocol, info.Encryption = "AH", "none"
+		case pb.IPsecProtocol_IPSEC_PROTOCOL_BUNDLE:
+			// Junos: Protocol BUNDLE, SPI the AH SA's, AUX-SPI ESP's.
+			info.Protocol, info.AuxSpi = "BUNDLE", c.GetAuxiliarySpi()
+		}
 		if info.Authentication == "" {
 			info.Authentication = "none"
 		}

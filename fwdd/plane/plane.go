@@ -87,8 +87,10 @@ import (
 const (
 	// Headroom is where a packet read from a TUN device starts in its
 	// buffer: room for the outer IPv6 (40) and UDP (8) headers, the ESP
-	// header (8) and the longest IV (16).
-	Headroom = 80
+	// header (8) and the longest IV (16), or for a bundle the outer IPv6
+	// header, the longest AH header (48 with hmac-sha-512-256) and ESP
+	// (24).
+	Headroom = 128
 	// BufferSize holds the largest tunnel MTU (9192) and the ESP trailer.
 	BufferSize = Headroom + 9216 + 128
 	// InBufferSize is the buffer of each datagram an outside reader
@@ -114,11 +116,12 @@ const (
 	KindNATT                 // UDP 4500: non-ESP marker demultiplexing (RFC 3948 section 2.2)
 	KindUDPEncap             // udp-encapsulate dest-port: ESP in UDP
 	KindIKE                  // UDP 500: IKE only
+	KindAH                   // raw IP protocol 51: Data is the whole outer packet, IP header included
 )
 
 // Datagram is one packet received from the outside.
 type Datagram struct {
-	Data          []byte // payload after the IP (and UDP) header; decrypted in place
+	Data          []byte // payload after the IP (and UDP) header (AH: the whole packet); decrypted in place
 	Local, Remote netip.AddrPort
 	Kind          Kind
 }

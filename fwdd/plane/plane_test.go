@@ -43,6 +43,9 @@ func (w *memWire) WriteOuter(pkts [][]byte) error {
 		case packet.ProtoESP:
 			d.Data = o[info.HdrLen:info.Len]
 			d.Kind = KindESP
+		case packet.ProtoAH:
+			d.Data = o[:info.Len]
+			d.Kind = KindAH
 		case packet.ProtoUDP:
 			d.Data = o[info.HdrLen+8 : info.Len]
 			d.Local = netip.AddrPortFrom(info.Dst, info.DstPort)

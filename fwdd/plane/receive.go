@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/sitesec/sitesec/fwdd/ah"
 	"github.com/sitesec/sitesec/fwdd/esp"
 	"github.com/sitesec/sitesec/fwdd/packet"
 	"github.com/sitesec/sitesec/fwdd/replay"
@@ -139,16 +140,44 @@ func (p *Plane) punt(d *Datagram, ike []byte) {
 	})
 }
 
+// classifyAH is classify for an AH packet (AH or a bundle): the SA by
+// the AH SPI, the replay pre-check by AH's sequence number.
+func (r *Receiver) classifyAH(d *Datagram) {
+	p := r.p
+	_, h, err := ah.Outer(d.Data)
+	if err != nil {
+		p.DB.SetCounters("").Add(sad.BadHeaders, 1)
+		return
+	}
+	sa := p.DB.Inbound(h.SPI, d.Local.Addr())
+	if sa == nil || !sa.Usable() || !sa.IsAH() {
+		p.DB.SetCounters("").Add(sad.InvalidSPI, 1)
+		p.report(Drop{Reason: "invalid SPI", SPI: h.SPI, Src: d.Remote, Dst: d.Local, Packet: d.Data})
+		return
+	}
+	seq := sa.Replay.Infer(h.Seq)
+	if err := sa.Replay.Check(seq); err != nil {
+		countReplay(sa, err)
+		p.report(Drop{Reason: err.Error(), SPI: h.SPI, Src: d.Remote, Dst: d.Local, Packet: d.Data})
+		return
+	}
+	r.jobs = append(r.jobs, inJob{d: d, sa: sa, seq: seq})
+}
+
 // classify is the in-order stage before decryption.
 func (r *Receiver) classify(d *Datagram) {
 	p := r.p
+	if d.Kind == KindAH {
+		r.classifyAH(d)
+		return
+	}
 	spi, err := esp.SPIOf(d.Data)
 	if err != nil {
 		p.DB.SetCounters("").Add(sad.BadHeaders, 1)
 		return
 	}
 	sa := p.DB.Inbound(spi, d.Local.Addr())
-	if sa == nil || !sa.Usable() {
+	if sa == nil || !sa.Usable() || sa.IsAH() {
 		// RFC 4303 section 3.4.2: no SA, drop (and audit, rate-limited).
 		p.DB.SetCounters("").Add(sad.InvalidSPI, 1)
 		p.report(Drop{Reason: "invalid SPI", SPI: spi, Src: d.Remote, Dst: d.Local, Packet: d.Data, ESP: true})
@@ -174,18 +203,38 @@ func countReplay(sa *sad.SA, err error) {
 	}
 }
 
+// errBundle: what AH protects in a bundle is not the bundle's ESP SA.
+var errBundle = errors.New("bundle: AH does not carry the SA's ESP")
+
 // open is the parallel stage.
 func (r *Receiver) open(i int) {
 	j := &r.jobs[i]
-	j.inner, j.nh, j.err = j.sa.Cipher.Open(j.d.Data, j.seq)
+	sa := j.sa
+	if sa.Auth == nil {
+		j.inner, j.nh, j.err = sa.Cipher.Open(j.d.Data, j.seq)
+		return
+	}
+	j.inner, j.nh, j.err = sa.Auth.Open(j.d.Data, j.seq)
+	if j.err != nil || sa.Cipher == nil {
+		return
+	}
+	// Bundle: ESP inside AH, under the same outer header.
+	if spi, err := esp.SPIOf(j.inner); j.nh != packet.ProtoESP || err != nil || spi != sa.Cipher.SPI() {
+		j.err = errBundle
+		return
+	}
+	seq := j.seq&^0xffffffff | uint64(esp.SeqOf(j.inner))
+	j.inner, j.nh, j.err = sa.Cipher.Open(j.inner, seq)
 }
 
 // deliver is the in-order stage after decryption.
 func (r *Receiver) deliver(j *inJob) {
 	sa := j.sa
 	if j.err != nil {
-		r.p.report(Drop{Reason: j.err.Error(), SPI: sa.Config.GetSpi(), Src: j.d.Remote, Dst: j.d.Local, Packet: j.d.Data, ESP: true})
+		r.p.report(Drop{Reason: j.err.Error(), SPI: sa.Config.GetSpi(), Src: j.d.Remote, Dst: j.d.Local, Packet: j.d.Data, ESP: j.d.Kind != KindAH})
 		switch {
+		case errors.Is(j.err, ah.ErrAuth):
+			sa.Counters.Add(sad.AHAuthFailures, 1)
 		case errors.Is(j.err, esp.ErrAuth):
 			sa.Counters.Add(sad.AuthFailures, 1)
 		case errors.Is(j.err, esp.ErrDecrypt):
@@ -199,7 +248,7 @@ func (r *Receiver) deliver(j *inJob) {
 	}
 	if err := sa.Replay.Accept(j.seq); err != nil {
 		countReplay(sa, err) // a duplicate within this batch
-		r.p.report(Drop{Reason: err.Error(), SPI: sa.Config.GetSpi(), Src: j.d.Remote, Dst: j.d.Local, Packet: j.d.Data, ESP: true})
+		r.p.report(Drop{Reason: err.Error(), SPI: sa.Config.GetSpi(), Src: j.d.Remote, Dst: j.d.Local, Packet: j.d.Data, ESP: j.d.Kind != KindAH})
 		return
 	}
 	switch j.nh {

@@ -298,7 +298,7 @@ func (s *sender) classify(buf []byte, start, end int) {
 		mtu = spd.DefaultTunnelMTU
 	}
 	over := outerOverhead(sa)
-	tooBig := over+sa.Cipher.Overhead(len(pkt))+len(pkt) > mtu
+	tooBig := over+protoOverhead(sa, len(pkt))+len(pkt) > mtu
 	if tooBig && !passive {
 		sa.Counters.Add(sad.ExceedsTunnelMTU, 1)
 		if info.Version != 4 || info.DF {
@@ -349,17 +349,30 @@ func (s *sender) queue(sa *sad.SA, buf []byte, start, end int, nh, ttl, tos byte
 	s.cur.jobs = append(s.cur.jobs, outJob{buf: buf, start: start, end: end, sa: sa, seq: seq, nh: nh, ttl: ttl, tos: tos, df: df})
 }
 
-// seal is the parallel stage: ESP and the outer headers.
+// seal is the parallel stage: ESP (ESP, bundle), the outer headers and
+// AH (AH, bundle).
 func (b *outBatch) seal(i int) {
 	j := &b.jobs[i]
-	e, err := j.sa.Cipher.Seal(j.buf, j.start, j.end, j.seq, j.nh)
-	if err != nil {
-		j.err = err
-		return
+	sa := j.sa
+	e := j.buf[j.start:j.end]
+	nh := j.nh
+	if sa.Cipher != nil {
+		var err error
+		if e, err = sa.Cipher.Seal(j.buf, j.start, j.end, j.seq, j.nh); err != nil {
+			j.err = err
+			return
+		}
+		nh = packet.ProtoESP
 	}
-	j.out = b.p.outer(j.sa, j.buf, e, j.ttl, j.tos, j.df)
+	j.out = b.p.outer(sa, j.buf, e, j.ttl, j.tos, j.df)
 	if j.out == nil {
 		j.err = esp.ErrBuffer
+		return
+	}
+	if sa.Auth != nil {
+		// RFC 4302 section 3.3: AH after the outer header, its ICV over
+		// the whole packet; a bundle's sequence numbers are AH's.
+		j.err = sa.Auth.SealInPlace(j.out, j.seq, nh)
 	}
 }
 
@@ -377,7 +390,13 @@ func (p *Plane) outer(sa *sad.SA, buf, e []byte, ttl, tos byte, df bool) []byte 
 	iph := ipHeaderLen(src)
 	hl := iph
 	proto := byte(packet.ProtoESP)
-	if udpEncap(peer.Encap) {
+	switch {
+	case sa.Auth != nil:
+		// AH is never UDP-encapsulated (sad refuses it); the caller
+		// fills the AH header.
+		hl += sa.Auth.Len(!src.Is4())
+		proto = packet.ProtoAH
+	case udpEncap(peer.Encap):
 		hl += packet.UDPHeaderLen
 		proto = packet.ProtoUDP
 	}
@@ -424,18 +443,31 @@ func localPort(sa *sad.SA) uint16 {
 	return spd.DefaultUDPEncapPort
 }
 
-// outerOverhead is the outer header bytes an SA adds before ESP.
+// outerOverhead is the outer header bytes an SA adds before ESP (or
+// the AH header).
 func outerOverhead(sa *sad.SA) int {
 	n := ipHeaderLen(sa.Local)
-	if udpEncap(sa.Peer().Encap) {
+	if sa.Auth == nil && udpEncap(sa.Peer().Encap) {
 		n += packet.UDPHeaderLen
 	}
 	return n
 }
 
+// protoOverhead is what ESP and AH add to an inner packet of n bytes.
+func protoOverhead(sa *sad.SA, n int) int {
+	o := 0
+	if sa.Cipher != nil {
+		o = sa.Cipher.Overhead(n)
+	}
+	if sa.Auth != nil {
+		o += sa.Auth.Len(!sa.Local.Is4())
+	}
+	return o
+}
+
 // innerMTU is the largest inner packet whose outer packet fits mtu.
 func innerMTU(sa *sad.SA, mtu int) int {
-	n := mtu - outerOverhead(sa) - sa.Cipher.Overhead(0)
+	n := mtu - outerOverhead(sa) - protoOverhead(sa, 0)
 	// Overhead(0) includes padding for an empty payload; align down so
 	// that padding never pushes the packet over.
 	return n - 16

@@ -39,6 +39,8 @@ type LinuxWire struct {
 	mu    sync.Mutex
 	esp   *ipv4.PacketConn
 	esp6  *ipv6.PacketConn
+	ah    *ipv4.PacketConn // raw IP protocol 51 (AH, RFC 4302)
+	ah6   *ipv6.PacketConn
 	udp   map[netip.AddrPort]*udpSock
 	wg    sync.WaitGroup
 	Error func(error) // reports a reader that stopped, optional
@@ -66,7 +68,7 @@ type batchConn interface {
 	ReadBatch(ms []ipv4.Message, flags int) (int, error)
 }
 
-// OpenLinuxWire opens the raw sockets and starts the ESP reader.
+// OpenLinuxWire opens the raw sockets and starts the ESP and AH readers.
 func OpenLinuxWire(p *Plane) (*LinuxWire, error) {
 	sc, err := net.ListenPacket("ip4:255", "0.0.0.0") // IPPROTO_RAW implies IP_HDRINCL
 	if err != nil {
@@ -90,6 +92,16 @@ func OpenLinuxWire(p *Plane) (*LinuxWire, error) {
 	}
 	w.wg.Add(1)
 	go w.read(w.esp, KindESP, netip.AddrPort{}, false)
+	// AH (RFC 4302) arrives on its own raw socket, IPv4 header included.
+	ac, err := net.ListenPacket("ip4:51", "0.0.0.0")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("wire: raw AH socket: %w", err)
+	}
+	bigBuffers(ac)
+	w.ah = ipv4.NewPacketConn(ac)
+	w.wg.Add(1)
+	go w.read(w.ah, KindAH, netip.AddrPort{}, false)
 	// IPv6: IPPROTO_RAW implies IPV6_HDRINCL too; ESP arrives without its
 	// IPv6 header, so the local address comes from IPV6_PKTINFO. A machine
 	// without IPv6 just has no IPv6 gateways.
@@ -102,6 +114,13 @@ func OpenLinuxWire(p *Plane) (*LinuxWire, error) {
 			w.esp6.SetControlMessage(ipv6.FlagDst, true)
 			w.wg.Add(1)
 			go w.read(w.esp6, KindESP, netip.AddrPort{}, true)
+		}
+		if ac6, err := net.ListenPacket("ip6:51", "::"); err == nil {
+			bigBuffers(ac6)
+			w.ah6 = ipv6.NewPacketConn(ac6)
+			w.ah6.SetControlMessage(ipv6.FlagDst, true)
+			w.wg.Add(1)
+			go w.read(w.ah6, KindAH, netip.AddrPort{}, true)
 		}
 	}
 	return w, nil
@@ -290,6 +309,7 @@ func (w *LinuxWire) Listen(want map[netip.AddrPort]Kind) error {
 // into, and the Receiver that runs the batch.
 type rxSet struct {
 	r     *Receiver
+	whole [][]byte // each message's buffer, with room before it for an IPv6 AH header
 	msgs  []ipv4.Message
 	slots [][]byte
 	used  int
@@ -347,14 +367,22 @@ func (p *rxPipe) stop() {
 }
 
 // read is one outside reader: recvmmsg into its own buffers, then the
-// inbound pipeline (rxPipe). raw6 marks the IPv6 ESP socket, whose
-// datagrams come without the IPv6 header.
+// inbound pipeline (rxPipe). raw6 marks the IPv6 ESP and AH sockets,
+// whose datagrams come without the IPv6 header; for AH, whose ICV covers
+// the outer header, the reader writes its immutable fields back in front
+// (version, payload length, next header, addresses; the mutable ones are
+// zero in the ICV anyway, RFC 4302 section 3.3.3.1.2.1).
 func (w *LinuxWire) read(pc batchConn, kind Kind, local netip.AddrPort, raw6 bool) {
 	defer w.wg.Done()
+	lead := 0
+	if raw6 && kind == KindAH {
+		lead = packet.IPv6HeaderLen
+	}
 	pipe := newRxPipe(func() *rxSet {
-		s := &rxSet{r: w.p.NewReceiver(), msgs: make([]ipv4.Message, MaxBatch), ds: make([]Datagram, 0, MaxBatch)}
+		s := &rxSet{r: w.p.NewReceiver(), msgs: make([]ipv4.Message, MaxBatch), ds: make([]Datagram, 0, MaxBatch), whole: make([][]byte, MaxBatch)}
 		for i := range s.msgs {
-			s.msgs[i].Buffers = [][]byte{make([]byte, InBufferSize)}
+			s.whole[i] = make([]byte, InBufferSize+lead)
+			s.msgs[i].Buffers = [][]byte{s.whole[i][lead:]}
 			if raw6 {
 				s.msgs[i].OOB = ipv6.NewControlMessage(ipv6.FlagDst)
 			}
@@ -396,6 +424,25 @@ func (w *LinuxWire) read(pc batchConn, kind Kind, local netip.AddrPort, raw6 boo
 					ra, _ := netip.AddrFromSlice(ia.IP)
 					d.Remote = netip.AddrPortFrom(ra.Unmap(), 0)
 				}
+				if lead != 0 {
+					if !d.Remote.Addr().Is6() || !d.Local.Addr().Is6() {
+						w.p.DB.SetCounters("").Add(sad.BadHeaders, 1)
+						continue
+					}
+					d.Data = set.whole[i][:lead+len(b)]
+					packet.OuterIPv6(d.Data, d.Remote.Addr(), d.Local.Addr(), packet.ProtoAH, 0, 0, len(b))
+				}
+			case kind == KindAH:
+				// The IPv4 raw socket hands over the header, which AH's
+				// ICV covers: Data is the whole packet.
+				info, err := packet.Parse(b)
+				if err != nil || info.Proto != packet.ProtoAH || info.FragOff != 0 || info.MoreFrag {
+					w.p.DB.SetCounters("").Add(sad.BadHeaders, 1)
+					continue
+				}
+				d.Data = b[:info.Len]
+				d.Local = netip.AddrPortFrom(info.Dst, 0)
+				d.Remote = netip.AddrPortFrom(info.Src, 0)
 			case kind == KindESP:
 				// The IPv4 raw socket hands over the header too.
 				info, err := packet.Parse(b)
@@ -515,6 +562,12 @@ func (w *LinuxWire) Close() {
 	w.mu.Unlock()
 	w.esp.Close()
 	w.send.Close()
+	if w.ah != nil {
+		w.ah.Close()
+	}
+	if w.ah6 != nil {
+		w.ah6.Close()
+	}
 	if w.esp6 != nil {
 		w.esp6.Close()
 	}

@@ -31,6 +31,11 @@ const (
 	InvalidSPI
 	TSCheckFailures
 	Discards
+	AHInputBytes
+	AHOutputBytes
+	AHInputPackets
+	AHOutputPackets
+	AHAuthFailures // AH ICV did not verify
 	numCounters
 )
 
@@ -85,5 +90,10 @@ func (cs *Counters) Proto() *pb.IPsecCounters {
 		InvalidSpi:                g(InvalidSPI),
 		TsCheckFailures:           g(TSCheckFailures),
 		Discards:                  g(Discards),
+		AhInputBytes:              g(AHInputBytes),
+		AhOutputBytes:             g(AHOutputBytes),
+		AhInputPackets:            g(AHInputPackets),
+		AhOutputPackets:           g(AHOutputPackets),
+		AhAuthenticationFailures:  g(AHAuthFailures),
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sitesec/sitesec/fwdd/ah"
 	"github.com/sitesec/sitesec/fwdd/esp"
 	"github.com/sitesec/sitesec/fwdd/replay"
 	"github.com/sitesec/sitesec/proto/pb"
@@ -61,8 +62,11 @@ type Peer struct {
 
 // SA is one installed SA.
 type SA struct {
-	Config    *pb.SA // as installed; never modified
+	Config *pb.SA // as installed; never modified
+	// Cipher is the ESP transform (nil for AH); Auth the AH transform
+	// (nil for ESP). A bundle has both: AH outside, ESP inside.
 	Cipher    *esp.Cipher
+	Auth      *ah.Auth
 	Replay    replay.Window // inbound only
 	Counters  Counters
 	Local     netip.Addr
@@ -205,8 +209,14 @@ func (sa *SA) reserve(s uint64) error {
 func (sa *SA) Account(n int) {
 	var bytes, pkts uint64
 	if sa.Inbound() {
-		bytes = sa.Counters.c[DecryptedBytes].Add(uint64(n))
-		pkts = sa.Counters.c[DecryptedPackets].Add(1)
+		if sa.Auth != nil {
+			bytes = sa.Counters.c[AHInputBytes].Add(uint64(n))
+			pkts = sa.Counters.c[AHInputPackets].Add(1)
+		}
+		if sa.Cipher != nil {
+			bytes = sa.Counters.c[DecryptedBytes].Add(uint64(n))
+			pkts = sa.Counters.c[DecryptedPackets].Add(1)
+		}
 		if pkts == 1 {
 			// The first packet on a new inbound SA tells kmd at once that
 			// the peer sends on it, so a responder waiting to switch its
@@ -215,8 +225,14 @@ func (sa *SA) Account(n int) {
 			sa.db.emit(sa, pb.SAEventKind_SA_EVENT_KIND_INBOUND_ACTIVITY, "first packet")
 		}
 	} else {
-		bytes = sa.Counters.c[EncryptedBytes].Add(uint64(n))
-		pkts = sa.Counters.c[EncryptedPackets].Add(1)
+		if sa.Auth != nil {
+			bytes = sa.Counters.c[AHOutputBytes].Add(uint64(n))
+			pkts = sa.Counters.c[AHOutputPackets].Add(1)
+		}
+		if sa.Cipher != nil {
+			bytes = sa.Counters.c[EncryptedBytes].Add(uint64(n))
+			pkts = sa.Counters.c[EncryptedPackets].Add(1)
+		}
 	}
 	lt := sa.Config.GetLifetime()
 	if lt == nil {
@@ -433,6 +449,52 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return a
 }
 
+// transforms makes the ESP and AH transforms of c by its protocol.
+func (db *DB) transforms(c *pb.SA) (*esp.Cipher, *ah.Auth, error) {
+	switch c.GetProtocol() {
+	case pb.IPsecProtocol_IPSEC_PROTOCOL_UNSPECIFIED, pb.IPsecProtocol_IPSEC_PROTOCOL_ESP:
+		ci, err := esp.New(esp.Config{SPI: c.GetSpi(), Encryption: c.GetEncryptionAlgorithm(),
+			Authentication: c.GetAuthenticationAlgorithm(), EncryptionKey: c.GetEncryptionKey(),
+			AuthenticationKey: c.GetAuthenticationKey(), ESN: c.GetExtendedSequenceNumbers(), Rand: db.rand})
+		return ci, nil, err
+	case pb.IPsecProtocol_IPSEC_PROTOCOL_AH, pb.IPsecProtocol_IPSEC_PROTOCOL_BUNDLE:
+	default:
+		return nil, nil, fmt.Errorf("protocol %v", c.GetProtocol())
+	}
+	if udp := c.GetEncapsulation(); udp != pb.Encapsulation_ENCAPSULATION_UNSPECIFIED && udp != pb.Encapsulation_ENCAPSULATION_ESP {
+		// RFC 4302 covers the outer addresses; RFC 3948 has no AH.
+		return nil, nil, errors.New("AH cannot be UDP-encapsulated")
+	}
+	au, err := ah.New(ah.Config{SPI: c.GetSpi(), Authentication: c.GetAuthenticationAlgorithm(),
+		Key: c.GetAuthenticationKey(), ESN: c.GetExtendedSequenceNumbers()})
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.GetProtocol() == pb.IPsecProtocol_IPSEC_PROTOCOL_AH {
+		if c.GetEncryptionAlgorithm() != "" || len(c.GetEncryptionKey()) != 0 {
+			return nil, nil, errors.New("AH takes no encryption")
+		}
+		return nil, au, nil
+	}
+	if c.GetAuxiliarySpi() < 256 {
+		return nil, nil, fmt.Errorf("bundle: ESP SPI %d is reserved", c.GetAuxiliarySpi())
+	}
+	if enc := c.GetEncryptionAlgorithm(); enc == "" || enc == "null" {
+		return nil, nil, errors.New("bundle: ESP needs an encryption algorithm")
+	}
+	// The ESP of a bundle encrypts only: AH authenticates (RFC 4301
+	// section 4.5, Junos `protocol bundle`).
+	ci, err := esp.New(esp.Config{SPI: c.GetAuxiliarySpi(), Encryption: c.GetEncryptionAlgorithm(),
+		EncryptionKey: c.GetEncryptionKey(), ESN: c.GetExtendedSequenceNumbers(), Rand: db.rand})
+	if err != nil {
+		return nil, nil, err
+	}
+	return ci, au, nil
+}
+
+// IsAH reports whether the SA's outer protocol is AH (AH or bundle).
+func (sa *SA) IsAH() bool { return sa.Auth != nil }
+
 // build checks one pb.SA and makes the SA; nothing is installed yet.
 func (db *DB) build(c *pb.SA, owned bool) (*SA, error) {
 	if c.GetSpi() < 256 {
@@ -451,16 +513,14 @@ func (db *DB) build(c *pb.SA, owned bool) (*SA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sad: SA %d remote gateway: %w", c.GetSpi(), err)
 	}
-	ci, err := esp.New(esp.Config{SPI: c.GetSpi(), Encryption: c.GetEncryptionAlgorithm(),
-		Authentication: c.GetAuthenticationAlgorithm(), EncryptionKey: c.GetEncryptionKey(),
-		AuthenticationKey: c.GetAuthenticationKey(), ESN: c.GetExtendedSequenceNumbers(), Rand: db.rand})
+	ci, au, err := db.transforms(c)
 	if err != nil {
 		return nil, fmt.Errorf("sad: SA %d: %w", c.GetSpi(), err)
 	}
 	if !owned {
 		c = proto.Clone(c).(*pb.SA)
 	}
-	sa := &SA{Config: c, Cipher: ci, Local: local.Addr(), Installed: db.now(), db: db}
+	sa := &SA{Config: c, Cipher: ci, Auth: au, Local: local.Addr(), Installed: db.now(), db: db}
 	sa.peer.Store(&Peer{Addr: remote, Encap: c.GetEncapsulation()})
 	o := OptionsOf(c)
 	sa.opts.Store(&o)

@@ -51,8 +51,10 @@ func dirName(d pb.ManualDirection) string {
 }
 
 func manualSA(s *Set, term *Term, d *pb.ManualSADirection) ([]*pb.SA, error) {
-	if p := d.GetProtocol(); p == pb.IPsecProtocol_IPSEC_PROTOCOL_AH || p == pb.IPsecProtocol_IPSEC_PROTOCOL_BUNDLE {
-		return nil, fmt.Errorf("protocol %s is not supported: the data plane is ESP only", map[pb.IPsecProtocol]string{2: "ah", 3: "bundle"}[p])
+	proto := d.GetProtocol()
+	isAH := proto == pb.IPsecProtocol_IPSEC_PROTOCOL_AH || proto == pb.IPsecProtocol_IPSEC_PROTOCOL_BUNDLE
+	if isAH && s.UDPEncapPort != 0 {
+		return nil, fmt.Errorf("protocol %s cannot be used with udp-encapsulate: AH authenticates the outer IP header and has no UDP encapsulation (RFC 3948 is ESP only)", map[pb.IPsecProtocol]string{2: "ah", 3: "bundle"}[proto])
 	}
 	auth := d.GetAuthenticationAlgorithm()
 	if auth == "hmac-sha2-256" {
@@ -74,6 +76,15 @@ func manualSA(s *Set, term *Term, d *pb.ManualSADirection) ([]*pb.SA, error) {
 		AuthenticationKey:       d.GetAuthenticationKey().GetValue(),
 		InsideInterface:         s.Inside,
 		InitialSequence:         1,
+		Protocol:                proto,
+	}
+	switch proto {
+	case pb.IPsecProtocol_IPSEC_PROTOCOL_AH:
+		base.EncryptionAlgorithm, base.EncryptionKey = "", nil
+	case pb.IPsecProtocol_IPSEC_PROTOCOL_BUNDLE:
+		// Junos: spi and authentication are AH's, auxiliary-spi and
+		// encryption ESP's.
+		base.AuxiliarySpi = d.GetAuxiliarySpi()
 	}
 	if s.UDPEncapPort != 0 {
 		base.Encapsulation = pb.Encapsulation_ENCAPSULATION_UDP_MULTIPATH

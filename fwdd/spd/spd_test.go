@@ -183,7 +183,7 @@ func TestErrors(t *testing.T) {
 		}
 	}
 	_, merrs := tbl.ManualSAs()
-	if len(merrs) != 1 || !strings.Contains(merrs[0].Error(), "direction bidirectional] protocol ah is not supported") {
+	if len(merrs) != 1 || !strings.Contains(merrs[0].Error(), "direction bidirectional] protocol ah cannot be used with udp-encapsulate") {
 		t.Fatalf("manual errors %v", merrs)
 	}
 }

@@ -61,3 +61,12 @@ func (sa *SA) scheduleChild(c *ChildSA) {
 	c.ExpireAt = c.CreatedAt.Add(lt)
 	c.RekeyAt = c.CreatedAt.Add(sa.jitter(lt * 9 / 10))
 }
+
+// protocol is the CHILD SA's protocol, ESP or AH (RFC 7296 section
+// 3.3.1).
+func (c *ChildSA) protocol() message.ProtocolID {
+	if c.Suite.Protocol == message.ProtocolAH {
+		return message.ProtocolAH
+	}
+	return message.ProtocolESP
+}

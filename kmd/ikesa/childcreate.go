@@ -123,7 +123,7 @@ func (t *childCreate) Build(m *message.Message) (task.Status, error) {
 		t.ni = ni
 	}
 	if t.rekey != nil {
-		m.Payloads = append(m.Payloads, &message.Notify{Protocol: message.ProtocolESP, SPI: spiBytes(t.rekey.SPIIn), NotifyType: message.NotifyRekeySA})
+		m.Payloads = append(m.Payloads, &message.Notify{Protocol: t.rekey.protocol(), SPI: spiBytes(t.rekey.SPIIn), NotifyType: message.NotifyRekeySA})
 	}
 	m.Payloads = append(m.Payloads, &message.SA{Proposals: t.offer})
 	if !t.initial {

@@ -23,7 +23,7 @@ func (t *childDelete) Build(m *message.Message) (task.Status, error) {
 		return task.Done, nil
 	}
 	t.sa.Stats.DeletesOut++
-	m.Payloads = append(m.Payloads, &message.Delete{Protocol: message.ProtocolESP, SPISize: 4, SPIs: [][]byte{spiBytes(t.child.SPIIn)}})
+	m.Payloads = append(m.Payloads, &message.Delete{Protocol: t.child.protocol(), SPISize: 4, SPIs: [][]byte{spiBytes(t.child.SPIIn)}})
 	return task.NeedMore, nil
 }
 
@@ -111,7 +111,7 @@ func (t *informational) Process(m *message.Message) (task.Status, error) {
 			for _, s := range d.SPIs {
 				spi := binary.BigEndian.Uint32(s)
 				for _, c := range sa.Children {
-					if c.SPIOut == spi && c.state != childDeleted {
+					if c.SPIOut == spi && c.state != childDeleted && c.protocol() == d.Protocol {
 						t.children = append(t.children, c)
 						t.spis = append(t.spis, spiBytes(c.SPIIn))
 					}
@@ -129,8 +129,17 @@ func (t *informational) Build(m *message.Message) (task.Status, error) {
 		sa.die(nil)
 		return task.Done, nil
 	}
-	if len(t.spis) > 0 {
-		m.Payloads = append(m.Payloads, &message.Delete{Protocol: message.ProtocolESP, SPISize: 4, SPIs: t.spis})
+	// One Delete payload per protocol (RFC 7296 section 3.11).
+	for _, proto := range []message.ProtocolID{message.ProtocolESP, message.ProtocolAH} {
+		var spis [][]byte
+		for i, c := range t.children {
+			if c.protocol() == proto {
+				spis = append(spis, t.spis[i])
+			}
+		}
+		if len(spis) > 0 {
+			m.Payloads = append(m.Payloads, &message.Delete{Protocol: proto, SPISize: 4, SPIs: spis})
+		}
 	}
 	for _, c := range t.children {
 		sa.removeChild(c)

@@ -98,8 +98,15 @@ func checkKeys(t *testing.T, ha, hb *fakeHost) {
 	}
 	for spi, c := range ha.in {
 		o := hb.ob[spi]
-		if o == nil || !bytes.Equal(c.EncrIn, o.EncrOut) || !bytes.Equal(c.IntegIn, o.IntegOut) || !c.Suite.same(o.Suite) {
+		if o == nil || !bytes.Equal(c.EncrIn, o.EncrOut) || !bytes.Equal(c.IntegIn, o.IntegOut) || !c.Suite.same(o.Suite) || c.AuxIn != o.AuxOut {
 			t.Fatalf("SPI %x: keys differ", spi)
+		}
+		el, il := c.Suite.keyLens()
+		if len(c.EncrIn) != el || len(c.IntegIn) != il || (c.Suite.AH && c.Suite.ESP == 0 && len(c.EncrIn) != 0) {
+			t.Fatalf("SPI %x: key lengths %d/%d, want %d/%d", spi, len(c.EncrIn), len(c.IntegIn), el, il)
+		}
+		if c.Suite.Bundle() && (c.AuxIn < 256 || c.AuxIn == c.SPIIn || bytes.Equal(c.EncrIn[:8], c.IntegIn[:8])) {
+			t.Fatalf("bundle SPIs %x/%x or keys not separate", c.SPIIn, c.AuxIn)
 		}
 	}
 	for spi, c := range hb.in {
@@ -123,6 +130,10 @@ func TestExchanges(t *testing.T) {
 		{"main des-md5-modp768 pfs group1", false, Phase1{Encr: isakmp.EncrDES, Hash: isakmp.HashMD5, Auth: isakmp.AuthPSK, Group: 1}, Phase2{ESP: isakmp.ESPDES, AuthAlg: isakmp.AuthHMACMD5, Group: 1}, 9},
 		{"aggressive aes256-sha256-modp2048 pfs", true, Phase1{Encr: isakmp.EncrAES, KeyBits: 256, Hash: isakmp.HashSHA256, Auth: isakmp.AuthPSK, Group: 14}, Phase2{ESP: isakmp.ESPAES, KeyBits: 256, AuthAlg: isakmp.AuthHMACSHA256, Group: 14}, 6},
 		{"main aes256-sha512-group24 gcm", false, Phase1{Encr: isakmp.EncrAES, KeyBits: 256, Hash: isakmp.HashSHA512, Auth: isakmp.AuthPSK, Group: 24}, Phase2{ESP: isakmp.ESPAESGCM16, KeyBits: 256, Group: 5}, 9},
+		{"main AH hmac-sha1-96 (issue 13)", false, Phase1{Encr: isakmp.Encr3DES, Hash: isakmp.HashSHA1, Auth: isakmp.AuthPSK, Group: 2}, Phase2{AH: true, AuthAlg: isakmp.AuthHMACSHA}, 9},
+		{"main AH hmac-sha-256-128 pfs group14 (issue 13)", false, Phase1{Encr: isakmp.EncrAES, KeyBits: 128, Hash: isakmp.HashSHA256, Auth: isakmp.AuthPSK, Group: 14}, Phase2{AH: true, AuthAlg: isakmp.AuthHMACSHA256, Group: 14}, 9},
+		{"main bundle AH hmac-md5-96 + ESP 3des pfs group2 (issue 13)", false, Phase1{Encr: isakmp.Encr3DES, Hash: isakmp.HashMD5, Auth: isakmp.AuthPSK, Group: 2}, Phase2{AH: true, ESP: isakmp.ESP3DES, AuthAlg: isakmp.AuthHMACMD5, Group: 2}, 9},
+		{"aggressive bundle AH hmac-sha1-96 + ESP aes-256-cbc (issue 13)", true, Phase1{Encr: isakmp.EncrAES, KeyBits: 256, Hash: isakmp.HashSHA1, Auth: isakmp.AuthPSK, Group: 14}, Phase2{AH: true, ESP: isakmp.ESPAES, KeyBits: 256, AuthAlg: isakmp.AuthHMACSHA}, 6},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -385,4 +396,55 @@ func TestInitiateOnEstablishedQueuesNothing(t *testing.T) {
 		}
 	}
 	checkKeys(t, ha, hb)
+}
+
+// TestBundleProposals: a bundle is one proposal number with an AH
+// proposal (its transform ID naming the algorithm its authentication
+// attribute repeats, RFC 2407 section 4.4.3) and an ESP proposal without
+// authentication (RFC 2409 section 9); readPhase2 reads it back, and
+// refuses an ESP half that authenticates or an AH transform whose ID and
+// attribute disagree.
+func TestBundleProposals(t *testing.T) {
+	s := Phase2{AH: true, ESP: isakmp.ESP3DES, AuthAlg: isakmp.AuthHMACSHA, Group: 2}
+	ps := s.proposals(1, 0x1111, 0x2222, isakmp.EncapTunnel)
+	if len(ps) != 2 || ps[0].Number != 1 || ps[1].Number != 1 || ps[0].Protocol != isakmp.ProtoAH || ps[1].Protocol != isakmp.ProtoESP ||
+		ps[0].Transforms[0].ID != isakmp.AHSHA || ps[1].Transforms[0].ID != isakmp.ESP3DES {
+		t.Fatalf("%+v", ps)
+	}
+	// The wire form round-trips.
+	b := isakmp.SA{DOI: isakmp.DOIIPsec, Situation: isakmp.SituationIdentityOnly, Proposals: ps}.Marshal()
+	sa, err := isakmp.ParseSA(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, encap, spi, aux, err := readPhase2(sa.Proposals)
+	if err != nil || !got.same(s) || encap != isakmp.EncapTunnel || spi != 0x1111 || aux != 0x2222 {
+		t.Fatalf("%+v %d %x %x %v", got, encap, spi, aux, err)
+	}
+	ah := Phase2{AH: true, AuthAlg: isakmp.AuthHMACSHA256}
+	if ps := ah.proposals(3, 0x3333, 0, isakmp.EncapTunnel); len(ps) != 1 || ps[0].Protocol != isakmp.ProtoAH || ps[0].Transforms[0].ID != isakmp.AHSHA256 {
+		t.Fatalf("AH %+v", ps)
+	}
+	// ESP half with its own authentication.
+	bad := s.proposals(1, 0x1111, 0x2222, isakmp.EncapTunnel)
+	esp := Phase2{ESP: isakmp.ESP3DES, AuthAlg: isakmp.AuthHMACSHA}
+	bad[1].Transforms[0] = esp.transform(1, isakmp.EncapTunnel)
+	if _, _, _, _, err := readPhase2(bad); err == nil {
+		t.Fatal("bundle ESP with authentication accepted")
+	}
+	// AH transform ID and attribute disagree.
+	bad = ah.proposals(1, 0x1111, 0, isakmp.EncapTunnel)
+	bad[0].Transforms[0].ID = isakmp.AHMD5
+	if _, _, _, _, err := readPhase2(bad); err == nil {
+		t.Fatal("AH_MD5 with HMAC-SHA-256 accepted")
+	}
+	// A bundle is never taken through a NAT (UDP-encapsulated tunnel).
+	ta, _, _, _, _ := pair(t, false, Phase1{Encr: isakmp.Encr3DES, Hash: isakmp.HashSHA1, Auth: isakmp.AuthPSK, Group: 2}, s)
+	udp := s.proposals(1, 0x1111, 0x2222, isakmp.EncapUDPTunnel)
+	if c, _, _ := ta.selectPhase2(&exchange{}, udp); c != nil {
+		t.Fatal("bundle accepted in UDP-encapsulated tunnel mode")
+	}
+	if c, spi, aux := ta.selectPhase2(&exchange{}, ps); c == nil || spi != 0x1111 || aux != 0x2222 {
+		t.Fatal("bundle not selected")
+	}
 }

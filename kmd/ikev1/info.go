@@ -101,7 +101,7 @@ func (sa *ISAKMPSA) handleInfo(local, remote netip.AddrPort, h isakmp.Header, bo
 			}
 			t.Stats.DeletesIn++
 			switch d.Protocol {
-			case isakmp.ProtoESP:
+			case isakmp.ProtoESP, isakmp.ProtoAH:
 				for _, spi := range d.SPIs {
 					if len(spi) != 4 {
 						continue
@@ -109,7 +109,7 @@ func (sa *ISAKMPSA) handleInfo(local, remote netip.AddrPort, h isakmp.Header, bo
 					// The peer deletes its inbound SA, our outbound.
 					v := binary.BigEndian.Uint32(spi)
 					for _, c := range append([]*Child(nil), t.Children...) {
-						if c.SPIOut == v {
+						if c.SPIOut == v || (c.Suite.Bundle() && c.AuxOut == v) {
 							t.deleteChild(c, false)
 						}
 					}

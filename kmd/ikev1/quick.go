@@ -25,6 +25,7 @@ type exchange struct {
 	dh        transform.DH
 	gxy       []byte
 	spiIn     uint32
+	auxIn     uint32 // ESP's inbound SPI in a bundle
 	suite     Phase2
 	encap     bool
 	localTS   message.Selector
@@ -174,17 +175,27 @@ func (t *Tunnel) startQuick(sa *ISAKMPSA, rekeys *Child) error {
 	if x.encap {
 		encap = isakmp.EncapUDPTunnel
 	}
-	spi := binary.BigEndian.AppendUint32(nil, x.spiIn)
+	x.auxIn = binary.BigEndian.Uint32(t.random(4)) | 0x100
 	var props []isakmp.Proposal
 	group := uint16(0)
-	for i, s := range t.Config.ESP {
+	for _, s := range t.Config.ESP {
+		if s.AH && x.encap {
+			continue // AH covers the outer addresses: not through a NAT (RFC 3947 is ESP only)
+		}
 		if s.Lifetime == 0 {
 			s.Lifetime = t.Config.ChildLifetime
 		}
-		props = append(props, isakmp.Proposal{Number: uint8(i + 1), Protocol: isakmp.ProtoESP, SPI: spi, Transforms: []isakmp.Transform{s.transform(1, encap)}})
+		n := uint8(1)
+		if len(props) > 0 {
+			n = props[len(props)-1].Number + 1
+		}
+		props = append(props, s.proposals(n, x.spiIn, x.auxIn, encap)...)
 		if group == 0 {
 			group = s.Group
 		}
+	}
+	if len(props) == 0 {
+		return errors.New("ikev1: only AH proposals, and a NAT between the gateways")
 	}
 	rest := []isakmp.Payload{
 		{Type: isakmp.PayloadSA, Body: isakmp.SA{DOI: isakmp.DOIIPsec, Situation: isakmp.SituationIdentityOnly, Proposals: props}.Marshal()},
@@ -354,46 +365,7 @@ func (sa *ISAKMPSA) quickResponder(x *exchange, ps []isakmp.Payload) error {
 		sa.sendNotify(isakmp.NotifyInvalidIDInformation, isakmp.ProtoESP, nil)
 		return fmt.Errorf("ikev1: proxy identities %v-%v / %v-%v outside the policy", x.localTS.Start, x.localTS.End, x.remoteTS.Start, x.remoteTS.End)
 	}
-	var chosen *isakmp.Proposal
-	var spiOut uint32
-	for _, p := range offer.Proposals {
-		if chosen != nil {
-			break
-		}
-		if p.Protocol != isakmp.ProtoESP || len(p.SPI) != 4 {
-			continue
-		}
-		bundle := 0
-		for _, q := range offer.Proposals {
-			if q.Number == p.Number {
-				bundle++
-			}
-		}
-		if bundle != 1 {
-			continue // AH + ESP bundles are not implemented
-		}
-		for _, tr := range p.Transforms {
-			s, encap, err := phase2Of(tr)
-			if err != nil {
-				continue
-			}
-			for _, c := range t.Config.ESP {
-				if c.same(s) {
-					x.suite, x.encap = s, encap == isakmp.EncapUDPTunnel || encap == isakmp.EncapUDPTunnelDraft
-					if encap != isakmp.EncapTunnel && !x.encap {
-						continue // transport mode is not implemented
-					}
-					cp := p
-					cp.Transforms = []isakmp.Transform{tr}
-					chosen, spiOut = &cp, binary.BigEndian.Uint32(p.SPI)
-					break
-				}
-			}
-			if chosen != nil {
-				break
-			}
-		}
-	}
+	chosen, spiOut, auxOut := t.selectPhase2(x, offer.Proposals)
 	if chosen == nil {
 		sa.sendNotify(isakmp.NotifyNoProposalChosen, isakmp.ProtoESP, nil)
 		return errors.New("ikev1: no quick mode proposal chosen")
@@ -403,10 +375,14 @@ func (sa *ISAKMPSA) quickResponder(x *exchange, ps []isakmp.Payload) error {
 		return errors.New("ikev1: KE payload and PFS group disagree")
 	}
 	x.spiIn = binary.BigEndian.Uint32(t.random(4)) | 0x100
-	chosen.SPI = binary.BigEndian.AppendUint32(nil, x.spiIn)
+	chosen[0].SPI = binary.BigEndian.AppendUint32(nil, x.spiIn)
+	if len(chosen) == 2 {
+		x.auxIn = binary.BigEndian.Uint32(t.random(4)) | 0x100
+		chosen[1].SPI = binary.BigEndian.AppendUint32(nil, x.auxIn)
+	}
 	x.nr = t.random(32)
 	rest := []isakmp.Payload{
-		{Type: isakmp.PayloadSA, Body: isakmp.SA{DOI: isakmp.DOIIPsec, Situation: isakmp.SituationIdentityOnly, Proposals: []isakmp.Proposal{*chosen}}.Marshal()},
+		{Type: isakmp.PayloadSA, Body: isakmp.SA{DOI: isakmp.DOIIPsec, Situation: isakmp.SituationIdentityOnly, Proposals: chosen}.Marshal()},
 		{Type: isakmp.PayloadNonce, Body: x.nr},
 	}
 	if x.suite.Group != 0 {
@@ -426,11 +402,11 @@ func (sa *ISAKMPSA) quickResponder(x *exchange, ps []isakmp.Payload) error {
 		// RFC 2407 section 4.6.3.1: our lifetime is shorter than the
 		// one proposed; tell the initiator so that it rekeys in time.
 		data := isakmp.AppendAttrs(nil, []isakmp.Attr{isakmp.Basic(isakmp.AttrSALifeType, isakmp.LifeSeconds), isakmp.Long(isakmp.AttrSALifeDuration, uint32(l/time.Second))})
-		rest = append(rest, isakmp.Payload{Type: isakmp.PayloadNotify, Body: isakmp.Notify{DOI: isakmp.DOIIPsec, Protocol: isakmp.ProtoESP,
+		rest = append(rest, isakmp.Payload{Type: isakmp.PayloadNotify, Body: isakmp.Notify{DOI: isakmp.DOIIPsec, Protocol: chosen[0].Protocol,
 			SPI: binary.BigEndian.AppendUint32(nil, x.spiIn), Type: isakmp.NotifyResponderLifetime, Data: data}.Marshal()})
 	}
 	out := append([]isakmp.Payload{{Type: isakmp.PayloadHash, Body: sa.qmHash(x.mid, x.ni, rest)}}, rest...)
-	x.child = sa.newChild(x, spiOut)
+	x.child = sa.newChild(x, spiOut, auxOut)
 	// The inbound SA goes in before the answer leaves: the initiator
 	// may send on it as soon as it reads message 2.
 	if err := t.opts.Host.InstallIn(t, x.child); err != nil {
@@ -468,19 +444,16 @@ func (sa *ISAKMPSA) quickInitiator(x *exchange, ps []isakmp.Payload) error {
 	if err != nil {
 		return err
 	}
-	if len(ans.Proposals) != 1 || len(ans.Proposals[0].Transforms) != 1 || len(ans.Proposals[0].SPI) != 4 || ans.Proposals[0].Protocol != isakmp.ProtoESP {
-		return errors.New("ikev1: quick mode answer is not one ESP transform")
-	}
-	s, _, err := phase2Of(ans.Proposals[0].Transforms[0])
+	s, _, spiOut, auxOut, err := readPhase2(ans.Proposals)
 	if err != nil {
-		return err
+		return fmt.Errorf("ikev1: quick mode answer: %w", err)
 	}
 	ok := false
 	for _, c := range t.Config.ESP {
 		ok = ok || c.same(s)
 	}
 	if !ok {
-		return errors.New("ikev1: responder chose an ESP transform we did not offer")
+		return errors.New("ikev1: responder chose a transform we did not offer")
 	}
 	x.suite = s
 	if s.Group != 0 {
@@ -495,8 +468,7 @@ func (sa *ISAKMPSA) quickInitiator(x *exchange, ps []isakmp.Payload) error {
 	if responderLifetime > 0 && (x.suite.Lifetime == 0 || responderLifetime < x.suite.Lifetime) {
 		x.suite.Lifetime = responderLifetime
 	}
-	spiOut := binary.BigEndian.Uint32(ans.Proposals[0].SPI)
-	c := sa.newChild(x, spiOut)
+	c := sa.newChild(x, spiOut, auxOut)
 	out := []isakmp.Payload{{Type: isakmp.PayloadHash, Body: sa.hash3(x)}}
 	sa.sendExchange(x, out, false)
 	x.state, x.retryAt = 3, time.Time{}
@@ -578,19 +550,31 @@ func (t *Tunnel) predecessor(c, rekeys *Child) (replaces *Child, lost bool) {
 }
 
 // newChild cuts the keys of both directions (RFC 2409 section 5.5: each
-// direction's KEYMAT uses the SPI its receiver chose).
-func (sa *ISAKMPSA) newChild(x *exchange, spiOut uint32) *Child {
+// direction's KEYMAT uses the protocol and SPI its receiver chose; in a
+// bundle AH's KEYMAT gives the integrity key, ESP's the encryption key).
+func (sa *ISAKMPSA) newChild(x *exchange, spiOut, auxOut uint32) *Child {
 	t := sa.t
 	h := sa.Suite.newHash()
 	ni, nr := x.ni, x.nr
 	el, il := x.suite.keyLens()
-	in := keymat(h, sa.k.d, x.gxy, isakmp.ProtoESP, x.spiIn, ni, nr, el+il)
-	out := keymat(h, sa.k.d, x.gxy, isakmp.ProtoESP, spiOut, ni, nr, el+il)
 	c := &Child{
 		SPIIn: x.spiIn, SPIOut: spiOut, Suite: x.suite,
-		EncrIn: in[:el], IntegIn: in[el:], EncrOut: out[:el], IntegOut: out[el:],
 		LocalTS: x.localTS, RemoteTS: x.remoteTS, UDPEncap: x.encap,
 		Initiator: x.initiator, CreatedAt: t.now(), Reqid: t.nextReqid(),
+	}
+	switch {
+	case !x.suite.AH:
+		in := keymat(h, sa.k.d, x.gxy, isakmp.ProtoESP, x.spiIn, ni, nr, el+il)
+		out := keymat(h, sa.k.d, x.gxy, isakmp.ProtoESP, spiOut, ni, nr, el+il)
+		c.EncrIn, c.IntegIn, c.EncrOut, c.IntegOut = in[:el], in[el:], out[:el], out[el:]
+	default:
+		c.IntegIn = keymat(h, sa.k.d, x.gxy, isakmp.ProtoAH, x.spiIn, ni, nr, il)
+		c.IntegOut = keymat(h, sa.k.d, x.gxy, isakmp.ProtoAH, spiOut, ni, nr, il)
+		if x.suite.Bundle() {
+			c.AuxIn, c.AuxOut = x.auxIn, auxOut
+			c.EncrIn = keymat(h, sa.k.d, x.gxy, isakmp.ProtoESP, x.auxIn, ni, nr, el)
+			c.EncrOut = keymat(h, sa.k.d, x.gxy, isakmp.ProtoESP, auxOut, ni, nr, el)
+		}
 	}
 	lifetime := t.Config.ChildLifetime
 	if x.suite.Lifetime > 0 && (lifetime == 0 || x.suite.Lifetime < lifetime) {
@@ -622,4 +606,104 @@ func lifetimeOf(data []byte) time.Duration {
 		}
 	}
 	return 0
+}
+
+// selectPhase2 is the responder's choice among the offered proposals
+// (RFC 2408 section 4.2: proposals with the same number are one offer,
+// here ESP, AH, or AH and ESP): the first offer, in the initiator's
+// order, with a combination of transforms one of our suites is. It
+// returns the chosen proposals, each with the one chosen transform, and
+// the initiator's SPIs (AH's or ESP's, and ESP's in a bundle).
+func (t *Tunnel) selectPhase2(x *exchange, offer []isakmp.Proposal) ([]isakmp.Proposal, uint32, uint32) {
+	for i := 0; i < len(offer); {
+		j := i
+		for j < len(offer) && offer[j].Number == offer[i].Number {
+			j++
+		}
+		group := offer[i:j]
+		i = j
+		if len(group) > 2 {
+			continue
+		}
+		// Every combination of one transform per proposal.
+		idx := make([]int, len(group))
+		for {
+			cand := make([]isakmp.Proposal, len(group))
+			for k, p := range group {
+				cand[k] = p
+				if idx[k] < len(p.Transforms) {
+					cand[k].Transforms = []isakmp.Transform{p.Transforms[idx[k]]}
+				} else {
+					cand[k].Transforms = nil
+				}
+			}
+			if s, encap, spi, aux, err := readPhase2(cand); err == nil {
+				udp := encap == isakmp.EncapUDPTunnel || encap == isakmp.EncapUDPTunnelDraft
+				for _, c := range t.Config.ESP {
+					if c.same(s) && (encap == isakmp.EncapTunnel || (udp && !s.AH)) {
+						x.suite, x.encap = s, udp
+						return cand, spi, aux
+					}
+				}
+			}
+			k := 0
+			for k < len(idx) {
+				idx[k]++
+				if idx[k] < len(group[k].Transforms) {
+					break
+				}
+				idx[k] = 0
+				k++
+			}
+			if k == len(idx) {
+				break
+			}
+		}
+	}
+	return nil, 0, 0
+}
+
+// readPhase2 reads one offer or answer of one transform per proposal:
+// ESP, AH, or AH and ESP (in either order) with the same encapsulation
+// mode; the bundle's ESP must not authenticate (AH does). It returns the
+// suite, the encapsulation mode and the SPIs (AH's or ESP's, and ESP's in
+// a bundle).
+func readPhase2(ps []isakmp.Proposal) (Phase2, uint16, uint32, uint32, error) {
+	var esp, ah *isakmp.Proposal
+	for k := range ps {
+		p := &ps[k]
+		if len(p.Transforms) != 1 || len(p.SPI) != 4 {
+			return Phase2{}, 0, 0, 0, errors.New("not one transform with a 4-byte SPI per proposal")
+		}
+		switch {
+		case p.Protocol == isakmp.ProtoESP && esp == nil:
+			esp = p
+		case p.Protocol == isakmp.ProtoAH && ah == nil:
+			ah = p
+		default:
+			return Phase2{}, 0, 0, 0, fmt.Errorf("protocol %d", p.Protocol)
+		}
+	}
+	switch {
+	case ah == nil && esp != nil:
+		s, encap, err := phase2Of(esp.Transforms[0])
+		return s, encap, binary.BigEndian.Uint32(esp.SPI), 0, err
+	case ah != nil:
+		s, encap, err := ahPhase2Of(ah.Transforms[0])
+		if err != nil || esp == nil {
+			return s, encap, binary.BigEndian.Uint32(ah.SPI), 0, err
+		}
+		e, encap2, err := phase2Of(esp.Transforms[0])
+		if err != nil && e.ESP != isakmp.ESPAESGCM16 && e.ESP != isakmp.ESPNull {
+			// An ESP without authentication fails Phase2.Valid alone;
+			// in a bundle it is what is wanted.
+			err = nil
+		}
+		if err != nil || e.AuthAlg != 0 || encap2 != encap || e.Group != s.Group {
+			return s, 0, 0, 0, errors.New("bundle: ESP half does not fit")
+		}
+		s.ESP, s.KeyBits = e.ESP, e.KeyBits
+		return s, encap, binary.BigEndian.Uint32(ah.SPI), binary.BigEndian.Uint32(esp.SPI), s.Valid()
+	}
+	return Phase2{}, 0, 0, 0, errors.New("no proposal")
 }

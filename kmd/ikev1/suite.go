@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
+	"encoding/binary"
 	"fmt"
 	"hash"
 	"time"
@@ -24,14 +25,35 @@ type Phase1 struct {
 	Lifetime time.Duration // 0: not sent, the peer's default
 }
 
-// Phase2 is one ESP transform of a quick mode (RFC 2407 section 4.4.4
-// and 4.5).
+// Phase2 is one offer of a quick mode (RFC 2407 section 4.4.4 and
+// 4.5): an ESP transform, an AH transform (AH set, ESP 0), or an AH + ESP
+// bundle (RFC 2409 section 9: one proposal number, an AH and an ESP
+// proposal; AH authenticates, ESP only encrypts, Junos `protocol bundle`).
 type Phase2 struct {
-	ESP      uint8  // isakmp.ESPAES, ESP3DES, ESPDES, ESPAESGCM16, ESPNull
+	ESP      uint8  // isakmp.ESPAES, ESP3DES, ESPDES, ESPAESGCM16, ESPNull; 0 for AH alone
 	KeyBits  uint16 // AES only
-	AuthAlg  uint16 // isakmp.AuthHMAC*; 0 with AES-GCM
+	AuthAlg  uint16 // isakmp.AuthHMAC*: ESP's, or AH's with AH; 0 with AES-GCM
+	AH       bool
 	Group    uint16 // PFS group, 0 for none
 	Lifetime time.Duration
+}
+
+// Bundle reports an AH + ESP bundle.
+func (s Phase2) Bundle() bool { return s.AH && s.ESP != 0 }
+
+// ahIDs maps the AH transform IDs onto the authentication algorithm
+// attribute each must carry (RFC 2407 section 4.5: the same algorithm).
+var ahIDs = map[uint8]uint16{isakmp.AHMD5: isakmp.AuthHMACMD5, isakmp.AHSHA: isakmp.AuthHMACSHA,
+	isakmp.AHSHA256: isakmp.AuthHMACSHA256, isakmp.AHSHA384: isakmp.AuthHMACSHA384, isakmp.AHSHA512: isakmp.AuthHMACSHA512}
+
+// ahID is the AH transform ID of an authentication algorithm, 0 if none.
+func ahID(auth uint16) uint8 {
+	for id, a := range ahIDs {
+		if a == auth {
+			return id
+		}
+	}
+	return 0
 }
 
 func (s Phase1) same(o Phase1) bool {
@@ -39,7 +61,7 @@ func (s Phase1) same(o Phase1) bool {
 }
 
 func (s Phase2) same(o Phase2) bool {
-	return s.ESP == o.ESP && s.KeyBits == o.KeyBits && s.AuthAlg == o.AuthAlg && s.Group == o.Group
+	return s.ESP == o.ESP && s.KeyBits == o.KeyBits && s.AuthAlg == o.AuthAlg && s.Group == o.Group && s.AH == o.AH
 }
 
 // Valid checks that s is implemented.
@@ -59,8 +81,20 @@ func (s Phase1) Valid() error {
 	return nil
 }
 
-// Valid checks that s is implemented by fwdd's ESP.
+// Valid checks that s is implemented by fwdd's ESP and AH.
 func (s Phase2) Valid() error {
+	if s.AH {
+		if ahID(s.AuthAlg) == 0 {
+			return fmt.Errorf("ikev1: AH authentication %d", s.AuthAlg)
+		}
+		if s.ESP != 0 && (s.ESP == isakmp.ESPAESGCM16 || s.ESP == isakmp.ESPNull || s.EncryptionName() == "") {
+			return fmt.Errorf("ikev1: bundle ESP transform %d/%d", s.ESP, s.KeyBits)
+		}
+		if s.Group != 0 && !transform.SupportedGroup(s.Group) {
+			return fmt.Errorf("ikev1: PFS group %d", s.Group)
+		}
+		return nil
+	}
 	if s.EncryptionName() == "" {
 		return fmt.Errorf("ikev1: ESP transform %d/%d", s.ESP, s.KeyBits)
 	}
@@ -162,7 +196,8 @@ func (s Phase2) IntegrityName() string {
 }
 
 // keyLens are the ESP encryption (with the 4-byte salt of RFC 4106
-// section 8.1) and integrity key lengths cut from KEYMAT.
+// section 8.1) and integrity key lengths cut from KEYMAT. With AH the
+// integrity key is AH's (its own KEYMAT); a bundle's ESP has none.
 func (s Phase2) keyLens() (enc, integ int) {
 	switch s.ESP {
 	case isakmp.ESPDES:
@@ -226,6 +261,46 @@ func phase1Of(t isakmp.Transform) (Phase1, error) {
 		s.KeyBits = 128 // RFC 3602 section 5.3 for IKE: no attribute is 128
 	}
 	return s, s.Valid()
+}
+
+// proposals renders s as the proposals numbered n of a quick mode
+// offer or answer: ESP, AH, or AH then ESP under one number (RFC 2408
+// section 4.2); spi is ESP's or AH's, aux ESP's in a bundle.
+func (s Phase2) proposals(n uint8, spi, aux uint32, encap uint16) []isakmp.Proposal {
+	b := func(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+	if !s.AH {
+		return []isakmp.Proposal{{Number: n, Protocol: isakmp.ProtoESP, SPI: b(spi), Transforms: []isakmp.Transform{s.transform(1, encap)}}}
+	}
+	out := []isakmp.Proposal{{Number: n, Protocol: isakmp.ProtoAH, SPI: b(spi), Transforms: []isakmp.Transform{s.ahTransform(1, encap)}}}
+	if s.ESP != 0 {
+		e := s
+		e.AH, e.AuthAlg = false, 0
+		out = append(out, isakmp.Proposal{Number: n, Protocol: isakmp.ProtoESP, SPI: b(aux), Transforms: []isakmp.Transform{e.transform(1, encap)}})
+	}
+	return out
+}
+
+// ahTransform renders the AH half of s (RFC 2407 section 4.4.3): the
+// transform ID names the algorithm, the authentication attribute repeats
+// it.
+func (s Phase2) ahTransform(n uint8, encap uint16) isakmp.Transform {
+	e := s
+	e.ESP, e.KeyBits = 0, 0
+	t := e.transform(n, encap)
+	t.ID = ahID(s.AuthAlg)
+	return t
+}
+
+// ahPhase2Of reads an AH transform.
+func ahPhase2Of(t isakmp.Transform) (Phase2, uint16, error) {
+	id := t.ID
+	t.ID = 0
+	s, encap, _ := phase2Of(t)
+	s.ESP, s.KeyBits, s.AH = 0, 0, true
+	if a, ok := ahIDs[id]; !ok || a != s.AuthAlg {
+		return s, 0, fmt.Errorf("ikev1: AH transform %d with authentication %d", id, s.AuthAlg)
+	}
+	return s, encap, s.Valid()
 }
 
 // transform renders s as an ESP transform numbered n with encapsulation

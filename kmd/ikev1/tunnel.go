@@ -140,7 +140,8 @@ type Tunnel struct {
 
 // Child is one pair of ESP SAs.
 type Child struct {
-	SPIIn, SPIOut     uint32
+	SPIIn, SPIOut     uint32 // AH's with AH or a bundle
+	AuxIn, AuxOut     uint32 // ESP's in a bundle
 	Suite             Phase2
 	EncrIn, IntegIn   []byte
 	EncrOut, IntegOut []byte
@@ -507,7 +508,16 @@ func (t *Tunnel) deleteChild(c *Child, notify bool) {
 		// RFC 2408 section 3.15: the SPI of the SA the sender deletes,
 		// its inbound one.
 		spi := binary.BigEndian.AppendUint32(nil, c.SPIIn)
-		sa.sendInfo([]isakmp.Payload{{Type: isakmp.PayloadDelete, Body: isakmp.Delete{DOI: isakmp.DOIIPsec, Protocol: isakmp.ProtoESP, SPIs: [][]byte{spi}}.Marshal()}})
+		proto := uint8(isakmp.ProtoESP)
+		if c.Suite.AH {
+			proto = isakmp.ProtoAH
+		}
+		ps := []isakmp.Payload{{Type: isakmp.PayloadDelete, Body: isakmp.Delete{DOI: isakmp.DOIIPsec, Protocol: proto, SPIs: [][]byte{spi}}.Marshal()}}
+		if c.Suite.Bundle() {
+			aux := binary.BigEndian.AppendUint32(nil, c.AuxIn)
+			ps = append(ps, isakmp.Payload{Type: isakmp.PayloadDelete, Body: isakmp.Delete{DOI: isakmp.DOIIPsec, Protocol: isakmp.ProtoESP, SPIs: [][]byte{aux}}.Marshal()})
+		}
+		sa.sendInfo(ps)
 	}
 }
 

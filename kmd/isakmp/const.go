@@ -104,6 +104,8 @@ const (
 	AHMD5    = 2
 	AHSHA    = 3
 	AHSHA256 = 5
+	AHSHA384 = 6
+	AHSHA512 = 7
 )
 
 // Phase 1 attribute classes (RFC 2409 appendix A).

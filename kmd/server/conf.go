@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -341,11 +340,17 @@ func ipsecConfig(ike *pb.PlanIKE, cfg *ikesa.Config) error {
 	var suites []transform.Suite
 	for _, prop := range ike.GetIpsecProposals() {
 		ppath := "services ipsec-vpn ipsec proposal " + prop.GetName()
-		if pr := prop.GetProtocol(); pr == pb.IPsecProtocol_IPSEC_PROTOCOL_AH || pr == pb.IPsecProtocol_IPSEC_PROTOCOL_BUNDLE {
-			errs = append(errs, confError(ppath, "protocol %s is not supported: the data plane is ESP only", strings.ToLower(strings.TrimPrefix(pr.String(), "IPSEC_PROTOCOL_"))))
+		var s transform.Suite
+		var err error
+		switch prop.GetProtocol() {
+		case pb.IPsecProtocol_IPSEC_PROTOCOL_BUNDLE:
+			errs = append(errs, confError(ppath, "protocol bundle needs IKE version 1: IKEv2 negotiates no AH + ESP bundles (RFC 7296)"))
 			continue
+		case pb.IPsecProtocol_IPSEC_PROTOCOL_AH:
+			s, err = transform.AHSuite(prop.GetAuthenticationAlgorithm(), pfs)
+		default:
+			s, err = transform.ESPSuite(prop.GetEncryptionAlgorithm(), prop.GetAuthenticationAlgorithm(), pfs)
 		}
-		s, err := transform.ESPSuite(prop.GetEncryptionAlgorithm(), prop.GetAuthenticationAlgorithm(), pfs)
 		if err != nil {
 			errs = append(errs, confError(ppath, "%v", err))
 			continue

@@ -100,8 +100,26 @@ func TestPeers(t *testing.T) {
 			}
 		}},
 		{"no psk", func(c *pb.Config) { c.IpsecVpn.Ike.Policies[0].PreSharedKey = nil }, "Either pre-shared-key or local-certificate", nil},
-		{"ah", func(c *pb.Config) { c.IpsecVpn.Ipsec.Proposals[0].Protocol = pb.IPsecProtocol_IPSEC_PROTOCOL_AH },
-			"[edit services ipsec-vpn ipsec proposal e1] protocol", nil},
+		{"ah over ikev2 (issue 13)", func(c *pb.Config) {
+			c.IpsecVpn.Ike.Policies[0].Version = 2
+			c.IpsecVpn.Ipsec.Proposals[0].Protocol = pb.IPsecProtocol_IPSEC_PROTOCOL_AH
+			c.IpsecVpn.Ipsec.Proposals[0].EncryptionAlgorithm = ""
+			c.IpsecVpn.Ipsec.Proposals[0].AuthenticationAlgorithm = "hmac-sha-256-128"
+		}, "", func(t *testing.T, p []*Peer) {
+			ps := p[0].IKE.ESPProposals
+			if len(ps) != 1 || ps[0].Protocol != message.ProtocolAH {
+				t.Fatalf("%+v", ps)
+			}
+			for _, tr := range ps[0].Transforms {
+				if tr.Type == message.TransformENCR || (tr.Type == message.TransformINTEG && tr.ID != message.IntegHMACSHA256128) {
+					t.Fatalf("AH transforms %+v", ps[0].Transforms)
+				}
+			}
+		}},
+		{"bundle over ikev2 (issue 13)", func(c *pb.Config) {
+			c.IpsecVpn.Ike.Policies[0].Version = 2
+			c.IpsecVpn.Ipsec.Proposals[0].Protocol = pb.IPsecProtocol_IPSEC_PROTOCOL_BUNDLE
+		}, "[edit services ipsec-vpn ipsec proposal e1] protocol bundle needs IKE version 1", nil},
 		{"gcm with hmac", func(c *pb.Config) { c.IpsecVpn.Ipsec.Proposals[0].AuthenticationAlgorithm = "hmac-sha1-96" },
 			"HMAC Authentication is not compatible", nil},
 		{"bad local gateway", func(c *pb.Config) { c.ServiceSets[0].IpsecVpnOptions.LocalGateway.Address = "nope" },

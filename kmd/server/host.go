@@ -96,6 +96,9 @@ func (s *Server) childSAs(sa *ikesa.SA, c *ikesa.ChildSA) []*pb.SA {
 		if dir == pb.Direction_DIRECTION_OUTBOUND {
 			x.InitialSequence = 1
 		}
+		if c.Suite.Protocol == message.ProtocolAH {
+			x.Protocol = pb.IPsecProtocol_IPSEC_PROTOCOL_AH
+		}
 		return x
 	}
 	return []*pb.SA{

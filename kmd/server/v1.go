@@ -283,6 +283,13 @@ func (s *Server) v1SAs(t *ikev1.Tunnel, c *ikev1.Child) (in, out *pb.SA) {
 	in = mk(pb.Direction_DIRECTION_INBOUND, c.SPIIn, c.EncrIn, c.IntegIn)
 	out = mk(pb.Direction_DIRECTION_OUTBOUND, c.SPIOut, c.EncrOut, c.IntegOut)
 	out.InitialSequence = 1
+	switch {
+	case c.Suite.Bundle():
+		in.Protocol, in.AuxiliarySpi = pb.IPsecProtocol_IPSEC_PROTOCOL_BUNDLE, c.AuxIn
+		out.Protocol, out.AuxiliarySpi = pb.IPsecProtocol_IPSEC_PROTOCOL_BUNDLE, c.AuxOut
+	case c.Suite.AH:
+		in.Protocol, out.Protocol = pb.IPsecProtocol_IPSEC_PROTOCOL_AH, pb.IPsecProtocol_IPSEC_PROTOCOL_AH
+	}
 	return in, out
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sitesec/sitesec/kmd/ikesa"
@@ -122,6 +123,38 @@ func V1Phase2(auth, enc, pfs string) (ikev1.Phase2, error) {
 	return s, s.Valid()
 }
 
+// V1Phase2Protocol is V1Phase2 for an IPsec proposal's protocol: esp,
+// ah (authentication only: an AH transform) or bundle (AH with the
+// authentication algorithm, ESP with the encryption algorithm and no
+// authentication of its own, RFC 2409 section 9).
+func V1Phase2Protocol(proto pb.IPsecProtocol, auth, enc, pfs string) (ikev1.Phase2, error) {
+	switch proto {
+	case pb.IPsecProtocol_IPSEC_PROTOCOL_AH, pb.IPsecProtocol_IPSEC_PROTOCOL_BUNDLE:
+	default:
+		return V1Phase2(auth, enc, pfs)
+	}
+	if auth == "" {
+		auth = v1DefaultIPsecAuth
+	}
+	if proto == pb.IPsecProtocol_IPSEC_PROTOCOL_AH {
+		enc = "aes-128-cbc" // only to read auth and pfs below; AH encrypts nothing
+	} else if enc == "" {
+		enc = v1DefaultIPsecEnc
+	}
+	if strings.HasSuffix(enc, "-gcm") {
+		return ikev1.Phase2{}, fmt.Errorf("encryption-algorithm %s cannot be used in a bundle: AH authenticates, ESP only encrypts", enc)
+	}
+	s, err := V1Phase2(auth, enc, pfs)
+	if err != nil {
+		return s, err
+	}
+	s.AH = true
+	if proto == pb.IPsecProtocol_IPSEC_PROTOCOL_AH {
+		s.ESP, s.KeyBits = 0, 0
+	}
+	return s, s.Valid()
+}
+
 // v1Config builds the IKEv1 tunnel configuration of a resolved IKE (the
 // plan filled Junos's IKEv1 defaults in: group1, sha1, aes-256-cbc; the
 // "standard" sets when a policy names no proposal) and the
@@ -164,11 +197,7 @@ func v1Config(ike *pb.PlanIKE, cfg *ikesa.Config, key []byte) (*ikev1.Config, er
 	}
 	for _, p := range ike.GetIpsecProposals() {
 		ppath := "services ipsec-vpn ipsec proposal " + p.GetName()
-		if pr := p.GetProtocol(); pr == pb.IPsecProtocol_IPSEC_PROTOCOL_AH || pr == pb.IPsecProtocol_IPSEC_PROTOCOL_BUNDLE {
-			errs = append(errs, confError(ppath, "protocol %s is not supported: the data plane is ESP only", pr))
-			continue
-		}
-		s, err := V1Phase2(p.GetAuthenticationAlgorithm(), p.GetEncryptionAlgorithm(), ike.GetPfsGroup())
+		s, err := V1Phase2Protocol(p.GetProtocol(), p.GetAuthenticationAlgorithm(), p.GetEncryptionAlgorithm(), ike.GetPfsGroup())
 		if err != nil {
 			errs = append(errs, confError(ppath, "%v", err))
 			continue

@@ -154,6 +154,25 @@ func ESPSuite(encryption, authentication, pfs string) (Suite, error) {
 	return s, s.Valid()
 }
 
+// AHSuite builds the CHILD SA suite of a Junos IPsec proposal with
+// protocol ah: integrity only (RFC 7296 section 3.3.1, protocol ID 2).
+func AHSuite(authentication, pfs string) (Suite, error) {
+	if authentication == "" {
+		authentication = DefaultIPsecAuth
+	}
+	s := Suite{Protocol: message.ProtocolAH}
+	var err error
+	if s.Integ, err = IPsecAuthentication(authentication); err != nil {
+		return s, err
+	}
+	if pfs != "" {
+		if s.DH, err = DHGroup(pfs); err != nil {
+			return s, err
+		}
+	}
+	return s, s.Valid()
+}
+
 // AllIKE is every supported IKE transform, as two proposals (non-AEAD and
 // AEAD). It is what a responder accepts for dynamic endpoints ("implicit
 // proposals accept every supported transform", SPEC section 3) and the

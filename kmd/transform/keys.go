@@ -3,6 +3,8 @@ package transform
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/sitesec/sitesec/kmd/message"
 )
 
 // SKEYSEED computes prf(Ni | Nr, g^ir) (RFC 7296 section 2.14).
@@ -59,8 +61,11 @@ type ChildKeys struct {
 func DeriveChildKeys(prf PRF, child Suite, skd, gir, ni, nr []byte) (ChildKeys, error) {
 	seed := append(append(append([]byte{}, gir...), ni...), nr...)
 	el, il := child.EncrKeyLen(), child.IntegKeyLen()
-	if el == 0 {
+	if el == 0 && child.Protocol != message.ProtocolAH {
 		return ChildKeys{}, fmt.Errorf("transform: CHILD SA encryption %d", child.Encr)
+	}
+	if il == 0 && child.Protocol == message.ProtocolAH {
+		return ChildKeys{}, fmt.Errorf("transform: AH integrity %d", child.Integ)
 	}
 	km, err := prf.Plus(skd, seed, 2*(el+il))
 	if err != nil {
@@ -71,6 +76,9 @@ func DeriveChildKeys(prf PRF, child Suite, skd, gir, ni, nr []byte) (ChildKeys, 
 	k.EncrR, k.IntegR = km[:el:el], km[el:el+il:el+il]
 	if il == 0 {
 		k.IntegI, k.IntegR = nil, nil
+	}
+	if el == 0 {
+		k.EncrI, k.EncrR = nil, nil // AH: integrity keys only
 	}
 	return k, nil
 }

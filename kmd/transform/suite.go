@@ -52,6 +52,20 @@ func (s Suite) IntegKeyLen() int {
 
 // Valid checks that every transform of s is implemented and consistent.
 func (s Suite) Valid() error {
+	if s.Protocol == message.ProtocolAH {
+		// RFC 7296 section 3.3.3: AH has integrity, optional DH and
+		// ESN, and no encryption transform.
+		if s.Encr != 0 {
+			return fmt.Errorf("transform: AH with encryption %d", s.Encr)
+		}
+		if _, ok := integs[s.Integ]; !ok {
+			return fmt.Errorf("transform: AH needs an integrity transform, have %d", s.Integ)
+		}
+		if s.DH != 0 && !SupportedGroup(s.DH) {
+			return fmt.Errorf("transform: unsupported PFS group %d", s.DH)
+		}
+		return nil
+	}
 	switch s.Encr {
 	case message.EncrAESCBC:
 		if s.EncrKeyBits != 128 && s.EncrKeyBits != 192 && s.EncrKeyBits != 256 {
@@ -101,7 +115,10 @@ func (s Suite) Transforms() []message.Transform {
 	if s.Encr == message.EncrChaCha20Poly1305 {
 		kl = 0 // RFC 7634 section 2: no Key Length attribute.
 	}
-	ts := []message.Transform{message.NewTransform(message.TransformENCR, s.Encr, kl)}
+	var ts []message.Transform
+	if s.Protocol != message.ProtocolAH {
+		ts = append(ts, message.NewTransform(message.TransformENCR, s.Encr, kl))
+	}
 	if s.Protocol == message.ProtocolIKE {
 		ts = append(ts, message.NewTransform(message.TransformPRF, s.PRF, 0))
 	}
@@ -269,6 +286,8 @@ func HasGroup(ps []message.Proposal, g uint16) bool {
 // EncryptionName is the Junos name of the encryption transform.
 func (s Suite) EncryptionName() string {
 	switch s.Encr {
+	case 0:
+		return "" // AH
 	case message.EncrAESCBC:
 		return fmt.Sprintf("aes-%d-cbc", s.EncrKeyBits)
 	case message.Encr3DES:

@@ -475,7 +475,15 @@ type SA struct {
 	Reqid     uint32                 `protobuf:"varint,34,opt,name=reqid,proto3" json:"reqid,omitempty"`
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,35,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// NAT-T keepalive interval in seconds (0: none).
-	NatKeepalive  uint32 `protobuf:"varint,36,opt,name=nat_keepalive,json=natKeepalive,proto3" json:"nat_keepalive,omitempty"`
+	NatKeepalive uint32 `protobuf:"varint,36,opt,name=nat_keepalive,json=natKeepalive,proto3" json:"nat_keepalive,omitempty"`
+	// ESP (unspecified means ESP), AH (RFC 4302: authentication_algorithm
+	// and its key only) or an AH + ESP bundle (RFC 4301 section 4.5): one
+	// outer header, then AH (spi, authentication_algorithm and its key),
+	// then ESP (auxiliary_spi, encryption_algorithm and its key, no ESP
+	// integrity), then the inner packet.
+	Protocol IPsecProtocol `protobuf:"varint,37,opt,name=protocol,proto3,enum=sitesec.v1.IPsecProtocol" json:"protocol,omitempty"`
+	// ESP's SPI in a bundle.
+	AuxiliarySpi  uint32 `protobuf:"varint,38,opt,name=auxiliary_spi,json=auxiliarySpi,proto3" json:"auxiliary_spi,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -758,6 +766,20 @@ func (x *SA) GetCreatedAt() *timestamppb.Timestamp {
 func (x *SA) GetNatKeepalive() uint32 {
 	if x != nil {
 		return x.NatKeepalive
+	}
+	return 0
+}
+
+func (x *SA) GetProtocol() IPsecProtocol {
+	if x != nil {
+		return x.Protocol
+	}
+	return IPsecProtocol_IPSEC_PROTOCOL_UNSPECIFIED
+}
+
+func (x *SA) GetAuxiliarySpi() uint32 {
+	if x != nil {
+		return x.AuxiliarySpi
 	}
 	return 0
 }
@@ -1641,7 +1663,7 @@ const file_sitesec_v1_sa_proto_rawDesc = "" +
 	"\fhard_seconds\x18\x04 \x01(\rR\vhardSeconds\x12!\n" +
 	"\fsoft_packets\x18\x05 \x01(\x04R\vsoftPackets\x12!\n" +
 	"\fhard_packets\x18\x06 \x01(\x04R\vhardPackets\x12#\n" +
-	"\rrekey_seconds\x18\a \x01(\rR\frekeySeconds\"\xfd\v\n" +
+	"\rrekey_seconds\x18\a \x01(\rR\frekeySeconds\"\xd9\f\n" +
 	"\x02SA\x12\x10\n" +
 	"\x03spi\x18\x01 \x01(\rR\x03spi\x123\n" +
 	"\tdirection\x18\x02 \x01(\x0e2\x15.sitesec.v1.DirectionR\tdirection\x12&\n" +
@@ -1682,7 +1704,9 @@ const file_sitesec_v1_sa_proto_rawDesc = "" +
 	"\x05reqid\x18\" \x01(\rR\x05reqid\x129\n" +
 	"\n" +
 	"created_at\x18# \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12#\n" +
-	"\rnat_keepalive\x18$ \x01(\rR\fnatKeepalive\"P\n" +
+	"\rnat_keepalive\x18$ \x01(\rR\fnatKeepalive\x125\n" +
+	"\bprotocol\x18% \x01(\x0e2\x19.sitesec.v1.IPsecProtocolR\bprotocol\x12#\n" +
+	"\rauxiliary_spi\x18& \x01(\rR\fauxiliarySpi\"P\n" +
 	"\tSAInstall\x12 \n" +
 	"\x03sas\x18\x01 \x03(\v2\x0e.sitesec.v1.SAR\x03sas\x12!\n" +
 	"\freplaces_spi\x18\x02 \x01(\rR\vreplacesSpi\"&\n" +
@@ -1804,6 +1828,7 @@ var file_sitesec_v1_sa_proto_goTypes = []any{
 	(*Endpoint)(nil),              // 21: sitesec.v1.Endpoint
 	(DFBit)(0),                    // 22: sitesec.v1.DFBit
 	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
+	(IPsecProtocol)(0),            // 24: sitesec.v1.IPsecProtocol
 }
 var file_sitesec_v1_sa_proto_depIdxs = []int32{
 	0,  // 0: sitesec.v1.SA.direction:type_name -> sitesec.v1.Direction
@@ -1816,28 +1841,29 @@ var file_sitesec_v1_sa_proto_depIdxs = []int32{
 	4,  // 7: sitesec.v1.SA.remote_selectors:type_name -> sitesec.v1.TrafficSelector
 	22, // 8: sitesec.v1.SA.dont_fragment:type_name -> sitesec.v1.DFBit
 	23, // 9: sitesec.v1.SA.created_at:type_name -> google.protobuf.Timestamp
-	6,  // 10: sitesec.v1.SAInstall.sas:type_name -> sitesec.v1.SA
-	0,  // 11: sitesec.v1.SAKey.direction:type_name -> sitesec.v1.Direction
-	9,  // 12: sitesec.v1.SADelete.sas:type_name -> sitesec.v1.SAKey
-	9,  // 13: sitesec.v1.SAUpdate.sa:type_name -> sitesec.v1.SAKey
-	21, // 14: sitesec.v1.SAUpdate.remote:type_name -> sitesec.v1.Endpoint
-	1,  // 15: sitesec.v1.SAUpdate.encapsulation:type_name -> sitesec.v1.Encapsulation
-	3,  // 16: sitesec.v1.SAEvent.kind:type_name -> sitesec.v1.SAEventKind
-	9,  // 17: sitesec.v1.SAEvent.sa:type_name -> sitesec.v1.SAKey
-	4,  // 18: sitesec.v1.SAEvent.packet:type_name -> sitesec.v1.TrafficSelector
-	23, // 19: sitesec.v1.SAEvent.at:type_name -> google.protobuf.Timestamp
-	16, // 20: sitesec.v1.SASyncRequest.marks:type_name -> sitesec.v1.SequenceMark
-	9,  // 21: sitesec.v1.SequenceMark.sa:type_name -> sitesec.v1.SAKey
-	6,  // 22: sitesec.v1.SASyncReply.sas:type_name -> sitesec.v1.SA
-	20, // 23: sitesec.v1.SAListReply.sas:type_name -> sitesec.v1.SAListEntry
-	9,  // 24: sitesec.v1.SAListEntry.key:type_name -> sitesec.v1.SAKey
-	21, // 25: sitesec.v1.SAListEntry.local:type_name -> sitesec.v1.Endpoint
-	21, // 26: sitesec.v1.SAListEntry.remote:type_name -> sitesec.v1.Endpoint
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	24, // 10: sitesec.v1.SA.protocol:type_name -> sitesec.v1.IPsecProtocol
+	6,  // 11: sitesec.v1.SAInstall.sas:type_name -> sitesec.v1.SA
+	0,  // 12: sitesec.v1.SAKey.direction:type_name -> sitesec.v1.Direction
+	9,  // 13: sitesec.v1.SADelete.sas:type_name -> sitesec.v1.SAKey
+	9,  // 14: sitesec.v1.SAUpdate.sa:type_name -> sitesec.v1.SAKey
+	21, // 15: sitesec.v1.SAUpdate.remote:type_name -> sitesec.v1.Endpoint
+	1,  // 16: sitesec.v1.SAUpdate.encapsulation:type_name -> sitesec.v1.Encapsulation
+	3,  // 17: sitesec.v1.SAEvent.kind:type_name -> sitesec.v1.SAEventKind
+	9,  // 18: sitesec.v1.SAEvent.sa:type_name -> sitesec.v1.SAKey
+	4,  // 19: sitesec.v1.SAEvent.packet:type_name -> sitesec.v1.TrafficSelector
+	23, // 20: sitesec.v1.SAEvent.at:type_name -> google.protobuf.Timestamp
+	16, // 21: sitesec.v1.SASyncRequest.marks:type_name -> sitesec.v1.SequenceMark
+	9,  // 22: sitesec.v1.SequenceMark.sa:type_name -> sitesec.v1.SAKey
+	6,  // 23: sitesec.v1.SASyncReply.sas:type_name -> sitesec.v1.SA
+	20, // 24: sitesec.v1.SAListReply.sas:type_name -> sitesec.v1.SAListEntry
+	9,  // 25: sitesec.v1.SAListEntry.key:type_name -> sitesec.v1.SAKey
+	21, // 26: sitesec.v1.SAListEntry.local:type_name -> sitesec.v1.Endpoint
+	21, // 27: sitesec.v1.SAListEntry.remote:type_name -> sitesec.v1.Endpoint
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_sitesec_v1_sa_proto_init() }

@@ -21,7 +21,8 @@ func spis(show string) string {
 }
 
 // TestCommitIsOneTransaction: with a tunnel to charon up, a candidate kmd
-// cannot run (an AH proposal: the data plane is ESP only) fails commit
+// cannot run (a des-cbc proposal for an IKEv2 CHILD SA, which kmd's
+// IKEv2 does not offer; commit check only warns about des) fails commit
 // check and commit with an error naming the statement; nothing is recorded
 // and the SAs stay. A candidate every daemon accepts but fwdd cannot apply
 // (its inside TUN device's name is taken by another link) fails the
@@ -35,14 +36,15 @@ func TestCommitIsOneTransaction(t *testing.T) {
 	t.Logf("before:\n--- show system commit\n%s--- %s\n%s", before, showIPsec, ipsecBefore)
 
 	refused := "configure\n" +
-		"set services ipsec-vpn ipsec proposal ah-prop protocol ah\n" +
-		"set services ipsec-vpn ipsec proposal ah-prop authentication-algorithm hmac-sha1-96\n" +
-		"set services ipsec-vpn ipsec policy ipsec-charon proposals ah-prop\n"
+		"set services ipsec-vpn ipsec proposal des-prop protocol esp\n" +
+		"set services ipsec-vpn ipsec proposal des-prop authentication-algorithm hmac-sha1-96\n" +
+		"set services ipsec-vpn ipsec proposal des-prop encryption-algorithm des-cbc\n" +
+		"set services ipsec-vpn ipsec policy ipsec-charon proposals des-prop\n"
 	for _, cmd := range []string{"commit check", "commit"} {
 		out, err := e2e.CLIScript(k.r, refused+cmd+"\n", 30*time.Second)
 		t.Logf("%s of a candidate kmd refuses:\n%s", cmd, out)
-		if err == nil || !strings.Contains(out, "[edit services ipsec-vpn ipsec proposal ah-prop]") ||
-			!strings.Contains(out, "kmd: protocol") || !strings.Contains(out, "error: configuration check-out failed") ||
+		if err == nil || !strings.Contains(out, "[edit services ipsec-vpn ipsec proposal des-prop]") ||
+			!strings.Contains(out, "kmd: encryption-algorithm des-cbc is not supported") || !strings.Contains(out, "error: configuration check-out failed") ||
 			strings.Contains(out, "commit complete") || strings.Contains(out, "check succeeds") {
 			t.Fatalf("%s: want the kmd refusal naming the proposal and no success (cli error %v)", cmd, err)
 		}
