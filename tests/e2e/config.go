@@ -23,8 +23,11 @@ type Tunnel struct {
 	Inside        string // the LAN-side address of the router
 	LocalLAN      string
 	RemoteLAN     string
-	// Auth is "manual", "psk" or "cert".
+	// Auth is "manual", "psk", "psk-v1" or "cert".
 	Auth string
+	// Protocol is the IPsec protocol of the term's SAs: "" (esp), "ah"
+	// or "bundle" (issue 13).
+	Protocol string
 	// NoTraceroute sets no-ipsec-tunnel-in-traceroute.
 	NoTraceroute bool
 	// Trace adds traceoptions for kmd, pkid, fwdd and cfgd at TraceLevel,

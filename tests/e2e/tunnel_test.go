@@ -80,13 +80,26 @@ func learnsPathMTU(t *testing.T, tp *Topology, r, dst string) bool {
 // there, a tunnel that does not carry traffic fails the test.
 func tunnelUp(t *testing.T, auth string, setup func(tp *Topology)) *Topology {
 	t.Helper()
+	return tunnelUpProtocol(t, auth, "", setup)
+}
+
+// tunnelUpProtocol is tunnelUp with the IPsec protocol of the term: ""
+// (esp), "ah" or "bundle".
+func tunnelUpProtocol(t *testing.T, auth, protocol string, setup func(tp *Topology)) *Topology {
+	t.Helper()
 	tp := NewTopology(t, false)
 	tp.StartRouters()
 	if setup != nil {
 		setup(tp)
 	}
-	CommitTunnel(t, tp.R2, TunnelFor("r2", auth))
-	CommitTunnel(t, tp.R3, TunnelFor("r3", auth))
+	for _, r := range []struct {
+		name   string
+		router *harness.Router
+	}{{"r2", tp.R2}, {"r3", tp.R3}} {
+		c := TunnelFor(r.name, auth)
+		c.Protocol = protocol
+		CommitTunnel(t, r.router, c)
+	}
 	Need(t, tp.WaitLink("r2", InsideTun, 10*time.Second) && tp.WaitLink("r3", InsideTun, 5*time.Second),
 		"fwdd does not create inside interfaces yet (no %s after commit)", InsideTun)
 	wait := 10 * time.Second

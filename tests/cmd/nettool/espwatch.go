@@ -35,8 +35,8 @@ type SPIWatch struct {
 	lastSeen uint32
 }
 
-// espOf extracts the SPI and sequence number of an ESP packet in an
-// Ethernet frame: IPv4 protocol 50, or UDP to or from port 4500 or 4565
+// espOf extracts the SPI and sequence number of an ESP or AH packet in
+// an Ethernet frame: IPv4 protocol 50 or 51 (flow "AH ..."), or UDP to or from port 4500 or 4565
 // (RFC 3948 ESP in UDP, with a non-zero SPI where IKE has its marker).
 func espOf(frame []byte) (flow string, spi, seq uint32, ok bool) {
 	if len(frame) < 14 || binary.BigEndian.Uint16(frame[12:]) != 0x0800 {
@@ -56,6 +56,15 @@ func espOf(frame []byte) (flow string, spi, seq uint32, ok bool) {
 	}
 	p := ip[ihl:]
 	switch ip[9] {
+	case 51:
+		// AH (RFC 4302): SPI and sequence number after next header,
+		// length and reserved; keyed apart from ESP.
+		if len(p) < 12 {
+			return "", 0, 0, false
+		}
+		spi, seq = binary.BigEndian.Uint32(p[4:]), binary.BigEndian.Uint32(p[8:])
+		flow = fmt.Sprintf("AH %d %d.%d.%d.%d>%d.%d.%d.%d", spi, ip[12], ip[13], ip[14], ip[15], ip[16], ip[17], ip[18], ip[19])
+		return flow, spi, seq, true
 	case 50:
 	case 17:
 		if len(p) < 8 {

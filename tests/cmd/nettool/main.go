@@ -8,7 +8,8 @@
 //	nettool tcp   [-n 1048576] [-w 10s] [-mss N] DEST:PORT  send N bytes, check the echo
 //	nettool stream [-t 6s] [-i 5ms] [-mss N] [-json] DEST:PORT  paced echo stream, stalls measured
 //	nettool host  [-gw ADDR] [-serve :5001]       set the default route, serve, wait
-//	nettool espwatch -i IFACE [-t 10s]            ESP sequence numbers per SPI, repeats counted
+//	nettool espwatch -i IFACE [-t 10s]            ESP and AH sequence numbers per SPI, repeats counted
+//	nettool ahcorrupt -i IFACE [-t 10s]           resend the first AH packet seen with its sequence number moved (ICV fails)
 //	nettool ikeflood -src A [-n 50] [-rate 1000] [-t 5s] DEST  IKE_SA_INIT flood, cookies answered
 //
 // Every command exits 0 on success and 1 with a one-line error otherwise.
@@ -24,15 +25,16 @@ func main() {
 		usage()
 	}
 	cmds := map[string]func([]string) error{
-		"ping":     ping,
-		"trace":    trace,
-		"serve":    serve,
-		"tcp":      tcpTransfer,
-		"stream":   stream,
-		"host":     host,
-		"espwatch": espwatch,
-		"pause":    pause,
-		"ikeflood": ikeflood,
+		"ping":      ping,
+		"trace":     trace,
+		"serve":     serve,
+		"tcp":       tcpTransfer,
+		"stream":    stream,
+		"host":      host,
+		"espwatch":  espwatch,
+		"ahcorrupt": ahcorrupt,
+		"pause":     pause,
+		"ikeflood":  ikeflood,
 	}
 	f, ok := cmds[os.Args[1]]
 	if !ok {
@@ -45,6 +47,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: nettool (ping|trace|serve|tcp|stream|host|espwatch|pause|ikeflood) [flags] [DEST]")
+	fmt.Fprintln(os.Stderr, "usage: nettool (ping|trace|serve|tcp|stream|host|espwatch|ahcorrupt|pause|ikeflood) [flags] [DEST]")
 	os.Exit(2)
 }
