@@ -97,6 +97,16 @@ func TestReverseRouteSparesOutside(t *testing.T) {
 	if err != nil || string(b[:n]) != "IKE answer" || from.String() != "192.0.2.1:500" {
 		t.Fatalf("the client got %q from %v (%v): fwdd's IKE went elsewhere", b[:n], from, err)
 	}
+	// ChangeRoutes adds and removes only what it is given.
+	inNS(t, gw, func() {
+		if err := ChangeRoutes([]Route{{Prefix: netip.MustParsePrefix("192.0.2.128/25"), Linux: in.Linux, Reverse: true}},
+			[]Route{{Prefix: netip.MustParsePrefix("192.0.2.2/32"), Linux: in.Linux, Reverse: true}}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if got := run(t, "ip", "-n", gw, "route", "show", "table", fmt.Sprint(ReverseTable)); !strings.Contains(got, "192.0.2.128/25") || !strings.Contains(got, "192.0.2.0/25") || strings.Contains(got, "192.0.2.2 ") {
+		t.Fatalf("reverse routes after ChangeRoutes:\n%s", got)
+	}
 	// The rule stays with no reverse route, and a second SetRoutes keeps
 	// one rule.
 	inNS(t, gw, func() {

@@ -48,6 +48,24 @@ func (a *App) syncRouteSet(force bool) error {
 	if !force && a.applied != nil && maps.Equal(want, a.applied) {
 		return nil
 	}
+	if !force && a.applied != nil {
+		// Only what changed (ChangeRoutes); on an error, all of them.
+		var add, del []Route
+		for _, r := range routes {
+			if !a.applied[r] {
+				add = append(add, r)
+			}
+		}
+		for r := range a.applied {
+			if !want[r] {
+				del = append(del, r)
+			}
+		}
+		if ChangeRoutes(add, del) == nil {
+			a.applied = want
+			return nil
+		}
+	}
 	a.applied = nil
 	if err := SetRoutes(routes); err != nil {
 		return err
