@@ -45,12 +45,17 @@ func (s *Server) newMailbox() mailbox {
 	return mailbox{s: s, done: make(chan struct{})}
 }
 
-func (s *Server) newRunner(sa *ikesa.SA) *runner {
+// newRunner makes sa's runner. With ok, it does so only if ok, called
+// under s.mu, says yes; otherwise it returns nil.
+func (s *Server) newRunner(sa *ikesa.SA, ok ...func() bool) *runner {
 	r := &runner{mailbox: s.newMailbox(), sas: []*ikesa.SA{sa}}
 	r.deadline, r.tick, r.after = r.nextDeadline, r.tickSAs, r.prune
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(ok) > 0 && !ok[0]() {
+		return nil
+	}
 	s.runners[sa] = r
-	s.mu.Unlock()
 	return r
 }
 

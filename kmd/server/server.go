@@ -325,8 +325,15 @@ func (s *Server) findSA(key string) *ikesa.SA {
 	return nil
 }
 
-// Initiate starts an IKE SA to peer p.
-func (s *Server) Initiate(p *Peer) error {
+// Initiate starts an IKE SA to peer p, unless p has one already: the
+// commit that brings an immediately-established tunnel in, the acquire of
+// its first packets and a retry after its end can all ask at once, and
+// the check and the start are one step under s.mu.
+func (s *Server) Initiate(p *Peer) error { return s.initiate(p, false) }
+
+// initiate starts an IKE SA to p; replace starts one even though p has
+// one (it is being deleted and will not carry the traffic).
+func (s *Server) initiate(p *Peer, replace bool) error {
 	if p.Dynamic || !p.Remote.IsValid() {
 		return nil
 	}
@@ -348,8 +355,21 @@ func (s *Server) Initiate(p *Peer) error {
 	if err != nil {
 		return err
 	}
+	r := s.newRunner(sa, func() bool {
+		if replace {
+			return true
+		}
+		for x := range s.runners {
+			if x.Config.Name == p.Key {
+				return false
+			}
+		}
+		return true
+	})
+	if r == nil {
+		return nil // one is under way
+	}
 	s.table.Add(sa)
-	r := s.newRunner(sa)
 	r.do(func() {
 		if err := sa.Start(); err != nil {
 			s.trace(trace.Error).Str("peer", p.Key).Err(err).Msg("IKE_SA_INIT failed")
@@ -563,7 +583,7 @@ func (s *Server) SAEvent(e *pb.SAEvent) {
 			}
 			if again || !ran {
 				// !ran: its runner ended before it got to it (dead).
-				s.Initiate(p)
+				s.initiate(p, true)
 			}
 		}
 		return

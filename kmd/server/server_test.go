@@ -820,3 +820,38 @@ func (l *lockedRand) Read(p []byte) (int, error) {
 }
 
 func seeded(b byte) *lockedRand { return &lockedRand{r: rand.NewChaCha8([32]byte{b})} }
+
+// TestInitiateOnce: the commit of an immediately-established tunnel, the
+// acquire of its first packets and a retry can ask for its IKE SA at the
+// same moment; one IKE SA is started, not one each.
+func TestInitiateOnce(t *testing.T) {
+	ctx := t.Context()
+	l, _, _, _ := pair(t)
+	lc := config("192.0.2.1", "198.51.100.1", "s3cret", pb.EstablishTunnels_ESTABLISH_TUNNELS_ON_TRAFFIC, "10.0.0.0/24", "10.1.0.0/24")
+	if err := l.Apply(ctx, nil, lc); err != nil {
+		t.Fatal(err)
+	}
+	l.mu.Lock()
+	p := l.peers["ss1/r1/t1"]
+	l.mu.Unlock()
+	if p == nil {
+		t.Fatal("no peer ss1/r1/t1")
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() { defer wg.Done(); l.Initiate(p) }()
+	}
+	wg.Wait()
+	n := 0
+	l.mu.Lock()
+	for sa := range l.runners {
+		if sa.Config.Name == p.Key {
+			n++
+		}
+	}
+	l.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d IKE SAs for one peer after 8 concurrent initiations, want 1", n)
+	}
+}
