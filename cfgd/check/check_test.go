@@ -350,3 +350,27 @@ set protocols ospf area 0.0.0.0 interface so-0/0/0.0 passive`); err != nil {
 		t.Errorf("inert statements fail the commit: %s", Format(errs))
 	}
 }
+
+// The IKE statements Junos has and no daemon acts on are named in a
+// warning (issue 12 item 3); they still commit.
+func TestWarningsUnusedIKEStatements(t *testing.T) {
+	cfg := seed(t)
+	if err := conf.ParseSet(cfg, "w.set", `set services ipsec-vpn rule rule1 term term1 then dynamic natt-install-interval 5
+set services ipsec-vpn ike policy ike-policy1 peer-certificate-type pkcs7
+set services ipsec-vpn ike policy ike-policy1 respond-bad-spi max-responses 10`); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(FormatWarnings(Warnings(cfg)), "\n")
+	for _, want := range []string{
+		"[edit services ipsec-vpn rule rule1 term term1 then dynamic]\n  'natt-install-interval 5'\n    warning: statement is accepted but not acted on by sitesec: kmd installs a NAT-T SA at once",
+		"[edit services ipsec-vpn ike policy ike-policy1]\n  'peer-certificate-type pkcs7'\n    warning: statement is accepted but not acted on by sitesec: kmd takes X.509 signature certificates only",
+		"[edit services ipsec-vpn ike policy ike-policy1]\n  'respond-bad-spi'\n    warning: statement is accepted but not acted on by sitesec: ESP with an unknown SPI is dropped and counted (invalid SPI), never answered with INVALID_SPI",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings lack\n%s\ngot\n%s", want, got)
+		}
+	}
+	if errs := Run(cfg); len(errs) > 0 {
+		t.Errorf("unused statements fail the commit: %s", Format(errs))
+	}
+}

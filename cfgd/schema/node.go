@@ -239,3 +239,10 @@ func (n *Node) Candidates(prefix string) []Candidate {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Word < out[j].Word })
 	return out
 }
+
+// unused is inert for a statement that keeps its place in the snapshot
+// (shown, and carried to the daemons) although none of them acts on it.
+func (n *Node) unused(why string) *Node {
+	n.Inert = why
+	return n
+}

@@ -61,7 +61,7 @@ func dpd() *Node {
 func respondBadSPI() *Node {
 	return C("respond-bad-spi", "Respond to IPsec packets with bad SPI values",
 		V("max-responses", Range(1, 30), "Maximum number of times to respond").def("5"),
-	).inline("respond_bad_spi_")
+	).inline("respond_bad_spi_").unused("ESP with an unknown SPI is dropped and counted (invalid SPI), never answered with INVALID_SPI")
 }
 
 func interfaces() *Node {
@@ -190,7 +190,7 @@ func term() *Node {
 		C("dynamic", "Dynamic security association",
 			V("ike-policy", Name(32), "Name of the IKE policy").ref("services ipsec-vpn ike policy"),
 			V("ipsec-policy", Name(32), "Name of the IPsec policy").ref("services ipsec-vpn ipsec policy"),
-			V("natt-install-interval", Range(0, 10), "NAT-T SA install interval (seconds)").def("0"),
+			V("natt-install-interval", Range(0, 10), "NAT-T SA install interval (seconds)").def("0").unused("kmd installs a NAT-T SA at once"),
 		).choice("sa"),
 		C("manual", "Manual security association", manualDirection()).choice("sa"),
 		V("anti-replay-window-size", Range(64, 4096), "Size of the anti-replay window (bits)"),
@@ -254,7 +254,7 @@ func ike() *Node {
 			),
 			V("local-certificate", Text("<certificate-id>", 1, 32), "Local certificate identifier"),
 			key("pre-shared-key", "Define a preshared key").flat(),
-			V("peer-certificate-type", OneOf("pkcs7", "x509-signature"), "Preferred type of certificate from peer").def("x509-signature"),
+			V("peer-certificate-type", OneOf("pkcs7", "x509-signature"), "Preferred type of certificate from peer").def("x509-signature").unused("kmd takes X.509 signature certificates only"),
 			LL("certificate-policy-oids", Text("<oid>", 1, 63), "Certificate policy object identifiers").max(5),
 			respondBadSPI(),
 		).pb("policies"),
