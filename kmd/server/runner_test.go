@@ -19,21 +19,7 @@ import (
 // afterwards rekeys a CHILD SA.
 func TestIdleRunnersHoldNoGoroutine(t *testing.T) {
 	ctx := t.Context()
-	r := New()
-	r.Rand = seeded(9)
-	rb := &fakeBus{}
-	r.StartLocal(ctx, rb)
-	rc := &pb.Config{
-		ServiceSets: []*pb.ServiceSet{{Name: "dep", IpsecVpnOptions: &pb.IPsecVPNOptions{
-			LocalGateway: &pb.LocalGateway{Address: "198.51.100.1"}, IkeAccessProfile: "prof"}}},
-		AccessProfiles: []*pb.AccessProfile{{Name: "prof", ClientIke: &pb.AccessClientIKE{
-			PreSharedKey:      &pb.Key{Value: []byte("dep-key")},
-			AllowedProxyPairs: []*pb.ProxyPair{{Local: "10.1.0.0/16", Remote: "10.0.0.0/8"}},
-		}}},
-	}
-	if err := r.Apply(ctx, nil, rc); err != nil {
-		t.Fatal(err)
-	}
+	r, rb := dynamicResponder(t)
 	stop := func(s *Server) {
 		sc, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()

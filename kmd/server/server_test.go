@@ -671,21 +671,7 @@ func TestGatewayDown(t *testing.T) {
 // no client's CHILD SA takes over another's outbound SA in fwdd.
 func TestDynamicEndpointClients(t *testing.T) {
 	ctx := t.Context()
-	r := New()
-	r.Rand = seeded(9)
-	rb := &fakeBus{}
-	r.StartLocal(ctx, rb)
-	rc := &pb.Config{
-		ServiceSets: []*pb.ServiceSet{{Name: "dep", IpsecVpnOptions: &pb.IPsecVPNOptions{
-			LocalGateway: &pb.LocalGateway{Address: "198.51.100.1"}, IkeAccessProfile: "prof"}}},
-		AccessProfiles: []*pb.AccessProfile{{Name: "prof", ClientIke: &pb.AccessClientIKE{
-			PreSharedKey:      &pb.Key{Value: []byte("dep-key")},
-			AllowedProxyPairs: []*pb.ProxyPair{{Local: "10.1.0.0/16", Remote: "10.0.0.0/8"}},
-		}}},
-	}
-	if err := r.Apply(ctx, nil, rc); err != nil {
-		t.Fatal(err)
-	}
+	r, rb := dynamicResponder(t)
 	const n = 3
 	clients := map[netip.Addr]*Server{}
 	var buses []*fakeBus
@@ -854,4 +840,28 @@ func TestInitiateOnce(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("%d IKE SAs for one peer after 8 concurrent initiations, want 1", n)
 	}
+}
+
+// dynamicResponder is a kmd with one dynamic-endpoint set, dep (local
+// gateway 198.51.100.1, access profile prof with PSK dep-key and the
+// allowed pair 10.1.0.0/16 - 10.0.0.0/8), on a fake bus.
+func dynamicResponder(t *testing.T) (*Server, *fakeBus) {
+	t.Helper()
+	ctx := t.Context()
+	r := New()
+	r.Rand = seeded(9)
+	rb := &fakeBus{}
+	r.StartLocal(ctx, rb)
+	rc := &pb.Config{
+		ServiceSets: []*pb.ServiceSet{{Name: "dep", IpsecVpnOptions: &pb.IPsecVPNOptions{
+			LocalGateway: &pb.LocalGateway{Address: "198.51.100.1"}, IkeAccessProfile: "prof"}}},
+		AccessProfiles: []*pb.AccessProfile{{Name: "prof", ClientIke: &pb.AccessClientIKE{
+			PreSharedKey:      &pb.Key{Value: []byte("dep-key")},
+			AllowedProxyPairs: []*pb.ProxyPair{{Local: "10.1.0.0/16", Remote: "10.0.0.0/8"}},
+		}}},
+	}
+	if err := r.Apply(ctx, nil, rc); err != nil {
+		t.Fatal(err)
+	}
+	return r, rb
 }
